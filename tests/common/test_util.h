@@ -1,0 +1,54 @@
+// Helpers shared by all test binaries: where the real-data fixtures live, scratch dirs.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <unistd.h>
+
+namespace robometer::test {
+
+namespace fs = std::filesystem;
+
+// ../shared next to the checkout (CI copies it there). Empty path when absent.
+inline fs::path shared_dir() {
+  if (const char* env = std::getenv("ROBOMETER_SHARED_DIR")) {
+    if (fs::exists(env)) return fs::path(env);
+  }
+  fs::path p = fs::path(ROBOMETER_SOURCE_DIR) / ".." / "shared";
+  return fs::exists(p) ? p : fs::path();
+}
+
+inline fs::path source_dir() { return fs::path(ROBOMETER_SOURCE_DIR); }
+
+// A fresh directory under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = fs::temp_directory_path() /
+            ("robometer_test_" + std::to_string(::getpid()) + "_" + std::to_string(rd()));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  fs::path path_;
+};
+
+}  // namespace robometer::test
+
+// Skips the current test when ../shared/data is missing (e.g. a checkout outside the workspace).
+#define ROBOMETER_REQUIRE_SHARED_DATA()                                                    \
+  do {                                                                                     \
+    if (::robometer::test::shared_dir().empty())                                           \
+      GTEST_SKIP() << "../shared (real robot fixtures) not found next to the checkout; "   \
+                      "set ROBOMETER_SHARED_DIR to run this test";                         \
+  } while (0)
