@@ -1,0 +1,37 @@
+// The project's own dataset manifest (format "robometer-manifest", version 1), written by
+// `robometer ingest` / `robometer synth` and read by the trainer:
+//   <dir>/manifest.json      {"format":"robometer-manifest","version":1,"name":..,"created":..,
+//                             "source":{...how it was made...},"num_trajectories":N}
+//   <dir>/trajectories.jsonl one JSON object per trajectory:
+//     {"id","task","data_source","video":{"path" (relative to <dir>),"from_s","to_s"},
+//      "num_frames","fps","quality_label","partial_success"(null|float),"is_robot",
+//      "video_size","video_mtime"}
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "robometer/data/trajectory.h"
+
+namespace robometer::data {
+
+constexpr int kManifestVersion = 1;
+
+struct Manifest {
+  std::string dir;                        // absolute directory of the manifest
+  std::string name;
+  nlohmann::json source;                  // free-form provenance
+  std::vector<Trajectory> trajectories;   // video paths resolved to absolute paths
+};
+
+// Throws FormatError naming the file and line of the first bad record.
+Manifest read_manifest(const std::string& dir);
+
+// Writes manifest.json + trajectories.jsonl atomically (temp + rename). Video paths under
+// `dir` are stored relative to it; size and mtime of each video are recorded.
+void write_manifest(const std::string& dir, const std::string& name,
+                    const std::vector<Trajectory>& trajectories,
+                    const nlohmann::json& source = nlohmann::json::object());
+
+}  // namespace robometer::data
