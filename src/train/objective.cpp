@@ -1,0 +1,170 @@
+#include "robometer/train/objective.h"
+
+#include <ATen/core/Reduction.h>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "robometer/core/error.h"
+
+namespace robometer::train {
+
+namespace {
+
+std::string shape_str(const at::Tensor& t) {
+  if (!t.defined()) return "undefined";
+  std::ostringstream os;
+  os << t.sizes();
+  return os.str();
+}
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw Error("objective: " + what);
+}
+
+// A 0-d zero that is part of `like`'s graph without reading its values (so NaN/Inf elsewhere in
+// `like` cannot leak in): sum over an empty slice.
+at::Tensor graph_zero(const at::Tensor& like) {
+  return like.reshape({-1}).narrow(0, 0, 0).sum().to(at::kFloat);
+}
+
+}  // namespace
+
+ProgressLossScale parse_progress_loss_scale(const std::string& s) {
+  if (s == "mean") return ProgressLossScale::Mean;
+  if (s == "reference") return ProgressLossScale::Reference;
+  throw ConfigError("progress_loss_scale: expected 'mean' or 'reference', got '" + s + "'");
+}
+
+const char* progress_loss_scale_name(ProgressLossScale s) {
+  return s == ProgressLossScale::Mean ? "mean" : "reference";
+}
+
+at::Tensor preference_loss(const at::Tensor& logit, const at::Tensor& label, double clamp) {
+  require(logit.dim() == 1 && label.dim() == 1 && logit.size(0) == label.size(0),
+          "preference logit " + shape_str(logit) + " and label " + shape_str(label) +
+              " must both be [B]");
+  auto u = at::clamp(logit.to(at::kFloat), -clamp, clamp);
+  auto y = label.to(u.device(), at::kFloat);
+  return at::binary_cross_entropy_with_logits(u, y, {}, {}, at::Reduction::Mean);
+}
+
+at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target,
+                         const at::Tensor& mask, ProgressLossScale scale) {
+  require(logits.dim() == 3 && target.sizes() == logits.sizes(),
+          "progress logits " + shape_str(logits) + " and target " + shape_str(target) +
+              " must both be [B, K, bins]");
+  require(mask.dim() == 1 && mask.size(0) == logits.size(0),
+          "progress mask " + shape_str(mask) + " must be [B] for logits " + shape_str(logits));
+  const int64_t K = logits.size(1);
+  auto z = logits.to(at::kFloat);
+  auto q = target.to(z.device(), at::kFloat);
+  auto m = mask.to(z.device(), at::kFloat);
+  auto ce = -(q * at::log_softmax(z, -1)).sum(-1);  // [B, K]
+  auto per_sample = ce.mean(1);                     // [B]
+  // where() rather than a product so a masked-out sample with NaN/Inf logits contributes 0.
+  auto weighted = at::where(m > 0, per_sample * m, at::zeros_like(per_sample));
+  const double msum = m.sum().item<double>();
+  if (msum <= 0) return graph_zero(z);
+  double denom = msum;
+  if (scale == ProgressLossScale::Reference) denom *= static_cast<double>(K);
+  return weighted.sum() / denom;
+}
+
+at::Tensor success_loss(const at::Tensor& logits, const at::Tensor& label,
+                        const at::Tensor& include, double clamp) {
+  require(logits.dim() == 2 && label.sizes() == logits.sizes() &&
+              include.sizes() == logits.sizes(),
+          "success logits " + shape_str(logits) + ", labels " + shape_str(label) +
+              " and inclusion mask " + shape_str(include) + " must all be [B, K]");
+  auto s = at::clamp(logits.to(at::kFloat), -clamp, clamp);
+  auto y = label.to(s.device(), at::kFloat);
+  auto inc = include.to(s.device()) > 0;
+  const int64_t n = inc.sum().item<int64_t>();
+  if (n == 0) return graph_zero(s);
+  auto bce = at::binary_cross_entropy_with_logits(s, y, {}, {}, at::Reduction::None);
+  return at::where(inc, bce, at::zeros_like(bce)).sum() / static_cast<double>(n);
+}
+
+double preference_accuracy(const at::Tensor& logit, const at::Tensor& label) {
+  if (!logit.defined() || logit.numel() == 0) return 0.0;
+  auto pred = logit.detach().to(at::kFloat) > 0;
+  auto y = label.to(pred.device(), at::kFloat) > 0.5;
+  return (pred == y).to(at::kFloat).mean().item<double>();
+}
+
+LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Batch& batch) {
+  LossTerms r;
+  at::Tensor total;
+  auto add = [&](at::Tensor term, double weight, const char* name, bool& nan_flag,
+                 at::Tensor& slot, double& value) {
+    const double v = term.detach().item<double>();
+    if (std::isnan(v)) {
+      nan_flag = true;
+      ++nan_count_;
+      spdlog::warn("objective: NaN in the {} loss, replaced with 0 ({} NaN components so far)",
+                   name, nan_count_);
+      slot = at::zeros({}, term.options().dtype(at::kFloat));
+      value = 0.0;
+      return;
+    }
+    slot = term;
+    value = v;
+    auto w = term * weight;
+    total = total.defined() ? total + w : w;
+  };
+
+  const auto& z = out.progress_logits;
+  const auto& tgt = batch.progress_target_a;
+  at::Tensor device_ref;
+
+  if (cfg_.preference_weight != 0 && out.preference_logit.defined()) {
+    require(batch.preference.defined(), "batch has no preference labels");
+    auto u = out.preference_logit.reshape({-1});
+    add(preference_loss(u, batch.preference, cfg_.logit_clamp), cfg_.preference_weight,
+        "preference", r.preference_nan, r.preference, r.preference_value);
+    r.preference_accuracy = preference_accuracy(u, batch.preference);
+    device_ref = u;
+  }
+
+  if (cfg_.progress_weight != 0 || cfg_.success_weight != 0) {
+    require(tgt.defined() && tgt.dim() == 3, "progress_target_a " + shape_str(tgt) +
+                                                  " must be [B, K, bins]");
+    const int64_t B = tgt.size(0), K = tgt.size(1);
+    if (cfg_.progress_weight != 0) {
+      require(z.defined() && z.dim() == 3 && z.size(0) == B && z.size(1) >= K &&
+                  z.size(2) == tgt.size(2),
+              "progress_logits " + shape_str(z) + " do not cover progress_target_a " +
+                  shape_str(tgt) + " (need [B, T >= K, bins])");
+      auto za = z.narrow(1, 0, K);
+      r.progress_samples = (batch.progress_mask_a > 0).sum().item<int64_t>();
+      add(progress_loss(za, tgt, batch.progress_mask_a, cfg_.progress_scale),
+          cfg_.progress_weight, "progress", r.progress_nan, r.progress, r.progress_value);
+      device_ref = z;
+    }
+    if (cfg_.success_weight != 0) {
+      const auto& s = out.success_logits;
+      require(s.defined() && s.dim() == 2 && s.size(0) == B && s.size(1) >= K,
+              "success_logits " + shape_str(s) + " do not cover success_a [B=" +
+                  std::to_string(B) + ", K=" + std::to_string(K) + "]");
+      auto sa = s.narrow(1, 0, K);
+      r.success_frames = (batch.success_mask_a > 0).sum().item<int64_t>();
+      add(success_loss(sa, batch.success_a, batch.success_mask_a, cfg_.logit_clamp),
+          cfg_.success_weight, "success", r.success_nan, r.success, r.success_value);
+      device_ref = s;
+    }
+  }
+
+  auto opts = device_ref.defined() ? device_ref.options().dtype(at::kFloat)
+                                   : at::TensorOptions().dtype(at::kFloat);
+  auto zero = [&] { return at::zeros({}, opts); };
+  if (!r.preference.defined()) r.preference = zero();
+  if (!r.progress.defined()) r.progress = zero();
+  if (!r.success.defined()) r.success = zero();
+  r.total = total.defined() ? total : zero();
+  r.total_value = r.total.detach().item<double>();
+  return r;
+}
+
+}  // namespace robometer::train

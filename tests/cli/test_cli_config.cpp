@@ -1,0 +1,96 @@
+// Runs the real `robometer` binary: exit codes and messages of `config validate|print`.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+
+#include "common/test_util.h"
+
+using robometer::test::TempDir;
+
+namespace {
+
+struct Run {
+  int code;
+  std::string out;
+};
+
+Run run(const std::string& args) {
+  const char* bin = std::getenv("ROBOMETER_BINARY");
+  const std::string exe = bin ? bin : "robometer";
+  const std::string cmd = "cd " + robometer::test::source_dir().string() + " && " + exe + " " +
+                          args + " 2>&1";
+  Run r{0, ""};
+  FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf;
+  while (fgets(buf.data(), buf.size(), p)) r.out += buf.data();
+  const int st = pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+}  // namespace
+
+TEST(CliConfig, ValidateShippedTinyConfig) {
+  const auto r = run("config validate configs/tiny.yaml data.train=[] data.eval=[]");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("ok (2 file(s)"), std::string::npos) << r.out;
+}
+
+TEST(CliConfig, BadConfigsExitWithCode2AndFileLine) {
+  TempDir d;
+  const auto bad = (d / "bad.yaml").string();
+  std::ofstream(bad) << "train:\n  lr: 0.1\n  warmup: 3\n";
+  auto r = run("config validate " + bad);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("bad.yaml:3: unknown key 'train.warmup'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("did you mean"), std::string::npos) << r.out;
+
+  r = run("config validate configs/tiny.yaml data.train=[] data.eval=[] train.lr=abc");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("train.lr: expected a number, got 'abc'"), std::string::npos) << r.out;
+
+  r = run("config validate configs/tiny.yaml data.train=[] data.eval=[] train.nope=1");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("unknown key 'train.nope'"), std::string::npos) << r.out;
+
+  r = run("config validate configs/tiny.yaml data.train=[] data.eval=[] train.warmup_ratio=2");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("out of range"), std::string::npos) << r.out;
+
+  std::ofstream(d / "defs.yaml") << "defaults: [missing_base.yaml]\n";
+  r = run("config validate " + (d / "defs.yaml").string());
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("defs.yaml:1: defaults:"), std::string::npos) << r.out;
+}
+
+TEST(CliConfig, PrintShowsResolvedValues) {
+  const auto r = run("config print configs/tiny.yaml data.train=[] data.eval=[] train.max_steps=7");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("max_steps: 7"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("weight_decay: 0.01"), std::string::npos) << r.out;  // from base.yaml
+}
+
+TEST(CliConfig, EveryCommandHasHelp) {
+  auto r = run("--help");
+  EXPECT_EQ(r.code, 0);
+  // Every listed subcommand answers --help with exit 0.
+  std::string line;
+  std::istringstream in(r.out);
+  bool in_subcommands = false;
+  int n = 0;
+  while (std::getline(in, line)) {
+    if (line.rfind("Subcommands:", 0) == 0) { in_subcommands = true; continue; }
+    if (!in_subcommands || line.size() < 3 || line[0] != ' ') continue;
+    std::istringstream words(line);
+    std::string name;
+    words >> name;
+    const auto h = run(name + " --help");
+    EXPECT_EQ(h.code, 0) << name << ": " << h.out;
+    ++n;
+  }
+  EXPECT_GE(n, 3);
+}
