@@ -25,9 +25,12 @@ pkg_check_modules(FFMPEG REQUIRED IMPORTED_TARGET libavformat libavcodec libswsc
 add_library(robometer::ffmpeg INTERFACE IMPORTED)
 target_link_libraries(robometer::ffmpeg INTERFACE PkgConfig::FFMPEG)
 
+# Tokenizer text handling: PCRE2 for the pre-tokenizer regex (\p{L}, look-ahead), utf8proc
+# for NFC normalisation.
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
-add_library(robometer::pcre2 INTERFACE IMPORTED)
-target_link_libraries(robometer::pcre2 INTERFACE PkgConfig::PCRE2)
+pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
+add_library(robometer::text INTERFACE IMPORTED)
+target_link_libraries(robometer::text INTERFACE PkgConfig::PCRE2 PkgConfig::UTF8PROC)
 
 # Parquet page codecs.
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)

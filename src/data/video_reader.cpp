@@ -134,6 +134,7 @@ struct VideoReader::Impl {
   bool draining = false;     // a null packet was sent: the decoder is being flushed at EOF
   bool after_seek = false;   // no frame at/after the seek keyframe received yet
   std::string read_error;    // why av_read_frame stopped early, if it did
+  std::vector<int64_t> wanted;  // global indices the current frames() call still needs, sorted
   DecodeStats stats;
 
   [[noreturn]] void fail(const std::string& why) const { throw FormatError(path, why); }
@@ -318,6 +319,11 @@ bool VideoReader::Impl::next_frame() {
     } else {
       ++stats.packets_read;
       const int64_t pts = pkt->pts;
+      // A packet whose frame nobody wants need not be decoded unless other frames refer to
+      // it: let the decoder drop non-reference frames (B-frames) outright.
+      const int64_t idx = pts != AV_NOPTS_VALUE ? lookup(pts) : -1;
+      const bool needed = idx < 0 || std::binary_search(wanted.begin(), wanted.end(), idx);
+      dec->skip_frame = needed ? AVDISCARD_DEFAULT : AVDISCARD_NONREF;
       err = avcodec_send_packet(dec.get(), pkt.get());
       av_packet_unref(pkt.get());
       if (err < 0 && err != AVERROR(EAGAIN))
@@ -470,6 +476,9 @@ at::Tensor VideoReader::frames(const std::vector<int64_t>& indices) {
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](int64_t a, int64_t b) { return indices[a] < indices[b]; });
+  m.wanted.clear();
+  for (int64_t i : indices) m.wanted.push_back(m.first + i);
+  std::sort(m.wanted.begin(), m.wanted.end());
   try {
     for (int64_t k = 0; k < n;) {
       const int64_t wanted = indices[order[k]];

@@ -416,8 +416,9 @@ json block(const std::vector<TrajectoryScores>& trajs, bool partial, const std::
   return j;
 }
 
-json confusion_json(const ConfusionResult& c) {
-  return {{"diagonal_score", opt(c.diagonal_score)}, {"normalization", "per_video"},
+json confusion_json(const ConfusionResult& c, ConfusionNormalization norm) {
+  return {{"diagonal_score", opt(c.diagonal_score)},
+          {"normalization", norm == ConfusionNormalization::PerVideo ? "per_video" : "per_instruction"},
           {"zero_sum_excluded", c.zero_sum_excluded}, {"avg_diagonal", c.avg_diagonal},
           {"avg_off_diagonal", opt(c.avg_off_diagonal)},
           {"diagonal_minus_off_diagonal", opt(c.diagonal_minus_off_diagonal)},
@@ -467,13 +468,15 @@ json compute_metrics(const std::vector<TrajectoryScores>& trajs, const std::vect
                             {"kendall_tau_a", opt(mean_of(tau_means))},
                             {"kendall_tau_a_per_label_tuple", opt(mean_of(tuple_means))},
                             {"sources", by_source.size()}};
-  if (!confusion.empty()) overall["confusion"] = confusion_json(confusion_matrix_score(confusion));
+  if (!confusion.empty()) overall["confusion"] =
+        confusion_json(confusion_matrix_score(confusion, o.confusion_normalization), o.confusion_normalization);
   out["overall"] = std::move(overall);
   out["options"] = {{"voc_successful_only", o.voc_successful_only},
                     {"success_threshold", o.success_threshold},
                     {"partial_success_sources", o.partial_success_sources},
                     {"rank_by_partial_success_when_complete", o.rank_by_partial_success_when_complete},
-                    {"prefix_aggregation", "last_frame"}};
+                    {"prefix_aggregation",
+                     o.prefix_aggregation == PrefixAggregation::LastFrame ? "last_frame" : "clip_position"}};
   return out;
 }
 
@@ -534,7 +537,9 @@ std::string render_markdown(const json& m) {
       s += row(it.key(), it.value(), kinds);
   if (m.contains("overall")) s += row("**overall**", m["overall"], kinds);
   const json& cd = at_path(m, {"overall", "confusion", "diagonal_score"});
-  if (!cd.is_null()) s += "\nConfusion-matrix diagonal score (per-video normalised): " + cell(cd) + "\n";
+  if (!cd.is_null())
+    s += "\nConfusion-matrix diagonal score (" + at_path(m, {"overall", "confusion", "normalization"}).get<std::string>() +
+         " normalised): " + cell(cd) + "\n";
   return s;
 }
 

@@ -302,7 +302,6 @@ void ParquetFile::Impl::read_chunk(const ParquetColumn& col, const ColumnChunkMe
   if (cm.type != static_cast<int>(col.type)) corrupt("column chunk type differs from the schema type");
   if (cm.num_values < 0 || cm.total_compressed_size < 0) corrupt("negative num_values or size");
   if (cm.num_values > limits.max_column_values - total_values) corrupt("too many values in column");
-  if (col.max_rep > 1) corrupt("nested lists (repetition level > 1) are not supported");
   int64_t start = cm.data_page_offset;
   if (cm.dictionary_page_offset >= 4 && cm.dictionary_page_offset < start) start = cm.dictionary_page_offset;
   if (start < 4) corrupt("bad data page offset " + std::to_string(start));
@@ -456,6 +455,7 @@ void ParquetFile::Impl::read_chunk(const ParquetColumn& col, const ColumnChunkMe
       append_levels<V>(col, rep, def, n, pv, a);
     }, vals);
     levels_seen += n;
+    ++out.data_pages;
   }
   total_values += levels_seen;
   if (a.rows != rg_rows)
@@ -537,6 +537,9 @@ ColumnData ParquetFile::read_column(const std::string& name) const {
     for (const auto& c : impl_->columns) known += (known.empty() ? "" : ", ") + c.name;
     throw Error(impl_->path + ": no column '" + name + "' (columns: " + known + ")");
   }
+  if (col->max_rep > 1)
+    throw Error(impl_->path + ": column '" + col->name + "' is a nested list (repetition level " +
+                std::to_string(col->max_rep) + "); only one list level is supported");
   const size_t idx = static_cast<size_t>(col - impl_->columns.data());
   ColumnData out;
   out.column = *col;

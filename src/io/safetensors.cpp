@@ -301,8 +301,9 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
   write_prepared(path, prepare(path, tensors), metadata);
 }
 
-void save_sharded_safetensors(const std::string& dir, const NamedTensors& tensors, int64_t max_shard_bytes,
-                              const std::string& stem, const Metadata& metadata) {
+namespace {
+void save_sharded_impl(const std::string& dir, const NamedTensors& tensors, int64_t max_shard_bytes,
+                       const std::string& stem, const Metadata& metadata) {
   if (stem.empty() || stem.find('/') != std::string::npos) throw Error(dir + ": invalid file stem '" + stem + "'");
   fs::create_directories(dir);
   std::vector<Prepared> all = prepare(dir, tensors);
@@ -343,11 +344,30 @@ void save_sharded_safetensors(const std::string& dir, const NamedTensors& tensor
   written.insert(index_file);
   remove_stale(dir, stem, written);
 }
+}  // namespace
+
+void save_sharded_safetensors(const std::string& dir, const NamedTensors& tensors, int64_t max_shard_bytes,
+                              const std::string& stem, const Metadata& metadata) {
+  try {
+    save_sharded_impl(dir, tensors, max_shard_bytes, stem, metadata);
+  } catch (const fs::filesystem_error& e) {
+    throw Error(dir + ": " + e.what());
+  }
+}
 
 // ------------------------------------------------------------------ sharded reading
 
 SafetensorsSet::SafetensorsSet(const std::string& dir_or_file, const std::string& stem) : path_(dir_or_file) {
-  const fs::path p(dir_or_file);
+  try {
+    open(stem);
+  } catch (const fs::filesystem_error& e) {
+    throw Error(dir_or_file + ": " + e.what());
+  }
+}
+
+void SafetensorsSet::open(const std::string& stem) {
+  const fs::path p(path_);
+  const std::string& dir_or_file = path_;
   if (fs::is_regular_file(p)) {
     files_.emplace_back(p.string());
     for (const auto& name : files_[0].names()) where_[name] = 0;
@@ -367,9 +387,11 @@ SafetensorsSet::SafetensorsSet(const std::string& dir_or_file, const std::string
   }
 
   const std::string ipath = index_path.string();
+  if (!fs::is_regular_file(index_path)) throw FormatError(ipath, "not a regular file");
   if (fs::file_size(index_path) > kSafetensorsMaxHeaderBytes)
     throw FormatError(ipath, "index file larger than " + std::to_string(kSafetensorsMaxHeaderBytes) + " bytes");
   std::ifstream in(index_path, std::ios::binary);
+  if (!in) throw Error(ipath + ": cannot open: " + std::strerror(errno));
   std::stringstream buffer;
   buffer << in.rdbuf();
   const std::string text = buffer.str();
@@ -383,9 +405,13 @@ SafetensorsSet::SafetensorsSet(const std::string& dir_or_file, const std::string
   for (const auto& [name, shard] : wm->items()) {
     if (!shard.is_string()) throw FormatError(ipath, "weight_map entry '" + name + "' is not a file name string");
     const std::string file = shard.get<std::string>();
-    if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos)
-      throw FormatError(ipath, "weight_map entry '" + name + "' names '" + file +
+    if (file.empty() || file == "." || file == ".." || file.find_first_of(std::string("/\0", 2)) != std::string::npos)
+    {
+      std::string shown = file;  // keep the message printable (the name may hold a NUL)
+      std::replace_if(shown.begin(), shown.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }, '?');
+      throw FormatError(ipath, "weight_map entry '" + name + "' names '" + shown +
                                    "', which is not a plain file name in the index's directory");
+    }
     auto slot = shard_slot.find(file);
     if (slot == shard_slot.end()) {
       const fs::path shard_path = p / file;

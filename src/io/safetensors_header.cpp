@@ -157,6 +157,10 @@ json parse_json_strict(const std::string& path, const char* text, size_t len, in
     }
     return true;
   };
+  // nlohmann's lexer takes a NUL byte for the end of input, so "{}\0garbage" would pass.
+  if (const void* nul = std::memchr(text, '\0', len))
+    throw FormatError(path, "invalid JSON (NUL byte at offset " +
+                                std::to_string(static_cast<const char*>(nul) - text) + ")");
   try {
     return json::parse(text, text + len, callback);
   } catch (const json::exception& e) {

@@ -43,6 +43,7 @@ void Qwen3VLConfig::validate() const {
   if (!text.mrope_interleaved) fail("only interleaved M-RoPE (Qwen3-VL) is supported");
   if (text.hidden_act != "silu") fail("text_config.hidden_act '" + text.hidden_act + "' unsupported");
   if (vision.hidden_size % vision.num_heads != 0) fail("vision hidden_size % num_heads != 0");
+  if (!(vision.rope_theta > 0)) fail("vision rope_theta must be positive");
   if (vision.head_dim() % 4 != 0) fail("vision head_dim must be a multiple of 4 (2-D rotary)");
   if (vision.hidden_act != "gelu_pytorch_tanh")
     fail("vision_config.hidden_act '" + vision.hidden_act + "' unsupported");
@@ -123,6 +124,8 @@ Qwen3VLConfig parse_qwen3vl_config(const std::string& json_text, const std::stri
     read_if(v, "num_position_embeddings", c.vision.num_position_embeddings, o);
     read_if(v, "deepstack_visual_indexes", c.vision.deepstack_visual_indexes, o);
     read_if(v, "hidden_act", c.vision.hidden_act, o);
+    if (v.contains("rope_parameters") && v.at("rope_parameters").is_object())
+      read_if(v.at("rope_parameters"), "rope_theta", c.vision.rope_theta, o + ".rope_parameters");
   }
   try {
     c.validate();

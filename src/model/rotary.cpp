@@ -21,7 +21,8 @@ at::Tensor rotate_half(const at::Tensor& x) {
 
 }  // namespace
 
-at::Tensor vision_rotary_angles(const at::Tensor& grid_thw, int64_t head_dim, int64_t merge_size) {
+at::Tensor vision_rotary_angles(const at::Tensor& grid_thw, int64_t head_dim, int64_t merge_size,
+                                double theta) {
   auto grid = grid_thw.to(at::kCPU, at::kLong).contiguous();
   const int64_t n_img = grid.size(0);
   const int64_t* g = grid.data_ptr<int64_t>();
@@ -33,7 +34,7 @@ at::Tensor vision_rotary_angles(const at::Tensor& grid_thw, int64_t head_dim, in
   }
   // Frequencies of a 1-D rotary of dim head_dim/2 (HF Qwen3VLVisionRotaryEmbedding).
   const int64_t dim = head_dim / 2;
-  auto inv_freq = 1.0 / at::pow(10000.0, at::arange(0, dim, 2, at::kFloat) / static_cast<double>(dim));
+  auto inv_freq = 1.0 / at::pow(theta, at::arange(0, dim, 2, at::kFloat) / static_cast<double>(dim));
   auto table = at::outer(at::arange(max_hw, at::kFloat), inv_freq);  // [max_hw, dim/2]
 
   auto rows = at::empty({total}, at::kLong);
@@ -143,6 +144,16 @@ at::Tensor mrope_position_ids(const at::Tensor& input_ids, const at::Tensor& att
       const int64_t gt = G[image_index][0], gh = G[image_index][1] / merge,
                     gw = G[image_index][2] / merge;
       ++image_index;
+      const int64_t span = gt * gh * gw;
+      // The grid must cover exactly this run of image tokens (HF would fail later, on features).
+      const bool fits = ed + span <= n &&
+                        std::all_of(tok.begin() + ed, tok.begin() + ed + span,
+                                    [&](int64_t x) { return x == cfg.image_token_id; }) &&
+                        (ed + span == n || tok[ed + span] != cfg.image_token_id);
+      if (!fits)
+        throw Error("mrope_position_ids: sample " + std::to_string(b) + ": image " + std::to_string(k) +
+                    " (image_grid_thw row " + std::to_string(image_index - 1) + ") expects " +
+                    std::to_string(span) + " image tokens, the prompt has a different run");
       const int64_t text_len = ed - st;
       const int64_t st_idx = last_max + 1;
       for (int64_t j = 0; j < text_len; ++j)

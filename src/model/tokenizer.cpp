@@ -499,6 +499,10 @@ const std::string& Tokenizer::id_to_token(int64_t id) const {
   return impl_->id_to_token[id];
 }
 
+bool Tokenizer::is_added_token(int64_t id) const {
+  return id >= 0 && id < vocab_size() && impl_->is_added[id];
+}
+
 int Tokenizer::add_special_tokens(const std::vector<std::string>& tokens) {
   int added = 0;
   for (const std::string& t : tokens) {
@@ -536,9 +540,12 @@ fs::path locate_tokenizer_json(const fs::path& repo_root) {
   if (!repo_root.empty()) roots.push_back(repo_root);
   if (const char* src = std::getenv("ROBOMETER_SOURCE_DIR")) roots.emplace_back(src);
   std::error_code ec;
-  for (fs::path p = fs::current_path(ec); !ec && !p.empty(); p = p.parent_path()) {
-    roots.push_back(p);
-    if (p == p.parent_path()) break;
+  // The working directory and, for an installed binary in <repo>/build*/, the executable's folders.
+  for (const fs::path& start : {fs::current_path(ec), fs::read_symlink("/proc/self/exe", ec).parent_path()}) {
+    for (fs::path p = start; !p.empty(); p = p.parent_path()) {
+      roots.push_back(p);
+      if (p == p.parent_path()) break;
+    }
   }
   for (const fs::path& r : roots) {
     if (fs::exists(r / rel, ec)) return r / rel;

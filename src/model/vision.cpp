@@ -171,7 +171,8 @@ VisionOutput VisionModelImpl::forward(const at::Tensor& pixel_values, const at::
   auto h = patch_embed->forward(pixel_values);
   h = (h + interpolated_pos_embed(grid)).to(dtype);
 
-  auto angles = vision_rotary_angles(grid, cfg_.head_dim(), cfg_.spatial_merge_size).to(h.device());
+  auto angles =
+      vision_rotary_angles(grid, cfg_.head_dim(), cfg_.spatial_merge_size, cfg_.rope_theta).to(h.device());
   auto emb = at::cat({angles, angles}, -1);
   auto cos = emb.cos();
   auto sin = emb.sin();

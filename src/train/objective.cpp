@@ -58,13 +58,15 @@ at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target,
   require(mask.dim() == 1 && mask.size(0) == logits.size(0),
           "progress mask " + shape_str(mask) + " must be [B] for logits " + shape_str(logits));
   const int64_t K = logits.size(1);
-  auto z = logits.to(at::kFloat);
-  auto q = target.to(z.device(), at::kFloat);
-  auto m = mask.to(z.device(), at::kFloat);
+  auto m = mask.to(logits.device(), at::kFloat);
+  // Masked-out samples are replaced by zeros *before* the softmax, so NaN/Inf in them can leak
+  // neither into the loss nor into the gradient (where() after log_softmax would still
+  // back-propagate NaN through the softmax).
+  auto keep = (m > 0).view({-1, 1, 1});
+  auto z = at::where(keep, logits.to(at::kFloat), at::zeros({}, logits.options().dtype(at::kFloat)));
+  auto q = at::where(keep, target.to(z.device(), at::kFloat), at::zeros({}, z.options()));
   auto ce = -(q * at::log_softmax(z, -1)).sum(-1);  // [B, K]
-  auto per_sample = ce.mean(1);                     // [B]
-  // where() rather than a product so a masked-out sample with NaN/Inf logits contributes 0.
-  auto weighted = at::where(m > 0, per_sample * m, at::zeros_like(per_sample));
+  auto weighted = ce.mean(1) * m;                   // [B]
   const double msum = m.sum().item<double>();
   if (msum <= 0) return graph_zero(z);
   double denom = msum;
@@ -78,13 +80,15 @@ at::Tensor success_loss(const at::Tensor& logits, const at::Tensor& label,
               include.sizes() == logits.sizes(),
           "success logits " + shape_str(logits) + ", labels " + shape_str(label) +
               " and inclusion mask " + shape_str(include) + " must all be [B, K]");
-  auto s = at::clamp(logits.to(at::kFloat), -clamp, clamp);
-  auto y = label.to(s.device(), at::kFloat);
-  auto inc = include.to(s.device()) > 0;
+  auto inc = include.to(logits.device()) > 0;
+  const auto zero = at::zeros({}, logits.options().dtype(at::kFloat));
+  // Excluded frames are zeroed before the BCE so that NaN there cannot reach loss or gradient.
+  auto s = at::where(inc, at::clamp(logits.to(at::kFloat), -clamp, clamp), zero);
+  auto y = at::where(inc, label.to(s.device(), at::kFloat), zero);
   const int64_t n = inc.sum().item<int64_t>();
   if (n == 0) return graph_zero(s);
   auto bce = at::binary_cross_entropy_with_logits(s, y, {}, {}, at::Reduction::None);
-  return at::where(inc, bce, at::zeros_like(bce)).sum() / static_cast<double>(n);
+  return (bce * inc.to(at::kFloat)).sum() / static_cast<double>(n);
 }
 
 double preference_accuracy(const at::Tensor& logit, const at::Tensor& label) {

@@ -91,9 +91,9 @@ inline bool run_command(const std::string& cmd) {
 
 // Encoder arguments for the four codecs the reader must handle: small GOPs so random access
 // really seeks, B-frames where the codec has them.
-inline std::string h264_args(int gop = 8) {
-  return "-c:v libx264 -preset ultrafast -pix_fmt yuv420p -g " + std::to_string(gop) +
-         " -bf 2 -x264-params scenecut=0:keyint_min=" + std::to_string(gop);
+inline std::string h264_args(int gop = 8, int bframes = 2) {
+  return "-c:v libx264 -preset ultrafast -pix_fmt yuv420p -g " + std::to_string(gop) + " -bf " +
+         std::to_string(bframes) + " -x264-params scenecut=0:keyint_min=" + std::to_string(gop);
 }
 inline std::string hevc_args(int gop = 8) {
   return "-c:v libx265 -preset ultrafast -pix_fmt yuv420p -x265-params log-level=error:keyint=" +

@@ -19,10 +19,9 @@ using robometer::io::SafetensorsHeader;
 
 // 8-byte little-endian length + header + data, with an explicit (possibly lying) length.
 std::vector<uint8_t> image_with_length(uint64_t length, const std::string& header, size_t data_bytes) {
-  std::vector<uint8_t> out(8);
+  std::vector<uint8_t> out(8 + header.size() + data_bytes, 0);
   for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(length >> (8 * i));
-  out.insert(out.end(), header.begin(), header.end());
-  out.resize(out.size() + data_bytes, 0);
+  std::memcpy(out.data() + 8, header.data(), header.size());
   return out;
 }
 std::vector<uint8_t> image(const std::string& header, size_t data_bytes) {
@@ -98,7 +97,8 @@ TEST(SafetensorsHeader, RejectsHeaderLengthPastEndOfFile) {
 TEST(SafetensorsHeader, RejectsGarbageJson) {
   EXPECT_REJECTED(image("{\"a\": nope}", 0), "invalid JSON");
   EXPECT_REJECTED(image("", 0), "invalid JSON");
-  EXPECT_REJECTED(image(std::string("{}\0\0", 4), 0), "invalid JSON");  // NUL padding is not JSON
+  EXPECT_REJECTED(image(std::string("{}\0\0", 4), 0), "NUL byte at offset 2");  // NUL padding is not JSON
+  EXPECT_REJECTED(image(std::string("{}\0{\"x\":1}", 9), 0), "NUL byte");
   EXPECT_REJECTED(image("{\"a\":{}", 0), "invalid JSON");                   // truncated
 }
 

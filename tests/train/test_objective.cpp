@@ -108,6 +108,16 @@ TEST(Objective, SuccessLossIncludedFramesOnly) {
   EXPECT_EQ(s.grad()[0][2].item<float>(), 0.f);
 }
 
+TEST(Objective, SuccessLossExcludedNaNCannotLeak) {
+  // frame 1 excluded and NaN: loss = BCE(0, 0) = log 2, gradient finite everywhere.
+  auto s = T({0.f, std::numeric_limits<float>::quiet_NaN()}, {1, 2}).requires_grad_(true);
+  auto l = success_loss(s, T({0.f, 1.f}, {1, 2}), T({1.f, 0.f}, {1, 2}));
+  EXPECT_NEAR(l.item<double>(), kLog2, 1e-6);
+  l.backward();
+  EXPECT_NEAR(s.grad()[0][0].item<float>(), 0.5, 1e-6);  // σ(0) - 0
+  EXPECT_EQ(s.grad()[0][1].item<float>(), 0.f);
+}
+
 TEST(Objective, SuccessLossNothingIncluded) {
   auto s = T({1.f, 2.f}, {1, 2}).requires_grad_(true);
   auto l = success_loss(s, T({1.f, 0.f}, {1, 2}), T({0.f, 0.f}, {1, 2}));

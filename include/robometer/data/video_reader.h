@@ -14,6 +14,11 @@
 //   period. This is "round each time to the nearest frame" and makes float32 timestamps from
 //   parquet (1.2999999) select the same frames as the exact values. An empty window, from < 0,
 //   to <= from, or a `to` more than one frame period past the end of the stream → FormatError.
+// - frames(): unique targets are decoded in ascending order (never seeking backwards within a
+//   call); a seek (to the keyframe at/before the target, then a decoder flush) happens only
+//   when the target lies behind the decode position or past the next keyframe. Decoded frames
+//   are identified by pts, unwanted ones are dropped before colour conversion, and unwanted
+//   non-reference frames are not decoded at all (AVCodecContext::skip_frame = NONREF).
 // - Resize uses swscale SWS_BILINEAR (PyAV's default, so benchmarks compare like with like).
 //   ShortEdge S: the shorter side becomes S, the other is round(other × S / shorter) to the
 //   nearest even number (same as FFmpeg's `scale=-2:S`). YUV→RGB honours the frame's
@@ -56,7 +61,8 @@ struct VideoReaderOptions {
 // Counters since the reader was opened (the index scan at open is not counted).
 struct DecodeStats {
   int64_t packets_read = 0;      // packets of the video stream handed to the decoder
-  int64_t frames_decoded = 0;    // frames received from the decoder (wanted or not)
+  int64_t frames_decoded = 0;    // frames received from the decoder (wanted or not); unwanted
+                                 // non-reference frames (B-frames) are skipped, not decoded
   int64_t frames_converted = 0;  // frames colour-converted/resized (one per unique wanted index)
   int64_t seeks = 0;             // av_seek_frame calls (each followed by a decoder flush)
 };

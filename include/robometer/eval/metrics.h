@@ -226,6 +226,10 @@ struct MetricsOptions {
   // source has one and rank_by_partial_success_when_complete.
   std::vector<std::string> partial_success_sources;
   bool rank_by_partial_success_when_complete = false;
+  ConfusionNormalization confusion_normalization = ConfusionNormalization::PerVideo;
+  // How the caller aggregated prefix clips (see aggregate_prefix_clips); recorded in the JSON
+  // so reports made with the original's indexing are labelled as such.
+  PrefixAggregation prefix_aggregation = PrefixAggregation::LastFrame;
 };
 
 // All metrics per data source and overall:

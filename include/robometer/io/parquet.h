@@ -68,6 +68,7 @@ struct ColumnData {
   std::vector<uint8_t> valid;
   std::vector<int64_t> offsets;
   std::vector<uint8_t> element_valid;
+  int64_t data_pages = 0;  // data pages decoded (diagnostics, tests)
 
   bool is_list() const { return column.is_list(); }
   bool is_null(int64_t row) const { return valid.at(static_cast<size_t>(row)) == 0; }

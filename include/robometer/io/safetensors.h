@@ -90,6 +90,7 @@ class SafetensorsSet {
   at::ScalarType dtype(const std::string& name) const;
 
  private:
+  void open(const std::string& stem);
   std::string path_;
   std::vector<SafetensorsFile> files_;
   std::map<std::string, size_t> where_;

@@ -20,6 +20,7 @@ struct VisionConfig {
   int64_t num_position_embeddings = 2304;  // a 48x48 learned grid, interpolated per image
   std::vector<int64_t> deepstack_visual_indexes = {5, 11, 17};
   std::string hidden_act = "gelu_pytorch_tanh";
+  double rope_theta = 10000.0;  // 2-D rotary base (5.x: vision_config.rope_parameters.rope_theta)
 
   int64_t head_dim() const { return hidden_size / num_heads; }
   int64_t patch_dim() const { return in_channels * temporal_patch_size * patch_size * patch_size; }

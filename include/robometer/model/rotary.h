@@ -12,7 +12,8 @@ namespace robometer::model {
 
 // Vision: per patch (in the processor's merge-block order, frames repeated) the rotary angles
 // of its (row, col) position: [N_patches, head_dim/2]; cos/sin use cat(angles, angles).
-at::Tensor vision_rotary_angles(const at::Tensor& grid_thw, int64_t head_dim, int64_t merge_size);
+at::Tensor vision_rotary_angles(const at::Tensor& grid_thw, int64_t head_dim, int64_t merge_size,
+                                double theta = 10000.0);
 
 // Rotates q, k [N, heads, head_dim] with cos, sin [N, head_dim] in fp32 (as HF does), returning
 // tensors in the inputs' dtype.

@@ -40,6 +40,9 @@ class Tokenizer {
   // The text one id stands for (byte-level inverse); may be a partial UTF-8 sequence.
   std::string id_to_bytes(int64_t id) const;
 
+  // True for ids from added_tokens / add_special_tokens (matched whole, decoded verbatim).
+  bool is_added_token(int64_t id) const;
+
   // Adds special tokens not yet known, with the next free ids, in order. Returns how many were added.
   int add_special_tokens(const std::vector<std::string>& tokens);
   int64_t vocab_size() const;  // highest id + 1

@@ -1,0 +1,83 @@
+// The training loop (llm.c spirit: one linear function you can read top to bottom).
+//   for step: [grad_accum × (next batch → processor → model → objective → backward)]
+//             → grad sync → clip → lr schedule → optimizer step → metrics → eval → checkpoint
+// It does not know how many ranks there are: World, GradSync and the optimizer factory come
+// from outside (dist/ for N ranks; LocalWorld / NoGradSync / LocalAdamW for one process).
+#pragma once
+#include <ATen/ATen.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "robometer/config/run_config.h"
+#include "robometer/data/loader.h"
+#include "robometer/model/factory.h"
+#include "robometer/train/objective.h"
+#include "robometer/train/param_optimizer.h"
+#include "robometer/train/world.h"
+
+namespace robometer::train {
+
+using OptimizerFactory =
+    std::function<std::unique_ptr<ParamOptimizer>(const NamedParameters&, const AdamWConfig&)>;
+
+struct TrainerSetup {
+  std::shared_ptr<World> world = std::make_shared<LocalWorld>();
+  std::unique_ptr<GradSync> grad_sync = std::make_unique<NoGradSync>();
+  OptimizerFactory make_optimizer;  // empty: LocalAdamW
+  std::string resume;               // "" (fresh; refuses a run_dir with checkpoints), "auto", DIR
+  bool progress_bar = true;
+  // Test seam: called with each micro-batch's loss terms before backward (e.g. to inject NaN).
+  std::function<void(int64_t step, LossTerms&)> loss_hook;
+};
+
+struct StepTimes {
+  double data_s = 0, forward_s = 0, backward_s = 0, sync_s = 0, optimizer_s = 0, total_s = 0;
+};
+
+struct TrainSummary {
+  int64_t first_step = 0;        // step the run started at (> 0 after a resume)
+  int64_t last_step = 0;         // optimizer steps done when fit() returned
+  bool interrupted = false;      // stopped by SIGINT/SIGTERM (a checkpoint was written)
+  int64_t skipped_steps = 0;     // non-finite steps skipped
+  double last_loss = 0;
+  std::string last_checkpoint;
+  double eval_loss = -1, eval_preference_accuracy = -1;
+};
+
+// Set by the signal handler the `train` command installs; checked once per step.
+std::atomic<int>& stop_signal();
+
+class Trainer {
+ public:
+  Trainer(config::RunConfig cfg, TrainerSetup setup);
+  ~Trainer();
+
+  TrainSummary fit();
+
+  // One optimizer step on the next batch(es), timed (used by fit() and `robometer bench step`).
+  StepTimes step_once(LossTerms* terms = nullptr);
+
+  model::ModelBundle& model();
+  data::Loader& train_loader();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Model-agnostic conversion of a data batch into model inputs (the Processor's pair prompt).
+model::ModelInputs pair_inputs(const model::Processor& processor, const data::Batch& batch,
+                               const at::Device& device);
+
+// Loader options from the `data:` section (K, cap, strategies, cutoffs, resize, workers).
+data::LoaderOptions loader_options(const config::RunConfig& cfg, bool is_eval, int rank,
+                                   int world_size);
+
+// Builds a trajectory index from config dataset entries (manifest dirs + weights).
+std::shared_ptr<const data::TrajectoryIndex> load_index(
+    const std::vector<config::DatasetEntry>& datasets, const std::string& what);
+
+}  // namespace robometer::train

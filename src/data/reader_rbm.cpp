@@ -1,0 +1,86 @@
+// Robometer "RBM format" parquet shards → Trajectory records (spec §3.2): one row per
+// trajectory with id, task, lang_vector, data_source, frames (mp4 path relative to the dataset
+// root), is_robot, quality_label, partial_success (nullable).
+#include <algorithm>
+#include <filesystem>
+
+#include "robometer/core/error.h"
+#include "robometer/data/dataset_readers.h"
+#include "robometer/io/parquet.h"
+
+namespace robometer::data {
+namespace fs = std::filesystem;
+
+DatasetScan scan_rbm(const std::string& root_arg, const IngestOptions& opts) {
+  const fs::path root = fs::absolute(root_arg).lexically_normal();
+  DatasetScan scan;
+  scan.format = "rbm";
+  scan.root = root.string();
+  std::vector<fs::path> shards;
+  if (fs::is_regular_file(root)) {
+    shards.push_back(root);
+    scan.root = root.parent_path().string();
+  } else if (fs::is_directory(root)) {
+    for (const auto& e : fs::recursive_directory_iterator(root))
+      if (e.is_regular_file() && e.path().extension() == ".parquet") shards.push_back(e.path());
+  }
+  std::sort(shards.begin(), shards.end());
+  if (shards.empty()) throw FormatError(root.string(), "no .parquet shards found (RBM format)");
+  const fs::path base = scan.root;
+
+  for (const auto& shard : shards) {
+    io::ParquetFile pf(shard.string());
+    for (const char* c : {"id", "task", "frames", "quality_label"})
+      if (!pf.has_column(c)) throw FormatError(shard.string(), std::string("missing RBM column '") + c + "'");
+    auto id = pf.read_column("id").optional_strings();
+    auto task = pf.read_column("task").optional_strings();
+    auto frames = pf.read_column("frames").optional_strings();
+    auto quality = pf.read_column("quality_label").optional_strings();
+    const size_t n = id.size();
+    std::vector<std::optional<std::string>> source(n);
+    std::vector<std::optional<int64_t>> is_robot(n);
+    std::vector<std::optional<double>> partial(n);
+    if (pf.has_column("data_source")) source = pf.read_column("data_source").optional_strings();
+    if (pf.has_column("is_robot")) is_robot = pf.read_column("is_robot").optional_int64s();
+    if (pf.has_column("partial_success")) partial = pf.read_column("partial_success").optional_doubles();
+    for (size_t r = 0; r < n; ++r) {
+      const std::string where = shard.string() + " row " + std::to_string(r);
+      Trajectory t;
+      t.id = id[r].value_or("");
+      if (t.id.empty()) {
+        scan.problems.push_back({where, shard.string(), "empty or NULL id"});
+        continue;
+      }
+      if (!task[r] || task[r]->empty()) { scan.problems.push_back({t.id, shard.string(), "empty or NULL task"}); continue; }
+      if (!frames[r] || frames[r]->empty()) { scan.problems.push_back({t.id, shard.string(), "empty or NULL frames path"}); continue; }
+      t.task = *task[r];
+      t.data_source = source[r].value_or(opts.data_source.empty() ? base.filename().string() : opts.data_source);
+      fs::path video = fs::path(*frames[r]);
+      t.video.path = (video.is_absolute() ? video : base / video).lexically_normal().string();
+      t.is_robot = is_robot[r].value_or(1) != 0;
+      try {
+        t.quality = parse_quality(quality[r].value_or(""));
+      } catch (const Error& e) {
+        scan.problems.push_back({t.id, shard.string(), e.what()});
+        continue;
+      }
+      if (partial[r]) {
+        if (!(*partial[r] >= 0.0 && *partial[r] <= 1.0)) {
+          scan.problems.push_back({t.id, shard.string(), "partial_success " + std::to_string(*partial[r]) + " is outside [0, 1]"});
+          continue;
+        }
+        t.partial_success = static_cast<float>(*partial[r]);
+      }
+      if (fs::path(t.video.path).extension() != ".mp4" && !fs::is_regular_file(t.video.path)) {
+        scan.problems.push_back({t.id, t.video.path, "frames is not an mp4 file (frame-sequence mode is unsupported)"});
+      } else if (!fs::is_regular_file(t.video.path)) {
+        scan.problems.push_back({t.id, t.video.path, "video file is missing"});
+      } else {
+        scan.trajectories.push_back(std::move(t));
+      }
+    }
+  }
+  return scan;
+}
+
+}  // namespace robometer::data

@@ -1,0 +1,134 @@
+#include "robometer/model/factory.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "robometer/config/loader.h"
+#include "robometer/core/error.h"
+#include "robometer/io/safetensors.h"
+#include "robometer/model/lora.h"
+#include "robometer/model/weights.h"
+
+namespace robometer::model {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool has_weights(const fs::path& dir) {
+  return fs::exists(dir / "model.safetensors") || fs::exists(dir / "model.safetensors.index.json");
+}
+
+std::string regex_escape(const std::string& s) {
+  static const std::regex special(R"([.^$|()\[\]{}*+?\\])");
+  return std::regex_replace(s, special, R"(\$&)");
+}
+
+// The tokenizer: explicit path, else one shipped next to the weights, else the npm copy.
+fs::path find_tokenizer(const config::ModelConfig& cfg, const fs::path& weights_dir) {
+  if (!cfg.tokenizer.empty()) {
+    if (!fs::exists(cfg.tokenizer))
+      throw ConfigError("model.tokenizer: file '" + cfg.tokenizer + "' does not exist");
+    return cfg.tokenizer;
+  }
+  if (!weights_dir.empty() && fs::exists(weights_dir / "tokenizer.json"))
+    return weights_dir / "tokenizer.json";
+  fs::path p = locate_tokenizer_json();
+  if (p.empty())
+    throw ConfigError(
+        "no tokenizer.json: set model.tokenizer, put tokenizer.json next to the weights, set "
+        "ROBOMETER_TOKENIZER, or run scripts/deps-node (installs the Qwen3 tokenizer)");
+  return p;
+}
+
+}  // namespace
+
+config::RunConfig run_config_of(const std::string& checkpoint_dir) {
+  const fs::path p = fs::path(checkpoint_dir) / "config.yaml";
+  if (!fs::exists(p))
+    throw Error(checkpoint_dir + ": no config.yaml (not a robometer checkpoint or export)");
+  // Dataset paths of the training run may be gone; they do not matter for the model.
+  return config::load_run_config(p.string(), {"data.train=[]", "data.eval=[]"}).config;
+}
+
+ModelBundle build_model(const config::ModelConfig& cfg, at::Device device, uint64_t seed,
+                        const std::string& weights_dir_override) {
+  ModelBundle b;
+  const fs::path weights_dir = !weights_dir_override.empty() ? fs::path(weights_dir_override)
+                                                             : fs::path(cfg.pretrained);
+  if (!weights_dir.empty() && !has_weights(weights_dir))
+    throw ConfigError("model weights: '" + weights_dir.string() +
+                      "' has neither model.safetensors nor model.safetensors.index.json");
+
+  // Backbone config: explicit config_json, else the one next to the weights.
+  fs::path config_json = cfg.config_json;
+  if (config_json.empty() && !weights_dir.empty() && fs::exists(weights_dir / "config.json"))
+    config_json = weights_dir / "config.json";
+  if (config_json.empty())
+    throw ConfigError("model.config_json is empty and no config.json was found next to the weights");
+  b.config_json_path = config_json.string();
+  b.config.backbone = load_qwen3vl_config(config_json.string());
+  b.config.checkpoint_text = cfg.activation_checkpointing;
+  b.config.checkpoint_vision = cfg.activation_checkpointing;
+
+  // Tokenizer with Robometer's tokens; the embedding table must cover them.
+  const fs::path tok = find_tokenizer(cfg, weights_dir);
+  b.tokenizer_path = tok.string();
+  b.tokenizer = std::make_shared<Tokenizer>(Tokenizer::robometer_from_file(tok));
+  if (b.tokenizer->vocab_size() > b.config.backbone.text.vocab_size)
+    throw ConfigError(config_json.string() + ": text_config.vocab_size " +
+                      std::to_string(b.config.backbone.text.vocab_size) + " is smaller than the tokenizer's " +
+                      std::to_string(b.tokenizer->vocab_size()) + " ids (" + tok.string() + ")");
+  ProcessorOptions popts;
+  if (cfg.min_pixels > 0) popts.min_pixels = cfg.min_pixels;
+  if (cfg.max_pixels > 0) popts.max_pixels = cfg.max_pixels;
+  popts.patch_size = b.config.backbone.vision.patch_size;
+  popts.merge_size = b.config.backbone.vision.spatial_merge_size;
+  popts.temporal_patch_size = b.config.backbone.vision.temporal_patch_size;
+  b.processor = std::make_shared<Processor>(*b.tokenizer, popts);
+
+  // Same random init on every rank (rank 0 broadcasts anyway).
+  torch::manual_seed(seed);
+  const at::ScalarType dtype = cfg.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
+  b.model = make_reward_model(b.config, dtype);
+
+  if (!weights_dir.empty()) {
+    io::SafetensorsSet weights(weights_dir.string());
+    LoadOptions lo;
+    // A Robometer checkpoint has the heads; an HF Qwen3-VL dir does not (heads keep their init)
+    // and its 151,936-row embedding is resized to the tokenizer's vocabulary.
+    const bool has_heads = weights.contains("preference_head.0.weight");
+    lo.allow_missing_heads = !has_heads;
+    lo.resize_embeddings = true;
+    lo.tied_embeddings = b.config.backbone.tie_word_embeddings;
+    const auto report = load_weights(*b.model, weights, lo);
+    spdlog::info("loaded {} tensors from {}{}", report.loaded.size(), weights_dir.string(),
+                 has_heads ? "" : " (backbone only: heads randomly initialised)");
+    if (report.resized_from >= 0)
+      spdlog::info("embedding resized {} -> {} rows", report.resized_from,
+                   b.config.backbone.text.vocab_size);
+  }
+
+  for (const auto& prefix : cfg.freeze) {
+    const auto n = freeze_matching(*b.model, "^" + regex_escape(prefix));
+    spdlog::debug("froze {} tensors under '{}'", n, prefix);
+  }
+  if (cfg.lora.enabled) {
+    LoraConfig lc;
+    lc.r = cfg.lora.r;
+    lc.alpha = cfg.lora.alpha;
+    lc.dropout = cfg.lora.dropout;
+    lc.targets = cfg.lora.targets;
+    const auto n = apply_lora(*b.model, lc, /*freeze_base=*/true);
+    // Robometer's LoRA recipe trains the three heads too (saved as custom_heads.safetensors).
+    unfreeze_matching(*b.model, "^(progress_head|success_head|preference_head)\\.");
+    spdlog::info("LoRA r={} alpha={} on {} modules", lc.r, lc.alpha, n);
+  }
+  b.model->to(device);
+  return b;
+}
+
+}  // namespace robometer::model

@@ -1,0 +1,169 @@
+#include "robometer/model/reward_model.h"
+
+#include <c10/core/DefaultDtype.h>
+
+#include <string>
+
+#include "robometer/core/error.h"
+#include "robometer/model/heads.h"
+#include "robometer/model/rotary.h"
+
+namespace robometer::model {
+
+Qwen3VLBackboneImpl::Qwen3VLBackboneImpl(const Qwen3VLConfig& cfg) : cfg_(cfg) {
+  cfg_.validate();
+  visual = register_module("visual", VisionModel(cfg_.vision));
+  language_model = register_module("language_model", TextModel(cfg_.text));
+}
+
+namespace {
+
+bool all_frozen(torch::nn::Module& m) {
+  for (const auto& p : m.parameters())
+    if (p.requires_grad()) return false;
+  return true;
+}
+
+}  // namespace
+
+BackboneOutput Qwen3VLBackboneImpl::forward(const ModelInputs& in, bool checkpoint_text,
+                                            bool checkpoint_vision, bool keep_layer_outputs) {
+  if (!in.input_ids.defined() || in.input_ids.dim() != 2)
+    throw Error("model: input_ids must be int64 [B, L]");
+  const auto device = language_model->embed_tokens->weight.device();
+  auto ids = in.input_ids.to(device, at::kLong);
+  if (ids.numel() > 0 && (ids.min().item<int64_t>() < 0 ||
+                          ids.max().item<int64_t>() >= cfg_.text.vocab_size))
+    throw Error("model: input_ids hold a token id outside [0, " + std::to_string(cfg_.text.vocab_size) + ")");
+  BackboneOutput out;
+  auto embeds = language_model->embed_tokens->forward(ids);
+
+  at::Tensor visual_mask;
+  if (in.pixel_values.defined() && in.pixel_values.numel() > 0) {
+    VisionOutput vis;
+    auto pixels = in.pixel_values.to(device, visual->patch_embed->proj->weight.scalar_type());
+    if (all_frozen(*visual)) {
+      // A frozen tower keeps no graph (as Robometer wraps it in no_grad).
+      at::NoGradGuard ng;
+      vis = visual->forward(pixels, in.image_grid_thw, false);
+    } else {
+      vis = visual->forward(pixels, in.image_grid_thw, checkpoint_vision);
+    }
+    visual_mask = ids.eq(cfg_.image_token_id);
+    const int64_t n_tokens = visual_mask.sum().item<int64_t>();
+    if (n_tokens != vis.embeds.size(0))
+      throw Error("model: image features and image tokens do not match: tokens " +
+                  std::to_string(n_tokens) + ", features " + std::to_string(vis.embeds.size(0)));
+    auto feats = vis.embeds.to(embeds.scalar_type());
+    embeds = embeds.masked_scatter(visual_mask.unsqueeze(-1).expand_as(embeds), feats);
+    out.image_embeds = vis.embeds;
+    out.deepstack = std::move(vis.deepstack);
+  }
+  out.position_ids = mrope_position_ids(ids, in.attention_mask, in.image_grid_thw, cfg_);
+  std::vector<at::Tensor>* layers = keep_layer_outputs ? &out.layer_outputs : nullptr;
+  at::Tensor mask = in.attention_mask.defined() ? in.attention_mask.to(device) : at::Tensor();
+  out.last_hidden_state = language_model->forward(embeds, out.position_ids.to(device), mask,
+                                                  visual_mask, out.deepstack, checkpoint_text, layers);
+  return out;
+}
+
+RewardModelImpl::RewardModelImpl(const RewardModelConfig& cfg) : cfg_(cfg) {
+  if (cfg_.progress_bins < 1) throw ConfigError("model: progress_bins must be >= 1");
+  model = register_module("model", Qwen3VLBackbone(cfg_.backbone));
+  const int64_t H = cfg_.backbone.text.hidden_size;
+  progress_head = register_module("progress_head", make_head_mlp(H, cfg_.progress_bins, cfg_.head_dropout));
+  success_head = register_module("success_head", make_head_mlp(H, 1, cfg_.head_dropout));
+  preference_head = register_module("preference_head", make_head_mlp(H, 1, cfg_.head_dropout));
+  // Unused by per-frame progress tokens; kept so Robometer checkpoints load strictly.
+  frame_pool_attn = register_module("frame_pool_attn",
+                                    torch::nn::Linear(torch::nn::LinearOptions(H, 1).bias(false)));
+  if (!cfg_.train_vision)
+    for (auto& p : model->visual->parameters()) p.set_requires_grad(false);
+}
+
+int64_t expected_parameter_count(const RewardModelConfig& cfg) {
+  const auto& v = cfg.backbone.vision;
+  const auto& t = cfg.backbone.text;
+  const int64_t vh = v.hidden_size, m2 = v.spatial_merge_size * v.spatial_merge_size;
+  const int64_t merged = vh * m2;
+  int64_t vision = vh * v.patch_dim() + vh                      // patch_embed (Conv3d + bias)
+                   + v.num_position_embeddings * vh;             // pos_embed
+  const int64_t block = 2 * 2 * vh                               // norm1, norm2
+                        + (vh * 3 * vh + 3 * vh) + (vh * vh + vh)  // qkv, proj
+                        + (vh * v.intermediate_size + v.intermediate_size) +
+                        (v.intermediate_size * vh + vh);
+  vision += v.depth * block;
+  const int64_t merger_tail = (merged * merged + merged) + (merged * v.out_hidden_size + v.out_hidden_size);
+  vision += 2 * vh + merger_tail;                                                  // final merger
+  vision += static_cast<int64_t>(v.deepstack_visual_indexes.size()) * (2 * merged + merger_tail);
+  const int64_t H = t.hidden_size, D = t.head_dim;
+  const int64_t qo = H * t.num_attention_heads * D, kv = H * t.num_key_value_heads * D;
+  const int64_t bias = t.attention_bias ? (t.num_attention_heads * D + 2 * t.num_key_value_heads * D + H) : 0;
+  const int64_t layer = 2 * qo + 2 * kv + bias + 2 * D + 3 * H * t.intermediate_size + 2 * H;
+  const int64_t text = t.vocab_size * H + t.num_hidden_layers * layer + H;
+  auto head = [&](int64_t out) { return (H * (H / 2) + H / 2) + 2 * (H / 2) + ((H / 2) * out + out); };
+  return vision + text + head(cfg.progress_bins) + 2 * head(1) + H;
+}
+
+RewardOutputs RewardModelImpl::heads(const at::Tensor& last_hidden, const at::Tensor& prog_positions,
+                                     const at::Tensor& pref_positions) {
+  RewardOutputs r;
+  const int64_t B = last_hidden.size(0), L = last_hidden.size(1), H = last_hidden.size(2);
+  const auto dev = last_hidden.device();
+  if (prog_positions.defined() && prog_positions.numel() > 0) {
+    auto pos = prog_positions.to(dev, at::kLong);
+    if (pos.dim() != 2 || pos.size(0) != B) throw Error("model: prog_positions must be [B, T]");
+    if (pos.max().item<int64_t>() >= L) throw Error("model: prog_positions beyond sequence length");
+    r.prog_valid = pos.ge(0);
+    auto idx = pos.clamp_min(0).unsqueeze(-1).expand({B, pos.size(1), H});
+    auto g = last_hidden.gather(1, idx);  // [B, T, H]
+    auto pl = progress_head->forward(g);
+    if (cfg_.progress_bins > 1) {
+      r.progress_logits = pl;
+      r.progress = expected_progress(pl);
+    } else {
+      r.progress_logits = pl;
+      r.progress = at::sigmoid(pl.squeeze(-1).to(at::kFloat));
+    }
+    r.success_logits = success_head->forward(g).squeeze(-1);
+  }
+  if (pref_positions.defined() && pref_positions.numel() > 0) {
+    auto pos = pref_positions.to(dev, at::kLong).view({-1});
+    if (pos.size(0) != B) throw Error("model: pref_positions must be [B]");
+    if (pos.max().item<int64_t>() >= L) throw Error("model: pref_positions beyond sequence length");
+    if (pos.max().item<int64_t>() >= 0) {
+      auto idx = pos.clamp_min(0).view({B, 1, 1}).expand({B, 1, H});
+      auto g = last_hidden.gather(1, idx).squeeze(1);  // [B, H]
+      r.preference_logit = preference_head->forward(g).squeeze(-1);
+    }
+  }
+  return r;
+}
+
+RewardOutputs RewardModelImpl::forward(const ModelInputs& in) {
+  auto bb = model->forward(in, cfg_.checkpoint_text, cfg_.checkpoint_vision);
+  return heads(bb.last_hidden_state, in.prog_positions, in.pref_positions);
+}
+
+int64_t RewardModelImpl::num_parameters(bool trainable_only) {
+  int64_t n = 0;
+  for (const auto& p : parameters())
+    if (!trainable_only || p.requires_grad()) n += p.numel();
+  return n;
+}
+
+RewardModel make_reward_model(const RewardModelConfig& cfg, at::ScalarType dtype) {
+  // Allocate directly in `dtype` so a 4B model never exists in fp32.
+  const auto previous = c10::get_default_dtype();
+  c10::set_default_dtype(c10::scalarTypeToTypeMeta(dtype));
+  try {
+    RewardModel m(cfg);
+    c10::set_default_dtype(previous);
+    return m;
+  } catch (...) {
+    c10::set_default_dtype(previous);
+    throw;
+  }
+}
+
+}  // namespace robometer::model

@@ -1,0 +1,282 @@
+// Dataset readers (LeRobot v2.1/v3.0, RBM, folder) and probing, on the real fixtures in
+// ../shared/data and on synthetic datasets whose videos encode their frame numbers.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+
+#include "common/test_util.h"
+#include "data/video_fixtures.h"
+#include "robometer/core/error.h"
+#include "robometer/data/dataset_readers.h"
+#include "robometer/data/video_reader.h"
+#include "robometer/io/parquet.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace rd = robometer::data;
+using robometer::test::shared_dir;
+using robometer::test::source_dir;
+using robometer::test::TempDir;
+
+bool duckdb_available(std::string& why) {
+  if (std::system("command -v node >/dev/null 2>&1") != 0) { why = "node is not installed"; return false; }
+  if (!fs::exists(source_dir() / ".deps/node/node_modules/@duckdb/node-api")) { why = "@duckdb/node-api missing (scripts/deps-node)"; return false; }
+  return true;
+}
+
+#define REQUIRE_DUCKDB()                                                   \
+  do {                                                                     \
+    std::string why_;                                                      \
+    if (!duckdb_available(why_)) GTEST_SKIP() << "DuckDB oracle: " << why_; \
+  } while (0)
+
+// DuckDB writes `select` to `out`.
+bool duckdb_write(const fs::path& out, const std::string& select) {
+  std::string sql = select;
+  std::string quoted;
+  for (char c : sql) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return robometer::test::run_command("ROBOMETER_DUCKDB_MODULE='" +
+                                      (source_dir() / ".deps/node/node_modules/@duckdb/node-api/lib/index.js").string() +
+                                      "' node '" + (source_dir() / "tests/data/write_parquet.mjs").string() + "' '" +
+                                      out.string() + "' '" + quoted + "'");
+}
+
+void write_text(const fs::path& p, const std::string& s) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p) << s;
+}
+
+TEST(EpisodeList, Parses) {
+  EXPECT_EQ(rd::parse_episode_list("3"), (std::vector<int64_t>{3}));
+  EXPECT_EQ(rd::parse_episode_list("5-7,1,6"), (std::vector<int64_t>{1, 5, 6, 7}));
+  EXPECT_THROW(rd::parse_episode_list("a"), robometer::ConfigError);
+  EXPECT_THROW(rd::parse_episode_list("7-5"), robometer::ConfigError);
+  EXPECT_THROW(rd::parse_episode_list(""), robometer::ConfigError);
+}
+
+TEST(LeRobotV21, G1MissingVideosAreReportedNotDropped) {
+  ROBOMETER_REQUIRE_SHARED_DATA();
+  const fs::path root = shared_dir() / "data/G1-policy-train";
+  rd::DatasetScan scan = rd::scan_lerobot(root.string());
+  EXPECT_EQ(scan.format, "lerobot-v2.1");
+  ASSERT_EQ(scan.trajectories.size(), 3u);
+  EXPECT_EQ(scan.problems.size(), 97u);  // metadata lists 100 episodes, 3 videos exist
+  for (const auto& p : scan.problems) EXPECT_EQ(p.reason, "video file is missing");
+  rd::ProbeSummary s = rd::probe_trajectories(scan, {2, nullptr});
+  EXPECT_EQ(s.files, 3u);
+  ASSERT_EQ(scan.trajectories.size(), 3u);
+  // Frame counts from the videos must equal the parquet row counts (an independent source).
+  for (const auto& t : scan.trajectories) {
+    const std::string ep = t.id.substr(t.id.rfind('_') + 1);
+    char name[64];
+    std::snprintf(name, sizeof name, "data/chunk-000/episode_%06d.parquet", std::stoi(ep));
+    robometer::io::ParquetFile pf((root / name).string());
+    EXPECT_EQ(t.num_frames, pf.num_rows()) << t.id;
+    EXPECT_EQ(t.task, "Pick up the yellow bottle on the table.");
+    EXPECT_EQ(t.quality, rd::Quality::Successful);
+    EXPECT_NEAR(t.fps, 30.0, 1e-6);
+  }
+  // Episode filter and camera choice.
+  rd::IngestOptions o;
+  o.episodes = {29, 31};
+  o.cameras = {"observation.images.cam_high"};
+  rd::DatasetScan some = rd::scan_lerobot(root.string(), o);
+  EXPECT_EQ(some.trajectories.size(), 1u);
+  EXPECT_EQ(some.problems.size(), 1u);
+  o.cameras = {"no_such_camera"};
+  EXPECT_THROW(rd::scan_lerobot(root.string(), o), robometer::ConfigError);
+}
+
+TEST(LeRobotV30, RerunMetadataWithoutVideos) {
+  ROBOMETER_REQUIRE_SHARED_DATA();
+  const fs::path root = shared_dir() / "data/rerun/tests/assets/lerobot/v30_apple_storage";
+  rd::DatasetScan scan = rd::scan_lerobot(root.string());
+  EXPECT_EQ(scan.format, "lerobot-v3.0");
+  EXPECT_TRUE(scan.trajectories.empty());
+  ASSERT_EQ(scan.problems.size(), 3u);  // 3 episodes, the mp4 is not in the fixture
+  for (const auto& p : scan.problems) EXPECT_EQ(p.reason, "video file is missing");
+  bool frames_note = false;
+  for (const auto& n : scan.notes) frames_note |= n.find("total_frames is 14983") != std::string::npos &&
+                                                 n.find("sum to 899") != std::string::npos;
+  EXPECT_TRUE(frames_note) << "info.json's total_frames (14983) vs 899 rows must be reported";
+}
+
+// Synthetic v3.0: several episodes per mp4, DuckDB-written episode index; frame-exact windows.
+TEST(LeRobotV30, SyntheticSharedFilesAreFrameExact) {
+  ROBOMETER_REQUIRE_FFMPEG_CLI();
+  REQUIRE_DUCKDB();
+  TempDir dir;
+  const std::string key = "observation.images.top";
+  const std::vector<std::vector<int>> files = {{7, 12, 9}, {5, 6}};  // episode lengths per file
+  std::string rows;
+  int ep = 0;
+  std::vector<int> first_global;  // frame number encoded in each episode's first frame
+  for (size_t f = 0; f < files.size(); ++f) {
+    int total = 0;
+    for (int n : files[f]) total += n;
+    const fs::path mp4 = dir / ("videos/" + key + "/chunk-000/file-00" + std::to_string(f) + ".mp4");
+    fs::create_directories(mp4.parent_path());
+    ASSERT_TRUE(robometer::test::make_index_video(mp4, total, robometer::test::h264_args(4), 10));
+    int start = 0;
+    for (int n : files[f]) {
+      if (!rows.empty()) rows += " UNION ALL ";
+      rows += "SELECT " + std::to_string(ep) + "::BIGINT AS episode_index, ['task " + std::to_string(ep % 2) +
+              "'] AS tasks, " + std::to_string(n) + "::BIGINT AS length, 0::BIGINT AS \"videos/" + key +
+              "/chunk_index\", " + std::to_string(f) + "::BIGINT AS \"videos/" + key + "/file_index\", " +
+              std::to_string(start / 10.0) + "::DOUBLE AS \"videos/" + key + "/from_timestamp\", " +
+              std::to_string((start + n) / 10.0) + "::DOUBLE AS \"videos/" + key + "/to_timestamp\"";
+      first_global.push_back(start);
+      start += n;
+      ++ep;
+    }
+  }
+  fs::create_directories(dir / "meta/episodes/chunk-000");
+  ASSERT_TRUE(duckdb_write(dir / "meta/episodes/chunk-000/file-000.parquet", rows + " ORDER BY episode_index"));
+  write_text(dir / "meta/info.json",
+             R"({"codebase_version":"v3.0","fps":10,"total_episodes":5,"total_frames":39,)"
+             R"("video_path":"videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",)"
+             R"("features":{"observation.images.top":{"dtype":"video"},"action":{"dtype":"float32"}}})");
+  rd::DatasetScan scan = rd::scan_lerobot(dir.path().string());
+  ASSERT_EQ(scan.trajectories.size(), 5u);
+  EXPECT_TRUE(scan.problems.empty());
+  EXPECT_TRUE(scan.notes.empty());
+  rd::ProbeSummary s = rd::probe_trajectories(scan, {2, nullptr});
+  EXPECT_EQ(s.files, 2u);  // each shared file is opened once
+  ASSERT_EQ(scan.trajectories.size(), 5u);
+  EXPECT_TRUE(scan.notes.empty()) << scan.notes.front();
+  const std::vector<int> lengths = {7, 12, 9, 5, 6};
+  for (size_t i = 0; i < 5; ++i) {
+    const auto& t = scan.trajectories[i];
+    EXPECT_EQ(t.num_frames, lengths[i]) << t.id;
+    EXPECT_EQ(t.task, "task " + std::to_string(i % 2));
+    rd::VideoReaderOptions vo;
+    vo.window_from_s = t.video.from_s;
+    vo.window_to_s = t.video.to_s;
+    rd::VideoReader v(t.video.path, vo);
+    ASSERT_EQ(v.num_frames(), t.num_frames) << t.id;
+    std::vector<int64_t> idx(static_cast<size_t>(t.num_frames));
+    for (size_t k = 0; k < idx.size(); ++k) idx[k] = static_cast<int64_t>(k);
+    at::Tensor fr = v.frames(idx);
+    for (size_t k = 0; k < idx.size(); ++k) {
+      at::Tensor img = fr[static_cast<int64_t>(k)].contiguous();
+      EXPECT_EQ(robometer::test::decode_index_pattern(img.data_ptr<uint8_t>(), v.width(), v.height()),
+                first_global[i] + static_cast<int>(k))
+          << t.id << " frame " << k;
+    }
+  }
+}
+
+TEST(Rbm, DuckDBShard) {
+  ROBOMETER_REQUIRE_FFMPEG_CLI();
+  REQUIRE_DUCKDB();
+  TempDir dir;
+  fs::create_directories(dir / "trajectory_0000");
+  fs::create_directories(dir / "trajectory_0001");
+  ASSERT_TRUE(robometer::test::make_index_video(dir / "trajectory_0000/a.mp4", 6, robometer::test::h264_args(4), 10));
+  ASSERT_TRUE(robometer::test::make_index_video(dir / "trajectory_0001/b.mp4", 9, robometer::test::h264_args(4), 10));
+  fs::create_directories(dir / "data");
+  ASSERT_TRUE(duckdb_write(dir / "data/shard-000.parquet",
+      "SELECT * FROM (VALUES "
+      "('id-a', 'open the drawer', [0.1, 0.2]::FLOAT[], 'libero', 'trajectory_0000/a.mp4', true, 'successful', NULL::FLOAT), "
+      "('id-b', 'close the drawer', [0.3]::FLOAT[], 'roboarena', 'trajectory_0001/b.mp4', true, 'failure', 0.25::FLOAT), "
+      "('id-c', 'wave', [0.5]::FLOAT[], 'egodex', 'trajectory_0002/missing.mp4', false, 'suboptimal', 0.5::FLOAT)) "
+      "t(id, task, lang_vector, data_source, frames, is_robot, quality_label, partial_success)"));
+  rd::DatasetScan scan = rd::scan_rbm(dir.path().string());
+  ASSERT_EQ(scan.trajectories.size(), 2u);
+  ASSERT_EQ(scan.problems.size(), 1u);
+  EXPECT_EQ(scan.problems[0].id, "id-c");
+  rd::probe_trajectories(scan);
+  const auto& a = scan.trajectories[0];
+  const auto& b = scan.trajectories[1];
+  EXPECT_EQ(a.id, "id-a");
+  EXPECT_EQ(a.task, "open the drawer");
+  EXPECT_EQ(a.data_source, "libero");
+  EXPECT_FALSE(a.partial_success.has_value());
+  EXPECT_EQ(a.quality, rd::Quality::Successful);
+  EXPECT_EQ(a.num_frames, 6);
+  EXPECT_EQ(b.quality, rd::Quality::Failure);
+  ASSERT_TRUE(b.partial_success.has_value());
+  EXPECT_FLOAT_EQ(*b.partial_success, 0.25f);
+  EXPECT_EQ(b.num_frames, 9);
+}
+
+TEST(Folder, RobometerExampleClips) {
+  ROBOMETER_REQUIRE_SHARED_DATA();
+  const fs::path clips = shared_dir() / "data/robometer/scripts/example_videos";
+  TempDir dir;
+  for (const char* f : {"soar_put_green_stick_in_brown_bowl.mp4", "berkeley_rpt_stack_cup.mp4", "jaco_play_pick_up_green_cup.mp4"})
+    fs::create_symlink(clips / f, dir / f);
+  // Tasks from the clips' SOURCES.md; frame counts there: 32, 32, 64.
+  write_text(dir / "videos.jsonl",
+             R"({"path":"soar_put_green_stick_in_brown_bowl.mp4","task":"Put green stick in brown bowl","quality_label":"successful","data_source":"soar"})" "\n"
+             R"({"path":"berkeley_rpt_stack_cup.mp4","task":"Pick up the yellow cup and stack it on the other cup","quality_label":"successful","partial_success":0.9})" "\n"
+             R"({"path":"jaco_play_pick_up_green_cup.mp4","task":"pick up green cup","quality_label":"suboptimal"})" "\n"
+             R"({"path":"not_there.mp4","task":"x","quality_label":"failure"})" "\n");
+  rd::DatasetScan scan = rd::scan_folder(dir.path().string());
+  ASSERT_EQ(scan.trajectories.size(), 3u);
+  ASSERT_EQ(scan.problems.size(), 1u);
+  rd::probe_trajectories(scan, {2, nullptr});
+  ASSERT_EQ(scan.trajectories.size(), 3u);
+  std::map<std::string, int64_t> frames;
+  for (const auto& t : scan.trajectories) frames[t.id] = t.num_frames;
+  EXPECT_EQ(frames["soar_put_green_stick_in_brown_bowl"], 32);
+  EXPECT_EQ(frames["berkeley_rpt_stack_cup"], 32);
+  EXPECT_EQ(frames["jaco_play_pick_up_green_cup"], 64);
+  EXPECT_EQ(scan.trajectories[0].data_source, "soar");
+  EXPECT_FLOAT_EQ(scan.trajectories[1].partial_success.value(), 0.9f);
+  EXPECT_EQ(scan.trajectories[2].quality, rd::Quality::Suboptimal);
+  // The same folder described by CSV (quoted field with a comma).
+  fs::remove(dir / "videos.jsonl");
+  write_text(dir / "videos.csv",
+             "path,task,quality_label,partial_success\n"
+             "soar_put_green_stick_in_brown_bowl.mp4,\"Put green stick, in brown bowl\",failure,\n"
+             "jaco_play_pick_up_green_cup.mp4,pick up green cup,successful,1.0\n");
+  scan = rd::scan_folder(dir.path().string());
+  ASSERT_EQ(scan.trajectories.size(), 2u);
+  EXPECT_EQ(scan.trajectories[0].task, "Put green stick, in brown bowl");
+  EXPECT_EQ(scan.trajectories[0].quality, rd::Quality::Failure);
+  EXPECT_FALSE(scan.trajectories[0].partial_success.has_value());
+  write_text(dir / "videos.csv", "path,task,quality_label\nonly_two,fields\n");
+  EXPECT_THROW(rd::scan_folder(dir.path().string()), robometer::FormatError);
+}
+
+// 10,000 LeRobot v3.0 episodes in 4 shared mp4 files: prints the scan + probe time.
+TEST(LeRobotV30, SlowTenThousandEpisodes) {
+  if (!std::getenv("ROBOMETER_SLOW_TESTS")) GTEST_SKIP() << "set ROBOMETER_SLOW_TESTS=1";
+  ROBOMETER_REQUIRE_FFMPEG_CLI();
+  REQUIRE_DUCKDB();
+  TempDir dir;
+  const std::string key = "cam";
+  const int per_file = 2500, frames_per_ep = 2;
+  for (int f = 0; f < 4; ++f) {
+    const fs::path mp4 = dir / ("videos/cam/chunk-000/file-00" + std::to_string(f) + ".mp4");
+    fs::create_directories(mp4.parent_path());
+    ASSERT_TRUE(robometer::test::make_index_video(mp4, per_file * frames_per_ep, robometer::test::h264_args(30), 10));
+  }
+  fs::create_directories(dir / "meta/episodes/chunk-000");
+  ASSERT_TRUE(duckdb_write(dir / "meta/episodes/chunk-000/file-000.parquet",
+      "SELECT i AS episode_index, ['task ' || (i % 7)] AS tasks, 2::BIGINT AS length, 0::BIGINT AS \"videos/cam/chunk_index\", "
+      "(i // 2500)::BIGINT AS \"videos/cam/file_index\", ((i % 2500) * 0.2)::DOUBLE AS \"videos/cam/from_timestamp\", "
+      "((i % 2500) * 0.2 + 0.2)::DOUBLE AS \"videos/cam/to_timestamp\" FROM range(10000) t(i)"));
+  write_text(dir / "meta/info.json",
+             R"({"codebase_version":"v3.0","fps":10,"total_episodes":10000,"total_frames":20000,)"
+             R"("video_path":"videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",)"
+             R"("features":{"cam":{"dtype":"video"}}})");
+  const auto t0 = std::chrono::steady_clock::now();
+  rd::DatasetScan scan = rd::scan_lerobot(dir.path().string());
+  const auto t1 = std::chrono::steady_clock::now();
+  rd::ProbeSummary s = rd::probe_trajectories(scan, {2, nullptr});
+  const auto t2 = std::chrono::steady_clock::now();
+  EXPECT_EQ(s.files, 4u);
+  ASSERT_EQ(scan.trajectories.size(), 10000u);
+  EXPECT_TRUE(scan.problems.empty());
+  for (const auto& t : scan.trajectories) ASSERT_EQ(t.num_frames, 2) << t.id;
+  std::printf("10000 episodes: scan %.3f s, probe %.3f s (%zu files)\n",
+              std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t1).count(), s.files);
+}
+
+}  // namespace

@@ -1,0 +1,197 @@
+// Checkpoint directories: round trip, crash leftovers ignored and reported, keep_last_n,
+// explicit incomplete directories rejected; RNG state capture/restore.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <random>
+
+#include "common/test_util.h"
+#include "robometer/core/error.h"
+#include "robometer/train/checkpoint.h"
+#include "robometer/train/rng_state.h"
+
+using namespace robometer;
+using namespace robometer::train;
+using robometer::test::TempDir;
+
+namespace {
+
+fs::path save(const fs::path& run, int64_t step, int keep = 0) {
+  CheckpointWriter w(run, step);
+  w.write_tensors(checkpoint_files::kModel,
+                  {{"w", at::full({2, 3}, static_cast<float>(step))}, {"b", at::arange(3)}});
+  w.write_json(checkpoint_files::kTrainerState, {{"step", step}});
+  w.write_text(checkpoint_files::kConfig, "lr: 2.0e-5\n");
+  return w.commit(keep);
+}
+
+void write(const fs::path& p, const std::string& s) {
+  std::ofstream(p, std::ios::binary) << s;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+TEST(Checkpoint, DirName) {
+  EXPECT_EQ(checkpoint_dir_name(42), "step_00000042");
+  EXPECT_EQ(parse_checkpoint_dir_name("step_00000042"), 42);
+  EXPECT_FALSE(parse_checkpoint_dir_name("step_42").has_value());
+  EXPECT_FALSE(parse_checkpoint_dir_name(".tmp-step_00000042-1").has_value());
+}
+
+TEST(Checkpoint, RoundTrip) {
+  TempDir run;
+  const auto dir = save(run.path(), 7);
+  EXPECT_EQ(dir, run.path() / "checkpoints" / "step_00000007");
+  EXPECT_EQ(slurp(run.path() / "checkpoints" / "latest"), "step_00000007\n");
+  EXPECT_TRUE(fs::exists(dir / "COMPLETE"));
+  EXPECT_EQ(checkpoint_problem(dir), "");
+
+  auto found = find_resume(run.path(), "auto");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(*found, dir);
+  Checkpoint ck(*found);
+  EXPECT_EQ(ck.step(), 7);
+  EXPECT_TRUE(ck.has(checkpoint_files::kModel));
+  EXPECT_FALSE(ck.has(checkpoint_files::kOptimizer));
+  auto t = ck.tensors(checkpoint_files::kModel);
+  ASSERT_EQ(t.size(), 2u);
+  std::map<std::string, at::Tensor> m(t.begin(), t.end());
+  EXPECT_TRUE(at::equal(m["w"], at::full({2, 3}, 7.0f)));
+  EXPECT_TRUE(at::equal(m["b"], at::arange(3)));
+  EXPECT_EQ(ck.json(checkpoint_files::kTrainerState)["step"], 7);
+  EXPECT_EQ(ck.text(checkpoint_files::kConfig), "lr: 2.0e-5\n");
+  EXPECT_THROW(ck.json(checkpoint_files::kScheduler), Error);
+  // No temp dirs left behind.
+  for (const auto& e : fs::directory_iterator(run.path() / "checkpoints"))
+    EXPECT_EQ(e.path().filename().string().rfind(".tmp-", 0), std::string::npos);
+}
+
+TEST(Checkpoint, NothingToResume) {
+  TempDir run;
+  EXPECT_FALSE(find_resume(run.path(), "auto").has_value());
+  EXPECT_FALSE(find_resume(run.path(), "none").has_value());
+}
+
+TEST(Checkpoint, HalfWrittenCheckpointsAreIgnoredAndReported) {
+  TempDir run;
+  save(run.path(), 1);
+  const auto good = save(run.path(), 2);
+  const auto root = run.path() / "checkpoints";
+  // (a) a temp dir of a save that crashed before the rename
+  fs::create_directories(root / ".tmp-step_00000003-99999");
+  write(root / ".tmp-step_00000003-99999" / "model.safetensors", "partial");
+  // (b) a step dir without COMPLETE
+  fs::create_directories(root / "step_00000004");
+  write(root / "step_00000004" / "model.safetensors", "x");
+  // (c) a step dir whose file is shorter than COMPLETE says
+  fs::copy(good, root / "step_00000005", fs::copy_options::recursive);
+  std::ofstream(root / "step_00000005" / "COMPLETE", std::ios::trunc)
+      << R"({"step": 5, "files": {"model.safetensors": 1000000}})";
+  // (d) `latest` pointing to a directory that does not exist
+  write(root / "latest", "step_00000006\n");
+
+  std::vector<std::string> ignored;
+  auto found = find_resume(run.path(), "auto", &ignored);
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(*found, good);
+  ASSERT_EQ(ignored.size(), 4u);
+  auto mentions = [&](const std::string& what) {
+    for (const auto& l : ignored)
+      if (l.find(what) != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(mentions(".tmp-step_00000003-99999"));
+  EXPECT_TRUE(mentions("step_00000004: no COMPLETE"));
+  EXPECT_TRUE(mentions("step_00000005: file model.safetensors has"));
+  EXPECT_TRUE(mentions("latest: points to 'step_00000006'"));
+
+  // Explicit directories must be complete.
+  EXPECT_THROW(find_resume(run.path(), (root / "step_00000004").string()), Error);
+  EXPECT_THROW(find_resume(run.path(), (root / "step_00000099").string()), Error);
+  try {
+    find_resume(run.path(), (root / "step_00000005").string());
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(*find_resume(run.path(), good.string()), good);
+  EXPECT_THROW(Checkpoint(root / "step_00000004"), Error);
+}
+
+TEST(Checkpoint, LatestWinsOverNewerStepFromAnotherTimeline) {
+  // A run resumed from step 1 after having reached step 3 writes step 2: `latest` says 2.
+  TempDir run;
+  save(run.path(), 1);
+  save(run.path(), 3);
+  save(run.path(), 2);
+  EXPECT_EQ(find_resume(run.path(), "auto")->filename(), "step_00000002");
+}
+
+TEST(Checkpoint, KeepLastN) {
+  TempDir run;
+  for (int s = 1; s <= 5; ++s) save(run.path(), s * 10, 2);
+  auto scan = scan_checkpoints(run.path());
+  ASSERT_EQ(scan.complete.size(), 2u);
+  EXPECT_EQ(scan.complete[0].filename(), "step_00000040");
+  EXPECT_EQ(scan.complete[1].filename(), "step_00000050");
+  EXPECT_TRUE(scan.ignored.empty());
+}
+
+TEST(Checkpoint, ResaveSameStepReplaces) {
+  TempDir run;
+  save(run.path(), 3);
+  CheckpointWriter w(run.path(), 3);
+  w.write_text("note.txt", "second");
+  w.commit();
+  Checkpoint ck(run.path() / "checkpoints" / "step_00000003");
+  EXPECT_EQ(ck.text("note.txt"), "second");
+  EXPECT_FALSE(ck.has(checkpoint_files::kModel));
+}
+
+TEST(Checkpoint, AbandonedWriterLeavesNothing) {
+  TempDir run;
+  fs::path temp;
+  {
+    CheckpointWriter w(run.path(), 9);
+    w.write_text("a.txt", "x");
+    temp = w.temp_dir();
+    EXPECT_TRUE(fs::exists(temp));
+    EXPECT_THROW(w.write_text("../escape", "x"), Error);
+  }
+  EXPECT_FALSE(fs::exists(temp));
+  EXPECT_FALSE(find_resume(run.path(), "auto").has_value());
+}
+
+TEST(RngState, CpuGeneratorRoundTripThroughCheckpoint) {
+  TempDir run;
+  at::manual_seed(123);
+  (void)at::randn({5});
+  auto state = capture_rng_state();
+  auto expected = at::randn({8});
+  std::mt19937 engine(7);
+  engine();
+  const auto engine_text = engine_state(engine);
+  const auto engine_next = engine();
+
+  {
+    CheckpointWriter w(run.path(), 1);
+    w.write_tensors(checkpoint_files::kRng, rng_state_tensors(state));
+    w.write_json(checkpoint_files::kTrainerState, {{"engine", engine_text}});
+    w.commit();
+  }
+  (void)at::randn({100});  // move the generator on
+  Checkpoint ck(*find_resume(run.path(), "auto"));
+  restore_rng_state(rng_state_from_tensors(ck.tensors(checkpoint_files::kRng)));
+  EXPECT_TRUE(at::equal(at::randn({8}), expected));
+
+  std::mt19937 restored;
+  restore_engine_state(restored, ck.json(checkpoint_files::kTrainerState)["engine"]);
+  EXPECT_EQ(restored(), engine_next);
+  EXPECT_THROW(restore_engine_state(restored, "not a state"), Error);
+  EXPECT_THROW(rng_state_from_tensors({}), Error);
+}
