@@ -1,5 +1,19 @@
 # Every third-party dependency, found from Debian packages (or the pip LibTorch on GPU machines),
 # exposed as robometer::<name> interface targets so that the layers do not care how.
+# GPU machines have no package registry: scripts/gpu/ unpacks the Debian packages they lack into
+# a prefix and passes it here. Its headers must win over copies bundled inside the pip torch
+# (torch/include/fmt), so they go in as -I (searched before torch's -isystem dirs).
+set(ROBOMETER_DEPS_PREFIX "" CACHE PATH "Unpacked Debian packages (usr/...) for machines without apt")
+if(ROBOMETER_DEPS_PREFIX)
+  include_directories(BEFORE ${ROBOMETER_DEPS_PREFIX}/usr/include
+                      ${ROBOMETER_DEPS_PREFIX}/usr/include/x86_64-linux-gnu)
+  list(PREPEND CMAKE_PREFIX_PATH ${ROBOMETER_DEPS_PREFIX}/usr ${ROBOMETER_DEPS_PREFIX}/usr/lib/x86_64-linux-gnu/cmake
+       ${ROBOMETER_DEPS_PREFIX}/usr/share/cmake)
+  set(ENV{PKG_CONFIG_PATH} "${ROBOMETER_DEPS_PREFIX}/usr/lib/x86_64-linux-gnu/pkgconfig:${ROBOMETER_DEPS_PREFIX}/usr/share/pkgconfig:$ENV{PKG_CONFIG_PATH}")
+  set(ENV{PKG_CONFIG_SYSROOT_DIR} "")
+  link_directories(${ROBOMETER_DEPS_PREFIX}/usr/lib/x86_64-linux-gnu)
+endif()
+
 find_package(Torch REQUIRED)
 add_library(robometer::torch INTERFACE IMPORTED)
 target_link_libraries(robometer::torch INTERFACE ${TORCH_LIBRARIES})
@@ -21,9 +35,16 @@ else()
   target_link_libraries(robometer::yaml INTERFACE yaml-cpp)   # yaml-cpp 0.7 has no namespaced target
 endif()
 
-pkg_check_modules(FFMPEG REQUIRED IMPORTED_TARGET libavformat libavcodec libswscale libavutil)
+# Video decoding/encoding. OFF only for machines where FFmpeg cannot be installed (the GPU
+# benchmark box): the reader/writer then throw "built without FFmpeg" and video tests skip.
+option(ROBOMETER_WITH_VIDEO "Build the FFmpeg video reader/writer" ON)
 add_library(robometer::ffmpeg INTERFACE IMPORTED)
-target_link_libraries(robometer::ffmpeg INTERFACE PkgConfig::FFMPEG)
+if(ROBOMETER_WITH_VIDEO)
+  pkg_check_modules(FFMPEG REQUIRED IMPORTED_TARGET libavformat libavcodec libswscale libavutil)
+  target_link_libraries(robometer::ffmpeg INTERFACE PkgConfig::FFMPEG)
+else()
+  target_compile_definitions(robometer::ffmpeg INTERFACE ROBOMETER_NO_VIDEO=1)
+endif()
 
 # Tokenizer text handling: PCRE2 for the pre-tokenizer regex (\p{L}, look-ahead), utf8proc
 # for NFC normalisation.
@@ -41,12 +62,17 @@ add_library(robometer::codecs INTERFACE IMPORTED)
 target_link_libraries(robometer::codecs INTERFACE PkgConfig::ZSTD PkgConfig::ZLIB ${SNAPPY_LIB})
 target_include_directories(robometer::codecs INTERFACE ${SNAPPY_INCLUDE})
 
-pkg_check_modules(CAIRO REQUIRED IMPORTED_TARGET cairo)
+option(ROBOMETER_WITH_CAIRO "Draw reward plots with Cairo (score --plot)" ON)
 add_library(robometer::cairo INTERFACE IMPORTED)
-target_link_libraries(robometer::cairo INTERFACE PkgConfig::CAIRO)
+if(ROBOMETER_WITH_CAIRO)
+  pkg_check_modules(CAIRO REQUIRED IMPORTED_TARGET cairo)
+  target_link_libraries(robometer::cairo INTERFACE PkgConfig::CAIRO)
+else()
+  target_compile_definitions(robometer::cairo INTERFACE ROBOMETER_NO_CAIRO=1)
+endif()
 
-# cpp-httplib is header-only (Debian libcpp-httplib-dev ships httplib.h).
-find_path(HTTPLIB_INCLUDE httplib.h REQUIRED)
+# cpp-httplib: Debian builds it as a shared library (httplib.h declares, libcpp-httplib.so
+# defines, CPPHTTPLIB_* options baked in via its pkg-config file).
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 add_library(robometer::httplib INTERFACE IMPORTED)
-target_include_directories(robometer::httplib INTERFACE ${HTTPLIB_INCLUDE})
-target_link_libraries(robometer::httplib INTERFACE Threads::Threads)
+target_link_libraries(robometer::httplib INTERFACE PkgConfig::HTTPLIB Threads::Threads)

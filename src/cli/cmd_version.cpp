@@ -4,10 +4,12 @@
 
 #include <cstdio>
 
+#ifndef ROBOMETER_NO_VIDEO
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavutil/avutil.h>
 }
+#endif
 
 #include "robometer/cli/command.h"
 
@@ -26,8 +28,12 @@ int run_version() {
 #else
   std::printf("nccl      not compiled in (CPU build: Gloo only)\n");
 #endif
+#ifndef ROBOMETER_NO_VIDEO
   std::printf("ffmpeg    %s (libavcodec %d.%d.%d)\n", av_version_info(),
               LIBAVCODEC_VERSION_MAJOR, LIBAVCODEC_VERSION_MINOR, LIBAVCODEC_VERSION_MICRO);
+#else
+  std::printf("ffmpeg    not compiled in (ROBOMETER_WITH_VIDEO=OFF)\n");
+#endif
   return 0;
 }
 

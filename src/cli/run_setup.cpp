@@ -4,13 +4,14 @@
 
 #include "robometer/cli/command.h"
 #include "robometer/core/log.h"
+#include "robometer/dist/setup.h"
 
 namespace robometer::cli {
 
 RunContext start_run(const config::RunConfig& cfg, bool log_to_run_dir) {
   RunContext ctx;
-  // Single process until the dist layer provides the c10d world.
-  ctx.world = std::make_shared<train::LocalWorld>();
+  // A c10d process group under torchrun / `robometer launch` / SLURM, else one process.
+  ctx.world = dist::world_from_environment(cfg.dist);
   LogOptions lo;
   lo.level = global_options().log_level != "info" ? global_options().log_level : cfg.output.log_level;
   if (log_to_run_dir) lo.file = (std::filesystem::path(cfg.output.run_dir) / "log.txt").string();
@@ -19,9 +20,10 @@ RunContext start_run(const config::RunConfig& cfg, bool log_to_run_dir) {
   return ctx;
 }
 
-train::TrainerSetup make_trainer_setup(const config::RunConfig&, const RunContext& ctx) {
+train::TrainerSetup make_trainer_setup(const config::RunConfig& cfg, const RunContext& ctx) {
   train::TrainerSetup s;
   s.world = ctx.world;
+  dist::configure_trainer(s, cfg);  // bucketed all-reduce or ZeRO-1 when world size > 1
   return s;
 }
 

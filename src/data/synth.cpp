@@ -136,7 +136,6 @@ const std::array<TaskDef, kSynthMaxTasks>& task_defs() {
   return defs;
 }
 
-constexpr Rgb kDistractorObject{128, 128, 128};
 constexpr Rgb kDistractorZone{95, 95, 95};
 constexpr Rgb kArm{85, 85, 100};
 constexpr Rgb kGripper{35, 35, 45};
@@ -145,7 +144,7 @@ constexpr Rgb kGripper{35, 35, 45};
 
 struct Layout {
   double k = 1;  // pixels per unit of the 64-pixel design
-  Vec2 base, home, object0, target, distractor_object, distractor_zone;
+  Vec2 base, home, object0, target, distractor_zone;
   Rgb table;
 };
 
@@ -169,14 +168,10 @@ Layout make_layout(const TaskDef& task, int size, Rng& rng) {
       default: L.target = in_region(); break;
     }
     L.distractor_zone = in_region();
-    L.distractor_object = in_region();
     const double d_task = dist(L.object0, L.target);
     const bool ok = d_task >= 20 * k &&
                     dist(L.distractor_zone, L.target) >= d_task &&     // wrong target: no progress
-                    dist(L.distractor_zone, L.object0) >= 14 * k &&
-                    dist(L.distractor_object, L.object0) >= 12 * k &&
-                    dist(L.distractor_object, L.target) >= 12 * k &&
-                    dist(L.distractor_object, L.distractor_zone) >= 10 * k;
+                    dist(L.distractor_zone, L.object0) >= 16 * k;
     if (ok) return L;
     if (attempt > 10000) throw Error("synth: could not place the scene (size " + std::to_string(size) + ")");
   }
@@ -200,9 +195,9 @@ Plan make_plan(const Layout& L, Quality q, int size, Rng& rng) {
   Plan p;
   const Vec2 o = L.object0, T = L.target;
   if (q == Quality::Successful) {
-    p.grasp = rng.uniform(0.3, 0.42);
-    p.release = rng.uniform(0.75, 0.88);
-    p.keys = {{0, L.home}, {p.grasp, o}, {p.release, T}, {1, T}};
+    p.grasp = rng.uniform(0.15, 0.25);
+    p.release = rng.uniform(0.75, 0.85);
+    p.keys = {{0, L.home}, {p.grasp, o}, {p.release, T}, {1, L.home}};  // then back home
   } else if (q == Quality::Suboptimal) {
     // A detour on the way, a wobble while carrying, and the object left part-way.
     const double target_progress = rng.uniform(0.3, 0.7);
@@ -214,22 +209,22 @@ Plan make_plan(const Layout& L, Quality q, int size, Rng& rng) {
     const Vec2 wobble = clamp_region(lerp(o, stop, 0.5) + side * Vec2{-dir.y, dir.x}, L, size);
     p.grasp = 0.5;
     p.release = 0.88;
-    p.keys = {{0, L.home}, {0.22, detour}, {p.grasp, o}, {0.72, wobble}, {p.release, stop}, {1, stop}};
+    p.keys = {{0, L.home}, {0.22, detour}, {p.grasp, o}, {0.72, wobble}, {p.release, stop}, {1, L.home}};
   } else if (rng.uniform() < 0.5) {
     p.failure_mode = "wrong_target";
-    p.grasp = rng.uniform(0.3, 0.42);
-    p.release = rng.uniform(0.75, 0.88);
-    p.keys = {{0, L.home}, {p.grasp, o}, {p.release, L.distractor_zone}, {1, L.distractor_zone}};
+    p.grasp = rng.uniform(0.15, 0.25);
+    p.release = rng.uniform(0.75, 0.85);
+    p.keys = {{0, L.home}, {p.grasp, o}, {p.release, L.distractor_zone}, {1, L.home}};
   } else {
     // Dropped a third of the way; the object is knocked back past its start while the empty
     // gripper goes on to the target.
     p.failure_mode = "drop";
-    p.grasp = rng.uniform(0.3, 0.4);
-    p.release = 0.55;
+    p.grasp = rng.uniform(0.15, 0.25);
+    p.release = 0.5;
     p.drop = true;
     p.slide_end = 0.7;
     p.drop_end = clamp_region(o - 0.15 * (T - o), L, size);
-    p.keys = {{0, L.home}, {p.grasp, o}, {p.release, lerp(o, T, 0.35)}, {0.85, T}, {1, T}};
+    p.keys = {{0, L.home}, {p.grasp, o}, {p.release, lerp(o, T, 0.35)}, {0.85, T}, {1, L.home}};
   }
   return p;
 }
@@ -260,11 +255,11 @@ double progress_at(const Plan& p, const Layout& L, double t) {
 void draw_target(Canvas& c, const TaskDef& task, const Layout& L, int size) {
   const double k = L.k;
   switch (task.kind) {
-    case TargetKind::Bowl: c.ring(L.target, 7 * k, 4.5 * k, task.target); break;
+    case TargetKind::Bowl: c.ring(L.target, 9 * k, 6 * k, task.target); break;
     case TargetKind::LeftEdge: c.rect(0, 0, 2 * k, size - 1, task.target); break;
-    case TargetKind::StackBlock: c.square(L.target, 4.5 * k, task.target); break;
-    case TargetKind::SquareOutline: c.square_outline(L.target, 6 * k, std::max(1.0, std::round(1.5 * k)), task.target); break;
-    case TargetKind::Mat: c.rect(L.target.x - 8 * k, L.target.y - 6 * k, L.target.x + 8 * k, L.target.y + 6 * k, task.target); break;
+    case TargetKind::StackBlock: c.square(L.target, 6.5 * k, task.target); break;
+    case TargetKind::SquareOutline: c.square_outline(L.target, 8 * k, std::max(1.0, std::round(2 * k)), task.target); break;
+    case TargetKind::Mat: c.rect(L.target.x - 10 * k, L.target.y - 8 * k, L.target.x + 10 * k, L.target.y + 8 * k, task.target); break;
     case TargetKind::Corner:
       c.rect(size - 13 * k, 0, size - 1, 2 * k, task.target);
       c.rect(size - 3 * k, 0, size - 1, 13 * k, task.target);
@@ -277,11 +272,24 @@ void draw_frame(uint8_t* px, int size, const TaskDef& task, const Layout& L, con
   const double k = L.k;
   c.fill(L.table);
   draw_target(c, task, L, size);
-  c.ring(L.distractor_zone, 7 * k, 4.5 * k, kDistractorZone);
-  c.square(L.distractor_object, 3 * k, kDistractorObject);
+  c.ring(L.distractor_zone, 9 * k, 6 * k, kDistractorZone);
+  // The object leaves a trail on the table (as a wiping or painting tool would): how far it has
+  // travelled, and which way, is visible in every frame.
+  const Rgb trail{static_cast<uint8_t>((task.object.r + L.table.r) / 2), static_cast<uint8_t>((task.object.g + L.table.g) / 2),
+                  static_cast<uint8_t>((task.object.b + L.table.b) / 2)};
+  if (t > p.grasp) {
+    constexpr int kTrailSteps = 48;
+    Vec2 prev = object_at(p, L, p.grasp);
+    for (int i = 1; i <= kTrailSteps; ++i) {
+      const Vec2 cur = object_at(p, L, p.grasp + (t - p.grasp) * i / kTrailSteps);
+      c.segment(prev, cur, 5 * k, trail);
+      prev = cur;
+    }
+  }
+  // The object is large (9 px of 64) so that each 16-px vision patch sees it clearly.
   const Vec2 obj = object_at(p, L, t);
-  if (task.round_object) c.disc(obj, 3.5 * k, task.object);
-  else c.square(obj, 3 * k, task.object);
+  if (task.round_object) c.disc(obj, 5 * k, task.object);
+  else c.square(obj, 4.5 * k, task.object);
 
   // Two-link arm from the base to the gripper (analytic IK, elbow to the right).
   const Vec2 g = gripper_at(p, t);
@@ -295,10 +303,10 @@ void draw_frame(uint8_t* px, int size, const TaskDef& task, const Layout& L, con
   c.segment(elbow, g, 2.5 * k, kArm);
   c.disc(elbow, 2.5 * k, kGripper);
   const bool closed = t >= p.grasp && t <= p.release;
-  c.square_outline(g, 5 * k, std::max(1.0, std::round(k)), kGripper);
+  c.square_outline(g, 6.5 * k, std::max(1.0, std::round(k)), kGripper);
   if (closed) {  // jaws pressed against the object
-    c.rect(g.x - 5 * k, g.y - 2 * k, g.x - 3 * k, g.y + 2 * k, kGripper);
-    c.rect(g.x + 3 * k, g.y - 2 * k, g.x + 5 * k, g.y + 2 * k, kGripper);
+    c.rect(g.x - 6.5 * k, g.y - 2.5 * k, g.x - 4.5 * k, g.y + 2.5 * k, kGripper);
+    c.rect(g.x + 4.5 * k, g.y - 2.5 * k, g.x + 6.5 * k, g.y + 2.5 * k, kGripper);
   }
 }
 
@@ -397,7 +405,9 @@ SynthSummary write_synth_dataset(const std::string& out_dir, const SynthOptions&
       t.num_frames = e.num_frames;
       t.fps = opts.fps;
       t.quality = e.quality;
-      t.partial_success = e.partial_success;
+      // Off by default: labels.h would turn a partial-success clip that reaches its last frame
+      // into all-zero progress labels but for that frame, which contradicts what the frames show.
+      if (opts.partial_success_labels) t.partial_success = e.partial_success;
       t.is_robot = true;
       trajs.push_back(t);
       nlohmann::json gt = {{"id", e.id},

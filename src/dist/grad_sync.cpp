@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <set>
 
 #include "robometer/core/error.h"
@@ -41,8 +42,12 @@ void BucketedGradSync::attach(const train::NamedParams& params) {
   }
   for (size_t b = 0; b < buckets_.size(); ++b) {
     const auto& first = slots_[buckets_[b].slots.front()].param;
+    // One "has a gradient" count per slot after the gradients, reduced with them, so a
+    // parameter no rank produced a gradient for keeps .grad undefined (as in one process).
     const auto numel = bucket_bytes[b] / static_cast<int64_t>(first.element_size());
-    buckets_[b].flat = at::zeros({numel}, first.options().requires_grad(false));
+    buckets_[b].grad_numel = numel;
+    buckets_[b].flat = at::zeros({numel + static_cast<int64_t>(buckets_[b].slots.size())},
+                                 first.options().requires_grad(false));
     buckets_[b].pending = buckets_[b].slots.size();
   }
   for (size_t i = 0; i < slots_.size(); ++i) {
@@ -78,8 +83,15 @@ void BucketedGradSync::on_grad(size_t i, const at::Tensor& grad) {
   } else {
     view.copy_(grad);
   }
+  b.flat[flag_index(i)] = 1;
   s.ready = true;
   if (--b.pending == 0) launch_ready_buckets();
+}
+
+int64_t BucketedGradSync::flag_index(size_t slot) const {
+  const auto& b = buckets_[slots_[slot].bucket];
+  const auto pos = std::find(b.slots.begin(), b.slots.end(), slot) - b.slots.begin();
+  return b.grad_numel + pos;
 }
 
 void BucketedGradSync::launch_ready_buckets() {
@@ -101,7 +113,15 @@ void BucketedGradSync::finish() {
     for (auto i : b.slots) {
       auto& s = slots_[i];
       if (s.ready) continue;
-      b.flat.slice(0, s.offset, s.offset + s.param.numel()).zero_();
+      auto view = b.flat.slice(0, s.offset, s.offset + s.param.numel());
+      const auto& old = s.param.grad();  // from earlier accumulation micro-steps, if any
+      if (old.defined()) {
+        view.copy_(old.reshape({-1}));
+        b.flat[flag_index(i)] = 1;
+      } else {
+        view.zero_();
+        b.flat[flag_index(i)] = 0;
+      }
     }
     b.pending = 0;
   }
@@ -112,9 +132,14 @@ void BucketedGradSync::finish() {
   for (auto& b : buckets_) {
     b.work->wait();
     b.work.reset();
-    b.flat.mul_(inv);
-    for (auto i : b.slots) {
-      auto& s = slots_[i];
+    auto flags = b.flat.slice(0, b.grad_numel).to(at::kCPU, at::kFloat);
+    b.flat.slice(0, 0, b.grad_numel).mul_(inv);
+    for (size_t k = 0; k < b.slots.size(); ++k) {
+      auto& s = slots_[b.slots[k]];
+      if (flags[static_cast<int64_t>(k)].item<float>() == 0) {
+        s.param.mutable_grad() = at::Tensor();  // no rank produced a gradient
+        continue;
+      }
       auto view = b.flat.slice(0, s.offset, s.offset + s.param.numel()).view(s.param.sizes());
       auto& g = s.param.mutable_grad();
       if (g.defined() && g.sizes() == s.param.sizes()) {

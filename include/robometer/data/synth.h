@@ -1,8 +1,11 @@
 // Procedural robot-like episodes for the demo (`robometer synth`): a top-down 2-D table, a
 // two-link arm from a fixed base with a square gripper that reaches an object, grasps it and
-// carries it to a target. Each task has its own object colour/shape and target, so the task is
-// visible in the frames; the three qualities differ only in the motion (the scene layout is
-// drawn from the same distribution), so a reward model must watch what happens.
+// carries it to a target, then returns home. Each task has its own object colour/shape and
+// target, so the task is visible in the frames; the three qualities differ only in the motion
+// (the scene layout is drawn from the same distribution), so a reward model must watch what
+// happens. Objects and targets are large (9-20 px of 64) so that a 16-px vision patch sees them,
+// the carried object leaves a trail on the table (how far it went, and which way, shows in each
+// frame), and the arm keeps moving to the last frame, so that no two late frames look the same.
 //
 // Ground-truth progress of every frame is a function of the scene state:
 //   before the first grasp  g = 0.25 · clamp(1 − |gripper − object₀| / |home − object₀|)
@@ -31,6 +34,11 @@ struct SynthOptions {
   int max_frames = 24;
   double fps = 10.0;
   uint64_t seed = 0;
+  // Whether the manifest gives suboptimal episodes their partial_success (ground_truth.jsonl
+  // always has it). Off: they are plain unsuccessful trajectories (no progress supervision),
+  // since labels.h maps partial-success clips ending on the last frame to all-zero progress
+  // labels but for that frame, which the frames contradict.
+  bool partial_success_labels = false;
 };
 
 constexpr int kSynthMaxTasks = 6;

@@ -48,14 +48,16 @@ class BucketedGradSync final : public train::GradSync {
     bool ready = false;
   };
   struct Bucket {
-    at::Tensor flat;
+    at::Tensor flat;  // gradients, then one used-flag per slot
+    int64_t grad_numel = 0;
     std::vector<size_t> slots;
     size_t pending = 0;  // slots not ready yet
     std::unique_ptr<PendingCollective> work;
     bool launched = false;
   };
   void on_grad(size_t slot, const at::Tensor& grad);
-  void launch_ready_buckets();  // in index order, stops at the first not-ready bucket
+  void launch_ready_buckets();
+  int64_t flag_index(size_t slot) const;  // in index order, stops at the first not-ready bucket
 
   std::shared_ptr<C10dWorld> world_;
   double bucket_mb_;

@@ -30,6 +30,10 @@ struct ModelBundle {
 ModelBundle build_model(const config::ModelConfig& cfg, at::Device device, uint64_t seed,
                         const std::string& weights_dir = "");
 
+// Accepts a checkpoint/export dir, a run dir (its checkpoints/latest is followed) or the
+// `latest` pointer file itself; returns the directory holding the weights. Throws Error.
+std::string resolve_checkpoint_dir(const std::string& path);
+
 // Reads the `model:` section a checkpoint/export directory was trained with (its config.yaml),
 // so that eval/score/export need only --checkpoint DIR. Throws Error when absent.
 config::RunConfig run_config_of(const std::string& checkpoint_dir);

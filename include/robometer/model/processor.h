@@ -72,7 +72,7 @@ class Processor {
 
  private:
   // Tokenizes the rendered prompts, right-pads, and finds the head positions.
-  ModelInputs assemble(const std::vector<std::string>& prompts, std::vector<ImagePatches>& images,
+  ModelInputs assemble(const std::vector<std::string>& prompts, const std::vector<ImagePatches>& images,
                        const std::vector<int64_t>& image_pads) const;
 
   const Tokenizer* tok_;

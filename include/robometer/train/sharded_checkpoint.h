@@ -1,0 +1,29 @@
+// Checkpointing a sharded (ZeRO-1) optimizer: every rank holds a different part of the state,
+// so each writes optimizer.rank<r>.safetensors / .json. Protocol inside the trainer's
+// save_checkpoint():
+//   stage_optimizer_shard(world, opt, staging)   // every rank, ends with a barrier
+//   rank 0: CheckpointWriter w(...); ...; add_staged_shards(w, staging, world.size()); commit
+//   world.barrier();  remove_staging(staging) on rank 0
+// The staging dir is run_dir/checkpoints/.staging-step_XXXXXXXX (a name every rank can
+// compute; ignored on resume like the writer's temp dirs). Resume: load_optimizer_shard().
+#pragma once
+#include <filesystem>
+#include <string>
+
+#include "robometer/train/checkpoint.h"
+#include "robometer/train/param_optimizer.h"
+#include "robometer/train/world.h"
+
+namespace robometer::train {
+
+std::string optimizer_shard_file(int rank, bool json);  // optimizer.rank00003.safetensors/.json
+std::filesystem::path staging_dir(const std::filesystem::path& run_dir, int64_t step);
+void stage_optimizer_shard(World& world, const ParamOptimizer& opt,
+                           const std::filesystem::path& staging);
+// Copies every rank's staged shard into the checkpoint being written (rank 0), one at a time.
+void add_staged_shards(CheckpointWriter& w, const std::filesystem::path& staging, int world);
+// This rank's shard from a committed checkpoint; a clear Error when it was saved with
+// another world size (its shard file is missing).
+void load_optimizer_shard(const Checkpoint& ck, ParamOptimizer& opt, int rank);
+
+}  // namespace robometer::train

@@ -1,0 +1,113 @@
+// End to end through the binary: synth -> train 2 steps -> eval / score (+ plot) / export ->
+// score the export. One tiny training run per suite.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/test_util.h"
+
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct CliResult {
+  int code = -1;
+  std::string out;
+};
+
+CliResult run_cli(const std::string& args) {
+  CliResult r;
+  const char* bin = std::getenv("ROBOMETER_BINARY");
+  const std::string cmd = "cd '" + robometer::test::source_dir().string() + "' && '" +
+                          std::string(bin ? bin : "robometer") + "' --log-level warn " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf;
+  while (fgets(buf.data(), buf.size(), p)) r.out += buf.data();
+  const int st = pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+class CliEval : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!std::getenv("ROBOMETER_BINARY")) return;
+    tmp_ = new robometer::test::TempDir();
+    const std::string d = tmp_->path().string();
+    auto s = run_cli("synth --out " + d + "/synth --episodes 12 --eval-episodes 6 --size 64 --tasks 2");
+    ASSERT_EQ(s.code, 0) << s.out;
+    auto t = run_cli("train configs/tiny.yaml data.train=[{path: " + d + "/synth/train}] data.eval=[{path: " + d +
+                     "/synth/eval}] train.max_steps=2 train.batch_size=2 data.num_workers=1 train.eval_every=0 "
+                     "train.checkpoint_every=0 output.tensorboard=false output.run_dir=" + d + "/run --no-progress");
+    ASSERT_EQ(t.code, 0) << t.out;
+    checkpoint_ = d + "/run/checkpoints/step_00000002";
+  }
+  static void TearDownTestSuite() { delete tmp_; }
+  void SetUp() override {
+    if (!std::getenv("ROBOMETER_BINARY")) GTEST_SKIP() << "ROBOMETER_BINARY not set (run through ctest)";
+    ASSERT_TRUE(fs::exists(checkpoint_ + "/model.safetensors")) << checkpoint_;
+  }
+  static robometer::test::TempDir* tmp_;
+  static std::string checkpoint_;
+};
+robometer::test::TempDir* CliEval::tmp_ = nullptr;
+std::string CliEval::checkpoint_;
+
+TEST_F(CliEval, EvalWritesJsonAndMarkdownForTrainedAndUntrained) {
+  const std::string d = tmp_->path().string();
+  auto r = run_cli("eval --checkpoint " + checkpoint_ + " --data " + d + "/synth/eval --pairs 4 --out " + d + "/ev");
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::ifstream f(d + "/ev/metrics.json");
+  const json j = json::parse(f);
+  EXPECT_EQ(j["overall"]["num_trajectories"], 6);
+  EXPECT_TRUE(j["overall"].contains("voc"));
+  EXPECT_TRUE(fs::exists(d + "/ev/metrics.md"));
+  EXPECT_NE(r.out.find("| data source"), std::string::npos);
+  auto u = run_cli("eval --untrained --config configs/tiny.yaml --data " + d + "/synth/eval --pairs 2 --max-trajectories 2");
+  EXPECT_EQ(u.code, 0) << u.out;
+  auto bad = run_cli("eval --data " + d + "/synth/eval");
+  EXPECT_EQ(bad.code, 2) << bad.out;
+}
+
+TEST_F(CliEval, ScoreJsonCsvPlotAndExportRoundTrip) {
+  const std::string d = tmp_->path().string();
+  std::string video;
+  for (const auto& e : fs::directory_iterator(d + "/synth/eval/videos")) { video = e.path().string(); break; }
+  ASSERT_FALSE(video.empty());
+  auto r = run_cli("score --checkpoint " + checkpoint_ + " --video " + video +
+                   " --task 'pick up the red cube' --mode dense --frames 4 --out " + d + "/s.json --plot " + d + "/s.png");
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::ifstream f(d + "/s.json");
+  const json j = json::parse(f);
+  EXPECT_EQ(j["progress"].size(), j["num_frames"].get<size_t>());  // dense: one reward per frame
+  ASSERT_TRUE(fs::exists(d + "/s.png"));
+  std::ifstream png(d + "/s.png", std::ios::binary);
+  char sig[8];
+  png.read(sig, 8);
+  EXPECT_EQ(std::string(sig + 1, 3), "PNG");
+
+  auto c = run_cli("score --checkpoint " + checkpoint_ + " --video " + video + " --task 'x' --format csv");
+  ASSERT_EQ(c.code, 0) << c.out;
+  EXPECT_NE(c.out.find("video,frame,progress,success"), std::string::npos);
+
+  auto e = run_cli("export --checkpoint " + checkpoint_ + " --out " + d + "/export --shard-size 10MB");
+  ASSERT_EQ(e.code, 0) << e.out;
+  EXPECT_TRUE(fs::exists(d + "/export/model.safetensors.index.json"));
+  auto r2 = run_cli("score --checkpoint " + d + "/export --video " + video +
+                    " --task 'pick up the red cube' --mode dense --frames 4");
+  ASSERT_EQ(r2.code, 0) << r2.out;
+  const json j2 = json::parse(r2.out.substr(r2.out.find('{')));
+  ASSERT_EQ(j2["progress"].size(), j["progress"].size());
+  for (size_t i = 0; i < j["progress"].size(); ++i)
+    EXPECT_DOUBLE_EQ(j2["progress"][i].get<double>(), j["progress"][i].get<double>());
+
+  auto missing = run_cli("score --checkpoint " + checkpoint_ + " --video /nonexistent.mp4 --task x");
+  EXPECT_EQ(missing.code, 1) << missing.out;
+}
+
+}  // namespace

@@ -1,0 +1,132 @@
+// `robometer launch`: spawning ranks with torchrun's environment, failure propagation and
+// signal forwarding. Runs the real binary (<build dir>/robometer).
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "common/test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path robometer_binary() {
+  return fs::canonical("/proc/self/exe").parent_path().parent_path() / "robometer";
+}
+
+#define REQUIRE_BINARY()                                                            \
+  if (!fs::exists(robometer_binary()))                                              \
+  GTEST_SKIP() << robometer_binary() << " is absent (build the robometer target)"
+
+struct Run {
+  int status = -1;
+  std::string output;
+  double seconds = 0;
+};
+
+// Runs a shell command line, capturing stdout+stderr.
+Run run(const std::string& cmd) {
+  Run r;
+  const auto t0 = std::chrono::steady_clock::now();
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
+  const int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+size_t count(const std::string& s, const std::string& needle) {
+  size_t n = 0;
+  for (auto pos = s.find(needle); pos != std::string::npos; pos = s.find(needle, pos + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(DistLaunch, RunsEveryRankOfASubcommand) {
+  REQUIRE_BINARY();
+  auto r = run(robometer_binary().string() + " launch --nproc-per-node 2 --master-port 0 -- version");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(count(r.output, "libtorch"), 2u) << r.output;
+}
+
+TEST(DistLaunch, SetsTorchrunEnvironment) {
+  REQUIRE_BINARY();
+  robometer::test::TempDir dir;
+  auto r = run(robometer_binary().string() +
+               " launch --nproc-per-node 3 --master-port 0 --program /bin/sh -- -c "
+               "'echo $RANK $LOCAL_RANK $WORLD_SIZE $LOCAL_WORLD_SIZE $MASTER_ADDR > " +
+               dir.path().string() + "/r$RANK'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (int k = 0; k < 3; ++k) {
+    std::ifstream f(dir.path() / ("r" + std::to_string(k)));
+    std::string line;
+    std::getline(f, line);
+    EXPECT_EQ(line, std::to_string(k) + " " + std::to_string(k) + " 3 3 127.0.0.1");
+  }
+}
+
+TEST(DistLaunch, FailingRankStopsTheOthers) {
+  REQUIRE_BINARY();
+  // Rank 1 fails at once; rank 0 would sleep 60 s unless stopped.
+  auto r = run(robometer_binary().string() +
+               " launch --nproc-per-node 2 --master-port 0 --grace 2 --program /bin/sh -- -c "
+               "'if [ $RANK = 1 ]; then exit 7; fi; exec sleep 60'");
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("rank 1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("exit status 7"), std::string::npos) << r.output;
+  EXPECT_LT(r.seconds, 30) << r.output;
+}
+
+TEST(DistLaunch, FailingSubcommandFails) {
+  REQUIRE_BINARY();
+  auto r = run(robometer_binary().string() +
+               " launch --nproc-per-node 2 --master-port 0 -- no-such-subcommand");
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("failed"), std::string::npos) << r.output;
+}
+
+TEST(DistLaunch, ForwardsSigtermToEveryRank) {
+  REQUIRE_BINARY();
+  robometer::test::TempDir dir;
+  const std::string d = dir.path().string();
+  // Each rank traps TERM, records it and exits 0 (as the trainer does after checkpointing).
+  const std::string script =
+      "trap 'echo term > " + d + "/t$RANK; exit 0' TERM; touch " + d +
+      "/up$RANK; while true; do sleep 0.05; done";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl(robometer_binary().c_str(), "robometer", "launch", "--nproc-per-node", "2",
+          "--master-port", "0", "--program", "/bin/sh", "--", "-c", script.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!(fs::exists(dir.path() / "up0") && fs::exists(dir.path() / "up1")) &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGTERM);
+  int st = 0;
+  while (waitpid(pid, &st, WNOHANG) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (std::chrono::steady_clock::now() >= deadline) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    FAIL() << "launcher did not exit after SIGTERM";
+  }
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "status " << st;
+  EXPECT_TRUE(fs::exists(dir.path() / "t0"));
+  EXPECT_TRUE(fs::exists(dir.path() / "t1"));
+}

@@ -1,0 +1,82 @@
+#include <gtest/gtest.h>
+
+#include "eval_test_util.h"
+#include "robometer/data/labels.h"
+#include "robometer/data/manifest.h"
+#include "robometer/data/synth.h"
+#include "robometer/eval/evaluator.h"
+
+namespace robometer::eval {
+namespace {
+
+TEST(Evaluator, SynthEvalSetProducesEveryMetricWithTheLastFrameProtocol) {
+  test::TempDir tmp;
+  data::SynthOptions so;
+  so.train_episodes = 0;
+  so.eval_episodes = 8;  // 2 tasks x (successful, successful, suboptimal, failure)
+  so.tasks = 2;
+  so.min_frames = 12;
+  so.max_frames = 40;  // some episodes exceed the 32-frame stored cap
+  data::write_synth_dataset(tmp.path().string(), so);
+  const data::TrajectoryIndex index({data::WeightedManifest{data::read_manifest((tmp / "eval").string()), 1.0}});
+
+  auto cfg = test::tiny_run_config();
+  auto bundle = model::build_model(cfg.model, at::kCPU, 7);
+  EvalOptions o = eval_options(cfg);
+  o.frames = 4;
+  o.voc_prefixes = 3;
+  o.preference_pairs = 4;
+  o.keep_trajectories = true;
+  const auto j = evaluate(bundle, index, o);
+
+  ASSERT_TRUE(j.contains("overall"));
+  EXPECT_EQ(j["overall"]["num_trajectories"], 8);
+  EXPECT_EQ(j["protocol"]["preference_pairs"], 4);
+  EXPECT_EQ(j["protocol"]["voc_prefixes"], 3);
+  // Two tasks: every confusion video (one per task) scored under both instructions.
+  EXPECT_EQ(j["protocol"]["confusion_entries"], 4);
+  ASSERT_EQ(j["trajectories"].size(), 8u) << j["trajectories"].dump().substr(0, 400);
+  for (const auto& t : j["trajectories"]) {
+    const auto& traj = index.at(index.find(t["id"].get<std::string>()));
+    const int64_t S = std::min<int64_t>(traj.num_frames, 32);
+    const auto ends = data::linspace_positions(S, 3);
+    ASSERT_EQ(t["gt_progress"].size(), ends.size());
+    if (t["quality"] == "successful") {
+      // Ground truth at the prefix's LAST frame e: (e - 0) / (S - 1) with cutoff 1.
+      for (size_t k = 0; k < ends.size(); ++k)
+        EXPECT_NEAR(t["gt_progress"][k].get<double>(), static_cast<double>(ends[k]) / (S - 1), 1e-12);
+    }
+    for (const auto& p : t["pred_progress"]) {
+      EXPECT_GE(p.get<double>(), 0.0);
+      EXPECT_LE(p.get<double>(), 1.0);
+    }
+  }
+  // Deterministic: the same call gives the same numbers.
+  const auto j2 = evaluate(bundle, index, o);
+  EXPECT_EQ(j["trajectories"], j2["trajectories"]);
+  EXPECT_EQ(j["overall"]["preference"], j2["overall"]["preference"]);
+}
+
+TEST(Evaluator, MaxTrajectoriesSpreadsOverTheSource) {
+  test::TempDir tmp;
+  data::SynthOptions so;
+  so.train_episodes = 0;
+  so.eval_episodes = 6;
+  so.tasks = 1;
+  so.min_frames = 8;
+  so.max_frames = 10;
+  data::write_synth_dataset(tmp.path().string(), so);
+  const data::TrajectoryIndex index({data::WeightedManifest{data::read_manifest((tmp / "eval").string()), 1.0}});
+  auto cfg = test::tiny_run_config();
+  auto bundle = model::build_model(cfg.model, at::kCPU, 7);
+  EvalOptions o = eval_options(cfg);
+  o.frames = 4;
+  o.max_trajectories = 3;
+  o.preference_pairs = 0;
+  const auto j = evaluate(bundle, index, o);
+  EXPECT_EQ(j["overall"]["num_trajectories"], 3);
+  EXPECT_EQ(j["protocol"]["confusion_entries"], 0);  // one task: no confusion matrix
+}
+
+}  // namespace
+}  // namespace robometer::eval

@@ -1,0 +1,177 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "eval_test_util.h"
+#include "robometer/core/error.h"
+#include "robometer/eval/export.h"
+#include "robometer/eval/load.h"
+#include "robometer/eval/scorer.h"
+
+namespace robometer::eval {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+json read_json(const fs::path& p) {
+  std::ifstream f(p);
+  return json::parse(f);
+}
+
+std::vector<double> outputs(model::ModelBundle& b) {
+  Scorer s(b, {4, 4});
+  return s.linspace(test::test_frames(6), "put the block in the bowl").progress;
+}
+
+TEST(Export, ParseSize) {
+  EXPECT_EQ(parse_size("5GB"), 5000000000LL);
+  EXPECT_EQ(parse_size("200MB"), 200000000LL);
+  EXPECT_EQ(parse_size("1KiB"), 1024);
+  EXPECT_EQ(parse_size("123"), 123);
+  EXPECT_THROW(parse_size("five"), ConfigError);
+  EXPECT_THROW(parse_size("5XB"), ConfigError);
+}
+
+TEST(Export, Fp32RoundTripIsBitExactAndShardsFollowTheLimit) {
+  test::TempDir tmp;
+  auto orig = test::write_tiny_checkpoint(tmp / "ckpt");
+  ExportOptions o;
+  o.shard_bytes = parse_size("2MB");
+  export_model((tmp / "ckpt").string(), (tmp / "out").string(), o);
+  const fs::path out = tmp / "out";
+  ASSERT_TRUE(fs::exists(out / "model.safetensors.index.json"));
+  EXPECT_FALSE(fs::exists(out / "model.safetensors"));
+  const auto index = read_json(out / "model.safetensors.index.json");
+  std::set<std::string> shards;
+  for (auto& [k, v] : index["weight_map"].items()) shards.insert(v.get<std::string>());
+  EXPECT_GT(shards.size(), 2u);
+  for (const auto& s : shards) {
+    // Only a tensor larger than the limit (the embedding) gets a shard above it.
+    io::SafetensorsFile f((out / s).string());
+    if (f.names().size() > 1) {
+      EXPECT_LE(fs::file_size(out / s), 2'000'000u + 100'000u) << s;
+    }
+  }
+  for (const char* f : {"config.json", "config.yaml", "tokenizer.json", "tokenizer_config.json",
+                        "special_tokens_map.json", "robometer_run.yaml"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  EXPECT_FALSE(fs::exists(out / "adapter_model.safetensors"));
+
+  // The five added tokens are in tokenizer.json's added_tokens, with the tokenizer's ids.
+  const auto tok = read_json(out / "tokenizer.json");
+  for (const auto& t : model::kRobometerSpecialTokens) {
+    bool found = false;
+    for (const auto& a : tok["added_tokens"])
+      if (a["content"] == t) {
+        found = true;
+        EXPECT_EQ(a["id"].get<int64_t>(), *orig.tokenizer->token_to_id(t));
+        EXPECT_TRUE(a["special"].get<bool>());
+      }
+    EXPECT_TRUE(found) << t;
+  }
+  const auto tcfg = read_json(out / "tokenizer_config.json");
+  EXPECT_TRUE(tcfg["added_tokens_decoder"].contains(std::to_string(*orig.tokenizer->token_to_id("<|prog_token|>"))));
+
+  // Robometer's config.yaml (JSON is YAML) has the fields its loader reads.
+  std::ifstream yf(out / "config.yaml");
+  std::string line, body;
+  while (std::getline(yf, line))
+    if (line.rfind("#", 0) != 0) body += line + "\n";
+  const auto rcfg = json::parse(body);
+  EXPECT_EQ(rcfg["model"]["progress_discrete_bins"], 10);
+  EXPECT_EQ(rcfg["model"]["base_model_id"], "Qwen/Qwen3-VL-4B-Instruct");
+  EXPECT_EQ(rcfg["model"]["use_peft"], false);
+  EXPECT_EQ(rcfg["training"]["predict_pref_progress"], true);
+
+  // Re-import: every tensor bit-exact.
+  auto back = load_checkpoint(out.string(), at::kCPU);
+  const auto a = model::state_dict(*orig.model), b = model::state_dict(*back.bundle.model);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].first, b[i].first);
+    EXPECT_TRUE(at::equal(a[i].second, b[i].second)) << a[i].first;
+  }
+  // And as model.pretrained of a new run (factory.cpp's path).
+  auto cfg = test::tiny_run_config();
+  cfg.model.config_json.clear();
+  cfg.model.pretrained = out.string();
+  auto fresh = model::build_model(cfg.model, at::kCPU, 999);
+  const auto c = model::state_dict(*fresh.model);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i].second, c[i].second)) << a[i].first;
+}
+
+TEST(Export, Bf16RoundsEveryFloatTensor) {
+  test::TempDir tmp;
+  auto orig = test::write_tiny_checkpoint(tmp / "ckpt");
+  ExportOptions o;
+  o.dtype = "bf16";
+  o.shard_bytes = 0;
+  export_model((tmp / "ckpt").string(), (tmp / "out").string(), o);
+  io::SafetensorsSet set((tmp / "out").string());
+  for (const auto& [k, t] : model::state_dict(*orig.model)) {
+    ASSERT_EQ(set.dtype(k), at::kBFloat16) << k;
+    EXPECT_TRUE(at::equal(set.get(k), t.to(at::kBFloat16))) << k;
+  }
+  EXPECT_THROW(
+      { ExportOptions bad; bad.dtype = "fp8"; export_model((tmp / "ckpt").string(), (tmp / "o2").string(), bad); },
+      ConfigError);
+}
+
+TEST(Export, LoraAdapterInPeftFormatAndMergedExportAgree) {
+  test::TempDir tmp;
+  auto orig = test::write_tiny_checkpoint(tmp / "ckpt", /*lora=*/true);
+  const auto ref = outputs(orig);
+
+  ExportOptions o;
+  o.shard_bytes = 0;
+  export_model((tmp / "ckpt").string(), (tmp / "peft").string(), o);
+  const fs::path peft = tmp / "peft";
+  ASSERT_TRUE(fs::exists(peft / "adapter_model.safetensors"));
+  const auto acfg = read_json(peft / "adapter_config.json");
+  EXPECT_EQ(acfg["peft_type"], "LORA");
+  EXPECT_EQ(acfg["r"], 4);
+  EXPECT_EQ(acfg["lora_alpha"], 8.0);
+  EXPECT_EQ(acfg["bias"], "none");
+  EXPECT_TRUE(acfg.contains("target_modules") && acfg.contains("lora_dropout") &&
+              acfg.contains("task_type") && acfg.contains("base_model_name_or_path"));
+  io::SafetensorsFile ad((peft / "adapter_model.safetensors").string());
+  ASSERT_FALSE(ad.names().empty());
+  for (const auto& k : ad.names()) {
+    EXPECT_EQ(k.rfind("base_model.model.model.language_model.", 0), 0u) << k;
+    const auto ends_with = [&](const std::string& suf) {
+      return k.size() > suf.size() && k.compare(k.size() - suf.size(), suf.size(), suf) == 0;
+    };
+    EXPECT_TRUE(ends_with(".lora_A.weight") || ends_with(".lora_B.weight")) << k;
+  }
+  io::SafetensorsFile heads((peft / "custom_heads.safetensors").string());
+  EXPECT_TRUE(heads.contains("progress_head.0.weight"));
+  EXPECT_TRUE(heads.contains("preference_head.0.weight"));
+  io::SafetensorsSet base(peft.string());
+  for (const auto& k : base.names()) EXPECT_EQ(k.find("lora_"), std::string::npos) << k;
+
+  auto reloaded = load_checkpoint(peft.string(), at::kCPU);
+  const auto r1 = outputs(reloaded.bundle);
+  for (size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR(r1[i], ref[i], 1e-6);
+
+  o.merge_lora = true;
+  export_model((tmp / "ckpt").string(), (tmp / "merged").string(), o);
+  EXPECT_FALSE(fs::exists(tmp / "merged" / "adapter_model.safetensors"));
+  auto merged = load_checkpoint((tmp / "merged").string(), at::kCPU);
+  EXPECT_FALSE(merged.config.model.lora.enabled);
+  const auto r2 = outputs(merged.bundle);
+  double diff = 0;
+  for (size_t i = 0; i < ref.size(); ++i) diff = std::max(diff, std::abs(r2[i] - ref[i]));
+  EXPECT_LT(diff, 1e-4);
+  // The adapters mattered (otherwise the comparison proves nothing).
+  auto plain_cfg = test::tiny_run_config();
+  auto plain = model::build_model(plain_cfg.model, at::kCPU, 7);
+  const auto r0 = outputs(plain);
+  double moved = 0;
+  for (size_t i = 0; i < ref.size(); ++i) moved = std::max(moved, std::abs(r0[i] - ref[i]));
+  EXPECT_GT(moved, 1e-4);
+}
+
+}  // namespace
+}  // namespace robometer::eval

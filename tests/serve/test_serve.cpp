@@ -1,0 +1,151 @@
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <chrono>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "../eval/eval_test_util.h"
+#include "robometer/core/error.h"
+#include "robometer/serve/server.h"
+
+namespace robometer::serve {
+namespace {
+using nlohmann::json;
+
+TEST(Base64, RoundTripAndRejectsGarbage) {
+  for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)})
+    EXPECT_EQ(base64_decode(base64_encode(s)), s);
+  EXPECT_EQ(base64_encode("hello"), "aGVsbG8=");
+  EXPECT_THROW(base64_decode("aGV$bG8="), robometer::Error);
+}
+
+json frames_request(const at::Tensor& f, const std::string& task) {
+  const at::Tensor c = f.contiguous();
+  std::string raw(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), static_cast<size_t>(c.numel()));
+  return {{"task", task}, {"frames", base64_encode(raw)}, {"shape", c.sizes().vec()}};
+}
+
+class Serve : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto cfg = test::tiny_run_config();
+    bundle_ = new model::ModelBundle(model::build_model(cfg.model, at::kCPU, 7));
+  }
+  static void TearDownTestSuite() { delete bundle_; }
+  static model::ModelBundle* bundle_;
+};
+model::ModelBundle* Serve::bundle_ = nullptr;
+
+TEST_F(Serve, HealthScoreAndConcurrentClients) {
+  eval::Scorer scorer(*bundle_, {4, 8});
+  ServerOptions o;
+  o.port = 0;
+  o.max_batch = 8;
+  RewardServer server(scorer, o);
+  const int port = server.start();
+  ASSERT_GT(port, 0);
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_read_timeout(60, 0);
+
+  auto health = cli.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(json::parse(health->body)["status"], "ok");
+
+  const auto frames = test::test_frames(6, 64, 5);
+  auto res = cli.Post("/score", frames_request(frames, "open the drawer").dump(), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const auto body = json::parse(res->body);
+  const auto direct = scorer.linspace(frames, "open the drawer");
+  ASSERT_EQ(body["progress"].size(), direct.progress.size());
+  for (size_t i = 0; i < direct.progress.size(); ++i) {
+    EXPECT_NEAR(body["progress"][i].get<double>(), direct.progress[i], 1e-5);
+    EXPECT_NEAR(body["success"][i].get<double>(), direct.success[i], 1e-5);
+  }
+
+  // Dense mode through the server equals the scorer's dense mode.
+  json dreq = frames_request(frames.slice(0, 0, 3), "open the drawer");
+  dreq["mode"] = "dense";
+  auto dres = cli.Post("/score", dreq.dump(), "application/json");
+  ASSERT_TRUE(dres);
+  ASSERT_EQ(dres->status, 200);
+  const auto dd = scorer.dense(frames.slice(0, 0, 3), "open the drawer");
+  for (size_t i = 0; i < 3; ++i)
+    EXPECT_NEAR(json::parse(dres->body)["progress"][i].get<double>(), dd.progress[i], 1e-5);
+
+  // 8 clients x 3 requests, all answered with the right length.
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 8; ++c)
+    clients.emplace_back([&, c] {
+      httplib::Client cl("127.0.0.1", port);
+      cl.set_read_timeout(120, 0);
+      for (int r = 0; r < 3; ++r) {
+        const auto f = test::test_frames(2 + (c + r) % 4, 64, 10 + c);
+        auto rr = cl.Post("/score", frames_request(f, "task " + std::to_string(c)).dump(), "application/json");
+        if (rr && rr->status == 200 && json::parse(rr->body)["progress"].size() == std::min<size_t>(4, f.size(0))) ++ok;
+      }
+    });
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), 24);
+
+  // Bad requests -> 400 with a JSON error.
+  auto bad = cli.Post("/score", R"({"task": "x", "frames": "AAAA", "shape": [1, 2, 2, 3]})", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_TRUE(json::parse(bad->body).contains("error"));
+  auto notjson = cli.Post("/score", "{", "application/json");
+  ASSERT_TRUE(notjson);
+  EXPECT_EQ(notjson->status, 400);
+  server.stop();
+}
+
+TEST_F(Serve, FullQueueAnswers503AndOversizedBody413) {
+  eval::Scorer scorer(*bundle_, {4, 8});
+  ServerOptions o;
+  o.port = 0;
+  o.queue = 2;
+  o.max_batch = 2;
+  o.max_request_bytes = 200000;
+  RewardServer server(scorer, o);
+  const int port = server.start();
+  server.set_paused(true);
+  const std::string req = frames_request(test::test_frames(2), "wipe the table").dump();
+  std::vector<std::thread> waiting;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 2; ++i)
+    waiting.emplace_back([&] {
+      httplib::Client cl("127.0.0.1", port);
+      cl.set_read_timeout(120, 0);
+      auto r = cl.Post("/score", req, "application/json");
+      if (r && r->status == 200) ++ok;
+    });
+  httplib::Client cli("127.0.0.1", port);
+  // Bounded wait until both requests sit in the queue.
+  for (int i = 0; i < 400; ++i) {
+    auto h = cli.Get("/health");
+    if (h && json::parse(h->body)["queued"] == 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  auto busy = cli.Post("/score", req, "application/json");
+  ASSERT_TRUE(busy);
+  EXPECT_EQ(busy->status, 503);
+  EXPECT_NE(json::parse(busy->body)["error"].get<std::string>().find("busy"), std::string::npos);
+  server.set_paused(false);
+  for (auto& t : waiting) t.join();
+  EXPECT_EQ(ok.load(), 2);
+
+  const std::string big = frames_request(test::test_frames(16, 64), "x").dump();  // > 200 kB
+  ASSERT_GT(big.size(), 200000u);
+  auto too_big = cli.Post("/score", big, "application/json");
+  ASSERT_TRUE(too_big);
+  EXPECT_EQ(too_big->status, 413);
+  EXPECT_TRUE(json::parse(too_big->body).contains("error"));
+  server.stop();
+}
+
+}  // namespace
+}  // namespace robometer::serve

@@ -1,0 +1,141 @@
+// The training loop on a tiny in-process synth dataset: the NaN guard (skipped steps leave the
+// parameters alone, training goes on; too many in a row abort with a clear Error).
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
+#include <set>
+
+#include "common/test_util.h"
+#include "robometer/config/loader.h"
+#include "robometer/core/error.h"
+#include "robometer/data/synth.h"
+#include "robometer/train/metrics_log.h"
+#include "robometer/train/trainer.h"
+
+using robometer::test::TempDir;
+namespace fs = std::filesystem;
+namespace train = robometer::train;
+
+namespace {
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    robometer::data::SynthOptions o;
+    o.train_episodes = 8;
+    o.eval_episodes = 0;
+    o.size = 32;
+    o.min_frames = 8;
+    o.max_frames = 10;
+    robometer::data::write_synth_dataset((dir_->path() / "synth").string(), o);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+
+  static robometer::config::RunConfig config(const fs::path& run_dir, int64_t steps,
+                                             const std::vector<std::string>& extra = {}) {
+    const auto src = robometer::test::source_dir();
+    std::vector<std::string> ov = {
+        "data.train=[{path: " + (dir_->path() / "synth" / "train").string() + ", weight: 1}]",
+        "data.eval=[]",
+        "data.resize={mode: exact, width: 32, height: 32}",
+        "data.num_workers=1",
+        "model.config_json=" + (src / "configs" / "models" / "tiny.json").string(),
+        "train.max_steps=" + std::to_string(steps),
+        "train.batch_size=2",
+        "train.grad_accum=1",
+        "train.warmup_ratio=0",  // the first step already moves the weights
+        "train.eval_every=0",
+        "train.checkpoint_every=0",
+        "output.tensorboard=false",
+        "output.run_dir=" + run_dir.string()};
+    ov.insert(ov.end(), extra.begin(), extra.end());
+    return robometer::config::load_run_config((src / "configs" / "tiny.yaml").string(), ov).config;
+  }
+
+  static std::vector<at::Tensor> snapshot(train::Trainer& t) {
+    std::vector<at::Tensor> out;
+    for (const auto& p : t.model().model->parameters()) out.push_back(p.detach().clone());
+    return out;
+  }
+  static bool same(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (!at::equal(a[i], b[i])) return false;
+    return true;
+  }
+
+  static TempDir* dir_;
+};
+
+TempDir* TrainerTest::dir_ = nullptr;
+
+void poison(train::LossTerms& terms) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  terms.total = terms.total * nan;
+  terms.total_value = nan;
+}
+
+TEST_F(TrainerTest, NonFiniteStepsAreSkippedCountedAndLeaveParametersUnchanged) {
+  TempDir run;
+  // Steps are 0-based in the hook: poison the 2nd and 4th optimizer steps.
+  const std::set<int64_t> bad = {1, 3};
+  train::TrainerSetup setup;
+  setup.progress_bar = false;
+  train::Trainer* trainer = nullptr;
+  std::vector<std::vector<at::Tensor>> before(6);  // parameters seen when step s begins
+  setup.loss_hook = [&](int64_t step, train::LossTerms& terms) {
+    before.at(step) = snapshot(*trainer);
+    if (bad.count(step)) poison(terms);
+  };
+  train::Trainer t(config(run.path(), 5), std::move(setup));
+  trainer = &t;
+  const auto summary = t.fit();
+  EXPECT_EQ(summary.last_step, 5);
+  EXPECT_EQ(summary.skipped_steps, 2);
+  EXPECT_TRUE(std::isfinite(summary.last_loss));
+
+  const auto after = snapshot(t);
+  // A skipped step changes nothing; a good one does (else this test could not fail).
+  EXPECT_TRUE(same(before[1], before[2])) << "parameters changed across the skipped step 2";
+  EXPECT_TRUE(same(before[3], before[4])) << "parameters changed across the skipped step 4";
+  EXPECT_FALSE(same(before[0], before[1]));
+  EXPECT_FALSE(same(before[2], before[3]));
+  EXPECT_FALSE(same(before[4], after));
+
+  // The log counts them and has every step.
+  const auto recs = train::MetricsLog::read(run.path() / "metrics.jsonl");
+  ASSERT_EQ(recs.size(), 5u);
+  EXPECT_EQ(recs[0]["skipped_steps"].get<int64_t>(), 0);
+  EXPECT_EQ(recs[1]["skipped_steps"].get<int64_t>(), 1);
+  EXPECT_TRUE(recs[1]["loss"].is_null());  // NaN is written as null
+  EXPECT_EQ(recs[4]["skipped_steps"].get<int64_t>(), 2);
+}
+
+TEST_F(TrainerTest, TooManyConsecutiveNonFiniteStepsAbortWithAClearError) {
+  TempDir run;
+  train::TrainerSetup setup;
+  setup.progress_bar = false;
+  int64_t calls = 0;
+  setup.loss_hook = [&](int64_t step, train::LossTerms& terms) {
+    ++calls;
+    if (step >= 1) poison(terms);
+  };
+  train::Trainer t(config(run.path(), 10, {"train.nan_abort_after=3"}), std::move(setup));
+  try {
+    t.fit();
+    FAIL() << "fit() returned although every step from the 2nd on was NaN";
+  } catch (const robometer::Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("3 consecutive steps"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("train.nan_abort_after"), std::string::npos) << msg;
+  }
+  EXPECT_EQ(calls, 4);  // one good step, then three bad ones
+}
+
+}  // namespace
