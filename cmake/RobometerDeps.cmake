@@ -73,6 +73,15 @@ endif()
 
 # cpp-httplib: Debian builds it as a shared library (httplib.h declares, libcpp-httplib.so
 # defines, CPPHTTPLIB_* options baked in via its pkg-config file).
-pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+pkg_check_modules(HTTPLIB IMPORTED_TARGET cpp-httplib)
 add_library(robometer::httplib INTERFACE IMPORTED)
-target_link_libraries(robometer::httplib INTERFACE PkgConfig::HTTPLIB Threads::Threads)
+if(HTTPLIB_FOUND)
+  target_link_libraries(robometer::httplib INTERFACE PkgConfig::HTTPLIB Threads::Threads)
+else()
+  # A bundled prefix without brotli/openssl .pc files: the server API we use does not depend
+  # on the TLS/compression options, so header + library suffice.
+  find_path(HTTPLIB_INCLUDE httplib.h REQUIRED)
+  find_library(HTTPLIB_LIB cpp-httplib REQUIRED)
+  target_include_directories(robometer::httplib INTERFACE ${HTTPLIB_INCLUDE})
+  target_link_libraries(robometer::httplib INTERFACE ${HTTPLIB_LIB} Threads::Threads)
+endif()

@@ -1,3 +1,4 @@
+#include "robometer/core/compat.h"
 #include "robometer/dist/grad_sync.h"
 
 #include <spdlog/spdlog.h>
@@ -74,7 +75,7 @@ void BucketedGradSync::on_grad(size_t i, const at::Tensor& grad) {
                 "' received two gradients in one synchronising backward (call backward once "
                 "per micro-step)");
   auto& b = buckets_[s.bucket];
-  at::NoGradGuard no_grad;
+  robometer::compat::NoGradGuard no_grad;
   auto view = b.flat.slice(0, s.offset, s.offset + s.param.numel()).view(s.param.sizes());
   const auto& old = s.param.grad();
   if (old.defined()) {
@@ -128,7 +129,7 @@ void BucketedGradSync::finish() {
   launch_ready_buckets();
   lock.unlock();
   const double inv = 1.0 / world_->size();
-  at::NoGradGuard no_grad;
+  robometer::compat::NoGradGuard no_grad;
   for (auto& b : buckets_) {
     b.work->wait();
     b.work.reset();

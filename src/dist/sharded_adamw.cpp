@@ -1,3 +1,4 @@
+#include "robometer/core/compat.h"
 #include "robometer/dist/sharded_adamw.h"
 
 #include <spdlog/spdlog.h>
@@ -85,7 +86,7 @@ ShardedAdamW::ShardedAdamW(std::shared_ptr<C10dWorld> world, const train::NamedP
   master_ = at::zeros({shard_size_}, fopts);
   exp_avg_ = at::zeros({shard_size_}, fopts);
   exp_avg_sq_ = at::zeros({shard_size_}, fopts);
-  at::NoGradGuard no_grad;
+  robometer::compat::NoGradGuard no_grad;
   for (const auto& p : params_) {
     const int64_t lo = std::max(p.offset, shard_begin_);
     const int64_t hi = std::min(p.offset + p.param.numel(), shard_end_);
@@ -101,7 +102,7 @@ double ShardedAdamW::lr() const { return params_.front().base_lr * lr_factor_; }
 
 void ShardedAdamW::reduce_grads() {
   if (reduced_) return;
-  at::NoGradGuard no_grad;
+  robometer::compat::NoGradGuard no_grad;
   const auto dev = world_->device();
   auto flat = at::zeros({padded_}, at::TensorOptions().dtype(flat_dtype_).device(dev));
   auto flags = at::zeros({static_cast<int64_t>(params_.size())},
@@ -126,7 +127,7 @@ void ShardedAdamW::reduce_grads() {
 
 double ShardedAdamW::clip_grad_norm(double max_norm) {
   reduce_grads();
-  at::NoGradGuard no_grad;
+  robometer::compat::NoGradGuard no_grad;
   auto sq = at::zeros({1}, grad_shard_.options());
   sq[0] = grad_shard_.pow(2).sum();
   std::vector<at::Tensor> v{sq};
@@ -140,7 +141,7 @@ double ShardedAdamW::clip_grad_norm(double max_norm) {
 
 void ShardedAdamW::step() {
   reduce_grads();
-  at::NoGradGuard no_grad;
+  robometer::compat::NoGradGuard no_grad;
   for (size_t i = 0; i < params_.size(); ++i) {
     auto& p = params_[i];
     if (!has_grad_[i]) continue;

@@ -1,3 +1,4 @@
+#include "robometer/core/compat.h"
 #include "robometer/model/checkpointing.h"
 
 #include <ATen/core/Generator.h>
@@ -95,7 +96,7 @@ at::Tensor checkpoint(const BlockFn& fn, const at::Tensor& input, const std::vec
   node->rng = RngState::capture(input.device());
   at::Tensor out;
   {
-    at::NoGradGuard ng;
+    robometer::compat::NoGradGuard ng;
     out = fn(input.detach());
   }
   node->fn = fn;

@@ -69,8 +69,14 @@ config::RunConfig run_config_of(const std::string& checkpoint_dir_or_run) {
   const fs::path p = fs::path(checkpoint_dir) / "config.yaml";
   if (!fs::exists(p))
     throw Error(checkpoint_dir + ": no config.yaml (not a robometer checkpoint or export)");
-  // Dataset paths of the training run may be gone; they do not matter for the model.
-  return config::load_run_config(p.string(), {"data.train=[]", "data.eval=[]"}).config;
+  // Dataset paths of the training run may be gone, and its relative paths were relative to
+  // where it ran: the checkpoint carries its own config.json, so only the model shape matters.
+  std::vector<std::string> ov = {"data.train=[]", "data.eval=[]"};
+  if (fs::exists(fs::path(checkpoint_dir) / "config.json")) {
+    ov.push_back("model.config_json=");
+    ov.push_back("model.pretrained=");
+  }
+  return config::load_run_config(p.string(), ov).config;
 }
 
 ModelBundle build_model(const config::ModelConfig& cfg, at::Device device, uint64_t seed,
@@ -115,8 +121,22 @@ ModelBundle build_model(const config::ModelConfig& cfg, at::Device device, uint6
   const at::ScalarType dtype = cfg.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
   b.model = make_reward_model(b.config, dtype);
 
+  LoraConfig lc;
+  lc.r = cfg.lora.r;
+  lc.alpha = cfg.lora.alpha;
+  lc.dropout = cfg.lora.dropout;
+  lc.targets = cfg.lora.targets;
+  bool lora_attached = false;
   if (!weights_dir.empty()) {
     io::SafetensorsSet weights(weights_dir.string());
+    // A LoRA training checkpoint holds the adapters: attach them before loading.
+    bool has_lora = false;
+    for (const auto& n : weights.names())
+      if (n.find(".lora_A.") != std::string::npos) { has_lora = true; break; }
+    if (has_lora && cfg.lora.enabled) {
+      apply_lora(*b.model, lc, /*freeze_base=*/true);
+      lora_attached = true;
+    }
     LoadOptions lo;
     // A Robometer checkpoint has the heads; an HF Qwen3-VL dir does not (heads keep their init)
     // and its 151,936-row embedding is resized to the tokenizer's vocabulary.
@@ -137,15 +157,12 @@ ModelBundle build_model(const config::ModelConfig& cfg, at::Device device, uint6
     spdlog::debug("froze {} tensors under '{}'", n, prefix);
   }
   if (cfg.lora.enabled) {
-    LoraConfig lc;
-    lc.r = cfg.lora.r;
-    lc.alpha = cfg.lora.alpha;
-    lc.dropout = cfg.lora.dropout;
-    lc.targets = cfg.lora.targets;
-    const auto n = apply_lora(*b.model, lc, /*freeze_base=*/true);
+    // apply_lora freezes every non-adapter parameter (PEFT's default).
+    if (!lora_attached) apply_lora(*b.model, lc, /*freeze_base=*/true);
     // Robometer's LoRA recipe trains the three heads too (saved as custom_heads.safetensors).
     unfreeze_matching(*b.model, "^(progress_head|success_head|preference_head)\\.");
-    spdlog::info("LoRA r={} alpha={} on {} modules", lc.r, lc.alpha, n);
+    spdlog::info("LoRA r={} alpha={}{}", lc.r, lc.alpha,
+                 lora_attached ? " (adapters loaded from the checkpoint)" : " (fresh adapters)");
   }
   b.model->to(device);
   return b;

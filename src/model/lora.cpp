@@ -1,3 +1,4 @@
+#include "robometer/core/compat.h"
 #include "robometer/model/lora.h"
 
 #include <torch/nn/init.h>
@@ -38,7 +39,7 @@ void LoraLinearImpl::attach_adapter(int64_t r, double alpha, double dropout) {
   lora_A = register_module("lora_A", torch::nn::Linear(opts));
   lora_B = register_module("lora_B", torch::nn::Linear(torch::nn::LinearOptions(r, out).bias(false)));
   {
-    at::NoGradGuard ng;
+    robometer::compat::NoGradGuard ng;
     torch::nn::init::kaiming_uniform_(lora_A->weight, std::sqrt(5.0));  // PEFT init_lora_weights=True
     lora_B->weight.zero_();
   }
@@ -50,7 +51,7 @@ void LoraLinearImpl::attach_adapter(int64_t r, double alpha, double dropout) {
 
 void LoraLinearImpl::merge() {
   if (!has_adapter() || merged_) return;
-  at::NoGradGuard ng;
+  robometer::compat::NoGradGuard ng;
   auto delta = at::matmul(lora_B->weight.to(at::kFloat), lora_A->weight.to(at::kFloat)) * scaling_;
   weight.copy_((weight.to(at::kFloat) + delta).to(weight.scalar_type()));
   merged_ = true;
@@ -58,7 +59,7 @@ void LoraLinearImpl::merge() {
 
 void LoraLinearImpl::unmerge() {
   if (!has_adapter() || !merged_) return;
-  at::NoGradGuard ng;
+  robometer::compat::NoGradGuard ng;
   auto delta = at::matmul(lora_B->weight.to(at::kFloat), lora_A->weight.to(at::kFloat)) * scaling_;
   weight.copy_((weight.to(at::kFloat) - delta).to(weight.scalar_type()));
   merged_ = false;

@@ -1,3 +1,4 @@
+#include "robometer/core/compat.h"
 #include "robometer/model/reward_model.h"
 
 #include <c10/core/DefaultDtype.h>
@@ -44,7 +45,7 @@ BackboneOutput Qwen3VLBackboneImpl::forward(const ModelInputs& in, bool checkpoi
     auto pixels = in.pixel_values.to(device, visual->patch_embed->proj->weight.scalar_type());
     if (all_frozen(*visual)) {
       // A frozen tower keeps no graph (as Robometer wraps it in no_grad).
-      at::NoGradGuard ng;
+      robometer::compat::NoGradGuard ng;
       vis = visual->forward(pixels, in.image_grid_thw, false);
     } else {
       vis = visual->forward(pixels, in.image_grid_thw, checkpoint_vision);

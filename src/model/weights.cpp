@@ -1,3 +1,4 @@
+#include "robometer/core/compat.h"
 #include "robometer/model/weights.h"
 
 #include <torch/nn/module.h>
@@ -88,7 +89,7 @@ LoadReport load_impl(torch::nn::Module& model, const std::vector<std::string>& n
   for (const auto& item : params) by_path[item.key()] = item.value();
   std::map<std::string, bool> seen;
 
-  at::NoGradGuard ng;
+  robometer::compat::NoGradGuard ng;
   for (const auto& key : names) {
     const std::string path = from_checkpoint_key(key, opts.tied_embeddings);
     if (path.empty()) {

@@ -1,3 +1,4 @@
+#include "robometer/core/compat.h"
 #include "robometer/train/optimizer.h"
 
 #include <spdlog/spdlog.h>
@@ -56,7 +57,7 @@ void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg
 }
 
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
-  at::NoGradGuard no_grad;
+  robometer::compat::NoGradGuard no_grad;
   std::vector<at::Tensor> norms;
   std::vector<at::Tensor> grads;
   for (const auto& p : params) {
@@ -137,7 +138,7 @@ AdamW::AdamW(const NamedParameters& named_params, AdamWConfig cfg) : cfg_(std::m
 void AdamW::set_lr_factor(double factor) { lr_factor_ = factor; }
 
 void AdamW::step() {
-  at::NoGradGuard no_grad;
+  robometer::compat::NoGradGuard no_grad;
   for (auto& p : params_) {
     const auto& grad = p.param.grad();
     if (!grad.defined()) continue;

@@ -12,6 +12,7 @@
 #include "robometer/core/compat.h"
 #include "robometer/core/error.h"
 #include "robometer/data/manifest.h"
+#include "robometer/eval/evaluator.h"
 #include "robometer/model/weights.h"
 #include "robometer/train/checkpoint.h"
 #include "robometer/train/lr_schedule.h"
@@ -297,18 +298,37 @@ struct Trainer::Impl {
       succ += terms.success_value; acc += terms.preference_accuracy;
       ++n;
     }
+    // The evaluation issue's metrics (VOC, Kendall τ-a, success F1) on a bounded subset, on the
+    // main rank (the same code as `robometer eval`).
+    nlohmann::json metrics;
+    if (world.is_main() && cfg.eval.max_trajectories >= 0) {
+      eval::EvalOptions eo = eval::eval_options(cfg);
+      if (eo.max_trajectories == 0) eo.max_trajectories = 16;
+      eo.preference_pairs = 16;
+      eo.confusion_videos = 0;
+      metrics = eval::evaluate(bundle, *eval_index, eo);
+    }
     bundle.model->train();
     std::vector<at::Tensor> v{at::tensor({loss, pref, prog, succ, acc, static_cast<double>(n)},
                                          at::kDouble)};
     world.all_reduce_sum(v);
     const auto r = v[0];
     const double cnt = std::max(1.0, r[5].item<double>());
-    return {{"eval_loss", r[0].item<double>() / cnt},
+    nlohmann::json out = {{"eval_loss", r[0].item<double>() / cnt},
             {"eval_preference_loss", r[1].item<double>() / cnt},
             {"eval_progress_loss", r[2].item<double>() / cnt},
             {"eval_success_loss", r[3].item<double>() / cnt},
             {"eval_preference_accuracy", r[4].item<double>() / cnt},
             {"eval_batches", r[5].item<double>()}};
+    if (metrics.contains("overall")) {
+      const auto& o = metrics["overall"];
+      auto take = [&](const char* key, const nlohmann::json& v) { if (v.is_number()) out[key] = v; };
+      if (o.contains("voc")) {
+        take("eval_voc_pearson", o["voc"].value("pearson", nlohmann::json()));
+        take("eval_voc_spearman", o["voc"].value("spearman", nlohmann::json()));
+      }
+    }
+    return out;
   }
 
   // ---------------------------------------------------------------- checkpoints

@@ -41,8 +41,8 @@ class CliEval : public ::testing::Test {
     const std::string d = tmp_->path().string();
     auto s = run_cli("synth --out " + d + "/synth --episodes 12 --eval-episodes 6 --size 64 --tasks 2");
     ASSERT_EQ(s.code, 0) << s.out;
-    auto t = run_cli("train configs/tiny.yaml data.train=[{path: " + d + "/synth/train}] data.eval=[{path: " + d +
-                     "/synth/eval}] train.max_steps=2 train.batch_size=2 data.num_workers=1 train.eval_every=0 "
+    auto t = run_cli("train configs/tiny.yaml 'data.train=[{path: " + d + "/synth/train}]' 'data.eval=[{path: " + d +
+                     "/synth/eval}]' train.max_steps=2 train.batch_size=2 data.num_workers=1 train.eval_every=0 "
                      "train.checkpoint_every=0 output.tensorboard=false output.run_dir=" + d + "/run --no-progress");
     ASSERT_EQ(t.code, 0) << t.out;
     checkpoint_ = d + "/run/checkpoints/step_00000002";

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "model_test_util.h"
+#include "robometer/core/compat.h"
 #include "robometer/model/lora.h"
 #include "robometer/model/reward_model.h"
 
@@ -70,7 +71,7 @@ RunResult run(bool ckpt, bool lora) {
     lc.r = 4;
     lc.dropout = 0.2;  // dropout inside checkpointed blocks: the RNG replay must match
     apply_lora(*m, lc, /*freeze_base=*/false);
-    at::NoGradGuard ng;
+    robometer::compat::NoGradGuard ng;
     for (const auto& item : m->named_parameters())
       if (item.key().find(".lora_B.") != std::string::npos) item.value().normal_(0, 0.05);
   }

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "model_test_util.h"
+#include "robometer/core/compat.h"
 #include "robometer/core/error.h"
 #include "robometer/model/reward_model.h"
 
@@ -29,7 +30,7 @@ TEST(ModelForward, ShapesAndRanges) {
   auto s0 = test::make_sample_tokens(c, imgs[0], 3, 2, 0);
   auto s1 = test::make_sample_tokens(c, imgs[1], 2, 1, 1);
   auto in = test::make_inputs(c, imgs, {s0, s1});
-  at::NoGradGuard ng;
+  robometer::compat::NoGradGuard ng;
   auto out = m->forward(in);
   EXPECT_EQ(out.progress_logits.sizes(), (at::IntArrayRef{2, 2, 10}));
   EXPECT_EQ(out.progress.sizes(), (at::IntArrayRef{2, 2}));
@@ -67,7 +68,7 @@ TEST(ModelForward, CausalLaterTokenDoesNotChangeEarlierStates) {
   const size_t j = s2.ids.size() - 3;  // a text token after both images
   s2.ids[j] = (s2.ids[j] + 1) % 100 + 10;
   auto b = test::make_inputs(c, imgs, {s2}, pix);
-  at::NoGradGuard ng;
+  robometer::compat::NoGradGuard ng;
   auto ha = m->model->forward(a).last_hidden_state;
   auto hb = m->model->forward(b).last_hidden_state;
   EXPECT_TRUE(ha.narrow(1, 0, j).equal(hb.narrow(1, 0, j)));
@@ -85,7 +86,7 @@ TEST(ModelForward, RightPaddedBatchEqualsSingles) {
   auto batch = test::make_inputs(c, imgs, {s0, s1}, pix);
   auto one = test::make_inputs(c, {imgs[0]}, {s0}, {pix[0], pix[1]});
   auto two = test::make_inputs(c, {imgs[1]}, {s1}, {pix[2]});
-  at::NoGradGuard ng;
+  robometer::compat::NoGradGuard ng;
   auto hb = m->model->forward(batch).last_hidden_state;
   auto h0 = m->model->forward(one).last_hidden_state;
   auto h1 = m->model->forward(two).last_hidden_state;
@@ -104,7 +105,7 @@ TEST(ModelForward, VisionAttendsWithinEachImageOnly) {
   auto p1 = at::randn({16, c.vision.patch_dim()});
   auto g0 = at::tensor({1, 4, 6}, at::kLong).view({1, 3});
   auto g1 = at::tensor({1, 4, 4}, at::kLong).view({1, 3});
-  at::NoGradGuard ng;
+  robometer::compat::NoGradGuard ng;
   auto both = m->model->visual->forward(at::cat({p0, p1}), at::cat({g0, g1}));
   auto a = m->model->visual->forward(p0, g0);
   auto b = m->model->visual->forward(p1, g1);
@@ -118,7 +119,7 @@ TEST(ModelForward, VisionAttendsWithinEachImageOnly) {
 TEST(ModelForward, PositionInterpolationOnNativeGridIsThePermutedTable) {
   auto m = tiny_model();
   auto table = m->model->visual->pos_embed->weight.detach();  // 16 x 32: a 4x4 grid
-  at::NoGradGuard ng;
+  robometer::compat::NoGradGuard ng;
   auto pe = m->model->visual->interpolated_pos_embed(at::tensor({1, 4, 4}, at::kLong).view({1, 3}));
   // merge order: block (0,0): rows 0-1, cols 0-1 -> table indices 0,1,4,5; block (0,1): 2,3,6,7; ...
   std::vector<int64_t> order = {0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15};
@@ -131,7 +132,7 @@ TEST(ModelForward, BadInputsAreErrors) {
   std::vector<std::vector<ImageSpec>> imgs = {{ImageSpec{4, 6}}};
   auto s = test::make_sample_tokens(c, imgs[0], 3, 2, 0);
   auto in = test::make_inputs(c, imgs, {s});
-  at::NoGradGuard ng;
+  robometer::compat::NoGradGuard ng;
   auto bad = in;
   bad.pixel_values = in.pixel_values.narrow(0, 0, 20);
   EXPECT_THROW(m->forward(bad), Error);

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "model_test_util.h"
+#include "robometer/core/compat.h"
 #include "robometer/model/lora.h"
 #include "robometer/model/reward_model.h"
 #include "robometer/model/weights.h"
@@ -25,7 +26,7 @@ struct Fixture {
     in = test::make_inputs(c, imgs, {test::make_sample_tokens(c, imgs[0], 3, 2, 0)});
   }
   at::Tensor hidden() {
-    at::NoGradGuard ng;
+    robometer::compat::NoGradGuard ng;
     return m->model->forward(in).last_hidden_state;
   }
 };
@@ -64,7 +65,7 @@ TEST(ModelLora, MergedEqualsUnmergedAndUnmergeRestores) {
   lc.dropout = 0.1;  // eval mode: no dropout
   apply_lora(*f.m, lc);
   {
-    at::NoGradGuard ng;  // a trained adapter: B != 0
+    robometer::compat::NoGradGuard ng;  // a trained adapter: B != 0
     for (const auto& item : f.m->named_parameters())
       if (item.key().find(".lora_B.") != std::string::npos) item.value().normal_(0, 0.05);
   }

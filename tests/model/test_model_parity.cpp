@@ -7,6 +7,7 @@
 
 #include "../common/test_util.h"
 #include "model_test_util.h"
+#include "robometer/core/compat.h"
 #include "robometer/io/safetensors.h"
 #include "robometer/model/reward_model.h"
 #include "robometer/model/weights.h"
@@ -37,7 +38,7 @@ TEST(ModelParity, MatchesHuggingFaceTransformers) {
   in.prog_positions = f.get("prog_positions");
   in.pref_positions = f.get("pref_positions");
 
-  at::NoGradGuard ng;
+  robometer::compat::NoGradGuard ng;
   auto bb = m->model->forward(in, false, false, /*keep_layer_outputs=*/true);
   // Padding positions are compared nowhere: transformers 4.x gives them position 1, 5.x 0, so
   // their (unused) hidden states differ between versions; real tokens must match.

@@ -3,6 +3,7 @@
 #pragma once
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
+#include <c10/core/GradMode.h>
 #include <c10/util/Optional.h>
 #include <torch/version.h>
 
@@ -16,6 +17,11 @@ namespace robometer::compat {
 // c10::optional is std::optional in 2.x and its own class in 1.13.
 template <class T>
 using optional = c10::optional<T>;
+
+// Disables autograd in a scope. robometer::compat::NoGradGuard exists in 1.13 only; c10::AutoGradMode in both.
+struct NoGradGuard : c10::AutoGradMode {
+  NoGradGuard() : c10::AutoGradMode(false) {}
+};
 
 // softmax(q kᵀ · scale + mask) v for q,k,v [B, H, L, D]. mask is boolean (true = attend) or
 // additive float, broadcastable to [B, H, Lq, Lk]. On 2.x this dispatches to the fused
