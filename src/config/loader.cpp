@@ -371,6 +371,14 @@ std::string suggest_key(const std::string& key) {
   const auto leaf = key.substr(key.rfind('.') == std::string::npos ? 0 : key.rfind('.') + 1);
   const size_t limit = std::max<size_t>(2, key.size() / 4);
   if (best_d <= limit) return best;
+  // A truncated or extended name under the same parent (train.warmup -> train.warmup_ratio).
+  const auto parent = key.substr(0, key.size() - leaf.size());
+  for (const auto& k : all_keys()) {
+    if (k.size() <= parent.size() || k.compare(0, parent.size(), parent) != 0) continue;
+    const auto kl = k.substr(parent.size());
+    if (kl.find('.') != std::string::npos || leaf.size() < 3) continue;
+    if (kl.rfind(leaf, 0) == 0 || leaf.rfind(kl, 0) == 0) return k;
+  }
   for (const auto& k : all_keys()) {
     const auto kl = k.substr(k.rfind('.') == std::string::npos ? 0 : k.rfind('.') + 1);
     if (kl == leaf) return k;

@@ -10,36 +10,6 @@
 
 namespace robometer::data {
 
-// Pure arithmetic, kept identical to video_reader.cpp (the loader sizes clips with it).
-void resized_size(const ResizeSpec& spec, int src_w, int src_h, int& out_w, int& out_h) {
-  auto even = [](double x) { return std::max(2, 2 * static_cast<int>(std::lround(x / 2.0))); };
-  switch (spec.mode) {
-    case ResizeSpec::Mode::None:
-      out_w = src_w;
-      out_h = src_h;
-      return;
-    case ResizeSpec::Mode::Exact:
-      if (spec.width <= 0 || spec.height <= 0)
-        throw ConfigError("video resize: exact size must be positive, got " +
-                          std::to_string(spec.width) + "x" + std::to_string(spec.height));
-      out_w = spec.width;
-      out_h = spec.height;
-      return;
-    case ResizeSpec::Mode::ShortEdge:
-      if (spec.short_edge <= 0)
-        throw ConfigError("video resize: short edge must be positive, got " +
-                          std::to_string(spec.short_edge));
-      if (src_w <= src_h) {
-        out_w = spec.short_edge;
-        out_h = even(static_cast<double>(src_h) * spec.short_edge / src_w);
-      } else {
-        out_h = spec.short_edge;
-        out_w = even(static_cast<double>(src_w) * spec.short_edge / src_h);
-      }
-      return;
-  }
-}
-
 // Never constructed: the constructor throws before an Impl exists.
 struct VideoReader::Impl {
   std::string path, codec;
