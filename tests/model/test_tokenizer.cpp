@@ -148,7 +148,7 @@ TEST(Tokenizer, MatchesNpmOracle) {
   if (std::system("node --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "node not on PATH";
 
   std::vector<std::string> corpus = test::fixture_task_strings(test::shared_dir() / "data");
-  const auto synthetic = test::synthetic_strings(20261126, 1600);
+  const auto synthetic = test::synthetic_strings(20261126, 1800);
   corpus.insert(corpus.end(), synthetic.begin(), synthetic.end());
   ASSERT_GE(corpus.size(), 2000u);
 
