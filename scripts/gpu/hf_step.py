@@ -136,9 +136,15 @@ def main():
     print(f"hf-step: input_ids {tuple(ids.shape)}, tokens {int(mask.sum())}, pixel patches {pixels.shape[0]}, "
           f"images {grid.shape[0]}", flush=True)
 
+    kwargs = dict(input_ids=ids, attention_mask=mask, pixel_values=pixels, image_grid_thw=grid, use_cache=False)
+    # transformers >= 5 computes M-RoPE from mm_token_type_ids (1 at image tokens), as its processor returns.
+    import inspect
+    if "mm_token_type_ids" in inspect.signature(model.forward).parameters:
+        kwargs["mm_token_type_ids"] = (ids == cfg.image_token_id).int()
+
     def step():
         opt.zero_grad(set_to_none=True)
-        out = model(input_ids=ids, attention_mask=mask, pixel_values=pixels, image_grid_thw=grid, use_cache=False)
+        out = model(**kwargs)
         h = out.last_hidden_state[:, -17:]
         loss = head(h).float().square().mean()
         loss.backward()

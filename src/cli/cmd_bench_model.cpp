@@ -214,22 +214,34 @@ int run_bench_model_step(const Options& o) {
   std::printf("build %.1f s, processor %.3f s per batch (CPU)\n", build_s, processor_s);
   std::fflush(stdout);
 
-  auto one_step = [&]() -> double {
+  // phases (optional): forward+loss, backward, clip+optimizer seconds, each ended by a device
+  // sync (a few ms per step; only the timed steps pass it).
+  auto one_step = [&](double* phases) -> double {
+    auto mark = Clock::now();
+    auto lap = [&](int i) {
+      if (!phases) return;
+      sync(device);
+      phases[i] += since(mark);
+      mark = Clock::now();
+    };
     optimizer.zero_grad();
     if (autocast_bf16) compat::set_autocast(device.type(), true);
     auto out = mb.model->forward(in);
     if (autocast_bf16) compat::set_autocast(device.type(), false);
     train::LossTerms terms = objective(out, batch);
     if (!terms.requires_grad()) throw Error("bench model-step: the loss has no gradient");
+    lap(0);
     terms.total.backward();
+    lap(1);
     optimizer.clip_grad_norm(cfg.train.max_grad_norm);
     optimizer.step();
+    lap(2);
     return terms.total_value;
   };
 
   for (int i = 0; i < o.warmup; ++i) {
     auto t0 = Clock::now();
-    const double loss = one_step();
+    const double loss = one_step(nullptr);
     sync(device);
     std::printf("warm-up %d: %.3f s, loss %.4f\n", i + 1, since(t0), loss);
     std::fflush(stdout);
@@ -239,13 +251,17 @@ int run_bench_model_step(const Options& o) {
 #endif
   std::vector<double> times;
   double loss = 0;
+  double phases[3] = {0, 0, 0};
   for (int i = 0; i < o.steps; ++i) {
     sync(device);
     auto t0 = Clock::now();
-    loss = one_step();
+    double p[3] = {0, 0, 0};
+    loss = one_step(p);
     sync(device);
     times.push_back(since(t0));
-    std::printf("step %d: %.3f s, loss %.4f\n", i + 1, times.back(), loss);
+    for (int k = 0; k < 3; ++k) phases[k] += p[k] / o.steps;
+    std::printf("step %d: %.3f s (forward %.3f, backward %.3f, optimizer %.3f), loss %.4f\n", i + 1,
+                times.back(), p[0], p[1], p[2], loss);
     std::fflush(stdout);
   }
   std::vector<double> sorted = times;
@@ -285,6 +301,7 @@ int run_bench_model_step(const Options& o) {
         {"images", images}, {"grid_thw", {gt, gh, gw}}, {"params_total", mb.model->num_parameters(false)},
         {"params_trainable", mb.model->num_parameters(true)}, {"flops_per_step", fc.per_step},
         {"step_s_median", median}, {"step_s_mean", mean}, {"step_s_all", times},
+        {"forward_s_mean", phases[0]}, {"backward_s_mean", phases[1]}, {"optimizer_s_mean", phases[2]},
         {"samples_per_s", samples_s}, {"tokens_per_s", tokens_s}, {"tflops", tflops}, {"mfu", mfu},
         {"peak_tflops", o.peak_tflops}, {"peak_alloc_gib", peak_alloc_gb},
         {"peak_reserved_gib", peak_reserved_gb}, {"build_s", build_s}, {"processor_s", processor_s},

@@ -44,6 +44,10 @@ Registrar reg("synth", "Write the procedural demo dataset (robot-like pick-and-p
                 sub.add_option("--max-frames", a.opts.max_frames, "Most frames per episode")->capture_default_str();
                 sub.add_option("--fps", a.opts.fps, "Frame rate of the videos")->capture_default_str();
                 sub.add_option("--seed", a.opts.seed, "Random seed (same seed, same dataset)")->capture_default_str();
+                sub.add_option("--layout-jitter", a.opts.layout_jitter,
+                               "Per-episode scene variation around each task's canonical scene, in pixels of "
+                               "the 64-px design (negative: a new random scene per episode)")
+                    ->capture_default_str();
                 sub.callback([&exit_code] { exit_code = run_synth(a); });
               });
 

@@ -177,6 +177,36 @@ Layout make_layout(const TaskDef& task, int size, Rng& rng) {
   }
 }
 
+// The scene of one episode. layout_jitter < 0: drawn afresh (make_layout). Otherwise each task
+// has one canonical scene (drawn from the dataset seed) and an episode moves its object, target
+// and distractor zone by up to ±layout_jitter design pixels, re-drawing the offsets until the
+// make_layout constraints hold again.
+Layout episode_layout(const TaskDef& task, const SynthOptions& o, int task_index, Rng& rng) {
+  if (o.layout_jitter < 0) return make_layout(task, o.size, rng);
+  Rng canon_rng{mix(o.seed ^ 0x1A7017ull, static_cast<uint64_t>(task_index))};
+  const Layout canon = make_layout(task, o.size, canon_rng);
+  const double k = canon.k, S = o.size, j = o.layout_jitter * k;
+  auto jitter = [&](Vec2 p) { return Vec2{p.x + rng.uniform(-j, j), p.y + rng.uniform(-j, j)}; };
+  auto clamp_to_region = [&](Vec2 p) {
+    return Vec2{std::clamp(p.x, 10 * k, S - 10 * k), std::clamp(p.y, 8 * k, S - 24 * k)};
+  };
+  for (int attempt = 0; attempt < 10000; ++attempt) {
+    Layout L = canon;
+    L.object0 = clamp_to_region(jitter(canon.object0));
+    switch (task.kind) {
+      case TargetKind::LeftEdge: L.target = {5 * k, L.object0.y}; break;
+      case TargetKind::Corner: break;  // fixed by the task
+      default: L.target = clamp_to_region(jitter(canon.target)); break;
+    }
+    L.distractor_zone = clamp_to_region(jitter(canon.distractor_zone));
+    const double d_task = dist(L.object0, L.target);
+    if (d_task >= 20 * k && dist(L.distractor_zone, L.target) >= d_task &&
+        dist(L.distractor_zone, L.object0) >= 16 * k)
+      return L;
+  }
+  return canon;  // the canonical scene satisfies the constraints
+}
+
 struct Plan {
   std::vector<std::pair<double, Vec2>> keys;  // gripper keyframes, t in [0, 1]
   double grasp = 0, release = 1;
@@ -317,6 +347,7 @@ void check_options(const SynthOptions& o) {
   if (o.min_frames < 2 || o.max_frames < o.min_frames || o.max_frames > 10000)
     bad("frames per episode must satisfy 2 <= min <= max <= 10000");
   if (o.train_episodes < 0 || o.eval_episodes < 0) bad("episode counts must be >= 0");
+  if (o.layout_jitter > 32) bad("--layout-jitter must be <= 32 design pixels (negative: random scenes)");
   if (!(o.fps > 0) || o.fps > 1000) bad("--fps must be in (0, 1000]");
 }
 
@@ -333,7 +364,7 @@ SynthEpisode render_synth_episode(const SynthOptions& opts, int task, Quality qu
   if (num_frames < 2) throw ConfigError("synth: an episode needs >= 2 frames");
   const TaskDef& def = task_defs().at(static_cast<size_t>(task));
   Rng rng{episode_seed};
-  const Layout L = make_layout(def, opts.size, rng);
+  const Layout L = episode_layout(def, opts, task, rng);
   const Plan plan = make_plan(L, quality, opts.size, rng);
 
   SynthEpisode e;
@@ -426,6 +457,7 @@ SynthSummary write_synth_dataset(const std::string& out_dir, const SynthOptions&
     const nlohmann::json source = {{"generator", "robometer synth"}, {"split", split},
                                    {"seed", opts.seed}, {"tasks", opts.tasks}, {"size", opts.size},
                                    {"min_frames", opts.min_frames}, {"max_frames", opts.max_frames},
+                                   {"layout_jitter", opts.layout_jitter},
                                    {"fps", opts.fps}, {"ground_truth", "ground_truth.jsonl"}};
     io::write_file_atomic((dir / "ground_truth.jsonl").string(), gt_lines);
     write_manifest(dir.string(), "synth-" + split, trajs, source);

@@ -11,6 +11,7 @@
 #include "robometer/core/error.h"
 #include "robometer/data/labels.h"
 #include "robometer/io/safetensors.h"
+#include "robometer/model/factory.h"
 #include "robometer/model/weights.h"
 
 namespace robometer::eval {
@@ -26,9 +27,16 @@ at::Device pick_device(const std::string& device) {
   return torch::cuda::is_available() ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
 }
 
-LoadedModel load_checkpoint(const std::string& dir, at::Device device,
+LoadedModel load_checkpoint(const std::string& given, at::Device device,
                             const std::vector<std::string>& overrides) {
-  if (!fs::is_directory(dir)) throw ConfigError("--checkpoint '" + dir + "': not a directory");
+  if (!fs::exists(given)) throw ConfigError("--checkpoint '" + given + "': no such file or directory");
+  // A checkpoint directory, its run's checkpoints/latest pointer, or the run directory itself.
+  std::string dir;
+  try {
+    dir = model::resolve_checkpoint_dir(given);
+  } catch (const Error& e) {
+    throw ConfigError("--checkpoint '" + given + "': " + e.what());
+  }
   LoadedModel m;
   // An export carries our run config as robometer_run.yaml (its config.yaml is Robometer's).
   fs::path ours = fs::path(dir) / "robometer_run.yaml";

@@ -1,5 +1,6 @@
 #include "robometer/model/factory.h"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -42,6 +43,30 @@ fs::path find_tokenizer(const config::ModelConfig& cfg, const fs::path& weights_
         "no tokenizer.json: set model.tokenizer, put tokenizer.json next to the weights, set "
         "ROBOMETER_TOKENIZER, or run scripts/deps-node (installs the Qwen3 tokenizer)");
   return p;
+}
+
+// The optional "robometer" object of a config.json sets the heads: {"progress_bins": 10,
+// "head_dropout": 0.1}. Absent (an HF Qwen3-VL config): the Robometer-4B defaults.
+void read_head_config(const fs::path& config_json, RewardModelConfig& rc) {
+  std::ifstream f(config_json);
+  const auto j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("robometer")) return;
+  const auto& r = j["robometer"];
+  const std::string where = config_json.string() + ": robometer.";
+  if (!r.is_object()) throw ConfigError(config_json.string() + ": 'robometer' must be an object");
+  for (const auto& [key, value] : r.items()) {
+    if (key == "progress_bins") {
+      if (!value.is_number_integer() || value.get<int64_t>() < 1)
+        throw ConfigError(where + "progress_bins must be an integer >= 1, got " + value.dump());
+      rc.progress_bins = value.get<int64_t>();
+    } else if (key == "head_dropout") {
+      if (!value.is_number() || value.get<double>() < 0 || value.get<double>() >= 1)
+        throw ConfigError(where + "head_dropout must be a number in [0, 1), got " + value.dump());
+      rc.head_dropout = value.get<double>();
+    } else {
+      throw ConfigError(where + key + ": unknown key (known: progress_bins, head_dropout)");
+    }
+  }
 }
 
 }  // namespace
@@ -96,6 +121,7 @@ ModelBundle build_model(const config::ModelConfig& cfg, at::Device device, uint6
     throw ConfigError("model.config_json is empty and no config.json was found next to the weights");
   b.config_json_path = config_json.string();
   b.config.backbone = load_qwen3vl_config(config_json.string());
+  read_head_config(config_json, b.config);
   b.config.checkpoint_text = cfg.activation_checkpointing;
   b.config.checkpoint_vision = cfg.activation_checkpointing;
   b.config.train_vision = true;  // model.freeze alone decides what stays frozen

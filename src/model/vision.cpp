@@ -1,5 +1,6 @@
 #include "robometer/model/vision.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -44,6 +45,19 @@ at::Tensor VisionAttentionImpl::forward(const at::Tensor& x, const at::Tensor& c
   k = k.transpose(0, 1).unsqueeze(0);
   v = v.transpose(0, 1).unsqueeze(0);
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
+  // Frames of one size (the usual batch): one batched SDPA call instead of one per image; with
+  // 256 images x 24 blocks the per-call launch cost of the loop below is ~0.3 s a step on a GPU.
+  const bool equal = !chunk_lengths.empty() &&
+                     std::all_of(chunk_lengths.begin(), chunk_lengths.end(),
+                                 [&](int64_t n) { return n == chunk_lengths[0]; });
+  if (equal && chunk_lengths[0] * static_cast<int64_t>(chunk_lengths.size()) == N) {
+    const int64_t n = static_cast<int64_t>(chunk_lengths.size()), len = chunk_lengths[0];
+    auto split = [&](const at::Tensor& t) {  // [1, heads, N, D] -> [n, heads, len, D]
+      return t.squeeze(0).reshape({heads_, n, len, head_dim_}).transpose(0, 1);
+    };
+    auto o = compat::sdpa(split(q), split(k), split(v), {}, false, scale);  // [n, heads, len, D]
+    return proj->forward(o.transpose(1, 2).reshape({N, heads_ * head_dim_}));
+  }
   std::vector<at::Tensor> outs;
   outs.reserve(chunk_lengths.size());
   int64_t start = 0;

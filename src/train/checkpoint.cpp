@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "robometer/core/remove_tree.h"
 #include "robometer/core/error.h"
 #include "robometer/io/atomic_file.h"
 
@@ -79,7 +80,7 @@ CheckpointWriter::CheckpointWriter(const fs::path& run_dir, int64_t step)
   std::error_code ec;
   fs::create_directories(root_, ec);
   if (ec) throw Error(root_.string() + ": cannot create: " + ec.message());
-  fs::remove_all(temp_, ec);  // our own leftover from an earlier attempt in this process
+  remove_tree(temp_.string(), ec);  // our own leftover from an earlier attempt in this process
   if (!fs::create_directory(temp_, ec) || ec)
     throw Error(temp_.string() + ": cannot create: " + ec.message());
 }
@@ -87,7 +88,7 @@ CheckpointWriter::CheckpointWriter(const fs::path& run_dir, int64_t step)
 CheckpointWriter::~CheckpointWriter() {
   if (committed_) return;
   std::error_code ec;
-  fs::remove_all(temp_, ec);
+  remove_tree(temp_.string(), ec);
 }
 
 void CheckpointWriter::write_tensors(const std::string& file, const io::NamedTensors& tensors,
@@ -130,7 +131,7 @@ fs::path CheckpointWriter::commit(int keep_last_n) {
   if (fs::exists(final_dir)) {
     old = root_ / (std::string(kOldPrefix) + checkpoint_dir_name(step_) + "-" +
                    std::to_string(::getpid()));
-    fs::remove_all(old, ec);
+    remove_tree(old.string(), ec);
     fs::rename(final_dir, old, ec);
     if (ec) throw Error(final_dir.string() + ": cannot move aside: " + ec.message());
   }
@@ -139,7 +140,7 @@ fs::path CheckpointWriter::commit(int keep_last_n) {
                       ec.message());
   committed_ = true;
   fsync_path(root_, true);
-  if (!old.empty()) fs::remove_all(old, ec);
+  if (!old.empty()) remove_tree(old.string(), ec);
 
   // 3. `latest`, last.
   io::write_file_atomic((root_ / kLatest).string(), checkpoint_dir_name(step_) + "\n");
@@ -156,7 +157,7 @@ fs::path CheckpointWriter::commit(int keep_last_n) {
     for (size_t i = static_cast<size_t>(keep_last_n - 1); i < older.size(); ++i) {
       spdlog::info("checkpoint: removing {} (keep_last_n = {})", older[i].second.string(),
                    keep_last_n);
-      fs::remove_all(older[i].second, ec);
+      remove_tree(older[i].second.string(), ec);
       if (ec) spdlog::warn("checkpoint: cannot remove {}: {}", older[i].second.string(),
                            ec.message());
     }

@@ -41,17 +41,28 @@ const char* progress_loss_scale_name(ProgressLossScale s) {
   return s == ProgressLossScale::Mean ? "mean" : "reference";
 }
 
-at::Tensor preference_loss(const at::Tensor& logit, const at::Tensor& label, double clamp) {
+LossDenominators loss_counts(const data::Batch& batch) {
+  LossDenominators d;
+  if (batch.preference.defined()) d.preference = static_cast<double>(batch.preference.numel());
+  if (batch.progress_mask_a.defined())
+    d.progress = batch.progress_mask_a.to(at::kFloat).sum().item<double>();  // as progress_loss
+  if (batch.success_mask_a.defined()) d.success = (batch.success_mask_a > 0).sum().item<double>();
+  return d;
+}
+
+at::Tensor preference_loss(const at::Tensor& logit, const at::Tensor& label, double clamp,
+                           double denominator) {
   require(logit.dim() == 1 && label.dim() == 1 && logit.size(0) == label.size(0),
           "preference logit " + shape_str(logit) + " and label " + shape_str(label) +
               " must both be [B]");
   auto u = at::clamp(logit.to(at::kFloat), -clamp, clamp);
   auto y = label.to(u.device(), at::kFloat);
-  return at::binary_cross_entropy_with_logits(u, y, {}, {}, at::Reduction::Mean);
+  if (denominator <= 0) return at::binary_cross_entropy_with_logits(u, y, {}, {}, at::Reduction::Mean);
+  return at::binary_cross_entropy_with_logits(u, y, {}, {}, at::Reduction::Sum) / denominator;
 }
 
 at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target,
-                         const at::Tensor& mask, ProgressLossScale scale) {
+                         const at::Tensor& mask, ProgressLossScale scale, double denominator) {
   require(logits.dim() == 3 && target.sizes() == logits.sizes(),
           "progress logits " + shape_str(logits) + " and target " + shape_str(target) +
               " must both be [B, K, bins]");
@@ -69,13 +80,13 @@ at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target,
   auto weighted = ce.mean(1) * m;                   // [B]
   const double msum = m.sum().item<double>();
   if (msum <= 0) return graph_zero(z);
-  double denom = msum;
+  double denom = denominator > 0 ? denominator : msum;
   if (scale == ProgressLossScale::Reference) denom *= static_cast<double>(K);
   return weighted.sum() / denom;
 }
 
 at::Tensor success_loss(const at::Tensor& logits, const at::Tensor& label,
-                        const at::Tensor& include, double clamp) {
+                        const at::Tensor& include, double clamp, double denominator) {
   require(logits.dim() == 2 && label.sizes() == logits.sizes() &&
               include.sizes() == logits.sizes(),
           "success logits " + shape_str(logits) + ", labels " + shape_str(label) +
@@ -88,7 +99,7 @@ at::Tensor success_loss(const at::Tensor& logits, const at::Tensor& label,
   const int64_t n = inc.sum().item<int64_t>();
   if (n == 0) return graph_zero(s);
   auto bce = at::binary_cross_entropy_with_logits(s, y, {}, {}, at::Reduction::None);
-  return (bce * inc.to(at::kFloat)).sum() / static_cast<double>(n);
+  return (bce * inc.to(at::kFloat)).sum() / (denominator > 0 ? denominator : static_cast<double>(n));
 }
 
 double preference_accuracy(const at::Tensor& logit, const at::Tensor& label) {
@@ -98,7 +109,9 @@ double preference_accuracy(const at::Tensor& logit, const at::Tensor& label) {
   return (pred == y).to(at::kFloat).mean().item<double>();
 }
 
-LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Batch& batch) {
+LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Batch& batch,
+                                const LossDenominators* denominators) {
+  const LossDenominators d = denominators ? *denominators : LossDenominators{};
   LossTerms r;
   at::Tensor total;
   auto add = [&](at::Tensor term, double weight, const char* name, bool& nan_flag,
@@ -126,7 +139,7 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
   if (cfg_.preference_weight != 0 && out.preference_logit.defined()) {
     require(batch.preference.defined(), "batch has no preference labels");
     auto u = out.preference_logit.reshape({-1});
-    add(preference_loss(u, batch.preference, cfg_.logit_clamp), cfg_.preference_weight,
+    add(preference_loss(u, batch.preference, cfg_.logit_clamp, d.preference), cfg_.preference_weight,
         "preference", r.preference_nan, r.preference, r.preference_value);
     r.preference_accuracy = preference_accuracy(u, batch.preference);
     device_ref = u;
@@ -143,7 +156,7 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
                   shape_str(tgt) + " (need [B, T >= K, bins])");
       auto za = z.narrow(1, 0, K);
       r.progress_samples = (batch.progress_mask_a > 0).sum().item<int64_t>();
-      add(progress_loss(za, tgt, batch.progress_mask_a, cfg_.progress_scale),
+      add(progress_loss(za, tgt, batch.progress_mask_a, cfg_.progress_scale, d.progress),
           cfg_.progress_weight, "progress", r.progress_nan, r.progress, r.progress_value);
       device_ref = z;
     }
@@ -154,7 +167,7 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
                   std::to_string(B) + ", K=" + std::to_string(K) + "]");
       auto sa = s.narrow(1, 0, K);
       r.success_frames = (batch.success_mask_a > 0).sum().item<int64_t>();
-      add(success_loss(sa, batch.success_a, batch.success_mask_a, cfg_.logit_clamp),
+      add(success_loss(sa, batch.success_a, batch.success_mask_a, cfg_.logit_clamp, d.success),
           cfg_.success_weight, "success", r.success_nan, r.success, r.success_value);
       device_ref = s;
     }

@@ -65,10 +65,11 @@ double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
     if (!g.defined()) continue;
     grads.push_back(g);
     auto gf = g.scalar_type() == at::kFloat ? g : g.to(at::kFloat);
-    norms.push_back(at::norm(gf, 2).to(at::kCPU));
+    norms.push_back(at::norm(gf, 2));  // stays on the device: one sync below, not one per tensor
   }
   if (grads.empty()) return 0.0;
   // As torch: norm of the per-tensor norms, coefficient computed in fp32.
+  for (auto& n : norms) n = n.to(norms.front().device());  // (parameters on several devices)
   auto total = at::norm(at::stack(norms), 2);
   const double total_value = total.item<double>();
   if (!std::isfinite(total_value) || max_norm <= 0) return total_value;

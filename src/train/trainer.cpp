@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "robometer/config/loader.h"
+#include "robometer/core/remove_tree.h"
 #include "robometer/core/compat.h"
 #include "robometer/core/error.h"
 #include "robometer/data/manifest.h"
@@ -202,13 +203,32 @@ struct Trainer::Impl {
                 std::to_string(cfg.train.batch_size) + " larger than an epoch?)");
   }
 
-  LossTerms forward_loss(const data::Batch& batch, int64_t* tokens) {
+  LossTerms forward_loss(const data::Batch& batch, int64_t* tokens,
+                         const LossDenominators* denominators = nullptr) {
     const auto in = pair_inputs(*bundle.processor, batch, device);
     if (tokens) *tokens += in.attention_mask.sum().item<int64_t>();
     if (autocast_bf16) compat::set_autocast(device.type(), true);
     auto out = bundle.model->forward(in);
     if (autocast_bf16) compat::set_autocast(device.type(), false);
-    return objective(out, batch_to(batch, device));
+    return objective(out, batch_to(batch, device), denominators);
+  }
+
+  // Denominators that make every micro-batch on every rank a share of one mean over the global
+  // batch (see LossDenominators): counts summed over this step's micro-batches and all ranks.
+  LossDenominators global_denominators(const std::vector<data::Batch>& micro) {
+    std::vector<double> c(3, 0.0);
+    for (const auto& b : micro) {
+      const auto d = loss_counts(b);
+      c[0] += d.preference; c[1] += d.progress; c[2] += d.success;
+    }
+    if (world.size() > 1) {
+      std::vector<at::Tensor> t{at::tensor(c, at::kDouble)};  // World moves it to its device
+      world.all_reduce_sum(t);
+      auto back = t[0].cpu();
+      for (int i = 0; i < 3; ++i) c[i] = back[i].item<double>();
+    }
+    const double shares = static_cast<double>(world.size()) * static_cast<double>(micro.size());
+    return {c[0] / shares, c[1] / shares, c[2] / shares};
   }
 
   StepTimes train_step(LossTerms* terms_out) {
@@ -219,13 +239,15 @@ struct Trainer::Impl {
     double loss_sum = 0, pref = 0, prog = 0, succ = 0, acc = 0;
     int64_t tokens = 0;
     bool finite = true;
+    std::vector<data::Batch> batches;
+    auto td = Clock::now();
+    for (int micro = 0; micro < accum; ++micro) batches.push_back(next_batch());
+    const LossDenominators denominators = global_denominators(batches);
+    t.data_s += seconds_since(td);
     for (int micro = 0; micro < accum; ++micro) {
-      auto td = Clock::now();
-      data::Batch batch = next_batch();
-      t.data_s += seconds_since(td);
-
+      const data::Batch& batch = batches[static_cast<size_t>(micro)];
       auto tf = Clock::now();
-      LossTerms terms = forward_loss(batch, &tokens);
+      LossTerms terms = forward_loss(batch, &tokens, &denominators);
       if (setup_loss_hook) setup_loss_hook(step, terms);
       t.forward_s += seconds_since(tf);
 
@@ -359,7 +381,7 @@ struct Trainer::Impl {
       // What inference needs next to the weights, so a checkpoint dir is self-contained.
       w.write_text("config.json", read_text(bundle.config_json_path));
       where = w.commit(cfg.train.keep_last_n).string();
-      if (optimizer->sharded()) fs::remove_all(staging);
+      if (optimizer->sharded()) remove_tree(staging.string());
       spdlog::info("checkpoint: {}", where);
     }
     world.barrier();

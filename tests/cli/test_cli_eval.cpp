@@ -74,6 +74,19 @@ TEST_F(CliEval, EvalWritesJsonAndMarkdownForTrainedAndUntrained) {
   EXPECT_EQ(bad.code, 2) << bad.out;
 }
 
+// scripts/demo passes <run>/checkpoints/latest (a pointer file); the run directory works too,
+// and a missing path is a usage error naming it.
+TEST_F(CliEval, CheckpointMayBeTheLatestPointerOrTheRunDirectory) {
+  const std::string d = tmp_->path().string();
+  for (const std::string& given : {d + "/run/checkpoints/latest", d + "/run"}) {
+    auto r = run_cli("eval --checkpoint " + given + " --data " + d + "/synth/eval --pairs 2 --max-trajectories 2");
+    EXPECT_EQ(r.code, 0) << given << "\n" << r.out;
+  }
+  auto missing = run_cli("eval --checkpoint " + d + "/no_such_run --data " + d + "/synth/eval");
+  EXPECT_EQ(missing.code, 2) << missing.out;
+  EXPECT_NE(missing.out.find("no_such_run"), std::string::npos) << missing.out;
+}
+
 TEST_F(CliEval, ScoreJsonCsvPlotAndExportRoundTrip) {
   const std::string d = tmp_->path().string();
   std::string video;

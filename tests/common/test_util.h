@@ -8,6 +8,8 @@
 #include <string>
 #include <unistd.h>
 
+#include "robometer/core/remove_tree.h"
+
 namespace robometer::test {
 
 namespace fs = std::filesystem;
@@ -34,7 +36,7 @@ class TempDir {
   }
   ~TempDir() {
     std::error_code ec;
-    fs::remove_all(path_, ec);
+    robometer::remove_tree(path_.string(), ec);
   }
   const fs::path& path() const { return path_; }
   fs::path operator/(const std::string& name) const { return path_ / name; }

@@ -5,11 +5,14 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <string>
 #include <thread>
 
@@ -129,4 +132,57 @@ TEST(DistLaunch, ForwardsSigtermToEveryRank) {
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "status " << st;
   EXPECT_TRUE(fs::exists(dir.path() / "t0"));
   EXPECT_TRUE(fs::exists(dir.path() / "t1"));
+}
+
+namespace {
+
+// step -> loss from a run's metrics.jsonl (training records only).
+std::map<int, double> losses(const fs::path& metrics) {
+  std::map<int, double> out;
+  std::ifstream f(metrics);
+  std::string line;
+  while (std::getline(f, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("step") && j.contains("loss")) out[j["step"].get<int>()] = j["loss"].get<double>();
+  }
+  return out;
+}
+
+}  // namespace
+
+// The acceptance check of the distributed issue, through the binary: 2 ranks x batch B give the
+// loss curve of 1 process x batch 2B (same global batches, means over the global batch, the same
+// averaged gradient). Head dropout is switched off: its masks come from per-rank generators.
+TEST(DistLaunch, TwoRanksTrainLikeOneProcessWithTwiceTheBatch) {
+  REQUIRE_BINARY();
+  robometer::test::TempDir dir;
+  const std::string d = dir.path().string();
+  const std::string src = robometer::test::source_dir().string();
+  auto s = run("cd '" + src + "' && " + robometer_binary().string() +
+               " synth --out " + d + "/synth --episodes 16 --eval-episodes 4 --tasks 2");
+  ASSERT_EQ(s.status, 0) << s.output;
+  std::ifstream in(src + "/configs/models/tiny.json");
+  std::string model_json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto at = model_json.find("\"head_dropout\": 0.1");
+  ASSERT_NE(at, std::string::npos) << "configs/models/tiny.json changed: update this test";
+  model_json.replace(at, std::string("\"head_dropout\": 0.1").size(), "\"head_dropout\": 0.0");
+  std::ofstream(d + "/tiny_nodrop.json") << model_json;
+  const std::string common = " train configs/tiny.yaml 'data.train=[{path: " + d + "/synth/train}]' 'data.eval=[]' "
+                             "model.config_json=" + d + "/tiny_nodrop.json train.max_steps=4 train.log_every=1 "
+                             "train.eval_every=0 train.checkpoint_every=0 data.num_workers=1 "
+                             "output.tensorboard=false --no-progress ";
+  auto one = run("cd '" + src + "' && " + robometer_binary().string() + common +
+                 "train.batch_size=4 output.run_dir=" + d + "/one");
+  ASSERT_EQ(one.status, 0) << one.output;
+  auto two = run("cd '" + src + "' && " + robometer_binary().string() +
+                 " launch --nproc-per-node 2 --master-port 0 --" + common + "train.batch_size=2 output.run_dir=" + d + "/two");
+  ASSERT_EQ(two.status, 0) << two.output;
+  const auto a = losses(d + "/one/metrics.jsonl"), b = losses(d + "/two/metrics.jsonl");
+  ASSERT_EQ(a.size(), 4u) << one.output;
+  ASSERT_EQ(b.size(), 4u) << two.output;
+  for (const auto& [step, loss] : a) {
+    ASSERT_TRUE(b.count(step)) << "step " << step;
+    // fp32 sums in another order (per-rank partial sums, then the all-reduce).
+    EXPECT_NEAR(b.at(step), loss, 1e-4 * std::max(1.0, std::abs(loss))) << "step " << step;
+  }
 }

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "dist/dist_test_util.h"
+#include "robometer/core/remove_tree.h"
 #include "robometer/core/error.h"
 #include "robometer/dist/grad_sync.h"
 #include "robometer/dist/process_group.h"
@@ -350,7 +351,7 @@ TEST(DistWorker, ShardedCheckpoint) {
     train::CheckpointWriter cw(run_dir, 2);
     train::add_staged_shards(cw, staging, n);
     committed = cw.commit();
-    fs::remove_all(staging);
+    robometer::remove_tree(staging.string());
   }
   w->barrier();
   train::Checkpoint ck(train::checkpoints_root(run_dir) / train::checkpoint_dir_name(2));

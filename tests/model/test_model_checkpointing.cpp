@@ -118,5 +118,7 @@ TEST(ModelCheckpointing, LoraDropoutReplaysTheSameMasks) {
   auto plain = run(false, true);
   auto ckpt = run(true, true);
   ASSERT_EQ(plain.grads.size(), ckpt.grads.size());
-  for (const auto& [k, g] : plain.grads) EXPECT_LT(test::max_rel_err(ckpt.grads.at(k), g), 1e-5) << k;
+  // A replayed wrong mask moves gradients by O(1); 1e-4 leaves room for summation-order noise
+  // (the pip wheel's MKL on the GPU machine gave 1.1e-5 where OpenBLAS here gives < 1e-6).
+  for (const auto& [k, g] : plain.grads) EXPECT_LT(test::max_rel_err(ckpt.grads.at(k), g), 1e-4) << k;
 }

@@ -36,8 +36,9 @@ TEST(ModelSlow, SlowFull4BForwardBackwardBf16) {
   if (lora) {
     LoraConfig lc;
     lc.r = 16;
-    std::printf("LoRA r=16 on %lld modules, %lld trainable parameters\n",
-                static_cast<long long>(apply_lora(*m, lc)), static_cast<long long>(m->num_parameters(true)));
+    const int64_t modules = apply_lora(*m, lc);  // first: printf's arguments have no set order
+    std::printf("LoRA r=16 on %lld modules, %lld trainable parameters\n", static_cast<long long>(modules),
+                static_cast<long long>(m->num_parameters(true)));
   }
   // A pair of 8-frame trajectories at 240x320 -> processor grid 16x20 patches (256x320 px) per frame.
   const auto& c = rc.backbone;

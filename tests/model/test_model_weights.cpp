@@ -39,7 +39,9 @@ TEST(ModelWeights, KeysAreRobometerStateDictNames) {
     EXPECT_TRUE(keys.count(k)) << k;
   EXPECT_EQ(sd.size(), keys.size());
   for (auto& [k, t] : sd) {
-    if (k == "model.visual.patch_embed.proj.weight") EXPECT_EQ(t.sizes(), (at::IntArrayRef{32, 3, 2, 16, 16}));
+    if (k == "model.visual.patch_embed.proj.weight") {
+      EXPECT_EQ(t.sizes(), (at::IntArrayRef{32, 3, 2, 16, 16}));
+    }
   }
 }
 

@@ -44,22 +44,38 @@ struct LossTerms {
   bool requires_grad() const { return total.defined() && total.requires_grad(); }
 };
 
+// Denominators of the three means when they must cover more than this batch: under data
+// parallelism or gradient accumulation each micro-batch divides its sum by
+// (global count) / (ranks × micro-batches), so that the averaged gradient is that of the mean
+// over the whole global batch (a per-micro-batch mean would weight samples unequally whenever
+// masks differ between ranks). A value <= 0 means "this batch's own count".
+struct LossDenominators {
+  double preference = 0;  // pairs
+  double progress = 0;    // Σ progress mask
+  double success = 0;     // frames included in the success loss
+};
+
+// The counts those denominators are made of, for one batch.
+LossDenominators loss_counts(const data::Batch& batch);
+
 // --- the three terms on plain tensors (exposed for tests and for eval) --------------------
 
-// mean_b BCE(σ(clamp(u_b)), y_b). u, y: [B].
-at::Tensor preference_loss(const at::Tensor& logit, const at::Tensor& label, double clamp = 50.0);
+// mean_b BCE(σ(clamp(u_b)), y_b). u, y: [B]. denominator > 0 replaces B.
+at::Tensor preference_loss(const at::Tensor& logit, const at::Tensor& label, double clamp = 50.0,
+                           double denominator = 0);
 
 // Soft-target CE over the last dim, masked per sample. logits, target: [B, K, C]; mask: [B].
-// Returns 0 (with graph) when Σ mask = 0.
+// Returns 0 (with graph) when Σ mask = 0. denominator > 0 replaces Σ mask.
 at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target,
-                         const at::Tensor& mask, ProgressLossScale scale);
+                         const at::Tensor& mask, ProgressLossScale scale, double denominator = 0);
 
 // Mean over frames with include > 0 of BCE(σ(clamp(s)), y). logits, label, include: [B, K].
 // Returns 0 (with graph) when nothing is included. The original also computes a minority-class
 // weight w, multiplies the per-frame BCE by it and then divides by (w + 1e-8): the two cancel
 // (to a factor w/(w+1e-8) that rounds to 1 in fp32), so the effective loss is this plain mean.
+// denominator > 0 replaces the count of included frames.
 at::Tensor success_loss(const at::Tensor& logits, const at::Tensor& label,
-                        const at::Tensor& include, double clamp = 50.0);
+                        const at::Tensor& include, double clamp = 50.0, double denominator = 0);
 
 // Fraction of pairs where the sign of the logit matches the label.
 double preference_accuracy(const at::Tensor& logit, const at::Tensor& label);
@@ -71,7 +87,9 @@ class Objective {
   // out.progress_logits [B, T, 10] with T = K (progress prompt) or 2K (pair: A's K tokens
   // first); only A's first K are supervised. out.preference_logit may be undefined (no
   // preference term). Throws Error on shape mismatches, naming the tensors.
-  LossTerms operator()(const model::RewardOutputs& out, const data::Batch& batch);
+  // `denominators` (optional) set the means' denominators (see LossDenominators).
+  LossTerms operator()(const model::RewardOutputs& out, const data::Batch& batch,
+                       const LossDenominators* denominators = nullptr);
 
   const ObjectiveConfig& config() const { return cfg_; }
   // NaN components zeroed since construction (the original logs a warning for each).
