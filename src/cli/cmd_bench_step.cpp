@@ -108,11 +108,19 @@ int run_bench_step(const Options& o) {
   const double processor_s =
       time_mean(o.repeats, [&] { in = train::pair_inputs(*bundle.processor, batch, device); });
   const double model_fwd_s = time_mean(o.repeats, [&] { bundle.model->forward(in); });
-  const double fwd_s = time_mean(o.repeats, [&] {
-    objective(bundle.model->forward(train::pair_inputs(*bundle.processor, batch, device)), batch);
+  // Forward and backward alone over `repeats` distinct pre-fetched batches: real steps see varying
+  // prompt lengths, so timing one batch over and over would bias the parts (and the overhead).
+  std::vector<data::Batch> batches;
+  for (int i = 0; i < std::max(1, o.repeats); ++i) batches.push_back(next());
+  size_t which = 0;
+  auto cycle = [&]() -> const data::Batch& { return batches[which++ % batches.size()]; };
+  const double fwd_s = time_mean(static_cast<int>(batches.size()), [&] {
+    const auto& b = cycle();
+    objective(bundle.model->forward(train::pair_inputs(*bundle.processor, b, device)), b);
   });
-  const double fwd_bwd_s = time_mean(o.repeats, [&] {
-    auto terms = objective(bundle.model->forward(train::pair_inputs(*bundle.processor, batch, device)), batch);
+  const double fwd_bwd_s = time_mean(static_cast<int>(batches.size()), [&] {
+    const auto& b = cycle();
+    auto terms = objective(bundle.model->forward(train::pair_inputs(*bundle.processor, b, device)), b);
     if (terms.requires_grad()) terms.total.backward();
   });
   // Grads are populated now (the optimizer has real work to do).
