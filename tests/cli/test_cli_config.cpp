@@ -13,24 +13,9 @@ using robometer::test::TempDir;
 
 namespace {
 
-struct Run {
-  int code;
-  std::string out;
-};
+using Run = robometer::test::CommandResult;
 
-Run run(const std::string& args) {
-  const char* bin = std::getenv("ROBOMETER_BINARY");
-  const std::string exe = bin ? bin : "robometer";
-  const std::string cmd = "cd " + robometer::test::source_dir().string() + " && " + exe + " " +
-                          args + " 2>&1";
-  Run r{0, ""};
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  while (fgets(buf.data(), buf.size(), p)) r.out += buf.data();
-  const int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+Run run(const std::string& args) { return robometer::test::run_robometer(args); }
 
 }  // namespace
 

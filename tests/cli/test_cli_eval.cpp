@@ -15,23 +15,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct CliResult {
-  int code = -1;
-  std::string out;
-};
+using CliResult = robometer::test::CommandResult;
 
-CliResult run_cli(const std::string& args) {
-  CliResult r;
-  const char* bin = std::getenv("ROBOMETER_BINARY");
-  const std::string cmd = "cd '" + robometer::test::source_dir().string() + "' && '" +
-                          std::string(bin ? bin : "robometer") + "' --log-level warn " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  while (fgets(buf.data(), buf.size(), p)) r.out += buf.data();
-  const int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+CliResult run_cli(const std::string& args) { return robometer::test::run_robometer("--log-level warn " + args); }
 
 class CliEval : public ::testing::Test {
  protected:

@@ -16,22 +16,9 @@ using robometer::test::TempDir;
 
 namespace {
 
-struct Run {
-  int code;
-  std::string out;
-};
+using Run = robometer::test::CommandResult;
 
-Run run_robometer(const std::string& args) {
-  const char* bin = std::getenv("ROBOMETER_BINARY");
-  const std::string cmd = std::string(bin ? bin : "robometer") + " " + args + " 2>&1";
-  Run r{0, ""};
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  while (fgets(buf.data(), buf.size(), p)) r.out += buf.data();
-  const int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+Run run_robometer(const std::string& args) { return robometer::test::run_robometer(args); }
 
 size_t count_lines(const fs::path& p) {
   std::ifstream in(p);

@@ -28,22 +28,9 @@ std::string binary() {
   return bin ? bin : "robometer";
 }
 
-struct Run {
-  int code;
-  std::string out;
-};
+using Run = robometer::test::CommandResult;
 
-Run run(const std::string& args) {
-  const std::string cmd =
-      "cd " + robometer::test::source_dir().string() + " && " + binary() + " " + args + " 2>&1";
-  Run r{0, ""};
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  while (fgets(buf.data(), buf.size(), p)) r.out += buf.data();
-  const int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+Run run(const std::string& args) { return robometer::test::run_robometer(args); }
 
 // Starts the binary in the background (its own pid, output to `log`).
 pid_t spawn(const std::string& args, const fs::path& log) {

@@ -2,10 +2,13 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "robometer/core/remove_tree.h"
@@ -44,6 +47,31 @@ class TempDir {
  private:
   fs::path path_;
 };
+
+// A shell command's exit code and its stdout and stderr together.
+struct CommandResult {
+  int code = -1;  // exit status, -1 when killed by a signal
+  std::string out;
+};
+
+inline CommandResult capture_command(const std::string& cmd) {
+  CommandResult r;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  while (fgets(buf.data(), buf.size(), p)) r.out += buf.data();
+  const int st = pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+// `robometer ARGS` ($ROBOMETER_BINARY, which tests/common/test_env.cpp sets), run from the source
+// directory so that relative paths such as configs/tiny.yaml resolve.
+inline CommandResult run_robometer(const std::string& args) {
+  const char* bin = std::getenv("ROBOMETER_BINARY");
+  return capture_command("cd '" + source_dir().string() + "' && '" + std::string(bin ? bin : "robometer") +
+                     "' " + args);
+}
 
 }  // namespace robometer::test
 
