@@ -57,4 +57,17 @@ inline at::Tensor test_frames(int64_t t, int64_t s = 64, int64_t seed = 1) {
   return at::randint(0, 256, {t, s, s, 3}, at::kByte);
 }
 
+// Base of suites whose tests share one random-init tiny model (built once per suite).
+class TinyModelSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    bundle_ = new model::ModelBundle(model::build_model(tiny_run_config().model, at::kCPU, 7));
+  }
+  static void TearDownTestSuite() {
+    delete bundle_;
+    bundle_ = nullptr;
+  }
+  static inline model::ModelBundle* bundle_ = nullptr;
+};
+
 }  // namespace robometer::test

@@ -9,16 +9,24 @@
 namespace robometer::eval {
 namespace {
 
-TEST(Evaluator, SynthEvalSetProducesEveryMetricWithTheLastFrameProtocol) {
-  test::TempDir tmp;
+// A held-out synth set (no training split) written under `dir`, as a one-source index.
+data::TrajectoryIndex synth_eval_index(const test::TempDir& dir, int episodes, int tasks, int min_frames,
+                                       int max_frames) {
   data::SynthOptions so;
   so.train_episodes = 0;
-  so.eval_episodes = 8;  // 2 tasks x (successful, successful, suboptimal, failure)
-  so.tasks = 2;
-  so.min_frames = 12;
-  so.max_frames = 40;  // some episodes exceed the 32-frame stored cap
-  data::write_synth_dataset(tmp.path().string(), so);
-  const data::TrajectoryIndex index({data::WeightedManifest{data::read_manifest((tmp / "eval").string()), 1.0}});
+  so.eval_episodes = episodes;
+  so.tasks = tasks;
+  so.min_frames = min_frames;
+  so.max_frames = max_frames;
+  data::write_synth_dataset(dir.path().string(), so);
+  return data::TrajectoryIndex({data::WeightedManifest{data::read_manifest((dir / "eval").string()), 1.0}});
+}
+
+TEST(Evaluator, SynthEvalSetProducesEveryMetricWithTheLastFrameProtocol) {
+  test::TempDir tmp;
+  // 2 tasks x (successful, successful, suboptimal, failure); up to 40 frames: some episodes exceed
+  // the 32-frame stored cap.
+  const data::TrajectoryIndex index = synth_eval_index(tmp, 8, 2, 12, 40);
 
   auto cfg = test::tiny_run_config();
   auto bundle = model::build_model(cfg.model, at::kCPU, 7);
@@ -59,14 +67,7 @@ TEST(Evaluator, SynthEvalSetProducesEveryMetricWithTheLastFrameProtocol) {
 
 TEST(Evaluator, MaxTrajectoriesSpreadsOverTheSource) {
   test::TempDir tmp;
-  data::SynthOptions so;
-  so.train_episodes = 0;
-  so.eval_episodes = 6;
-  so.tasks = 1;
-  so.min_frames = 8;
-  so.max_frames = 10;
-  data::write_synth_dataset(tmp.path().string(), so);
-  const data::TrajectoryIndex index({data::WeightedManifest{data::read_manifest((tmp / "eval").string()), 1.0}});
+  const data::TrajectoryIndex index = synth_eval_index(tmp, 6, 1, 8, 10);
   auto cfg = test::tiny_run_config();
   auto bundle = model::build_model(cfg.model, at::kCPU, 7);
   EvalOptions o = eval_options(cfg);

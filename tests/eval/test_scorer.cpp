@@ -31,16 +31,7 @@ TEST(Scorer, ParseMode) {
   EXPECT_THROW(parse_score_mode("sparse"), ConfigError);
 }
 
-class ScorerModel : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    auto cfg = test::tiny_run_config();
-    bundle_ = new model::ModelBundle(model::build_model(cfg.model, at::kCPU, 7));
-  }
-  static void TearDownTestSuite() { delete bundle_; }
-  static model::ModelBundle* bundle_;
-};
-model::ModelBundle* ScorerModel::bundle_ = nullptr;
+class ScorerModel : public test::TinyModelSuite {};
 
 TEST_F(ScorerModel, LinspaceMatchesADirectForward) {
   Scorer s(*bundle_, {4, 8});

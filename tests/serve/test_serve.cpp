@@ -27,16 +27,7 @@ json frames_request(const at::Tensor& f, const std::string& task) {
   return {{"task", task}, {"frames", base64_encode(raw)}, {"shape", c.sizes().vec()}};
 }
 
-class Serve : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    auto cfg = test::tiny_run_config();
-    bundle_ = new model::ModelBundle(model::build_model(cfg.model, at::kCPU, 7));
-  }
-  static void TearDownTestSuite() { delete bundle_; }
-  static model::ModelBundle* bundle_;
-};
-model::ModelBundle* Serve::bundle_ = nullptr;
+class Serve : public test::TinyModelSuite {};
 
 TEST_F(Serve, HealthScoreAndConcurrentClients) {
   eval::Scorer scorer(*bundle_, {4, 8});
