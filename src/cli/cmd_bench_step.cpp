@@ -1,8 +1,8 @@
 // `robometer bench step --config CFG [key=value ...] [--steps N] [--warmup W] [--data DIR]`:
 // where one training step's time goes. Runs N real steps (Trainer::step_once: data wait,
-// forward, backward, grad sync, optimizer), then measures each part alone on a fixed,
-// pre-fetched batch (processor, model forward, forward+backward, optimizer step, loader.next).
-// Framework overhead = step time − (data wait + forward+backward alone + sync + optimizer alone):
+// forward, backward, grad sync, optimizer), each followed by the same work done alone on a
+// fresh batch (processor+forward+objective, backward, clip+AdamW).
+// Framework overhead = step time − (data wait + forward + backward + sync + optimizer, alone):
 // what the loop costs beyond the work itself (target < 5 % of the step).
 #include <torch/torch.h>
 
@@ -80,19 +80,6 @@ int run_bench_step(const Options& o) {
               o.config.c_str(), cfg.train.batch_size, cfg.train.grad_accum, K, cfg.data.num_workers,
               at::get_num_threads(), device.str().c_str());
 
-  // 1. Real steps.
-  for (int i = 0; i < o.warmup; ++i) trainer.step_once();
-  train::StepTimes sum;
-  for (int i = 0; i < o.steps; ++i) {
-    const auto t = trainer.step_once();
-    sum.data_s += t.data_s; sum.forward_s += t.forward_s; sum.backward_s += t.backward_s;
-    sum.sync_s += t.sync_s; sum.optimizer_s += t.optimizer_s; sum.total_s += t.total_s;
-  }
-  const double n = o.steps;
-  const train::StepTimes step{sum.data_s / n, sum.forward_s / n, sum.backward_s / n,
-                              sum.sync_s / n, sum.optimizer_s / n, sum.total_s / n};
-
-  // 2. Each part alone, on one pre-fetched batch.
   auto& loader = trainer.train_loader();
   auto next = [&loader]() {
     for (int tries = 0; tries < 2; ++tries) {
@@ -101,53 +88,69 @@ int run_bench_step(const Options& o) {
     }
     throw Error("bench step: the loader yields no batch");
   };
-  const data::Batch batch = next();
   train::Objective objective;
+
+  // Real steps and the same work measured alone, interleaved round by round so that drift in
+  // machine speed (other processes, frequency) hits both sides alike. Each round: one real
+  // step (Trainer::step_once), then a fresh batch through processor+forward+objective and
+  // backward on its own, then clip+AdamW on its own. The alone parts use as many different
+  // batches as the steps do, so varying prompt lengths average out the same way.
+  for (int i = 0; i < o.warmup; ++i) trainer.step_once();
+  train::StepTimes step;
+  double fwd_s = 0, bwd_s = 0, opt_s = 0;
+  const int accum = cfg.train.grad_accum;
+  for (int i = 0; i < o.steps; ++i) {
+    const auto t = trainer.step_once();
+    step.data_s += t.data_s; step.forward_s += t.forward_s; step.backward_s += t.backward_s;
+    step.sync_s += t.sync_s; step.optimizer_s += t.optimizer_s; step.total_s += t.total_s;
+    for (int micro = 0; micro < accum; ++micro) {
+      const data::Batch b = next();
+      auto t0 = Clock::now();
+      auto terms = objective(bundle.model->forward(train::pair_inputs(*bundle.processor, b, device)), b);
+      fwd_s += since(t0);
+      t0 = Clock::now();
+      if (terms.requires_grad()) (terms.total / accum).backward();
+      bwd_s += since(t0);
+    }
+    const auto t0 = Clock::now();
+    opt->clip_grad_norm(cfg.train.max_grad_norm);
+    opt->step();
+    opt_s += since(t0);
+    opt->zero_grad();
+  }
+  const double n = o.steps;
+  step = {step.data_s / n, step.forward_s / n, step.backward_s / n, step.sync_s / n,
+          step.optimizer_s / n, step.total_s / n};
+  fwd_s /= n;  // per step (all micro-batches)
+  bwd_s /= n;
+  opt_s /= n;
+
+  // Informational break-downs, on one pre-fetched batch.
+  const data::Batch batch = next();
   model::ModelInputs in = train::pair_inputs(*bundle.processor, batch, device);
   const double tokens = in.attention_mask.sum().item<double>();
   const double processor_s =
       time_mean(o.repeats, [&] { in = train::pair_inputs(*bundle.processor, batch, device); });
   const double model_fwd_s = time_mean(o.repeats, [&] { bundle.model->forward(in); });
-  // Forward and backward alone over `repeats` distinct pre-fetched batches: real steps see varying
-  // prompt lengths, so timing one batch over and over would bias the parts (and the overhead).
-  std::vector<data::Batch> batches;
-  for (int i = 0; i < std::max(1, o.repeats); ++i) batches.push_back(next());
-  size_t which = 0;
-  auto cycle = [&]() -> const data::Batch& { return batches[which++ % batches.size()]; };
-  const double fwd_s = time_mean(static_cast<int>(batches.size()), [&] {
-    const auto& b = cycle();
-    objective(bundle.model->forward(train::pair_inputs(*bundle.processor, b, device)), b);
-  });
-  const double fwd_bwd_s = time_mean(static_cast<int>(batches.size()), [&] {
-    const auto& b = cycle();
-    auto terms = objective(bundle.model->forward(train::pair_inputs(*bundle.processor, b, device)), b);
-    if (terms.requires_grad()) terms.total.backward();
-  });
-  // Grads are populated now (the optimizer has real work to do).
   const double clip_s = time_mean(o.repeats, [&] { opt->clip_grad_norm(cfg.train.max_grad_norm); });
-  const double opt_s = time_mean(o.repeats, [&] {
-    opt->clip_grad_norm(cfg.train.max_grad_norm);
-    opt->step();
-  });
-  opt->zero_grad();
-  const double loader_s = time_mean(o.repeats * cfg.train.grad_accum, [&] { next(); });
+  const double loader_s = time_mean(o.repeats * accum, [&] { next(); });
 
-  const double accum = cfg.train.grad_accum;
-  const double parts = step.data_s + accum * fwd_bwd_s + step.sync_s + opt_s;
+  const double parts = step.data_s + fwd_s + bwd_s + step.sync_s + opt_s;
   const double overhead = step.total_s - parts;
 
   auto ms = [](double s) { return 1e3 * s; };
   auto pct = [&](double s) { return 100.0 * s / step.total_s; };
-  std::printf("\nper step, mean of %d steps after %d warm-up (times in ms)\n", o.steps, o.warmup);
+  std::printf("\nper step, mean of %d steps after %d warm-up, each followed by the parts alone (times in ms)\n",
+              o.steps, o.warmup);
   std::printf("%-22s %10s %8s   %-34s %10s\n", "part", "in step", "share", "measured alone", "alone");
   std::printf("%-22s %10.1f %7.1f%%   %-34s %10.1f\n", "data wait", ms(step.data_s), pct(step.data_s),
               "loader.next() back to back", ms(loader_s * accum));
   std::printf("%-22s %10.1f %7.1f%%   %-34s %10.1f\n", "forward", ms(step.forward_s), pct(step.forward_s),
-              "processor+forward+objective", ms(accum * fwd_s));
+              "processor+forward+objective", ms(fwd_s));
   std::printf("%-22s %10s %8s   %-34s %10.1f\n", "", "", "", "  of which processor (pair_inputs)", ms(accum * processor_s));
   std::printf("%-22s %10s %8s   %-34s %10.1f\n", "", "", "", "  of which model forward", ms(accum * model_fwd_s));
   std::printf("%-22s %10.1f %7.1f%%   %-34s %10.1f\n", "backward", ms(step.backward_s), pct(step.backward_s),
-              "(forward+backward) - forward", ms(accum * (fwd_bwd_s - fwd_s)));
+              "backward", ms(bwd_s));
   std::printf("%-22s %10.1f %7.1f%%   %-34s %10s\n", "grad sync", ms(step.sync_s), pct(step.sync_s), "(in step)", "");
   std::printf("%-22s %10.1f %7.1f%%   %-34s %10.1f\n", "optimizer", ms(step.optimizer_s), pct(step.optimizer_s),
               "clip + AdamW step", ms(opt_s));

@@ -102,10 +102,13 @@ struct VideoReader::Impl {
   // right after a seek / at open. `valid` is false after an error (forces a seek).
   int64_t last_out = -1;
   bool valid = true;
-  bool draining = false;     // a null packet was sent: the decoder is being flushed at EOF
+  bool draining = false;     // a null packet was sent: at EOF, or early once nothing further is wanted
   bool after_seek = false;   // no frame at/after the seek keyframe received yet
   std::string read_error;    // why av_read_frame stopped early, if it did
-  std::vector<int64_t> wanted;  // global indices the current frames() call still needs, sorted
+  std::vector<int64_t> wanted;  // global indices the current frames() call needs, sorted, unique
+  std::vector<char> wanted_sent;  // wanted[i]'s packet went to the decoder since the last seek
+  int64_t target = -1;            // the frame decode_until() is after
+  bool all_pts_known = true;      // every packet has a pts: frames can be matched to packets
   DecodeStats stats;
 
   [[noreturn]] void fail(const std::string& why) const { throw FormatError(path, why); }
@@ -117,7 +120,8 @@ struct VideoReader::Impl {
   int64_t lookup(int64_t pts) const;
   void seek_to_key(int64_t key);
   bool next_frame();
-  void decode_until(int64_t target);
+  bool every_wanted_packet_sent() const;
+  void decode_until(int64_t wanted_frame);
   void convert(uint8_t* dst);
   double seconds(int64_t pts) const { return pts * av_q2d(time_base); }
 };
@@ -172,6 +176,7 @@ void VideoReader::Impl::build_index() {
       int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
       if (ts != AV_NOPTS_VALUE)
         index.push_back({ts, pkt->duration, (pkt->flags & AV_PKT_FLAG_KEY) != 0});
+      if (pkt->pts == AV_NOPTS_VALUE) all_pts_known = false;
     }
     av_packet_unref(pkt.get());
   }
@@ -262,6 +267,7 @@ void VideoReader::Impl::seek_to_key(int64_t key) {
   last_out = key - 1;
   draining = false;
   after_seek = true;
+  std::fill(wanted_sent.begin(), wanted_sent.end(), 0);
   read_error.clear();
   valid = true;
 }
@@ -278,6 +284,16 @@ bool VideoReader::Impl::next_frame() {
     if (err != AVERROR(EAGAIN)) fail("decoding failed after frame " + std::to_string(last_out - first) + ": " + av_error_string(err));
     if (draining) return false;
 
+    if (every_wanted_packet_sent()) {
+      // Nothing further in the stream is wanted: flush the decoder instead of feeding it the
+      // reference frames that its reorder delay would otherwise make us decode for nothing.
+      // The next frames() call seeks.
+      draining = true;
+      err = avcodec_send_packet(dec.get(), nullptr);
+      if (err < 0 && err != AVERROR_EOF) fail("cannot flush the decoder: " + av_error_string(err));
+      continue;
+    }
+
     for (;;) {  // next packet of our stream
       err = av_read_frame(fmt.get(), pkt.get());
       if (err < 0 || pkt->stream_index == stream) break;
@@ -293,7 +309,13 @@ bool VideoReader::Impl::next_frame() {
       // A packet whose frame nobody wants need not be decoded unless other frames refer to
       // it: let the decoder drop non-reference frames (B-frames) outright.
       const int64_t idx = pts != AV_NOPTS_VALUE ? lookup(pts) : -1;
-      const bool needed = idx < 0 || std::binary_search(wanted.begin(), wanted.end(), idx);
+      const auto hit = std::lower_bound(wanted.begin(), wanted.end(), idx);
+      const bool is_wanted = idx >= 0 && hit != wanted.end() && *hit == idx;
+      if (is_wanted) wanted_sent[hit - wanted.begin()] = 1;
+      // Without flush_early the next call may continue from here: frames past this call's
+      // last target are decoded in full so that they are still there for it (a skipped
+      // frame never comes out, and the next call would not know to seek for it).
+      const bool needed = idx < 0 || is_wanted || (!opts.flush_early && idx > wanted.back());
       dec->skip_frame = needed ? AVDISCARD_DEFAULT : AVDISCARD_NONREF;
       err = avcodec_send_packet(dec.get(), pkt.get());
       av_packet_unref(pkt.get());
@@ -304,9 +326,19 @@ bool VideoReader::Impl::next_frame() {
   }
 }
 
+// True when the packets of all wanted frames from `target` on are in the decoder. Only
+// trusted when every packet carries a pts (otherwise a frame cannot be matched to its packet).
+bool VideoReader::Impl::every_wanted_packet_sent() const {
+  if (!opts.flush_early || !all_pts_known || wanted.empty()) return false;
+  for (size_t i = 0; i < wanted.size(); ++i)
+    if (wanted[i] >= target && !wanted_sent[i]) return false;
+  return true;
+}
+
 // Leaves the frame with global index `target` in `frame`. Decodes forward from the current
 // position, seeking first when the target is behind us or past the next keyframe.
-void VideoReader::Impl::decode_until(int64_t target) {
+void VideoReader::Impl::decode_until(int64_t wanted_frame) {
+  target = wanted_frame;
   const int64_t key = key_before[target];
   if (!valid || target <= last_out || key > last_out + 1) seek_to_key(key);
   int retries = 0;
@@ -450,6 +482,12 @@ at::Tensor VideoReader::frames(const std::vector<int64_t>& indices) {
   m.wanted.clear();
   for (int64_t i : indices) m.wanted.push_back(m.first + i);
   std::sort(m.wanted.begin(), m.wanted.end());
+  m.wanted.erase(std::unique(m.wanted.begin(), m.wanted.end()), m.wanted.end());
+  // Packets already in the decoder (a previous call left it mid-stream) count as sent
+  // only after a seek; until then nothing is assumed about them, so no early drain.
+  m.wanted_sent.assign(m.wanted.size(), 0);
+  // A decoder drained by the previous call holds no reference frames any more: seek.
+  if (m.draining) m.valid = false;
   try {
     for (int64_t k = 0; k < n;) {
       const int64_t wanted = indices[order[k]];

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <numeric>
 #include <random>
 
 #include "common/test_util.h"
@@ -211,6 +212,61 @@ TEST(VideoReader, SkipsUnwantedNonReferenceFrames) {
   EXPECT_EQ(decoded_indices(r.frames(all)), all);  // wanted B-frames are decoded
   EXPECT_EQ(r.stats().seeks, 1);
   EXPECT_EQ(r.stats().frames_decoded - before, kFrames);
+}
+
+// Presentation-order frame index of each packet, in the file's (decode) order, per ffprobe.
+std::vector<int64_t> ffprobe_decode_order(const fs::path& file) {
+  const std::string cmd = "ffprobe -v error -select_streams v:0 -show_entries packet=pts_time "
+                          "-of csv=p=0 '" + file.string() + "'";
+  std::vector<double> pts;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return {};
+  char line[256];
+  double t = 0;
+  while (std::fgets(line, sizeof line, p))
+    if (std::sscanf(line, "%lf", &t) == 1) pts.push_back(t);
+  pclose(p);
+  std::vector<double> sorted = pts;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<int64_t> out;
+  for (double v : pts) out.push_back(std::lower_bound(sorted.begin(), sorted.end(), v) - sorted.begin());
+  return out;
+}
+
+// B-frames make the decoder hold frames back; once the packets of every wanted frame are in,
+// the reader flushes it instead of decoding the reference frames that follow. A later call
+// on the same reader seeks and stays frame-exact.
+TEST(VideoReader, StopsReadingOnceEveryWantedPacketIsIn) {
+  REQUIRE_FIXTURES();
+  const auto order = ffprobe_decode_order(fixtures().h264);
+  ASSERT_EQ(static_cast<int64_t>(order.size()), kFrames);
+  ASSERT_NE(order, [&] { std::vector<int64_t> v(kFrames); std::iota(v.begin(), v.end(), 0); return v; }())
+      << "the fixture must have B-frames (decode order != presentation order)";
+  // All within the first GOP (keyframes every 8 frames): no seek in the first call.
+  for (const std::vector<int64_t>& want : std::vector<std::vector<int64_t>>{{1}, {6, 2}, {3, 4, 5}, {7, 0, 5}}) {
+    VideoReader r(fixtures().h264.string());
+    EXPECT_EQ(decoded_indices(r.frames(want)), want);
+    int64_t last_position = 0;  // position, in decode order, of the last wanted packet
+    for (size_t pos = 0; pos < order.size(); ++pos)
+      if (std::find(want.begin(), want.end(), order[pos]) != want.end()) last_position = static_cast<int64_t>(pos);
+    EXPECT_EQ(r.stats().packets_read, last_position + 1) << "want[0] = " << want[0];
+    EXPECT_EQ(r.stats().seeks, 0);
+    const std::vector<int64_t> next = {want[0] + 1, want[0] + 2};
+    EXPECT_EQ(decoded_indices(r.frames(next)), next);
+    EXPECT_EQ(r.stats().seeks, 1);
+  }
+  // flush_early off (chunk-by-chunk reading): the decoder is fed on, so the reorder delay
+  // costs extra packets, and the next chunk continues without a seek.
+  VideoReaderOptions keep;
+  keep.flush_early = false;
+  VideoReader r(fixtures().h264.string(), keep);
+  EXPECT_EQ(decoded_indices(r.frames({1})), std::vector<int64_t>{1});
+  int64_t position_of_1 = 0;
+  for (size_t pos = 0; pos < order.size(); ++pos)
+    if (order[pos] == 1) position_of_1 = static_cast<int64_t>(pos);
+  EXPECT_GT(r.stats().packets_read, position_of_1 + 1);
+  EXPECT_EQ(decoded_indices(r.frames({2, 3})), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(r.stats().seeks, 0);
 }
 
 TEST(VideoReader, EmptyIndexListGivesEmptyBatch) {

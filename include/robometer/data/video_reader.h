@@ -19,6 +19,11 @@
 //   when the target lies behind the decode position or past the next keyframe. Decoded frames
 //   are identified by pts, unwanted ones are dropped before colour conversion, and unwanted
 //   non-reference frames are not decoded at all (AVCodecContext::skip_frame = NONREF).
+//   With flush_early (the default), once the packets of every wanted frame are in the decoder
+//   it is flushed instead of fed further: a codec with frame reordering (B-frames) would
+//   otherwise decode up to `has_b_frames` more reference frames just to release the last
+//   target. The next frames() call then starts with a seek. Readers that serve consecutive
+//   chunks of one long video from one object should turn it off.
 // - Resize uses swscale SWS_BILINEAR (PyAV's default, so benchmarks compare like with like).
 //   ShortEdge S: the shorter side becomes S, the other is round(other × S / shorter) to the
 //   nearest even number (same as FFmpeg's `scale=-2:S`). YUV→RGB honours the frame's
@@ -56,6 +61,7 @@ struct VideoReaderOptions {
   int threads = 1;          // decoder threads (0 = FFmpeg auto); the loader parallelises across files
   double window_from_s = 0.0;
   double window_to_s = -1.0;  // < 0: to the end
+  bool flush_early = true;    // see the rules above; false for chunk-by-chunk sequential reads
 };
 
 // Counters since the reader was opened (the index scan at open is not counted).
