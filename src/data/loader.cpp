@@ -191,7 +191,11 @@ const PairSampler& Loader::sampler() const { return impl_->sampler; }
 const LoaderOptions& Loader::options() const { return impl_->opts; }
 LoaderState Loader::state() const { return impl_->pos; }
 
-void Loader::start_epoch(int64_t epoch) { restore(LoaderState{epoch, 0, 0, 0}); }
+// The bad-draw counters run across epochs: with many ranks an epoch can hold fewer draws
+// than min_draws_before_abort, and resetting them would keep the check from ever firing.
+void Loader::start_epoch(int64_t epoch) {
+  restore(LoaderState{epoch, 0, impl_->pos.draws, impl_->pos.bad_draws});
+}
 
 void Loader::restore(const LoaderState& s) {
   if (s.epoch < 0 || s.next_sample < 0 || s.draws < 0 || s.bad_draws < 0)
@@ -207,12 +211,11 @@ Loader::Built Loader::build_sample(int64_t epoch, int64_t gi) const {
     Rng rng(hash_seed({o.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(gi),
                        static_cast<uint64_t>(attempt)}));
     PairPlan plan = impl_->sampler.sample(rng);
+    // Every draw decodes, even from a file that failed before: whether a sample is replaced
+    // must depend on the file alone, not on which samples this process happened to see first
+    // (resume and worker timing would change the data otherwise), and one bad episode of a
+    // shared LeRobot v3.0 file must not disable the others.
     try {
-      for (const ClipPlan* c : {&plan.chosen, &plan.rejected}) {  // known bad: skip the decode
-        const std::string& path = impl_->index->at(c->trajectory).video.path;
-        std::lock_guard<std::mutex> lk(impl_->bad_mu);
-        if (impl_->bad_paths.count(path)) throw FormatError(path, "already found bad");
-      }
       return Built{assemble_pair(*impl_->index, plan, o.resize), attempt};
     } catch (const ConfigError&) {
       throw;
@@ -305,7 +308,7 @@ std::optional<Batch> Loader::next() {
         for (const auto& b : m.bad_paths) paths += (paths.empty() ? "" : ", ") + b;
       }
       throw Error("loader: " + std::to_string(pos.bad_draws) + " of " + std::to_string(pos.draws) +
-                  " draws this epoch hit bad videos, more than max_bad_fraction " +
+                  " draws so far hit bad videos, more than max_bad_fraction " +
                   std::to_string(m.opts.max_bad_fraction) + "; bad files: " + paths);
     }
     samples.push_back(std::move(r.built->sample));

@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "robometer/core/error.h"
 #include "robometer/data/dataset_readers.h"
@@ -24,6 +25,20 @@ json read_json_file(const fs::path& p) {
     return json::parse(in);
   } catch (const json::exception& e) {
     throw FormatError(p.string(), std::string("invalid JSON: ") + e.what());
+  }
+}
+
+// info[key] as T, `fallback` when absent or null; a value of another type is a FormatError
+// naming the file, the key and the value (not nlohmann's bare type_error).
+template <class T>
+T info_value(const json& info, const char* key, T fallback, const std::string& path) {
+  if (!info.contains(key) || info[key].is_null()) return fallback;
+  try {
+    return info[key].get<T>();
+  } catch (const json::exception&) {
+    throw FormatError(path, std::string("key '") + key + "' has the value " + info[key].dump() +
+                                " of the wrong type (expected a " +
+                                (std::is_same_v<T, std::string> ? "string" : "number") + ")");
   }
 }
 
@@ -104,10 +119,10 @@ std::string episode_id(const std::string& source, int64_t ep, const std::string&
 void scan_v21(const fs::path& root, const json& info, const IngestOptions& opts, DatasetScan& scan) {
   const std::string info_path = (root / "meta/info.json").string();
   const std::vector<std::string> keys = video_keys(info, opts, info_path);
-  const std::string tpl = info.value("video_path", "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4");
-  const int64_t chunks_size = info.value("chunks_size", int64_t{1000});
+  const std::string tpl = info_value<std::string>(info, "video_path", "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4", info_path);
+  const int64_t chunks_size = info_value<int64_t>(info, "chunks_size", 1000, info_path);
   if (chunks_size <= 0) throw FormatError(info_path, "chunks_size must be positive");
-  const double fps = info.value("fps", 0.0);
+  const double fps = info_value<double>(info, "fps", 0.0, info_path);
   const std::string source = dataset_name(root, opts);
 
   std::map<int64_t, std::string> task_by_index;
@@ -168,11 +183,11 @@ void scan_v21(const fs::path& root, const json& info, const IngestOptions& opts,
       }
     }
   }
-  if (info.contains("total_episodes") && info["total_episodes"].get<int64_t>() != listed)
-    scan.notes.push_back("meta/info.json total_episodes is " + std::to_string(info["total_episodes"].get<int64_t>()) +
+  if (const int64_t n = info_value<int64_t>(info, "total_episodes", -1, info_path); n >= 0 && n != listed)
+    scan.notes.push_back("meta/info.json total_episodes is " + std::to_string(n) +
                          " but meta/episodes.jsonl lists " + std::to_string(listed));
-  if (info.contains("total_frames") && info["total_frames"].get<int64_t>() != total_length)
-    scan.notes.push_back("meta/info.json total_frames is " + std::to_string(info["total_frames"].get<int64_t>()) +
+  if (const int64_t n = info_value<int64_t>(info, "total_frames", -1, info_path); n >= 0 && n != total_length)
+    scan.notes.push_back("meta/info.json total_frames is " + std::to_string(n) +
                          " but the episode lengths sum to " + std::to_string(total_length));
 }
 
@@ -181,8 +196,8 @@ void scan_v21(const fs::path& root, const json& info, const IngestOptions& opts,
 void scan_v30(const fs::path& root, const json& info, const IngestOptions& opts, DatasetScan& scan) {
   const std::string info_path = (root / "meta/info.json").string();
   const std::vector<std::string> keys = video_keys(info, opts, info_path);
-  const std::string tpl = info.value("video_path", "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4");
-  const double fps = info.value("fps", 0.0);
+  const std::string tpl = info_value<std::string>(info, "video_path", "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4", info_path);
+  const double fps = info_value<double>(info, "fps", 0.0, info_path);
   const std::string source = dataset_name(root, opts);
 
   // Task text by index (fallback when an episode row has no `tasks` list).
@@ -217,9 +232,15 @@ void scan_v30(const fs::path& root, const json& info, const IngestOptions& opts,
     std::vector<std::string> task(static_cast<size_t>(rows));
     if (pf.has_column("tasks")) {
       io::ColumnData tc = pf.read_column("tasks");
-      const auto& text = std::get<std::vector<std::string>>(tc.values);
-      for (size_t r = 0; r < task.size(); ++r)
-        if (tc.offsets[r + 1] > tc.offsets[r]) task[r] = text[static_cast<size_t>(tc.offsets[r])];
+      const auto* text = std::get_if<std::vector<std::string>>(&tc.values);
+      if (!text) throw FormatError(file.string(), "column 'tasks' must hold strings (list<string>)");
+      if (tc.is_list()) {
+        for (size_t r = 0; r < task.size(); ++r)
+          if (tc.offsets[r + 1] > tc.offsets[r]) task[r] = (*text)[static_cast<size_t>(tc.offsets[r])];
+      } else {  // a plain string column: one task per episode
+        const auto one = tc.optional_strings();
+        for (size_t r = 0; r < task.size(); ++r) task[r] = one[r].value_or("");
+      }
     } else if (pf.has_column("task_index")) {
       auto ti = pf.read_column("task_index").int64s();
       for (size_t r = 0; r < task.size(); ++r) task[r] = task_by_index[ti[r]];
@@ -271,11 +292,11 @@ void scan_v30(const fs::path& root, const json& info, const IngestOptions& opts,
       }
     }
   }
-  if (info.contains("total_episodes") && info["total_episodes"].get<int64_t>() != listed)
-    scan.notes.push_back("meta/info.json total_episodes is " + std::to_string(info["total_episodes"].get<int64_t>()) +
+  if (const int64_t n = info_value<int64_t>(info, "total_episodes", -1, info_path); n >= 0 && n != listed)
+    scan.notes.push_back("meta/info.json total_episodes is " + std::to_string(n) +
                          " but meta/episodes lists " + std::to_string(listed));
-  if (info.contains("total_frames") && info["total_frames"].get<int64_t>() != total_length)
-    scan.notes.push_back("meta/info.json total_frames is " + std::to_string(info["total_frames"].get<int64_t>()) +
+  if (const int64_t n = info_value<int64_t>(info, "total_frames", -1, info_path); n >= 0 && n != total_length)
+    scan.notes.push_back("meta/info.json total_frames is " + std::to_string(n) +
                          " but the episode lengths sum to " + std::to_string(total_length));
 }
 
@@ -286,7 +307,7 @@ DatasetScan scan_lerobot(const std::string& root_arg, const IngestOptions& opts)
   const fs::path info_path = root / "meta/info.json";
   if (!fs::exists(info_path)) throw FormatError(info_path.string(), "missing: not a LeRobot dataset");
   const json info = read_json_file(info_path);
-  const std::string version = info.value("codebase_version", "");
+  const std::string version = info_value<std::string>(info, "codebase_version", "", info_path.string());
   DatasetScan scan;
   scan.root = root.string();
   if (version.rfind("v2", 0) == 0) {

@@ -80,6 +80,12 @@ PairSampler::PairSampler(std::shared_ptr<const TrajectoryIndex> index, SamplerOp
   for (const auto& [s, c] : opts_.success_cutoffs) check_cutoff("of '" + s + "'", c);
   for (const auto& [s, w] : opts_.source_weights)
     if (!(w >= 0)) throw ConfigError("sampler: weight of source '" + s + "' must be >= 0");
+  // A weight of 0 switches a source off as a place to draw from (its successful trajectories
+  // may still serve as different-task negatives).
+  for (const auto& s : index_->sources())
+    if (source_weight(s) > 0) active_sources_.push_back(s);
+  if (active_sources_.empty())
+    throw ConfigError("sampler: every data source has weight 0; give at least one a positive weight");
   auto check_prob = [](const char* what, double p) {
     if (!(p >= 0 && p <= 1)) throw ConfigError(std::string("sampler: ") + what + " must be in [0, 1]");
   };
@@ -110,7 +116,8 @@ ClipPlan PairSampler::clip_from_segment(int64_t trajectory, ClipOrder order,
   const double cutoff = success_cutoff(t.data_source);
 
   // Labels on the whole segment first, then the same linspace selection (as the original does).
-  std::vector<double> g = progress_labels(c.num_stored, segment, cutoff, t.partial_success);
+  std::vector<double> g = progress_labels(c.num_stored, segment, cutoff,
+                                         opts_.last_frame_partial_progress ? t.partial_success : std::nullopt);
   for (int64_t p : linspace_positions(static_cast<int64_t>(segment.size()), K)) {
     c.stored_indices.push_back(segment[static_cast<size_t>(p)]);
     c.progress.push_back(g[static_cast<size_t>(p)]);
@@ -194,6 +201,13 @@ std::optional<int64_t> PairSampler::different_task(int64_t ref, Rng& rng) const 
 }
 
 std::optional<PairSampler::Rejected> PairSampler::execute(Strategy s, int64_t chosen, Rng& rng) const {
+  // The chosen side is a successful trajectory (spec §2.6), or a graded one for the pairs that
+  // compare partial_success. A failure drawn without a successful trajectory of its task must
+  // not become a rewind/reverse "positive" or win against another failure.
+  const bool successful = index_->is_successful(chosen);
+  const bool graded = index_->at(chosen).partial_success.has_value();
+  if (!successful && !(graded && (s == Strategy::Suboptimal || s == Strategy::DifferentTask)))
+    return std::nullopt;
   switch (s) {
     case Strategy::Rewind: return Rejected{chosen, chosen, ClipOrder::Rewind};
     case Strategy::Reverse: return Rejected{chosen, chosen, ClipOrder::Reverse};
@@ -291,7 +305,7 @@ std::string PairSampler::pick_source(Rng& rng, const std::vector<std::string>& s
     w.push_back(source_weight(s));
     total += w.back();
   }
-  if (!(total > 0)) return rng.choice(sources);
+  if (!(total > 0)) throw Error("sampler: every candidate data source has weight 0");
   return sources[pick_weighted(rng, w)];
 }
 
@@ -342,7 +356,7 @@ PairPlan PairSampler::sample(Rng& rng) const {
                 "trajectory is labelled suboptimal or failure");
   const Strategy strategy = kStrategies[pick_weighted(rng, ratios)];
 
-  std::vector<std::string> sources = index_->sources();
+  std::vector<std::string> sources = active_sources_;
   if (strategy == Strategy::Suboptimal) {  // sources that have failures, if any
     std::vector<std::string> with_failures;
     for (const auto& s : sources)
@@ -353,7 +367,7 @@ PairPlan PairSampler::sample(Rng& rng) const {
   // The drawn strategy failed: any trajectory of any source, and the rebalancing loop picks the
   // strategy. (The original keeps the strategy's trajectory filter here and raises when that
   // leaves nothing.)
-  if (auto p = try_sources(rng, index_->sources(), std::nullopt, std::nullopt)) return std::move(*p);
+  if (auto p = try_sources(rng, active_sources_, std::nullopt, std::nullopt)) return std::move(*p);
   throw Error("sampler: could not build a preference pair after " +
               std::to_string(2 * kMaxTrajectoryAttempts) + " trajectories (strategy " +
               strategy_name(strategy) +

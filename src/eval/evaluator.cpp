@@ -32,6 +32,7 @@ EvalOptions eval_options(const config::RunConfig& cfg) {
   o.sampling.success_cutoffs = d.success_cutoffs;
   o.sampling.preference_only_sources = {d.preference_only_sources.begin(), d.preference_only_sources.end()};
   o.sampling.different_task_same_source_prob = d.different_task_same_source_prob;
+  o.sampling.last_frame_partial_progress = d.predict_last_frame_partial_progress;
   o.metrics.success_threshold = cfg.eval.success_threshold;
   return o;
 }

@@ -81,6 +81,7 @@ json robometer_experiment_config(const config::RunConfig& cfg, const ExportOptio
                {"progress_loss_type", "discrete"},
                {"progress_discrete_bins", 10},
                {"traj_same_source_prob", cfg.data.different_task_same_source_prob},
+               {"predict_last_frame_partial_progress", cfg.data.predict_last_frame_partial_progress},
                {"min_success", 0.5},
                {"max_success", 1.0},
                {"preference_strategy_ratio",

@@ -68,6 +68,7 @@ data::LoaderOptions loader_options(const config::RunConfig& cfg, bool is_eval, i
   o.sampling.preference_only_sources = {d.preference_only_sources.begin(),
                                         d.preference_only_sources.end()};
   o.sampling.different_task_same_source_prob = d.different_task_same_source_prob;
+  o.sampling.last_frame_partial_progress = d.predict_last_frame_partial_progress;
   // Held-out pairs keep the random A/B placement (from a fixed seed): with the chosen clip
   // always first, a model that always answers "A" would score 100% preference accuracy.
   o.sampling.is_eval = false;

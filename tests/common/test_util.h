@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <initializer_list>
 #include <random>
 #include <string>
 #include <sys/wait.h>
@@ -71,6 +72,18 @@ inline CommandResult run_robometer(const std::string& args) {
   const char* bin = std::getenv("ROBOMETER_BINARY");
   return capture_command("cd '" + source_dir().string() + "' && '" + std::string(bin ? bin : "robometer") +
                      "' " + args);
+}
+
+// fn() must throw a std::exception whose message contains every one of `parts`.
+template <typename F>
+void expect_throw_contains(F&& fn, std::initializer_list<std::string> parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "no exception (expected one mentioning " << *parts.begin() << ")";
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    for (const auto& p : parts) EXPECT_NE(what.find(p), std::string::npos) << "'" << p << "' not in: " << what;
+  }
 }
 
 }  // namespace robometer::test

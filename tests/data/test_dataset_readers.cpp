@@ -245,6 +245,44 @@ TEST(Folder, RobometerExampleClips) {
 }
 
 // 10,000 LeRobot v3.0 episodes in 4 shared mp4 files: prints the scan + probe time.
+// The `tasks` column as a plain string column is read; any other type, and an info.json value
+// of the wrong type, is an error naming the file and the column/key (it was a segfault / a bare
+// nlohmann type_error).
+TEST(LeRobotV30, TasksColumnShapesAndInfoTypes) {
+  REQUIRE_DUCKDB();
+  TempDir dir;
+  const std::string key = "cam";
+  const fs::path mp4 = dir / "videos/cam/chunk-000/file-000.mp4";
+  write_text(mp4, "not decoded by the scan");
+  auto episodes = [&](const std::string& tasks_expr) {
+    return "SELECT i AS episode_index, " + tasks_expr + " AS tasks, 2::BIGINT AS length, "
+           "0::BIGINT AS \"videos/cam/chunk_index\", 0::BIGINT AS \"videos/cam/file_index\", "
+           "(i * 0.2)::DOUBLE AS \"videos/cam/from_timestamp\", (i * 0.2 + 0.2)::DOUBLE AS "
+           "\"videos/cam/to_timestamp\" FROM range(3) t(i)";
+  };
+  const fs::path pq = dir / "meta/episodes/chunk-000/file-000.parquet";
+  fs::create_directories(pq.parent_path());
+  auto info = [&](const std::string& fps) {
+    write_text(dir / "meta/info.json",
+               R"({"codebase_version":"v3.0","fps":)" + fps + R"(,"total_episodes":3,)"
+               R"("features":{"cam":{"dtype":"video"}}})");
+  };
+  info("10");
+  ASSERT_TRUE(duckdb_write(pq, episodes("'task ' || i")));  // plain strings
+  rd::DatasetScan scan = rd::scan_lerobot(dir.path().string());
+  ASSERT_EQ(scan.trajectories.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(scan.trajectories[i].task, "task " + std::to_string(i));
+
+  ASSERT_TRUE(duckdb_write(pq, episodes("[i]")));  // list<int>: not task text
+  robometer::test::expect_throw_contains([&] { rd::scan_lerobot(dir.path().string()); },
+                                         {pq.filename().string(), "column 'tasks' must hold strings"});
+
+  ASSERT_TRUE(duckdb_write(pq, episodes("['task ' || i]")));
+  info("\"10\"");
+  robometer::test::expect_throw_contains([&] { rd::scan_lerobot(dir.path().string()); },
+                                         {"meta/info.json", "key 'fps'", "\"10\"", "wrong type"});
+}
+
 TEST(LeRobotV30, SlowTenThousandEpisodes) {
   if (!std::getenv("ROBOMETER_SLOW_TESTS")) GTEST_SKIP() << "set ROBOMETER_SLOW_TESTS=1";
   ROBOMETER_REQUIRE_FFMPEG_CLI();

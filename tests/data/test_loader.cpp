@@ -228,6 +228,74 @@ TEST_F(LoaderTest, BadVideoIsReplacedDeterministically) {
   EXPECT_EQ(l0.stats().bad_draws, l2.stats().bad_draws);
 }
 
+// One bad episode inside a shared file (a window past the video's end) must not take the
+// file's other episodes down with it, and which draws are replaced must not depend on what the
+// process saw before: restoring mid-epoch in a fresh loader gives the uninterrupted batches.
+TEST_F(LoaderTest, BadEpisodeOfASharedFileSparesTheOthersAndResumesExactly) {
+  auto t = *trajs_;
+  Trajectory good = t[2];  // c.mp4 holds 64 frames at 10 fps
+  good.id = "c_first_second";
+  good.video.from_s = 0.0;
+  good.video.to_s = 1.0;
+  good.num_frames = 10;
+  Trajectory bad = good;
+  bad.id = "c_past_the_end";
+  bad.video.from_s = 5.0;
+  bad.video.to_s = 99.0;
+  bad.num_frames = 940;
+  t.push_back(good);
+  t.push_back(bad);
+  auto idx = std::make_shared<TrajectoryIndex>(t);
+  LoaderOptions o = options(2);
+  o.max_bad_fraction = 1.0;
+  o.samples_per_epoch = 60;
+  Loader whole(idx, o);
+  std::vector<Batch> all = all_batches(whole);
+  ASSERT_GT(whole.stats().bad_draws, 0) << "the bad window was never drawn: grow samples_per_epoch";
+  int good_uses = 0;
+  for (const auto& b : all)
+    for (const auto& smp : b.samples)
+      for (const Clip* c : {&smp.a, &smp.b}) {
+        EXPECT_NE(c->trajectory_id, "c_past_the_end");
+        good_uses += c->trajectory_id == "c_first_second";
+      }
+  EXPECT_GT(good_uses, 0) << "the good episode of the shared file was never used";
+
+  // The bad window is met in the first half (a fresh process's history differs from here on).
+  Loader part(idx, o);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(part.next());
+  const LoaderState at10 = part.state();
+  LoaderOptions o1 = o;
+  o1.num_workers = 1;
+  Loader fresh(idx, o1);
+  fresh.restore(at10);
+  std::vector<Batch> rest = all_batches(fresh);
+  expect_same_batches(std::vector<Batch>(all.begin() + 10, all.end()), rest);
+}
+
+// The bad-draw counters run across epochs: with small per-rank epochs (fewer draws than
+// min_draws_before_abort) a mostly bad dataset must still abort.
+TEST_F(LoaderTest, BadFractionCountsAcrossEpochs) {
+  LoaderOptions o = options(0);
+  o.max_bad_fraction = 0.05;
+  o.min_draws_before_abort = 20;
+  o.samples_per_epoch = 6;  // < min_draws_before_abort per epoch
+  Loader l(index(true), o);
+  bool aborted = false;
+  for (int epoch = 0; epoch < 40 && !aborted; ++epoch) {
+    l.start_epoch(epoch);
+    try {
+      while (l.next()) {
+      }
+    } catch (const robometer::Error& e) {
+      aborted = true;
+      EXPECT_NE(std::string(e.what()).find("max_bad_fraction"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(aborted) << "bad draws " << l.stats().bad_draws << " of " << l.state().draws;
+  EXPECT_GE(l.state().draws, 20);
+}
+
 TEST_F(LoaderTest, AbortsAboveTheBadFraction) {
   LoaderOptions o = options(1);
   o.max_bad_fraction = 0.0;

@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "common/test_util.h"
 #include "robometer/core/error.h"
 #include "robometer/data/labels.h"
 #include "robometer/data/sampler.h"
@@ -336,6 +337,83 @@ TEST(Sampler, PartialSuccessChosenIsTheBetterOne) {
     ++seen;
   }
   EXPECT_EQ(seen, 60);
+}
+
+// predict_last_frame_partial_progress is off by default (as in the original): partial-success
+// clips get the ordinary formula; on, a clip ending on the last stored frame is 0 everywhere
+// but there, where it carries the score.
+TEST(Sampler, LastFramePartialProgressOnlyWhenAskedFor) {
+  auto a = traj("a", "t", "graded", 20, Quality::Failure);
+  a.partial_success = 0.25f;
+  auto b = traj("b", "t", "graded", 20, Quality::Failure);
+  b.partial_success = 0.75f;
+  auto idx = std::make_shared<TrajectoryIndex>(std::vector<Trajectory>{a, b});
+  for (bool on : {false, true}) {
+    SamplerOptions o = only(Strategy::Suboptimal);
+    o.last_frame_partial_progress = on;
+    PairSampler s(idx, o);
+    int ending_on_last = 0;
+    for (uint64_t seed = 0; seed < 80; ++seed) {
+      Rng rng(seed);
+      auto p = s.sample_for(seed % 2, Strategy::Suboptimal, rng);
+      ASSERT_TRUE(p);
+      for (const ClipPlan* c : {&p->chosen, &p->rejected}) {
+        const auto& ix = c->stored_indices;
+        const auto last = std::find(ix.begin(), ix.end(), c->num_stored - 1);
+        if (last == ix.end()) continue;
+        ++ending_on_last;
+        const double score = *idx->at(c->trajectory).partial_success;
+        const size_t at = static_cast<size_t>(last - ix.begin());
+        const std::vector<double> plain = progress_labels(c->num_stored, ix, 1.0);
+        for (size_t k = 0; k < ix.size(); ++k) {
+          // Right padding repeats the last frame and its label.
+          const bool last_frame = k >= at && ix[k] == c->num_stored - 1;
+          if (on) EXPECT_NEAR(c->progress[k], last_frame ? score : 0.0, 1e-12) << seed << " " << k;
+          else EXPECT_NEAR(c->progress[k], plain[k], 1e-12) << seed << " " << k;
+        }
+      }
+    }
+    EXPECT_GT(ending_on_last, 5) << "too few clips reach the last stored frame to test anything";
+  }
+}
+
+// A data source of weight 0 is never drawn from, also not when it is the only one holding
+// failures for a drawn "suboptimal" strategy; all weights 0 is a configuration error.
+TEST(Sampler, WeightZeroSourceIsNeverDrawnFrom) {
+  auto idx = std::make_shared<TrajectoryIndex>(std::vector<Trajectory>{
+      traj("a1", "t", "main", 30), traj("a2", "t", "main", 30),
+      traj("z1", "u", "zero", 30, Quality::Failure), traj("z2", "u", "zero", 30, Quality::Failure)});
+  SamplerOptions o;
+  o.source_weights = {{"zero", 0.0}};
+  PairSampler s(idx, o);
+  for (uint64_t seed = 0; seed < 500; ++seed) {
+    Rng rng(seed);
+    const PairPlan p = s.sample(rng);
+    EXPECT_EQ(idx->at(p.chosen.trajectory).data_source, "main") << seed;
+    EXPECT_EQ(idx->at(p.rejected.trajectory).data_source, "main") << seed;
+  }
+  o.source_weights = {{"zero", 0.0}, {"main", 0.0}};
+  EXPECT_THROW(PairSampler(idx, o), robometer::ConfigError);
+}
+
+// The chosen side is always a successful trajectory (spec 2.6): a failure whose task has no
+// success must not be rewound/reversed as a positive or win against another failure. Data
+// without any successful trajectory is an error, not silently trained on.
+TEST(Sampler, FailuresAreNeverTheChosenSide) {
+  auto idx = std::make_shared<TrajectoryIndex>(std::vector<Trajectory>{
+      traj("a1", "t", "A", 30), traj("a2", "t", "A", 30),
+      traj("f1", "u", "B", 30, Quality::Failure), traj("f2", "u", "B", 30, Quality::Failure)});
+  PairSampler s(idx, SamplerOptions{});
+  for (uint64_t seed = 0; seed < 500; ++seed) {
+    Rng rng(seed);
+    const PairPlan p = s.sample(rng);
+    EXPECT_TRUE(idx->is_successful(p.chosen.trajectory)) << seed << " " << strategy_name(p.strategy);
+  }
+  auto failures_only = std::make_shared<TrajectoryIndex>(std::vector<Trajectory>{
+      traj("f1", "u", "B", 30, Quality::Failure), traj("f2", "u", "B", 30, Quality::Failure)});
+  PairSampler f(failures_only, SamplerOptions{});
+  Rng rng(7);
+  robometer::test::expect_throw_contains([&] { f.sample(rng); }, {"successful trajectories"});
 }
 
 TEST(Sampler, RejectsBadOptions) {

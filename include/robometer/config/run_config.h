@@ -53,6 +53,7 @@ struct DataConfig {
   int prefetch = 4;
   StrategyRatios strategy_ratios;
   double different_task_same_source_prob = 0.5;
+  bool predict_last_frame_partial_progress = false;
   std::map<std::string, double> success_cutoffs;  // per data source, default 1.0
   std::vector<std::string> preference_only_sources;
   double max_bad_fraction = 0.05;
@@ -68,6 +69,8 @@ struct DataConfig {
     v("prefetch", prefetch, doc("queued batches").range(1, 1024));
     v("strategy_ratios", strategy_ratios);
     v("different_task_same_source_prob", different_task_same_source_prob, doc("").range(0, 1));
+    v("predict_last_frame_partial_progress", predict_last_frame_partial_progress,
+      doc("partial_success trajectories: progress label on the last stored frame only"));
     v("success_cutoffs", success_cutoffs, doc("per-source success cutoff c in (0,1]"));
     v("preference_only_sources", preference_only_sources, doc("no progress supervision"));
     v("max_bad_fraction", max_bad_fraction, doc("abort above this share of bad videos").range(0, 1));

@@ -35,9 +35,9 @@ std::vector<int64_t> segment_indices(int64_t num_stored, int64_t start, int64_t 
 
 // Progress g_t of each index ("absolute_first_frame"): s = min(indices), C = floor(c * S),
 //   g_t = min(1, (i_t - s) / max(1, C - s - 1)).
-// Partial-success trajectories (p given and p != 1): when the last stored frame S-1 is among the
-// indices, every g is 0 except at (the first occurrence of) S-1, which gets p (original
-// compute_progress_from_segment).
+// With p given (the sampler passes it only under predict_last_frame_partial_progress) and
+// p != 1: when the last stored frame S-1 is among the indices, every g is 0 except at (the
+// first occurrence of) S-1, which gets p (original compute_progress_from_segment).
 std::vector<double> progress_labels(int64_t num_stored, const std::vector<int64_t>& indices,
                                    double success_cutoff,
                                    std::optional<float> partial_success = std::nullopt);

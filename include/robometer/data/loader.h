@@ -51,7 +51,7 @@ struct LoaderOptions {
 struct LoaderState {
   int64_t epoch = 0;
   int64_t next_sample = 0;   // position in this rank's sequence of the epoch
-  int64_t draws = 0;         // draws so far this epoch (for the bad-video threshold)
+  int64_t draws = 0;         // draws since the run started (for the bad-video threshold)
   int64_t bad_draws = 0;
   nlohmann::json to_json() const;
   static LoaderState from_json(const nlohmann::json& j);  // throws FormatError on bad fields

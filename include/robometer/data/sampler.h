@@ -33,6 +33,9 @@ struct SamplerOptions {
   std::set<std::string> preference_only_sources; // progress never supervised on these
   double different_task_same_source_prob = 0.5;  // traj_same_source_prob
   double partial_success_threshold = 0.2;        // min |Δ partial_success| for a pair
+  // predict_last_frame_partial_progress (off in the original's default): a partial_success
+  // trajectory's clip is labelled 0 everywhere but on its last stored frame (= the score).
+  bool last_frame_partial_progress = false;
   bool is_eval = false;                          // chosen always A (else A/B with p = 0.5)
 };
 
@@ -116,6 +119,7 @@ class PairSampler {
 
   std::shared_ptr<const TrajectoryIndex> index_;
   SamplerOptions opts_;
+  std::vector<std::string> active_sources_;  // data sources with a positive weight
 };
 
 }  // namespace robometer::data
