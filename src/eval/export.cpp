@@ -179,7 +179,7 @@ json export_model(const std::string& checkpoint_dir, const std::string& out_dir,
   int64_t bytes = 0;
   for (const auto& [k, t] : weights) bytes += static_cast<int64_t>(t.nbytes());
 
-  fs::copy_file(m.bundle.config_json_path, out / "config.json", fs::copy_options::overwrite_existing);
+  io::write_file_atomic((out / "config.json").string(), m.bundle.config_json_text);
   write_tokenizer_files(m.bundle, out);
   io::write_file_atomic((out / "config.yaml").string(),
                         "# Robometer ExperimentConfig (JSON is YAML), written by robometer.cpp export\n" +

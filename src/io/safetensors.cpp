@@ -292,6 +292,10 @@ void remove_stale(const fs::path& dir, const std::string& stem, const std::set<s
                 file == stem + ".safetensors.index.json";
     if (ours && !keep.count(file)) stale.push_back(entry.path());
   }
+  // The index first: a reader must never meet an index that names a shard already removed.
+  std::stable_partition(stale.begin(), stale.end(), [&](const fs::path& p) {
+    return p.filename() == stem + ".safetensors.index.json";
+  });
   for (const auto& p : stale) fs::remove(p);
 }
 
@@ -329,6 +333,13 @@ void save_sharded_impl(const std::string& dir, const NamedTensors& tensors, int6
     shards.back().push_back(std::move(t));
   }
 
+  // New shards may reuse the names of a previous set in this directory: take its index away
+  // first, so that a crash half-way leaves no index (a clear "no weights" error) rather than
+  // the old index over a mix of old and new shards, which would load without complaint.
+  const std::string index_file = stem + ".safetensors.index.json";
+  std::error_code ec;
+  fs::remove(fs::path(dir) / index_file, ec);
+  if (ec) throw Error((fs::path(dir) / index_file).string() + ": cannot remove the previous index: " + ec.message());
   json weight_map = json::object();
   std::set<std::string> written;
   for (size_t i = 0; i < shards.size(); ++i) {
@@ -337,9 +348,8 @@ void save_sharded_impl(const std::string& dir, const NamedTensors& tensors, int6
     write_prepared((fs::path(dir) / file).string(), std::move(shards[i]), metadata);
     written.insert(file);
   }
-  // The index goes last: until it is in place, readers still see the previous complete set.
+  // The index goes last: only a complete set of shards is ever indexed.
   json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
-  const std::string index_file = stem + ".safetensors.index.json";
   write_file_atomic((fs::path(dir) / index_file).string(), index.dump(2) + "\n");
   written.insert(index_file);
   remove_stale(dir, stem, written);

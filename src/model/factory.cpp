@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 
 #include "robometer/config/loader.h"
 #include "robometer/core/error.h"
@@ -47,9 +48,8 @@ fs::path find_tokenizer(const config::ModelConfig& cfg, const fs::path& weights_
 
 // The optional "robometer" object of a config.json sets the heads: {"progress_bins": 10,
 // "head_dropout": 0.1}. Absent (an HF Qwen3-VL config): the Robometer-4B defaults.
-void read_head_config(const fs::path& config_json, RewardModelConfig& rc) {
-  std::ifstream f(config_json);
-  const auto j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+void read_head_config(const std::string& text, const fs::path& config_json, RewardModelConfig& rc) {
+  const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object() || !j.contains("robometer")) return;
   const auto& r = j["robometer"];
   const std::string where = config_json.string() + ": robometer.";
@@ -120,8 +120,17 @@ ModelBundle build_model(const config::ModelConfig& cfg, at::Device device, uint6
   if (config_json.empty())
     throw ConfigError("model.config_json is empty and no config.json was found next to the weights");
   b.config_json_path = config_json.string();
-  b.config.backbone = load_qwen3vl_config(config_json.string());
-  read_head_config(config_json, b.config);
+  // Read once: checkpoints and exports carry this text, so a file edited or removed during a
+  // run cannot put another architecture (or nothing) next to the weights.
+  {
+    std::ifstream in(config_json, std::ios::binary);
+    if (!in) throw ConfigError(config_json.string() + ": cannot open the model config.json");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    b.config_json_text = ss.str();
+  }
+  b.config.backbone = parse_qwen3vl_config(b.config_json_text, config_json.string());
+  read_head_config(b.config_json_text, config_json, b.config);
   b.config.checkpoint_text = cfg.activation_checkpointing;
   b.config.checkpoint_vision = cfg.activation_checkpointing;
   b.config.train_vision = true;  // model.freeze alone decides what stays frozen

@@ -21,6 +21,7 @@ namespace {
 
 constexpr const char* kTempPrefix = ".tmp-";
 constexpr const char* kOldPrefix = ".old-";
+constexpr const char* kStagingPrefix = ".staging-";  // ZeRO-1 ranks' optimizer shards (sharded_checkpoint)
 constexpr const char* kLatest = "latest";
 
 void fsync_path(const fs::path& p, bool directory) {
@@ -124,20 +125,35 @@ fs::path CheckpointWriter::commit(int keep_last_n) {
   io::write_file_atomic((temp_ / checkpoint_files::kComplete).string(), complete.dump(2) + "\n");
   fsync_path(temp_, true);
 
-  // 2. Rename into place (an existing directory of the same step is moved aside first).
+  // 2. Rename into place. An existing directory of the same step (a rewound run, or a crash
+  // between this rename and `latest`) is swapped out atomically, so that at no instant is
+  // there no complete step_N; where the filesystem cannot exchange, it is moved aside and
+  // moved back if the rename fails.
   const fs::path final_dir = root_ / checkpoint_dir_name(step_);
   fs::path old;
   std::error_code ec;
   if (fs::exists(final_dir)) {
-    old = root_ / (std::string(kOldPrefix) + checkpoint_dir_name(step_) + "-" +
-                   std::to_string(::getpid()));
-    remove_tree(old.string(), ec);
-    fs::rename(final_dir, old, ec);
-    if (ec) throw Error(final_dir.string() + ": cannot move aside: " + ec.message());
+    if (::renameat2(AT_FDCWD, temp_.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) == 0) {
+      old = temp_;  // now holds the previous contents
+    } else {
+      old = root_ / (std::string(kOldPrefix) + checkpoint_dir_name(step_) + "-" +
+                     std::to_string(::getpid()));
+      remove_tree(old.string(), ec);
+      fs::rename(final_dir, old, ec);
+      if (ec) throw Error(final_dir.string() + ": cannot move aside: " + ec.message());
+      fs::rename(temp_, final_dir, ec);
+      if (ec) {
+        std::error_code back;
+        fs::rename(old, final_dir, back);
+        throw Error(temp_.string() + ": cannot rename to " + final_dir.string() + ": " + ec.message() +
+                    (back ? "; the previous checkpoint stays in " + old.string() : std::string()));
+      }
+    }
+  } else {
+    fs::rename(temp_, final_dir, ec);
+    if (ec) throw Error(temp_.string() + ": cannot rename to " + final_dir.string() + ": " +
+                        ec.message());
   }
-  fs::rename(temp_, final_dir, ec);
-  if (ec) throw Error(temp_.string() + ": cannot rename to " + final_dir.string() + ": " +
-                      ec.message());
   committed_ = true;
   fsync_path(root_, true);
   if (!old.empty()) remove_tree(old.string(), ec);
@@ -205,7 +221,8 @@ CheckpointScan scan_checkpoints(const fs::path& run_dir) {
   for (const auto& entry : fs::directory_iterator(root)) {
     const auto name = entry.path().filename().string();
     if (!entry.is_directory()) continue;
-    if (name.rfind(kTempPrefix, 0) == 0 || name.rfind(kOldPrefix, 0) == 0) {
+    if (name.rfind(kTempPrefix, 0) == 0 || name.rfind(kOldPrefix, 0) == 0 ||
+        name.rfind(kStagingPrefix, 0) == 0) {
       scan.ignored.push_back(entry.path().string() +
                              ": leftover of an interrupted checkpoint save, ignored");
       continue;

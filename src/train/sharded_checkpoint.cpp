@@ -11,11 +11,30 @@ namespace robometer::train {
 
 namespace fs = std::filesystem;
 
-std::string optimizer_shard_file(int rank, bool json) {
+namespace {
+
+std::string rank_file(const char* stem, int rank, const char* ext) {
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "optimizer.rank%05d.%s", rank, json ? "json" : "safetensors");
+  std::snprintf(buf, sizeof(buf), "%s.rank%05d.%s", stem, rank, ext);
   return buf;
 }
+
+nlohmann::json read_staged_json(const fs::path& p) {
+  std::ifstream f(p);
+  try {
+    return nlohmann::json::parse(f);
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(p.string(), std::string("invalid JSON: ") + e.what());
+  }
+}
+
+}  // namespace
+
+std::string optimizer_shard_file(int rank, bool json) {
+  return rank_file("optimizer", rank, json ? "json" : "safetensors");
+}
+std::string rank_rng_file(int rank) { return rank_file("rng", rank, "safetensors"); }
+std::string rank_loader_file(int rank) { return rank_file("loader", rank, "json"); }
 
 fs::path staging_dir(const fs::path& run_dir, int64_t step) {
   return train::checkpoints_root(run_dir) / (".staging-" + train::checkpoint_dir_name(step));
@@ -28,14 +47,7 @@ void stage_optimizer_shard(World& world, const ParamOptimizer& opt,
   if (ec) throw Error("creating " + staging.string() + ": " + ec.message());
   const int r = world.rank();
   io::save_safetensors((staging / optimizer_shard_file(r, false)).string(), opt.state_tensors());
-  const auto json_path = staging / optimizer_shard_file(r, true);
-  {
-    std::ofstream f(json_path.string() + ".tmp");
-    f << opt.state_json().dump(1);
-    if (!f) throw Error("writing " + json_path.string());
-  }
-  fs::rename(json_path.string() + ".tmp", json_path, ec);
-  if (ec) throw Error("writing " + json_path.string() + ": " + ec.message());
+  io::write_file_atomic((staging / optimizer_shard_file(r, true)).string(), opt.state_json().dump(1));
   world.barrier();  // every shard is on disk before rank 0 commits
 }
 
@@ -47,8 +59,7 @@ void add_staged_shards(CheckpointWriter& w, const fs::path& staging, int world) 
       throw Error("checkpoint: rank " + std::to_string(r) + "'s optimizer shard is missing in " +
                   staging.string());
     w.write_tensors(optimizer_shard_file(r, false), io::load_safetensors(t.string()));
-    std::ifstream f(j);
-    w.write_json(optimizer_shard_file(r, true), nlohmann::json::parse(f));
+    w.write_json(optimizer_shard_file(r, true), read_staged_json(j));
   }
 }
 
@@ -58,6 +69,29 @@ void load_optimizer_shard(const Checkpoint& ck, ParamOptimizer& opt, int rank) {
     throw Error(ck.dir().string() + " has no " + t +
                 " (saved with a smaller world size, or not by a sharded optimizer)");
   opt.load_state(ck.tensors(t), ck.json(optimizer_shard_file(rank, true)));
+}
+
+void stage_rank_state(World& world, const io::NamedTensors& rng, const nlohmann::json& loader,
+                      const fs::path& staging) {
+  std::error_code ec;
+  fs::create_directories(staging, ec);
+  if (ec) throw Error("creating " + staging.string() + ": " + ec.message());
+  const int r = world.rank();
+  io::save_safetensors((staging / rank_rng_file(r)).string(), rng);
+  io::write_file_atomic((staging / rank_loader_file(r)).string(), loader.dump(1));
+  world.barrier();  // every rank's state is on disk before rank 0 commits
+}
+
+void add_staged_rank_state(CheckpointWriter& w, const fs::path& staging, int world) {
+  for (int r = 0; r < world; ++r) {
+    const auto t = staging / rank_rng_file(r);
+    const auto j = staging / rank_loader_file(r);
+    if (!fs::exists(t) || !fs::exists(j))
+      throw Error("checkpoint: rank " + std::to_string(r) + "'s RNG/loader state is missing in " +
+                  staging.string());
+    w.write_tensors(rank_rng_file(r), io::load_safetensors(t.string()));
+    w.write_json(rank_loader_file(r), read_staged_json(j));
+  }
 }
 
 }  // namespace robometer::train

@@ -359,7 +359,10 @@ struct Trainer::Impl {
     std::string where;
     // ZeRO-1: each rank stages its own optimizer shard; rank 0 adds them to the checkpoint.
     const fs::path staging = staging_dir(run_dir, step);
+    const bool per_rank = world.size() > 1;  // each rank's own RNG streams and loader counters
     if (optimizer->sharded()) stage_optimizer_shard(world, *optimizer, staging);
+    if (per_rank)
+      stage_rank_state(world, rng_state_tensors(capture_rng_state()), loader->state().to_json(), staging);
     if (world.is_main()) {
       CheckpointWriter w(run_dir, step);
       model::StateDictOptions so;  // model dtype kept: fp32 stays bit-exact
@@ -373,6 +376,7 @@ struct Trainer::Impl {
       }
       w.write_json(checkpoint_files::kScheduler, schedule->to_json());
       w.write_tensors(checkpoint_files::kRng, rng_state_tensors(capture_rng_state()));
+      if (per_rank) add_staged_rank_state(w, staging, world.size());
       w.write_json(checkpoint_files::kTrainerState,
                    {{"step", step}, {"consecutive_bad", consecutive_bad}, {"skipped", skipped},
                     {"world_size", world.size()}, {"format", "robometer-checkpoint"}, {"version", 1}});
@@ -380,39 +384,77 @@ struct Trainer::Impl {
       w.write_text(checkpoint_files::kConfig, config::to_yaml(cfg));
       w.write_json(checkpoint_files::kMetrics, {{"step", step}, {"eval", last_eval}});
       // What inference needs next to the weights, so a checkpoint dir is self-contained.
-      w.write_text("config.json", read_text(bundle.config_json_path));
+      w.write_text("config.json", bundle.config_json_text);
       where = w.commit(cfg.train.keep_last_n).string();
-      if (optimizer->sharded()) remove_tree(staging.string());
+      if (optimizer->sharded() || per_rank) {  // committed: a failure here must not skip the barrier
+        std::error_code ec;
+        remove_tree(staging.string(), ec);
+        if (ec) spdlog::warn("checkpoint: cannot remove {}: {}", staging.string(), ec.message());
+      }
       spdlog::info("checkpoint: {}", where);
     }
     world.barrier();
     return where;
   }
 
-  static std::string read_text(const std::string& path) {
-    std::ifstream f(path);
-    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+  // Runs fn, which reads `file` of checkpoint `ck`; any failure that does not name a file yet
+  // (a missing key, a value of the wrong type, a tensor of the wrong shape) is reported as a
+  // FormatError naming the checkpoint file.
+  template <class F>
+  static auto reading(const Checkpoint& ck, const std::string& file, F&& fn) -> decltype(fn()) {
+    try {
+      return fn();
+    } catch (const FormatError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw FormatError((ck.dir() / file).string(), std::string("cannot resume from it: ") + e.what());
+    }
   }
 
   void resume_from(const fs::path& dir) {
     Checkpoint ck(dir);
     const auto st = ck.json(checkpoint_files::kTrainerState);
-    const int saved_world = st.value("world_size", 1);
+    auto int_of = [&](const char* key, std::optional<int64_t> fallback) -> int64_t {
+      return reading(ck, checkpoint_files::kTrainerState, [&]() -> int64_t {
+        if (!st.contains(key)) {
+          if (fallback) return *fallback;
+          throw Error(std::string("missing key '") + key + "'");
+        }
+        if (!st[key].is_number_integer())
+          throw Error(std::string("key '") + key + "' must be an integer, got " + st[key].dump());
+        return st[key].get<int64_t>();
+      });
+    };
+    const int saved_world = static_cast<int>(int_of("world_size", 1));
     if (saved_world != world.size() && optimizer->sharded())
       throw Error(dir.string() + ": saved with world size " + std::to_string(saved_world) +
                   ", resumed with " + std::to_string(world.size()) + " (sharded optimizer state)");
     model::LoadOptions lo;
     lo.tied_embeddings = bundle.config.backbone.tie_word_embeddings;
-    model::load_weights(*bundle.model, ck.tensors(checkpoint_files::kModel), lo);
+    reading(ck, checkpoint_files::kModel,
+            [&] { model::load_weights(*bundle.model, ck.tensors(checkpoint_files::kModel), lo); });
     if (optimizer->sharded())
-      load_optimizer_shard(ck, *optimizer, world.rank());
+      reading(ck, optimizer_shard_file(world.rank(), false),
+              [&] { load_optimizer_shard(ck, *optimizer, world.rank()); });
     else
-      optimizer->load_state(ck.tensors(checkpoint_files::kOptimizer),
-                            ck.json(checkpoint_files::kOptimizerState));
-    step = st.at("step").get<int64_t>();
-    consecutive_bad = st.value("consecutive_bad", 0);
-    skipped = st.value("skipped", 0);
-    const auto ls = data::LoaderState::from_json(ck.json(checkpoint_files::kLoader));
+      reading(ck, checkpoint_files::kOptimizer, [&] {
+        optimizer->load_state(ck.tensors(checkpoint_files::kOptimizer),
+                              ck.json(checkpoint_files::kOptimizerState));
+      });
+    step = int_of("step", std::nullopt);
+    consecutive_bad = int_of("consecutive_bad", 0);
+    skipped = int_of("skipped", 0);
+    // Rank r continues from its own loader counters and RNG streams when the checkpoint has
+    // them (saved by as many ranks); otherwise from rank 0's.
+    const bool own = saved_world == world.size() && world.size() > 1;
+    const std::string loader_file = own && ck.has(rank_loader_file(world.rank()))
+                                        ? rank_loader_file(world.rank()) : checkpoint_files::kLoader;
+    const std::string rng_file = own && ck.has(rank_rng_file(world.rank()))
+                                     ? rank_rng_file(world.rank()) : checkpoint_files::kRng;
+    if (world.size() > 1 && rng_file == checkpoint_files::kRng)
+      spdlog::warn("{}: no RNG state of rank {} (saved by {} rank(s)): using rank 0's; dropout "
+                   "masks will differ from an uninterrupted run", dir.string(), world.rank(), saved_world);
+    const auto ls = reading(ck, loader_file, [&] { return data::LoaderState::from_json(ck.json(loader_file)); });
     if (saved_world == world.size()) {
       loader->restore(ls);
     } else {
@@ -423,7 +465,7 @@ struct Trainer::Impl {
       spdlog::warn("resuming a {}-rank checkpoint on {} ranks: data order is not bitwise",
                    saved_world, world.size());
     }
-    restore_rng_state(rng_state_from_tensors(ck.tensors(checkpoint_files::kRng)));
+    reading(ck, rng_file, [&] { restore_rng_state(rng_state_from_tensors(ck.tensors(rng_file))); });
     spdlog::info("resumed from {} at step {}", dir.string(), step);
   }
 
@@ -442,15 +484,25 @@ Trainer::Trainer(config::RunConfig cfg, TrainerSetup setup)
   // model is built so that a refused run_dir or a bad --resume fails at once.
   Impl& m = *impl_;
   const fs::path run_dir = m.cfg.output.run_dir;
-  if (m.setup.resume.empty()) {
+  const std::string& spec = m.setup.resume;
+  if (spec.empty() || spec == "none") {
     if (!scan_checkpoints(run_dir).complete.empty())
       throw ConfigError("output.run_dir '" + run_dir.string() +
                         "' already holds checkpoints: pass --resume auto to continue, or choose "
                         "another output.run_dir");
   } else {
-    m.resume_dir = find_resume(run_dir, m.setup.resume);  // logs each ignored dir itself
-    if (!m.resume_dir && m.setup.resume != "auto")
-      throw Error("--resume " + m.setup.resume + ": no complete checkpoint there");
+    m.resume_dir = find_resume(run_dir, spec);  // logs each ignored dir itself; throws on a bad DIR
+    // A checkpoint of another run: this run's own checkpoints would be overwritten at the same
+    // steps and pruned by keep_last_n, so the run dir must not hold any yet.
+    if (m.resume_dir && spec != "auto") {
+      std::error_code ec;
+      const fs::path own = fs::weakly_canonical(checkpoints_root(run_dir), ec);
+      const fs::path from = fs::weakly_canonical(*m.resume_dir, ec).parent_path();
+      if (from != own && !scan_checkpoints(run_dir).complete.empty())
+        throw ConfigError("--resume " + spec + " is a checkpoint of another run, and output.run_dir '" +
+                          run_dir.string() + "' already holds checkpoints that it would overwrite or "
+                          "prune: choose an empty output.run_dir");
+    }
   }
   impl_->build();
 }

@@ -186,3 +186,34 @@ TEST(DistLaunch, TwoRanksTrainLikeOneProcessWithTwiceTheBatch) {
     EXPECT_NEAR(b.at(step), loss, 1e-4 * std::max(1.0, std::abs(loss))) << "step " << step;
   }
 }
+
+// Multi-rank resume is exact: each rank saves and restores its own RNG streams (head dropout
+// is on here, so rank 1 resuming with rank 0's generator would change the losses) and loader
+// counters. Resuming a fresh run_dir from the uninterrupted run's step-2 checkpoint repeats
+// steps 3 and 4 to the bit.
+TEST(DistLaunch, TwoRanksResumeFromACheckpointExactly) {
+  REQUIRE_BINARY();
+  robometer::test::TempDir dir;
+  const std::string d = dir.path().string();
+  const std::string src = robometer::test::source_dir().string();
+  auto s = run("cd '" + src + "' && " + robometer_binary().string() +
+               " synth --out " + d + "/synth --episodes 16 --eval-episodes 4 --tasks 2");
+  ASSERT_EQ(s.status, 0) << s.output;
+  const std::string launch = "cd '" + src + "' && " + robometer_binary().string() +
+                             " launch --nproc-per-node 2 --master-port 0 -- train configs/tiny.yaml "
+                             "'data.train=[{path: " + d + "/synth/train}]' 'data.eval=[]' train.max_steps=4 "
+                             "train.batch_size=2 train.log_every=1 train.eval_every=0 train.checkpoint_every=2 "
+                             "train.keep_last_n=2 data.num_workers=1 output.tensorboard=false --no-progress ";
+  auto whole = run(launch + "output.run_dir=" + d + "/whole");
+  ASSERT_EQ(whole.status, 0) << whole.output;
+  const fs::path step2 = dir.path() / "whole" / "checkpoints" / "step_00000002";
+  ASSERT_TRUE(fs::exists(step2 / "rng.rank00001.safetensors")) << whole.output;
+  ASSERT_TRUE(fs::exists(step2 / "loader.rank00001.json")) << whole.output;
+  auto resumed = run(launch + "output.run_dir=" + d + "/resumed --resume " + step2.string());
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  const auto a = losses(d + "/whole/metrics.jsonl"), b = losses(d + "/resumed/metrics.jsonl");
+  ASSERT_EQ(a.size(), 4u);
+  ASSERT_EQ(b.size(), 2u) << resumed.output;
+  EXPECT_EQ(b.at(3), a.at(3));
+  EXPECT_EQ(b.at(4), a.at(4));
+}

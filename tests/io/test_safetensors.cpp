@@ -331,6 +331,21 @@ TEST(Safetensors, ShardingPutsOversizedTensorAloneAndCleansStaleFiles) {
   EXPECT_EQ(SafetensorsSet((dir / "ft-model.safetensors").string()).names().size(), 3u);
 }
 
+// Re-saving a set whose shard names are the same (same count): the previous index is taken
+// away before the first shard is replaced, and the new set is complete afterwards.
+TEST(Safetensors, ResavingASetWithTheSameShardNames) {
+  robometer::test::TempDir dir;
+  NamedTensors first = ten_tensors(), second;
+  for (const auto& [name, t] : first) second.emplace_back(name, t + 1);
+  save_sharded_safetensors(dir.path().string(), first, 1000);
+  save_sharded_safetensors(dir.path().string(), second, 1000);
+  SafetensorsSet set(dir.path().string());
+  for (const auto& [name, t] : second) EXPECT_TRUE(set.get(name).equal(t)) << name;
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) files += e.is_regular_file();
+  EXPECT_EQ(files, 6);  // 5 shards + index, no temp files
+}
+
 TEST(Safetensors, ShardedSetRejectsBadIndex) {
   robometer::test::TempDir dir;
   save_sharded_safetensors(dir.path().string(), ten_tensors(), 1000);

@@ -94,12 +94,14 @@ TEST(Checkpoint, HalfWrittenCheckpointsAreIgnoredAndReported) {
       << R"({"step": 5, "files": {"model.safetensors": 1000000}})";
   // (d) `latest` pointing to a directory that does not exist
   write(root / "latest", "step_00000006\n");
+  // (e) ZeRO-1 ranks' staged optimizer shards of a save that never committed
+  fs::create_directories(root / ".staging-step_00000007");
 
   std::vector<std::string> ignored;
   auto found = find_resume(run.path(), "auto", &ignored);
   ASSERT_TRUE(found.has_value());
   EXPECT_EQ(*found, good);
-  ASSERT_EQ(ignored.size(), 4u);
+  ASSERT_EQ(ignored.size(), 5u);
   auto mentions = [&](const std::string& what) {
     for (const auto& l : ignored)
       if (l.find(what) != std::string::npos) return true;
@@ -109,6 +111,7 @@ TEST(Checkpoint, HalfWrittenCheckpointsAreIgnoredAndReported) {
   EXPECT_TRUE(mentions("step_00000004: no COMPLETE"));
   EXPECT_TRUE(mentions("step_00000005: file model.safetensors has"));
   EXPECT_TRUE(mentions("latest: points to 'step_00000006'"));
+  EXPECT_TRUE(mentions(".staging-step_00000007: leftover"));
 
   // Explicit directories must be complete.
   EXPECT_THROW(find_resume(run.path(), (root / "step_00000004").string()), Error);
@@ -151,6 +154,12 @@ TEST(Checkpoint, ResaveSameStepReplaces) {
   Checkpoint ck(run.path() / "checkpoints" / "step_00000003");
   EXPECT_EQ(ck.text("note.txt"), "second");
   EXPECT_FALSE(ck.has(checkpoint_files::kModel));
+  // Swapped in whole: nothing of the previous directory is left behind.
+  const auto scan = scan_checkpoints(run.path());
+  EXPECT_TRUE(scan.ignored.empty()) << scan.ignored.front();
+  int entries = 0;
+  for (const auto& e : fs::directory_iterator(run.path() / "checkpoints")) entries += e.is_directory();
+  EXPECT_EQ(entries, 1);
 }
 
 TEST(Checkpoint, AbandonedWriterLeavesNothing) {

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <fstream>
 #include <limits>
 #include <set>
 
@@ -136,6 +137,60 @@ TEST_F(TrainerTest, TooManyConsecutiveNonFiniteStepsAbortWithAClearError) {
     EXPECT_NE(msg.find("train.nan_abort_after"), std::string::npos) << msg;
   }
   EXPECT_EQ(calls, 4);  // one good step, then three bad ones
+}
+
+// The model config.json goes into each checkpoint as it was when the model was built: removing
+// the file mid-run must not leave empty config.json files in later checkpoints.
+TEST_F(TrainerTest, CheckpointCarriesTheConfigJsonReadAtStart) {
+  TempDir run, cfgdir;
+  const fs::path tiny = robometer::test::source_dir() / "configs" / "models" / "tiny.json";
+  const fs::path copy = cfgdir / "tiny.json";
+  fs::copy_file(tiny, copy);
+  train::TrainerSetup setup;
+  setup.progress_bar = false;
+  train::Trainer t(config(run.path(), 2, {"model.config_json=" + copy.string()}), std::move(setup));
+  fs::remove(copy);
+  const auto summary = t.fit();
+  std::ifstream a(tiny), b(fs::path(summary.last_checkpoint) / "config.json");
+  const std::string want((std::istreambuf_iterator<char>(a)), {});
+  const std::string got((std::istreambuf_iterator<char>(b)), {});
+  EXPECT_FALSE(want.empty());
+  EXPECT_EQ(got, want);
+}
+
+// --resume none starts fresh like no flag; --resume DIR of another run is refused when this
+// run_dir already holds checkpoints (they would be overwritten and pruned); a broken
+// trainer_state.json names the file and the key.
+TEST_F(TrainerTest, ResumeSpecsAndBrokenStateErrors) {
+  TempDir first, second;
+  auto run = [&](const fs::path& dir, int64_t steps, const std::string& resume) {
+    train::TrainerSetup setup;
+    setup.progress_bar = false;
+    setup.resume = resume;
+    train::Trainer t(config(dir, steps), std::move(setup));
+    return t.fit();
+  };
+  const auto a = run(first.path(), 2, "none");
+  EXPECT_EQ(a.first_step, 0);
+  run(second.path(), 1, "");
+  robometer::test::expect_throw_contains([&] { run(second.path(), 3, a.last_checkpoint); },
+                                         {"another run", second.path().string()});
+  const auto c = run(second.path() / "fresh", 3, a.last_checkpoint);  // empty run_dir: allowed
+  EXPECT_EQ(c.first_step, 2);
+  EXPECT_EQ(c.last_step, 3);
+
+  const fs::path state = fs::path(a.last_checkpoint) / "trainer_state.json";
+  std::string text;
+  {
+    std::ifstream in(state);
+    text.assign((std::istreambuf_iterator<char>(in)), {});
+  }
+  const auto pos = text.find("\"world_size\": 1");
+  ASSERT_NE(pos, std::string::npos) << text;
+  text.replace(pos, 15, "\"world_size\":{}");  // same length: COMPLETE's size still holds
+  std::ofstream(state, std::ios::trunc) << text;
+  robometer::test::expect_throw_contains([&] { run(first.path(), 4, "auto"); },
+                                         {"trainer_state.json", "'world_size' must be an integer, got {}"});
 }
 
 }  // namespace

@@ -21,6 +21,7 @@ struct ModelBundle {
   RewardModelConfig config;
   RewardModel model{nullptr};
   std::string config_json_path;  // the backbone config.json actually used
+  std::string config_json_text;  // its contents, read once when the model was built
   std::string tokenizer_path;
 };
 

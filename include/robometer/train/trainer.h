@@ -27,7 +27,8 @@ struct TrainerSetup {
   std::shared_ptr<World> world = std::make_shared<LocalWorld>();
   std::unique_ptr<GradSync> grad_sync = std::make_unique<NoGradSync>();
   OptimizerFactory make_optimizer;  // empty: LocalAdamW
-  std::string resume;               // "" (fresh; refuses a run_dir with checkpoints), "auto", DIR
+  std::string resume;  // "" or "none" (fresh; refuses a run_dir with checkpoints), "auto", or a
+                       // checkpoint DIR (of another run only into a run_dir without checkpoints)
   bool progress_bar = true;
   // Test seam: called with each micro-batch's loss terms before backward (e.g. to inject NaN).
   std::function<void(int64_t step, LossTerms&)> loss_hook;
