@@ -148,6 +148,14 @@ std::map<int, double> losses(const fs::path& metrics) {
   return out;
 }
 
+// A 16-episode, 2-task synth dataset in dir/synth for the training runs below.
+testing::AssertionResult write_small_synth(const std::string& dir) {
+  const auto s = run("cd '" + robometer::test::source_dir().string() + "' && " + robometer_binary().string() +
+                     " synth --out " + dir + "/synth --episodes 16 --eval-episodes 4 --tasks 2");
+  if (s.status == 0) return testing::AssertionSuccess();
+  return testing::AssertionFailure() << s.output;
+}
+
 }  // namespace
 
 // The acceptance check of the distributed issue, through the binary: 2 ranks x batch B give the
@@ -158,9 +166,7 @@ TEST(DistLaunch, TwoRanksTrainLikeOneProcessWithTwiceTheBatch) {
   robometer::test::TempDir dir;
   const std::string d = dir.path().string();
   const std::string src = robometer::test::source_dir().string();
-  auto s = run("cd '" + src + "' && " + robometer_binary().string() +
-               " synth --out " + d + "/synth --episodes 16 --eval-episodes 4 --tasks 2");
-  ASSERT_EQ(s.status, 0) << s.output;
+  ASSERT_TRUE(write_small_synth(d));
   std::ifstream in(src + "/configs/models/tiny.json");
   std::string model_json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const auto at = model_json.find("\"head_dropout\": 0.1");
@@ -196,9 +202,7 @@ TEST(DistLaunch, TwoRanksResumeFromACheckpointExactly) {
   robometer::test::TempDir dir;
   const std::string d = dir.path().string();
   const std::string src = robometer::test::source_dir().string();
-  auto s = run("cd '" + src + "' && " + robometer_binary().string() +
-               " synth --out " + d + "/synth --episodes 16 --eval-episodes 4 --tasks 2");
-  ASSERT_EQ(s.status, 0) << s.output;
+  ASSERT_TRUE(write_small_synth(d));
   const std::string launch = "cd '" + src + "' && " + robometer_binary().string() +
                              " launch --nproc-per-node 2 --master-port 0 -- train configs/tiny.yaml "
                              "'data.train=[{path: " + d + "/synth/train}]' 'data.eval=[]' train.max_steps=4 "
