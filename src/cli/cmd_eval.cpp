@@ -45,6 +45,11 @@ int run_eval(const EvalArgs& a) {
   std::vector<data::WeightedManifest> manifests;
   for (const auto& d : a.data) manifests.push_back({data::read_manifest(d), 1.0});
   const data::TrajectoryIndex index(manifests);
+  if (index.size() == 0) {
+    std::string dirs;
+    for (const auto& d : a.data) dirs += (dirs.empty() ? "" : ", ") + d;
+    throw ConfigError("eval: --data " + dirs + " holds no trajectories");
+  }
   spdlog::info("eval: {} trajectories from {} source(s) on {}", index.size(), index.sources().size(),
                device.str());
 

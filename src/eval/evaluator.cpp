@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <set>
 
 #include "robometer/core/error.h"
@@ -96,8 +97,10 @@ nlohmann::json evaluate(model::ModelBundle& bundle, const data::TrajectoryIndex&
           conf_videos.push_back(i);
         }
     }
-    std::vector<std::string> conf_tasks(tasks.begin(), tasks.end());
-    if (static_cast<int>(conf_tasks.size()) > opts.confusion_videos) conf_tasks.resize(opts.confusion_videos);
+    // The instructions are those of the chosen videos, so that each video is also scored
+    // under its own instruction (the diagonal).
+    std::vector<std::string> conf_tasks;
+    for (int64_t v : conf_videos) conf_tasks.push_back(index.at(v).task);
 
     for (int64_t i : chosen) {
       const auto& t = index.at(i);
@@ -121,8 +124,16 @@ nlohmann::json evaluate(model::ModelBundle& bundle, const data::TrajectoryIndex&
       const auto whole = data::linspace_positions(S, K);
       queries.push_back({t.task, select_frames(frames, whole)});
       const auto outs = scorer.score_clips(queries);
+      for (const auto& o : outs)
+        for (const auto* v : {&o.progress, &o.success})
+          for (double x : *v)
+            if (!std::isfinite(x))
+              throw Error("eval: the model predicted a non-finite value (" + std::to_string(x) +
+                          ") for trajectory '" + t.id + "' of " + t.video.path +
+                          "; the checkpoint's weights are likely diverged");
+      const auto partial = opts.sampling.last_frame_partial_progress ? t.partial_success : std::nullopt;
       for (size_t k = 0; k < ends.size(); ++k) {
-        const auto gt = data::progress_labels(S, positions[k], cutoff, t.partial_success);
+        const auto gt = data::progress_labels(S, positions[k], cutoff, partial);
         ts.gt_progress.push_back(gt.back());
         ts.pred_progress.push_back(outs[k].progress.back());
         ts.pred_success.push_back(outs[k].success.back());

@@ -31,10 +31,17 @@ bool is_constant(const std::vector<double>& v) {
   return std::all_of(v.begin(), v.end(), [&](double x) { return x == v.front(); });
 }
 
+// Same length and finite values: a NaN would otherwise slip through comparisons (it is
+// neither constant nor ordered) and come out as a silent NaN or a fake tie.
 void check_same_size(const std::vector<double>& x, const std::vector<double>& y, const char* what) {
   if (x.size() != y.size())
     throw Error(std::string(what) + ": sequences differ in length (" + std::to_string(x.size()) +
                 " vs " + std::to_string(y.size()) + ")");
+  for (const auto* v : {&x, &y})
+    for (size_t i = 0; i < v->size(); ++i)
+      if (!std::isfinite((*v)[i]))
+        throw Error(std::string(what) + ": non-finite value " + std::to_string((*v)[i]) + " at position " +
+                    std::to_string(i));
 }
 
 int sign(double v) { return (v > 0) - (v < 0); }
@@ -206,7 +213,8 @@ RankingResult policy_ranking(const std::vector<TrajectoryScores>& trajs, bool us
       gold.push_back(gold_rank(*t, use_partial_success));
       pred.push_back(t->last_progress());
     }
-    if (auto tau = kendall_tau_a(gold, pred)) {
+    // A task whose trajectories all share one quality has nothing to rank: skipped, not 0.
+    if (auto tau = is_constant(gold) ? std::nullopt : kendall_tau_a(gold, pred)) {
       taus.push_back(*tau);
       r.per_task_tau_a[task] = *tau;
       ++r.tasks_ranked;
@@ -265,6 +273,8 @@ DetectionResult binary_detection(const std::vector<double>& scores, const std::v
                 std::to_string(labels.size()) + " labels");
   DetectionResult d;
   for (size_t i = 0; i < scores.size(); ++i) {
+    if (!std::isfinite(scores[i]))
+      throw Error("binary_detection: non-finite score " + std::to_string(scores[i]) + " at position " + std::to_string(i));
     const bool pred = scores[i] >= threshold;
     if (labels[i]) (pred ? d.tp : d.fn)++;
     else (pred ? d.fp : d.tn)++;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <random>
 
 #include "common/test_util.h"
@@ -47,6 +48,16 @@ TEST(Correlation, UndefinedOnConstantOrShort) {
   EXPECT_FALSE(kendall_tau_a({1}, {1}));
   EXPECT_THROW(pearson({1, 2}, {1, 2, 3}), Error);
   EXPECT_THROW(kendall_tau_a({1, 2}, {1}), Error);
+}
+
+// A NaN prediction is an error naming the metric, never a silent NaN or a fake tie.
+TEST(Correlation, NonFiniteInputsAreErrors) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  robometer::test::expect_throw_contains([&] { pearson({0, .5, 1}, {.1, nan, .9}); }, {"pearson", "position 1"});
+  robometer::test::expect_throw_contains([&] { spearman({0, .5, 1}, {.1, nan, .9}); }, {"non-finite"});
+  robometer::test::expect_throw_contains([&] { kendall_tau_a({0, 1}, {nan, 1}); }, {"kendall", "position 0"});
+  robometer::test::expect_throw_contains([&] { binary_detection({.2, nan}, {true, false}, .5); },
+                                         {"binary_detection", "position 1"});
 }
 
 TEST(Correlation, AverageRanksWithTies) {
@@ -183,8 +194,11 @@ TEST(PolicyRanking, PartialSuccessGold) {
   const RankingResult r = policy_ranking(ts, true);
   EXPECT_NEAR(*r.kendall_tau_a, 1.0, 1e-12);
   EXPECT_FALSE(r.kendall_tau_a_per_label_tuple);
-  // with quality labels all three are failures: all gold ties -> 0
-  EXPECT_NEAR(*policy_ranking(ts, false).kendall_tau_a, 0.0, 1e-12);
+  // with quality labels all three are failures: nothing to rank, the task is skipped (not 0)
+  const RankingResult q = policy_ranking(ts, false);
+  EXPECT_FALSE(q.kendall_tau_a);
+  EXPECT_EQ(q.tasks_ranked, 0);
+  EXPECT_EQ(q.tasks, 1);
 }
 
 // ---------------------------------------------------------------- succ-fail difference
