@@ -3,19 +3,25 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
-#include <set>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "robometer/config/loader.h"
+#include "robometer/core/remove_tree.h"
 #include "robometer/core/error.h"
 #include "robometer/eval/load.h"
 #include "robometer/io/atomic_file.h"
 #include "robometer/io/safetensors.h"
 #include "robometer/model/lora.h"
 #include "robometer/model/tokenizer.h"
+#include "robometer/model/factory.h"
 #include "robometer/model/weights.h"
 
 namespace robometer::eval {
@@ -158,16 +164,76 @@ void write_tokenizer_files(const model::ModelBundle& b, const fs::path& out) {
 
 }  // namespace
 
+namespace {
+
+bool non_empty_dir(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec) && fs::directory_iterator(p, ec) != fs::directory_iterator();
+}
+
+// Moves the finished staging directory to `final_dir`, replacing what is there atomically
+// (renameat2 RENAME_EXCHANGE) or, where the filesystem cannot exchange, via a rename aside.
+void publish(const fs::path& staging, const fs::path& final_dir) {
+  std::error_code ec;
+  if (!fs::exists(final_dir, ec)) {
+    fs::rename(staging, final_dir, ec);
+    if (ec) throw Error(final_dir.string() + ": cannot move the export into place: " + ec.message());
+    return;
+  }
+  if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) != 0) {
+    const fs::path aside = final_dir.string() + ".old-" + std::to_string(::getpid());
+    fs::rename(final_dir, aside, ec);
+    if (ec) throw Error(final_dir.string() + ": cannot move the previous contents aside: " + ec.message());
+    fs::rename(staging, final_dir, ec);
+    if (ec) {
+      std::error_code back;
+      fs::rename(aside, final_dir, back);
+      throw Error(final_dir.string() + ": cannot move the export into place: " + ec.message());
+    }
+    fs::rename(aside, staging, ec);  // removed below with the rest of the old contents
+  }
+  remove_tree(staging.string(), ec);  // now the previous contents
+  if (ec) spdlog::warn("export: cannot remove the previous contents in {}: {}", staging.string(), ec.message());
+}
+
+}  // namespace
+
 json export_model(const std::string& checkpoint_dir, const std::string& out_dir, const ExportOptions& opts) {
   if (opts.dtype != "fp32" && opts.dtype != "bf16") throw ConfigError("--dtype: expected fp32 or bf16");
-  if (fs::exists(out_dir) && fs::equivalent(out_dir, checkpoint_dir))
-    throw ConfigError("export: --out must differ from --checkpoint");
+  // The directory the weights really come from (a run dir or `latest` resolves to a step).
+  const fs::path source = model::resolve_checkpoint_dir(checkpoint_dir);
+  const fs::path final_dir = fs::weakly_canonical(out_dir);
+  std::error_code ec;
+  // --out must not be, or hold, the checkpoint (a run dir, say): replacing it would delete it.
+  const fs::path src_canon = fs::weakly_canonical(source);
+  const auto rel = src_canon.lexically_relative(final_dir);
+  if (!rel.empty() && *rel.begin() != "..")
+    throw ConfigError("export: --out " + out_dir + " is or contains the checkpoint being exported (" +
+                      source.string() + ")");
+  if (non_empty_dir(final_dir) && !opts.force)
+    throw ConfigError("export: --out " + out_dir + " is not empty; pass --force to replace its contents");
+  if (fs::exists(final_dir) && !fs::is_directory(final_dir))
+    throw ConfigError("export: --out " + out_dir + " exists and is not a directory");
   LoadedModel m = load_checkpoint(checkpoint_dir, at::kCPU);
   auto& model = *m.bundle.model;
   const bool lora = m.config.model.lora.enabled;
   if (lora && opts.merge_lora) model::merge_lora(model);
-  fs::create_directories(out_dir);
-  const fs::path out(out_dir);
+  // Everything is written into a sibling staging directory and moved into place at the end:
+  // an interrupted export leaves `--out` as it was, never a partial directory that loads.
+  fs::create_directories(final_dir.parent_path());
+  const fs::path out = final_dir.parent_path() / ("." + final_dir.filename().string() + ".tmp-" +
+                                                  std::to_string(::getpid()));
+  remove_tree(out.string(), ec);
+  fs::create_directories(out);
+  struct Cleanup {
+    fs::path dir;
+    bool done = false;
+    ~Cleanup() {
+      if (done) return;
+      std::error_code e;
+      remove_tree(dir.string(), e);
+    }
+  } cleanup{out};
 
   model::StateDictOptions so;
   so.keep_dtype = false;
@@ -175,7 +241,7 @@ json export_model(const std::string& checkpoint_dir, const std::string& out_dir,
   so.include_lora = false;  // merged into the weights, or exported as a PEFT adapter below
   const io::NamedTensors weights = model::state_dict(model, so);
   const io::Metadata meta{{"format", "pt"}, {"producer", "robometer.cpp export"}};
-  io::save_sharded_safetensors(out_dir, weights, opts.shard_bytes, "model", meta);
+  io::save_sharded_safetensors(out.string(), weights, opts.shard_bytes, "model", meta);
   int64_t bytes = 0;
   for (const auto& [k, t] : weights) bytes += static_cast<int64_t>(t.nbytes());
 
@@ -238,6 +304,8 @@ json export_model(const std::string& checkpoint_dir, const std::string& out_dir,
                           "peft_target_module.json"})
       files.push_back(f);
   }
+  publish(out, final_dir);
+  cleanup.done = true;
   spdlog::info("exported {} tensors ({:.1f} MB, {}) to {}", weights.size(), bytes / 1e6, opts.dtype, out_dir);
   return {{"out", out_dir}, {"tensors", weights.size()}, {"bytes", bytes}, {"lora", lora},
           {"merged", lora && opts.merge_lora}, {"dtype", opts.dtype}, {"files", files}};

@@ -58,7 +58,7 @@ LoadedModel load_checkpoint(const std::string& given, at::Device device,
   // Loaded after build_model so that LoRA adapters (attached there) are filled too.
   io::SafetensorsSet weights(dir);
   model::LoadOptions lo;
-  lo.tied_embeddings = m.bundle.config.backbone.tie_word_embeddings;
+  lo.source = dir;
   const auto rep = model::load_weights(*m.bundle.model, weights, lo);
   spdlog::info("loaded {} tensors from {}", rep.loaded.size(), dir);
   // A PEFT adapter next to the base weights (an unmerged LoRA export).
@@ -74,6 +74,15 @@ LoadedModel load_checkpoint(const std::string& given, at::Device device,
       throw Error(adapter.string() + ": " + std::to_string(arep.unexpected.size()) + " unexpected and " +
                   std::to_string(arep.shape_mismatch.size()) + " mis-shaped adapter tensors");
     spdlog::info("loaded {} adapter tensors from {}", arep.loaded.size(), adapter.string());
+  } else if (m.config.model.lora.enabled) {
+    // LoRA on, adapters neither in the weights (a training checkpoint) nor next to them (an
+    // unmerged export): scoring would silently use the base model.
+    const auto names = weights.names();
+    const bool in_weights = std::any_of(names.begin(), names.end(),
+                                        [](const std::string& n) { return n.find(".lora_A.") != std::string::npos; });
+    if (!in_weights)
+      throw FormatError(dir, "the run config has lora.enabled=true but neither the weights nor an "
+                             "adapter_model.safetensors hold LoRA tensors (an incomplete export?)");
   }
   m.bundle.model->eval();
   return m;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <tuple>
 
 #include "robometer/config/loader.h"
 #include "robometer/core/error.h"
@@ -139,6 +140,16 @@ ModelBundle build_model(const config::ModelConfig& cfg, at::Device device, uint6
   const fs::path tok = find_tokenizer(cfg, weights_dir);
   b.tokenizer_path = tok.string();
   b.tokenizer = std::make_shared<Tokenizer>(Tokenizer::robometer_from_file(tok));
+  // The vision placeholders the processor writes are the ids the model looks for.
+  for (const auto& [token, key, want] : {std::tuple<const char*, const char*, int64_t>{
+           "<|image_pad|>", "image_token_id", b.config.backbone.image_token_id},
+       {"<|vision_start|>", "vision_start_token_id", b.config.backbone.vision_start_token_id},
+       {"<|vision_end|>", "vision_end_token_id", b.config.backbone.vision_end_token_id}}) {
+    const auto id = b.tokenizer->token_to_id(token);
+    if (id && *id != want)
+      throw ConfigError(tok.string() + ": " + token + " is id " + std::to_string(*id) + " but " +
+                        config_json.string() + " says " + key + " = " + std::to_string(want));
+  }
   if (b.tokenizer->vocab_size() > b.config.backbone.text.vocab_size)
     throw ConfigError(config_json.string() + ": text_config.vocab_size " +
                       std::to_string(b.config.backbone.text.vocab_size) + " is smaller than the tokenizer's " +
@@ -178,7 +189,7 @@ ModelBundle build_model(const config::ModelConfig& cfg, at::Device device, uint6
     const bool has_heads = weights.contains("preference_head.0.weight");
     lo.allow_missing_heads = !has_heads;
     lo.resize_embeddings = true;
-    lo.tied_embeddings = b.config.backbone.tie_word_embeddings;
+    lo.source = weights_dir.string();
     const auto report = load_weights(*b.model, weights, lo);
     spdlog::info("loaded {} tensors from {}{}", report.loaded.size(), weights_dir.string(),
                  has_heads ? "" : " (backbone only: heads randomly initialised)");

@@ -192,13 +192,19 @@ ImagePatches preprocess_image(const at::Tensor& image, const ProcessorOptions& o
 }
 
 Processor::Processor(const Tokenizer& tokenizer, ProcessorOptions opts) : tok_(&tokenizer), opts_(std::move(opts)) {
+  // Every token the prompt template writes must be one added (special) token: otherwise it is
+  // split into ordinary text and the prompt silently differs from the original.
   auto need = [&](const std::string& t) {
     auto id = tok_->token_to_id(t);
     if (!id) throw ConfigError("processor: tokenizer has no token " + t);
+    if (!tok_->is_added_token(*id))
+      throw ConfigError("processor: tokenizer token " + t + " (id " + std::to_string(*id) +
+                        ") is not an added special token; the prompt would be tokenized as text");
     return *id;
   };
   pad_id_ = need(opts_.pad_token);
   image_pad_id_ = need("<|image_pad|>");
+  for (const char* t : {"<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>"}) need(t);
   const RobometerTokenIds ids = tok_->robometer_special_ids();
   prog_id_ = ids.prog;
   pref_id_ = ids.pref;

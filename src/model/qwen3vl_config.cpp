@@ -29,6 +29,20 @@ void read_if(const json& j, const char* key, T& out, const std::string& origin) 
 
 void Qwen3VLConfig::validate() const {
   auto fail = [](const std::string& what) { throw ConfigError("Qwen3-VL config: " + what); };
+  // Sizes first: the checks below divide by some of them.
+  const std::pair<const char*, int64_t> sizes[] = {
+      {"text_config.intermediate_size", text.intermediate_size},
+      {"vision_config.depth", vision.depth},
+      {"vision_config.hidden_size", vision.hidden_size},
+      {"vision_config.intermediate_size", vision.intermediate_size},
+      {"vision_config.num_heads", vision.num_heads},
+      {"vision_config.in_channels", vision.in_channels},
+      {"vision_config.patch_size", vision.patch_size},
+      {"vision_config.temporal_patch_size", vision.temporal_patch_size},
+      {"vision_config.spatial_merge_size", vision.spatial_merge_size},
+      {"vision_config.num_position_embeddings", vision.num_position_embeddings}};
+  for (const auto& [name, value] : sizes)
+    if (value <= 0) fail(std::string(name) + " must be positive, got " + std::to_string(value));
   if (text.hidden_size <= 0 || text.num_hidden_layers <= 0 || text.vocab_size <= 0)
     fail("text_config hidden_size/num_hidden_layers/vocab_size must be positive");
   if (text.num_attention_heads <= 0 || text.num_key_value_heads <= 0 ||
@@ -83,7 +97,8 @@ Qwen3VLConfig parse_qwen3vl_config(const std::string& json_text, const std::stri
     read_if(t, "num_hidden_layers", c.text.num_hidden_layers, o);
     read_if(t, "num_attention_heads", c.text.num_attention_heads, o);
     read_if(t, "num_key_value_heads", c.text.num_key_value_heads, o);
-    c.text.head_dim = c.text.hidden_size / c.text.num_attention_heads;
+    // HF's default; a zero head count is left for validate() to report (not a SIGFPE here).
+    c.text.head_dim = c.text.num_attention_heads > 0 ? c.text.hidden_size / c.text.num_attention_heads : 0;
     read_if(t, "head_dim", c.text.head_dim, o);
     read_if(t, "rms_norm_eps", c.text.rms_norm_eps, o);
     read_if(t, "rope_theta", c.text.rope_theta, o);

@@ -46,10 +46,12 @@ std::string checkpoint_key(const std::string& module_path) { return module_path;
 
 std::string peft_adapter_key(const std::string& module_path) { return kPeftPrefix + module_path; }
 
-std::string from_checkpoint_key(const std::string& key, bool tied_embeddings) {
-  if (key == "lm_head.weight" && tied_embeddings) return "";
+std::string from_checkpoint_key(const std::string& key) {
   std::string k = key;
   if (k.rfind(kPeftPrefix, 0) == 0) k = k.substr(kPeftPrefix.size());
+  // The reward model has no LM head (Robometer loads Qwen3VLModel, not the ...ForConditionalGeneration):
+  // an untied backbone's lm_head.weight, or a tied one's copy, is not ours to load.
+  if (k == "lm_head.weight") return "";
   replace_all(k, ".base_layer.", ".");
   replace_all(k, ".lora_A.default.", ".lora_A.");
   replace_all(k, ".lora_B.default.", ".lora_B.");
@@ -91,7 +93,7 @@ LoadReport load_impl(torch::nn::Module& model, const std::vector<std::string>& n
 
   robometer::compat::NoGradGuard ng;
   for (const auto& key : names) {
-    const std::string path = from_checkpoint_key(key, opts.tied_embeddings);
+    const std::string path = from_checkpoint_key(key);
     if (path.empty()) {
       rep.ignored.push_back(key);
       continue;
@@ -130,7 +132,7 @@ LoadReport load_impl(torch::nn::Module& model, const std::vector<std::string>& n
   }
   if (opts.strict && (!rep.missing.empty() || !rep.unexpected.empty() || !rep.shape_mismatch.empty())) {
     std::ostringstream os;
-    os << "load_weights (strict): ";
+    os << "load_weights (strict)" << (opts.source.empty() ? "" : " from " + opts.source) << ": ";
     if (!rep.missing.empty()) os << rep.missing.size() << " missing key(s): " << join(rep.missing) << "; ";
     if (!rep.unexpected.empty())
       os << rep.unexpected.size() << " unexpected key(s): " << join(rep.unexpected) << "; ";

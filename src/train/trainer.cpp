@@ -430,7 +430,7 @@ struct Trainer::Impl {
       throw Error(dir.string() + ": saved with world size " + std::to_string(saved_world) +
                   ", resumed with " + std::to_string(world.size()) + " (sharded optimizer state)");
     model::LoadOptions lo;
-    lo.tied_embeddings = bundle.config.backbone.tie_word_embeddings;
+    lo.source = (dir / checkpoint_files::kModel).string();
     reading(ck, checkpoint_files::kModel,
             [&] { model::load_weights(*bundle.model, ck.tensors(checkpoint_files::kModel), lo); });
     if (optimizer->sharded())

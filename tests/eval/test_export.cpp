@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -119,6 +120,33 @@ TEST(Export, Bf16RoundsEveryFloatTensor) {
       ConfigError);
 }
 
+// --out is never the checkpoint or a directory holding it; a non-empty --out needs --force and
+// is then replaced whole (no stale adapter files from an earlier export survive); nothing of
+// the staging directory is left next to it.
+TEST(Export, RefusesToOverwriteAndReplacesWholeWithForce) {
+  test::TempDir tmp;
+  test::write_tiny_checkpoint(tmp / "ckpt");
+  ExportOptions o;
+  o.shard_bytes = 0;
+  robometer::test::expect_throw_contains(
+      [&] { export_model((tmp / "ckpt").string(), (tmp / "ckpt").string(), o); }, {"is or contains the checkpoint"});
+  robometer::test::expect_throw_contains(
+      [&] { export_model((tmp / "ckpt").string(), tmp.path().string(), o); }, {"is or contains the checkpoint"});
+  fs::create_directories(tmp / "out");
+  std::ofstream(tmp / "out" / "adapter_model.safetensors") << "stale";
+  robometer::test::expect_throw_contains(
+      [&] { export_model((tmp / "ckpt").string(), (tmp / "out").string(), o); }, {"not empty", "--force"});
+  EXPECT_TRUE(fs::exists(tmp / "out" / "adapter_model.safetensors"));  // untouched
+  o.force = true;
+  export_model((tmp / "ckpt").string(), (tmp / "out").string(), o);
+  EXPECT_FALSE(fs::exists(tmp / "out" / "adapter_model.safetensors"));
+  EXPECT_TRUE(fs::exists(tmp / "out" / "model.safetensors"));
+  std::vector<std::string> entries;
+  for (const auto& e : fs::directory_iterator(tmp.path())) entries.push_back(e.path().filename().string());
+  std::sort(entries.begin(), entries.end());
+  EXPECT_EQ(entries, (std::vector<std::string>{"ckpt", "out"}));
+}
+
 TEST(Export, LoraAdapterInPeftFormatAndMergedExportAgree) {
   test::TempDir tmp;
   auto orig = test::write_tiny_checkpoint(tmp / "ckpt", /*lora=*/true);
@@ -154,6 +182,11 @@ TEST(Export, LoraAdapterInPeftFormatAndMergedExportAgree) {
   auto reloaded = load_checkpoint(peft.string(), at::kCPU);
   const auto r1 = outputs(reloaded.bundle);
   for (size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR(r1[i], ref[i], 1e-6);
+  // Without its adapter file the unmerged export must not load as the base model.
+  fs::copy(peft, tmp / "no_adapter", fs::copy_options::recursive);
+  fs::remove(tmp / "no_adapter" / "adapter_model.safetensors");
+  robometer::test::expect_throw_contains([&] { load_checkpoint((tmp / "no_adapter").string(), at::kCPU); },
+                                         {"lora.enabled=true", "adapter_model.safetensors"});
 
   o.merge_lora = true;
   export_model((tmp / "ckpt").string(), (tmp / "merged").string(), o);

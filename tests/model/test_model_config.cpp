@@ -63,6 +63,19 @@ TEST(ModelConfig, RejectsInconsistentDimensions) {
     EXPECT_NE(std::string(e.what()).find("bad.json"), std::string::npos) << e.what();
   }
   EXPECT_THROW(parse_qwen3vl_config("{not json", "broken.json"), FormatError);
+  // Zero sizes are reported by name (they used to divide by zero: SIGFPE).
+  for (const auto& [json, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"text_config": {"num_attention_heads": 0}})", "num_attention_heads"},
+           {R"({"vision_config": {"num_heads": 0}})", "vision_config.num_heads"},
+           {R"({"vision_config": {"patch_size": 0}})", "vision_config.patch_size"},
+           {R"({"vision_config": {"spatial_merge_size": 0}})", "vision_config.spatial_merge_size"}}) {
+    try {
+      parse_qwen3vl_config(json, "zero.json");
+      ADD_FAILURE() << "no ConfigError for " << json;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+  }
   EXPECT_THROW(parse_qwen3vl_config(R"({"text_config": {"hidden_size": "x"}})", "t.json"), ConfigError);
 }
 

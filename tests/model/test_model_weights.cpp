@@ -77,13 +77,16 @@ TEST(ModelWeights, StrictModeListsEveryProblem) {
     bad.emplace_back(k, t);
   }
   bad.emplace_back("model.visual.extra.weight", at::zeros({2}));  // unexpected
-  bad.emplace_back("lm_head.weight", at::zeros({160, 64}));       // ignored (tied)
+  bad.emplace_back("lm_head.weight", at::zeros({160, 64}));       // ignored: no LM head
+  bad.emplace_back("base_model.model.lm_head.weight", at::zeros({160, 64}));  // PEFT-prefixed too
   try {
-    load_weights(*m, bad);
+    LoadOptions from;
+    from.source = "/ckpt/model.safetensors";
+    load_weights(*m, bad, from);
     FAIL() << "expected Error";
   } catch (const Error& e) {
     const std::string msg = e.what();
-    for (const char* s : {"model.language_model.norm.weight", "progress_head.4.bias", "model.visual.extra.weight",
+    for (const char* s : {"from /ckpt/model.safetensors", "model.language_model.norm.weight", "progress_head.4.bias", "model.visual.extra.weight",
                           "success_head.0.weight", "2 missing", "1 unexpected", "1 shape mismatch"})
       EXPECT_NE(msg.find(s), std::string::npos) << s << " not in: " << msg;
     EXPECT_EQ(msg.find("lm_head"), std::string::npos) << msg;
@@ -94,7 +97,7 @@ TEST(ModelWeights, StrictModeListsEveryProblem) {
   EXPECT_EQ(rep.missing.size(), 2u);
   EXPECT_EQ(rep.unexpected.size(), 1u);
   EXPECT_EQ(rep.shape_mismatch.size(), 1u);
-  EXPECT_EQ(rep.ignored, std::vector<std::string>{"lm_head.weight"});
+  EXPECT_EQ(rep.ignored, (std::vector<std::string>{"lm_head.weight", "base_model.model.lm_head.weight"}));
 }
 
 TEST(ModelWeights, BackboneOnlyCheckpointAndEmbeddingResize) {

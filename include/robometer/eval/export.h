@@ -34,6 +34,7 @@ struct ExportOptions {
   std::string dtype = "fp32";           // fp32 | bf16 (floating tensors)
   int64_t shard_bytes = 5'000'000'000;  // <= 0: one file
   std::string base_model_id = "Qwen/Qwen3-VL-4B-Instruct";  // recorded in config.yaml / adapter_config.json
+  bool force = false;  // replace a non-empty --out (never the checkpoint being exported)
 };
 
 // "5GB", "500MB", "10KB", "123" (bytes; decimal units as huggingface_hub). ConfigError.

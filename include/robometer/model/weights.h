@@ -28,9 +28,9 @@ class Module;
 namespace robometer::model {
 
 // Module path -> checkpoint key, and back. from_checkpoint_key returns "" for keys that are
-// deliberately ignored (lm_head.weight with tied embeddings).
+// deliberately ignored (lm_head.weight: the reward model has no LM head, tied or not).
 std::string checkpoint_key(const std::string& module_path);
-std::string from_checkpoint_key(const std::string& key, bool tied_embeddings);
+std::string from_checkpoint_key(const std::string& key);
 std::string peft_adapter_key(const std::string& module_path);  // base_model.model.<path>
 
 struct StateDictOptions {
@@ -48,7 +48,7 @@ struct LoadOptions {
   bool strict = true;             // missing/unexpected keys or shape mismatches -> one Error
   bool allow_missing_heads = false;  // backbone-only checkpoints (HF Qwen3-VL): heads keep init
   bool resize_embeddings = false; // a vocab of different size is resized to the model's (see below)
-  bool tied_embeddings = true;
+  std::string source;             // where the tensors came from (a file or directory), for errors
 };
 
 struct LoadReport {
