@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +16,7 @@
 #include "robometer/core/remove_tree.h"
 #include "robometer/core/error.h"
 #include "robometer/eval/load.h"
+#include "robometer/io/atomic_dir.h"
 #include "robometer/io/atomic_file.h"
 #include "robometer/io/safetensors.h"
 #include "robometer/model/lora.h"
@@ -171,29 +171,13 @@ bool non_empty_dir(const fs::path& p) {
   return fs::is_directory(p, ec) && fs::directory_iterator(p, ec) != fs::directory_iterator();
 }
 
-// Moves the finished staging directory to `final_dir`, replacing what is there atomically
-// (renameat2 RENAME_EXCHANGE) or, where the filesystem cannot exchange, via a rename aside.
+// Moves the finished staging directory to `final_dir`, replacing what is there whole.
 void publish(const fs::path& staging, const fs::path& final_dir) {
+  const fs::path old = io::swap_directory_into_place(
+      staging, final_dir, final_dir.parent_path() / ("." + final_dir.filename().string() + ".old-" + std::to_string(::getpid())));
   std::error_code ec;
-  if (!fs::exists(final_dir, ec)) {
-    fs::rename(staging, final_dir, ec);
-    if (ec) throw Error(final_dir.string() + ": cannot move the export into place: " + ec.message());
-    return;
-  }
-  if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) != 0) {
-    const fs::path aside = final_dir.string() + ".old-" + std::to_string(::getpid());
-    fs::rename(final_dir, aside, ec);
-    if (ec) throw Error(final_dir.string() + ": cannot move the previous contents aside: " + ec.message());
-    fs::rename(staging, final_dir, ec);
-    if (ec) {
-      std::error_code back;
-      fs::rename(aside, final_dir, back);
-      throw Error(final_dir.string() + ": cannot move the export into place: " + ec.message());
-    }
-    fs::rename(aside, staging, ec);  // removed below with the rest of the old contents
-  }
-  remove_tree(staging.string(), ec);  // now the previous contents
-  if (ec) spdlog::warn("export: cannot remove the previous contents in {}: {}", staging.string(), ec.message());
+  if (!old.empty()) remove_tree(old.string(), ec);
+  if (ec) spdlog::warn("export: cannot remove the previous contents in {}: {}", old.string(), ec.message());
 }
 
 }  // namespace

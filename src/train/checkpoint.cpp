@@ -13,6 +13,7 @@
 
 #include "robometer/core/remove_tree.h"
 #include "robometer/core/error.h"
+#include "robometer/io/atomic_dir.h"
 #include "robometer/io/atomic_file.h"
 
 namespace robometer::train {
@@ -130,31 +131,10 @@ fs::path CheckpointWriter::commit(int keep_last_n) {
   // there no complete step_N; where the filesystem cannot exchange, it is moved aside and
   // moved back if the rename fails.
   const fs::path final_dir = root_ / checkpoint_dir_name(step_);
-  fs::path old;
-  std::error_code ec;
-  if (fs::exists(final_dir)) {
-    if (::renameat2(AT_FDCWD, temp_.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) == 0) {
-      old = temp_;  // now holds the previous contents
-    } else {
-      old = root_ / (std::string(kOldPrefix) + checkpoint_dir_name(step_) + "-" +
-                     std::to_string(::getpid()));
-      remove_tree(old.string(), ec);
-      fs::rename(final_dir, old, ec);
-      if (ec) throw Error(final_dir.string() + ": cannot move aside: " + ec.message());
-      fs::rename(temp_, final_dir, ec);
-      if (ec) {
-        std::error_code back;
-        fs::rename(old, final_dir, back);
-        throw Error(temp_.string() + ": cannot rename to " + final_dir.string() + ": " + ec.message() +
-                    (back ? "; the previous checkpoint stays in " + old.string() : std::string()));
-      }
-    }
-  } else {
-    fs::rename(temp_, final_dir, ec);
-    if (ec) throw Error(temp_.string() + ": cannot rename to " + final_dir.string() + ": " +
-                        ec.message());
-  }
+  const fs::path old = io::swap_directory_into_place(
+      temp_, final_dir, root_ / (std::string(kOldPrefix) + checkpoint_dir_name(step_) + "-" + std::to_string(::getpid())));
   committed_ = true;
+  std::error_code ec;
   fsync_path(root_, true);
   if (!old.empty()) remove_tree(old.string(), ec);
 
