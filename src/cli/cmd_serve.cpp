@@ -18,6 +18,7 @@ struct ServeArgs {
   std::string checkpoint, host = "127.0.0.1", mode = "linspace", device = "auto";
   int port = 8000, max_batch = 16, max_wait_ms = 5, queue = 256, frames = 8, batch_size = 8;
   double max_request_mb = 64;
+  int64_t max_frames = 512;
 };
 
 std::atomic<int> g_signal{0};
@@ -34,6 +35,7 @@ int run_serve(const ServeArgs& a) {
   o.max_wait_ms = a.max_wait_ms;
   o.queue = a.queue;
   o.max_request_bytes = static_cast<int64_t>(a.max_request_mb * 1024 * 1024);
+  o.max_frames = a.max_frames;
   o.mode = eval::parse_score_mode(a.mode);
   o.resize = eval::resize_spec(m.config);
   serve::RewardServer server(scorer, o);
@@ -59,6 +61,7 @@ Registrar reg("serve", "HTTP reward server with request batching (POST /score)",
                 sub.add_option("--max-wait-ms", a.max_wait_ms, "wait to fill a batch");
                 sub.add_option("--queue", a.queue, "queued requests before 503");
                 sub.add_option("--max-request-mb", a.max_request_mb, "request body limit (413 above)");
+                sub.add_option("--max-frames", a.max_frames, "frames per request (413 above)");
                 sub.add_option("--mode", a.mode, "default scoring mode: linspace | dense | all");
                 sub.add_option("--frames", a.frames, "K frames per query");
                 sub.add_option("--batch-size", a.batch_size, "queries per forward pass");

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <unistd.h>
@@ -89,13 +90,29 @@ struct Job {
   std::promise<eval::ScoreResult> done;
 };
 
-// Bad requests (-> 400), as opposed to server failures (-> 500).
+// Bad requests (-> 400, or `status`), as opposed to server failures (-> 500).
 struct BadRequest : Error {
-  using Error::Error;
+  explicit BadRequest(const std::string& what, int status_code = 400) : Error(what), status(status_code) {}
+  int status;
 };
 
+// body[key] as a string; absent -> nullopt; another JSON type names the key.
+std::optional<std::string> string_field(const json& body, const char* key) {
+  if (!body.contains(key)) return std::nullopt;
+  if (!body[key].is_string())
+    throw BadRequest(std::string("\"") + key + "\" must be a string, got " + body[key].type_name());
+  return body[key].get<std::string>();
+}
+
+void check_frame_count(int64_t frames, const ServerOptions& opts) {
+  if (frames > opts.max_frames)
+    throw BadRequest(std::to_string(frames) + " frames in one request; the limit is " +
+                         std::to_string(opts.max_frames) + " (serve --max-frames)",
+                     413);
+}
+
 at::Tensor frames_from_request(const json& req, const ServerOptions& opts) {
-  if (req.contains("frames")) {
+  if (const auto b64 = string_field(req, "frames")) {
     if (!req.contains("shape") || !req["shape"].is_array() || req["shape"].size() != 4)
       throw BadRequest("\"frames\" needs \"shape\": [T, H, W, 3]");
     std::vector<int64_t> shape;
@@ -104,7 +121,8 @@ at::Tensor frames_from_request(const json& req, const ServerOptions& opts) {
       shape.push_back(v.get<int64_t>());
     }
     if (shape[3] != 3) throw BadRequest("\"shape\": last dimension must be 3 (RGB)");
-    const std::string raw = base64_decode(req["frames"].get<std::string>());
+    check_frame_count(shape[0], opts);
+    const std::string raw = base64_decode(*b64);
     const int64_t expect = shape[0] * shape[1] * shape[2] * 3;
     if (static_cast<int64_t>(raw.size()) != expect)
       throw BadRequest("\"frames\": " + std::to_string(raw.size()) + " bytes, shape needs " + std::to_string(expect));
@@ -112,8 +130,8 @@ at::Tensor frames_from_request(const json& req, const ServerOptions& opts) {
     std::memcpy(t.data_ptr<uint8_t>(), raw.data(), raw.size());
     return t;
   }
-  if (req.contains("video")) {
-    const std::string bytes = base64_decode(req["video"].get<std::string>());
+  if (const auto b64 = string_field(req, "video")) {
+    const std::string bytes = base64_decode(*b64);
     if (bytes.empty()) throw BadRequest("\"video\": empty");
     static std::atomic<uint64_t> counter{0};
     const fs::path tmp = fs::temp_directory_path() /
@@ -126,11 +144,16 @@ at::Tensor frames_from_request(const json& req, const ServerOptions& opts) {
       data::VideoReaderOptions ro;
       ro.resize = opts.resize;
       data::VideoReader reader(tmp.string(), ro);
+      check_frame_count(reader.num_frames(), opts);
       std::vector<int64_t> idx(static_cast<size_t>(reader.num_frames()));
       for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
       at::Tensor t = reader.frames(idx);
       fs::remove(tmp);
       return t;
+    } catch (const BadRequest&) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      throw;
     } catch (const std::exception& e) {
       std::error_code ec;
       fs::remove(tmp, ec);
@@ -177,36 +200,7 @@ struct RewardServer::Impl {
           queue.pop_front();
         }
       }
-      std::vector<model::ProgressQuery> all;
-      for (const auto& j : jobs) all.insert(all.end(), j->queries.begin(), j->queries.end());
-      try {
-        const auto outs = scorer.score_clips(all);
-        size_t at = 0;
-        for (auto& j : jobs) {
-          eval::ScoreResult r;
-          if (j->mode == eval::ScoreMode::Dense) {
-            for (size_t q = 0; q < j->queries.size(); ++q, ++at) {
-              r.frame_indices.push_back(static_cast<int64_t>(q));
-              r.progress.push_back(outs[at].progress.back());
-              r.success.push_back(outs[at].success.back());
-            }
-          } else {
-            r.progress = outs[at].progress;
-            r.success = outs[at].success;
-            r.frame_indices = j->mode == eval::ScoreMode::Linspace
-                                  ? data::linspace_positions(j->num_frames, scorer.options().frames)
-                                  : std::vector<int64_t>();
-            if (r.frame_indices.empty())
-              for (int64_t i = 0; i < j->num_frames; ++i) r.frame_indices.push_back(i);
-            ++at;
-          }
-          j->done.set_value(std::move(r));
-        }
-      } catch (...) {
-        for (auto& j : jobs) {
-          try { j->done.set_exception(std::current_exception()); } catch (...) {}
-        }
-      }
+      score(jobs);
       served += static_cast<int64_t>(jobs.size());
       ++batches;
     }
@@ -216,14 +210,52 @@ struct RewardServer::Impl {
     queue.clear();
   }
 
+  // Scores the jobs in one call; when that fails, each job alone, so that one bad request
+  // (too large for memory, say) fails only itself and not its batch-mates.
+  void score(const std::vector<std::shared_ptr<Job>>& jobs) {
+    std::vector<model::ProgressQuery> all;
+    for (const auto& j : jobs) all.insert(all.end(), j->queries.begin(), j->queries.end());
+    try {
+      const auto outs = scorer.score_clips(all);
+      size_t at = 0;
+      for (auto& j : jobs) {
+        eval::ScoreResult r;
+        if (j->mode == eval::ScoreMode::Dense) {
+          for (size_t q = 0; q < j->queries.size(); ++q, ++at) {
+            r.frame_indices.push_back(static_cast<int64_t>(q));
+            r.progress.push_back(outs[at].progress.back());
+            r.success.push_back(outs[at].success.back());
+          }
+        } else {
+          r.progress = outs[at].progress;
+          r.success = outs[at].success;
+          r.frame_indices = j->mode == eval::ScoreMode::Linspace
+                                ? data::linspace_positions(j->num_frames, scorer.options().frames)
+                                : std::vector<int64_t>();
+          if (r.frame_indices.empty())
+            for (int64_t i = 0; i < j->num_frames; ++i) r.frame_indices.push_back(i);
+          ++at;
+        }
+        j->done.set_value(std::move(r));
+      }
+    } catch (...) {
+      if (jobs.size() > 1) {
+        for (const auto& j : jobs) score({j});
+        return;
+      }
+      try { jobs.front()->done.set_exception(std::current_exception()); } catch (...) {}
+    }
+  }
+
   void handle_score(const httplib::Request& req, httplib::Response& res) {
     std::shared_ptr<Job> job = std::make_shared<Job>();
     try {
       const json body = json::parse(req.body);
       if (!body.is_object()) throw BadRequest("body must be a JSON object");
-      const std::string task = body.value("task", "");
+      const std::string task = string_field(body, "task").value_or("");
       if (task.empty()) throw BadRequest("\"task\" missing or empty");
-      job->mode = body.contains("mode") ? eval::parse_score_mode(body["mode"].get<std::string>()) : opts.mode;
+      const auto mode = string_field(body, "mode");
+      job->mode = mode ? eval::parse_score_mode(*mode) : opts.mode;
       const at::Tensor frames = frames_from_request(body, opts);
       job->num_frames = frames.size(0);
       const int k = scorer.options().frames;
@@ -237,12 +269,17 @@ struct RewardServer::Impl {
       }
     } catch (const json::exception& e) {
       return reply_json(res, 400, {{"error", std::string("bad JSON: ") + e.what()}});
+    } catch (const BadRequest& e) {
+      return reply_json(res, e.status, {{"error", e.what()}});
     } catch (const std::exception& e) {
       return reply_json(res, 400, {{"error", e.what()}});
     }
     auto fut = job->done.get_future();
     {
       std::lock_guard<std::mutex> lk(mu);
+      // After stop() the model thread may have drained the queue already: nobody would
+      // answer this job (the HTTP thread, and with it stop(), would wait forever).
+      if (stopping) return reply_json(res, 503, {{"error", "server stopping"}});
       if (static_cast<int>(queue.size()) >= opts.queue)
         return reply_json(res, 503, {{"error", "server busy: " + std::to_string(opts.queue) +
                                                    " requests already queued; retry later"}});
@@ -261,8 +298,9 @@ struct RewardServer::Impl {
 RewardServer::RewardServer(eval::Scorer& scorer, ServerOptions opts)
     : impl_(std::make_unique<Impl>(scorer, std::move(opts))) {
   auto& o = impl_->opts;
-  if (o.max_batch < 1 || o.queue < 1 || o.max_wait_ms < 0 || o.max_request_bytes < 1 || o.http_threads < 1)
-    throw ConfigError("serve: max_batch, queue, max_request_bytes and threads must be >= 1, max_wait_ms >= 0");
+  if (o.max_batch < 1 || o.queue < 1 || o.max_wait_ms < 0 || o.max_request_bytes < 1 || o.http_threads < 1 ||
+      o.max_frames < 1)
+    throw ConfigError("serve: max_batch, queue, max_request_bytes, max_frames and threads must be >= 1, max_wait_ms >= 0");
 }
 
 RewardServer::~RewardServer() { stop(); }
@@ -284,10 +322,14 @@ int RewardServer::start() {
   m.http.Post("/score", [&m](const httplib::Request& req, httplib::Response& res) { m.handle_score(req, res); });
   // httplib answers 413 itself for an oversized body; give it a JSON error like the others.
   const int64_t limit = m.opts.max_request_bytes;
-  m.http.set_error_handler([limit](const httplib::Request&, httplib::Response& res) {
+  m.http.set_error_handler([limit](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     std::string msg = "HTTP " + std::to_string(res.status);
     if (res.status == 413) msg = "request body larger than the limit of " + std::to_string(limit) + " bytes";
+    // httplib caps form-encoded bodies far lower (curl --data's default content type).
+    if (res.status == 413 && req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0)
+      msg = "form-encoded request body over httplib's form limit: send it with "
+            "'Content-Type: application/json' (curl -H 'Content-Type: application/json' --data-binary @req.json)";
     if (res.status == 404) msg = "not found: use POST /score or GET /health";
     res.set_content(json{{"error", msg}}.dump(), "application/json");
   });

@@ -138,5 +138,46 @@ TEST_F(Serve, FullQueueAnswers503AndOversizedBody413) {
   server.stop();
 }
 
+
+// Requests over the frame limit get 413 before any decoding or scoring; fields of the wrong
+// JSON type are named; a stopped server answers 503 instead of leaving a request hanging.
+TEST_F(Serve, FrameLimitFieldTypesAndStop) {
+  eval::Scorer scorer(*bundle_, {4, 8});
+  ServerOptions o;
+  o.port = 0;
+  o.max_frames = 5;
+  RewardServer server(scorer, o);
+  const int port = server.start();
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_read_timeout(60, 0);
+  auto many = cli.Post("/score", frames_request(test::test_frames(6), "wipe").dump(), "application/json");
+  ASSERT_TRUE(many);
+  EXPECT_EQ(many->status, 413);
+  EXPECT_NE(json::parse(many->body)["error"].get<std::string>().find("limit is 5"), std::string::npos) << many->body;
+  auto ok = cli.Post("/score", frames_request(test::test_frames(5), "wipe").dump(), "application/json");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+
+  json bad = frames_request(test::test_frames(2), "wipe");
+  bad["mode"] = 3;
+  auto typed = cli.Post("/score", bad.dump(), "application/json");
+  ASSERT_TRUE(typed);
+  EXPECT_EQ(typed->status, 400);
+  EXPECT_NE(json::parse(typed->body)["error"].get<std::string>().find("\"mode\" must be a string"), std::string::npos)
+      << typed->body;
+
+  server.set_paused(true);
+  std::thread late([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    server.stop();
+  });
+  httplib::Client c2("127.0.0.1", port);
+  c2.set_read_timeout(30, 0);
+  auto r = c2.Post("/score", frames_request(test::test_frames(2), "wipe").dump(), "application/json");
+  late.join();
+  // Queued before stop: 500 "server stopping"; arriving after it: 503. Never a hang.
+  if (r) EXPECT_TRUE(r->status == 500 || r->status == 503) << r->status << " " << r->body;
+}
+
 }  // namespace
 }  // namespace robometer::serve

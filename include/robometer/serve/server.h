@@ -28,6 +28,7 @@ struct ServerOptions {
   int max_wait_ms = 5;         // how long the model thread waits to fill a batch
   int queue = 256;             // requests waiting for the model; more -> 503
   int64_t max_request_bytes = 64LL << 20;
+  int64_t max_frames = 512;    // frames per request (a dense request is that many clips); more -> 413
   int http_threads = 32;
   eval::ScoreMode mode = eval::ScoreMode::Linspace;
   data::ResizeSpec resize = data::ResizeSpec::none();  // for "video" requests
