@@ -17,6 +17,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
 #include "robometer/core/error.h"
@@ -289,6 +290,8 @@ struct RewardServer::Impl {
     try {
       const eval::ScoreResult r = fut.get();
       reply_json(res, 200, {{"progress", r.progress}, {"success", r.success}, {"frame_indices", r.frame_indices}});
+    } catch (const c10::Error& e) {  // LibTorch's message without its C++ backtrace
+      reply_json(res, 500, {{"error", e.what_without_backtrace()}});
     } catch (const std::exception& e) {
       reply_json(res, 500, {{"error", e.what()}});
     }
