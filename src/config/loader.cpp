@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -93,16 +94,26 @@ T convert(const YAML::Node& n, const std::string& where, const std::string& key)
     if (!n.IsScalar() || !YAML::convert<long long>::decode(n, v)) {
       // Accept 1e3-style integers written as floats, but not 1.5.
       double d;
-      if (n.IsScalar() && YAML::convert<double>::decode(n, d) && std::isfinite(d) &&
-          d == std::floor(d) && std::fabs(d) < 9e15)
-        return static_cast<T>(d);
-      fail(where, key, "expected an integer, got " + describe(n));
+      if (!(n.IsScalar() && YAML::convert<double>::decode(n, d) && std::isfinite(d) &&
+            d == std::floor(d) && std::fabs(d) < 9e15))
+        fail(where, key, "expected an integer, got " + describe(n));
+      v = static_cast<long long>(d);
     }
+    // Checked before the cast: a wrapped value would pass the range check silently.
+    const bool fits = std::is_signed_v<T>
+                          ? v >= static_cast<long long>(std::numeric_limits<T>::min()) &&
+                                v <= static_cast<long long>(std::numeric_limits<T>::max())
+                          : v >= 0 && static_cast<unsigned long long>(v) <=
+                                          static_cast<unsigned long long>(std::numeric_limits<T>::max());
+    if (!fits)
+      fail(where, key, "integer " + describe(n) + " does not fit (at most " +
+                           std::to_string(std::numeric_limits<T>::max()) + ")");
     return static_cast<T>(v);
   } else {
     double v;
     if (!n.IsScalar() || !YAML::convert<double>::decode(n, v))
       fail(where, key, "expected a number, got " + describe(n));
+    if (std::isnan(v)) fail(where, key, "expected a number, got " + describe(n) + " (NaN)");
     return static_cast<T>(v);
   }
 }
@@ -183,6 +194,9 @@ struct Applier {
       if (std::find(known.begin(), known.end(), k) != known.end()) continue;
       if (prefix.empty() && k == "defaults") continue;  // handled by the file loader
       const std::string full = prefix + k;
+      if (k.find('.') != std::string::npos)
+        throw ConfigError(origin.at(it->first) + ": key '" + k + "': dotted keys are for command-line "
+                          "overrides only; in a file nest them (e.g. train: {lr: 1e-4})");
       std::string msg = "unknown key '" + full + "'";
       const std::string hint = suggest_key(full);
       if (!hint.empty()) msg += " (did you mean '" + hint + "'?)";
@@ -287,11 +301,15 @@ struct Emitter {
 YAML::Node parse_file(const fs::path& path, const std::string& referenced_from) {
   if (!fs::exists(path))
     throw ConfigError(referenced_from + "config file '" + path.string() + "' not found");
+  if (!fs::is_regular_file(path))
+    throw ConfigError(referenced_from + "config file '" + path.string() + "' is not a regular file");
   try {
     return YAML::LoadFile(path.string());
   } catch (const YAML::Exception& e) {
     throw ConfigError(path.string() + ":" + std::to_string(e.mark.line + 1) +
                       ": invalid YAML: " + e.msg);
+  } catch (const std::exception& e) {
+    throw ConfigError(path.string() + ": cannot read: " + e.what());
   }
 }
 

@@ -133,7 +133,7 @@ int launch(const LaunchOptions& o) {
     const pid_t pid = fork();
     if (pid < 0) {
       for (auto& c : children)
-        if (c.running) kill(c.pid, SIGKILL);
+        if (c.running) kill(-c.pid, SIGKILL);
       throw Error(std::string("launch: fork failed: ") + std::strerror(errno));
     }
     if (pid == 0) {
@@ -149,6 +149,7 @@ int launch(const LaunchOptions& o) {
       (void)!write(2, msg, sizeof(msg) - 1);
       _exit(127);
     }
+    setpgid(pid, pid);  // also here: signals sent before the child ran its own setpgid still reach its group
     children[l].rank = o.node_rank * o.nproc_per_node + l;
     children[l].pid = pid;
     children[l].running = true;
@@ -164,9 +165,11 @@ int launch(const LaunchOptions& o) {
     for (auto& c : children) n += c.running;
     return n;
   };
+  // Each rank leads its own process group: signalling the group also reaches what the rank
+  // started (data workers, a shell's children), also of ranks that have already exited.
   auto signal_all = [&](int sig) {
     for (auto& c : children)
-      if (c.running) kill(c.pid, sig);
+      if (c.pid > 0) kill(-c.pid, sig);
   };
   while (alive() > 0) {
     if (g_signal != 0 && forwarded != g_signal) {

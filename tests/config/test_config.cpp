@@ -107,6 +107,33 @@ TEST(Config, OutOfRangeNamesWhereTheValueWasSet) {
   EXPECT_NE(msg.find("override 'train.lr=3'"), std::string::npos) << msg;
 }
 
+// Values that would slip past the range checks: integers that do not fit the field (they
+// wrapped: 5000000000 became 705032704), NaN (every comparison with it is false).
+TEST(Config, OversizedIntegersAndNaNAreRejected) {
+  TempDir d;
+  const auto ok = write(d, "ok.yaml", "train: {lr: 0.1}\n");
+  for (const std::string& v : {"5000000000", "1e10", "-3000000000"}) {
+    const auto msg = error_of(ok, {"train.max_steps=" + v});
+    EXPECT_NE(msg.find("does not fit"), std::string::npos) << v << ": " << msg;
+    EXPECT_NE(msg.find(v), std::string::npos) << msg;
+  }
+  const auto msg = error_of(ok, {"train.lr=.nan"});
+  EXPECT_NE(msg.find("NaN"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("train.lr"), std::string::npos) << msg;
+}
+
+// A dotted key inside a file and a directory given as the config get messages that say what
+// is wrong (a did-you-mean naming the same key; a raw stdio error with exit code 1).
+TEST(Config, DottedKeyInAFileAndADirectoryAsTheConfig) {
+  TempDir d;
+  auto msg = error_of(write(d, "dot.yaml", "train.lr: 0.1\n"));
+  EXPECT_NE(msg.find("dot.yaml:1"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("dotted keys are for command-line overrides only"), std::string::npos) << msg;
+  std::filesystem::create_directories(d / "dir.yaml");
+  msg = error_of((d / "dir.yaml").string());
+  EXPECT_NE(msg.find("dir.yaml' is not a regular file"), std::string::npos) << msg;
+}
+
 TEST(Config, MissingFilesAndDefaults) {
   TempDir d;
   auto msg = error_of((d / "nope.yaml").string());

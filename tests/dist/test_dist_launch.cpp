@@ -93,6 +93,28 @@ TEST(DistLaunch, FailingRankStopsTheOthers) {
   EXPECT_LT(r.seconds, 30) << r.output;
 }
 
+// Stopping a rank stops what it started too: each rank's process group is signalled (a
+// shell's child of rank 0 was left running after rank 1 failed).
+TEST(DistLaunch, StoppingARankStopsItsChildren) {
+  REQUIRE_BINARY();
+  robometer::test::TempDir dir;
+  const std::string pidfile = (dir / "child.pid").string();
+  auto r = run(robometer_binary().string() +
+               " launch --nproc-per-node 2 --master-port 0 --grace 2 --program /bin/sh -- -c "
+               "'if [ $RANK = 1 ]; then sleep 1; exit 3; fi; sleep 77 >/dev/null 2>&1 & echo $! > " + pidfile + "; wait'");
+  EXPECT_NE(r.status, 0) << r.output;
+  std::ifstream in(pidfile);
+  pid_t child = 0;
+  ASSERT_TRUE(in >> child) << "rank 0 did not start its child: " << r.output;
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {  // it was sent SIGTERM before the launcher returned
+    gone = kill(child, 0) != 0;
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (!gone) kill(child, SIGKILL);
+  EXPECT_TRUE(gone) << "pid " << child << " (rank 0's child) outlived the launch";
+}
+
 TEST(DistLaunch, FailingSubcommandFails) {
   REQUIRE_BINARY();
   auto r = run(robometer_binary().string() +
