@@ -27,17 +27,28 @@ json frames_request(const at::Tensor& f, const std::string& task) {
   return {{"task", task}, {"frames", base64_encode(raw)}, {"shape", c.sizes().vec()}};
 }
 
-class Serve : public test::TinyModelSuite {};
+class Serve : public test::TinyModelSuite {
+ protected:
+  // The tiny model (K = 4, 8 clips per forward pass) behind a started server on a free port.
+  struct Running {
+    eval::Scorer scorer;
+    RewardServer server;
+    int port;
+    Running(model::ModelBundle& bundle, ServerOptions o)
+        : scorer(bundle, {4, 8}), server(scorer, any_port(o)), port(server.start()) {}
+    static ServerOptions any_port(ServerOptions o) {
+      o.port = 0;
+      return o;
+    }
+  };
+};
 
 TEST_F(Serve, HealthScoreAndConcurrentClients) {
-  eval::Scorer scorer(*bundle_, {4, 8});
   ServerOptions o;
-  o.port = 0;
   o.max_batch = 8;
-  RewardServer server(scorer, o);
-  const int port = server.start();
-  ASSERT_GT(port, 0);
-  httplib::Client cli("127.0.0.1", port);
+  Running r(*bundle_, o);
+  ASSERT_GT(r.port, 0);
+  httplib::Client cli("127.0.0.1", r.port);
   cli.set_read_timeout(60, 0);
 
   auto health = cli.Get("/health");
@@ -50,7 +61,7 @@ TEST_F(Serve, HealthScoreAndConcurrentClients) {
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
   const auto body = json::parse(res->body);
-  const auto direct = scorer.linspace(frames, "open the drawer");
+  const auto direct = r.scorer.linspace(frames, "open the drawer");
   ASSERT_EQ(body["progress"].size(), direct.progress.size());
   for (size_t i = 0; i < direct.progress.size(); ++i) {
     EXPECT_NEAR(body["progress"][i].get<double>(), direct.progress[i], 1e-5);
@@ -63,7 +74,7 @@ TEST_F(Serve, HealthScoreAndConcurrentClients) {
   auto dres = cli.Post("/score", dreq.dump(), "application/json");
   ASSERT_TRUE(dres);
   ASSERT_EQ(dres->status, 200);
-  const auto dd = scorer.dense(frames.slice(0, 0, 3), "open the drawer");
+  const auto dd = r.scorer.dense(frames.slice(0, 0, 3), "open the drawer");
   for (size_t i = 0; i < 3; ++i)
     EXPECT_NEAR(json::parse(dres->body)["progress"][i].get<double>(), dd.progress[i], 1e-5);
 
@@ -72,7 +83,7 @@ TEST_F(Serve, HealthScoreAndConcurrentClients) {
   std::vector<std::thread> clients;
   for (int c = 0; c < 8; ++c)
     clients.emplace_back([&, c] {
-      httplib::Client cl("127.0.0.1", port);
+      httplib::Client cl("127.0.0.1", r.port);
       cl.set_read_timeout(120, 0);
       for (int r = 0; r < 3; ++r) {
         const auto f = test::test_frames(2 + (c + r) % 4, 64, 10 + c);
@@ -91,30 +102,27 @@ TEST_F(Serve, HealthScoreAndConcurrentClients) {
   auto notjson = cli.Post("/score", "{", "application/json");
   ASSERT_TRUE(notjson);
   EXPECT_EQ(notjson->status, 400);
-  server.stop();
+  r.server.stop();
 }
 
 TEST_F(Serve, FullQueueAnswers503AndOversizedBody413) {
-  eval::Scorer scorer(*bundle_, {4, 8});
   ServerOptions o;
-  o.port = 0;
   o.queue = 2;
   o.max_batch = 2;
   o.max_request_bytes = 200000;
-  RewardServer server(scorer, o);
-  const int port = server.start();
-  server.set_paused(true);
+  Running r(*bundle_, o);
+  r.server.set_paused(true);
   const std::string req = frames_request(test::test_frames(2), "wipe the table").dump();
   std::vector<std::thread> waiting;
   std::atomic<int> ok{0};
   for (int i = 0; i < 2; ++i)
     waiting.emplace_back([&] {
-      httplib::Client cl("127.0.0.1", port);
+      httplib::Client cl("127.0.0.1", r.port);
       cl.set_read_timeout(120, 0);
       auto r = cl.Post("/score", req, "application/json");
       if (r && r->status == 200) ++ok;
     });
-  httplib::Client cli("127.0.0.1", port);
+  httplib::Client cli("127.0.0.1", r.port);
   // Bounded wait until both requests sit in the queue.
   for (int i = 0; i < 400; ++i) {
     auto h = cli.Get("/health");
@@ -125,7 +133,7 @@ TEST_F(Serve, FullQueueAnswers503AndOversizedBody413) {
   ASSERT_TRUE(busy);
   EXPECT_EQ(busy->status, 503);
   EXPECT_NE(json::parse(busy->body)["error"].get<std::string>().find("busy"), std::string::npos);
-  server.set_paused(false);
+  r.server.set_paused(false);
   for (auto& t : waiting) t.join();
   EXPECT_EQ(ok.load(), 2);
 
@@ -135,20 +143,17 @@ TEST_F(Serve, FullQueueAnswers503AndOversizedBody413) {
   ASSERT_TRUE(too_big);
   EXPECT_EQ(too_big->status, 413);
   EXPECT_TRUE(json::parse(too_big->body).contains("error"));
-  server.stop();
+  r.server.stop();
 }
 
 
 // Requests over the frame limit get 413 before any decoding or scoring; fields of the wrong
 // JSON type are named; a stopped server answers 503 instead of leaving a request hanging.
 TEST_F(Serve, FrameLimitFieldTypesAndStop) {
-  eval::Scorer scorer(*bundle_, {4, 8});
   ServerOptions o;
-  o.port = 0;
   o.max_frames = 5;
-  RewardServer server(scorer, o);
-  const int port = server.start();
-  httplib::Client cli("127.0.0.1", port);
+  Running r(*bundle_, o);
+  httplib::Client cli("127.0.0.1", r.port);
   cli.set_read_timeout(60, 0);
   auto many = cli.Post("/score", frames_request(test::test_frames(6), "wipe").dump(), "application/json");
   ASSERT_TRUE(many);
@@ -166,17 +171,17 @@ TEST_F(Serve, FrameLimitFieldTypesAndStop) {
   EXPECT_NE(json::parse(typed->body)["error"].get<std::string>().find("\"mode\" must be a string"), std::string::npos)
       << typed->body;
 
-  server.set_paused(true);
+  r.server.set_paused(true);
   std::thread late([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    server.stop();
+    r.server.stop();
   });
-  httplib::Client c2("127.0.0.1", port);
+  httplib::Client c2("127.0.0.1", r.port);
   c2.set_read_timeout(30, 0);
-  auto r = c2.Post("/score", frames_request(test::test_frames(2), "wipe").dump(), "application/json");
+  auto late_res = c2.Post("/score", frames_request(test::test_frames(2), "wipe").dump(), "application/json");
   late.join();
   // Queued before stop: 500 "server stopping"; arriving after it: 503. Never a hang.
-  if (r) EXPECT_TRUE(r->status == 500 || r->status == 503) << r->status << " " << r->body;
+  if (late_res) EXPECT_TRUE(late_res->status == 500 || late_res->status == 503) << late_res->status << " " << late_res->body;
 }
 
 }  // namespace
