@@ -17,6 +17,7 @@
 #include "robometer/cli/bench.h"
 #include "robometer/config/loader.h"
 #include "robometer/core/error.h"
+#include "robometer/train/options_from_config.h"
 #include "robometer/train/trainer.h"
 
 namespace robometer::cli {
@@ -88,7 +89,7 @@ int run_bench_step(const Options& o) {
     }
     throw Error("bench step: the loader yields no batch");
   };
-  train::Objective objective;
+  train::Objective objective(train::objective_config_from_config(cfg));
 
   // Real steps and the same work measured alone, interleaved round by round so that drift in
   // machine speed (other processes, frequency) hits both sides alike. Each round: one real
@@ -100,7 +101,7 @@ int run_bench_step(const Options& o) {
   double fwd_s = 0, bwd_s = 0, opt_s = 0;
   const int accum = cfg.train.grad_accum;
   for (int i = 0; i < o.steps; ++i) {
-    const auto t = trainer.step_once();
+    const auto t = trainer.step_once().times;
     step.data_s += t.data_s; step.forward_s += t.forward_s; step.backward_s += t.backward_s;
     step.sync_s += t.sync_s; step.optimizer_s += t.optimizer_s; step.total_s += t.total_s;
     for (int micro = 0; micro < accum; ++micro) {
