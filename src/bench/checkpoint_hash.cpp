@@ -12,10 +12,10 @@
 #include <memory>
 #include <vector>
 
-#include "robometer/cli/bench.h"
+#include "robometer/bench/benchmarks.h"
 #include "robometer/io/xxhash64.h"
 
-namespace robometer::cli {
+namespace robometer::bench {
 namespace {
 
 struct Options {
@@ -62,13 +62,16 @@ int run_bench_hash(const Options& o) {
   return 0;
 }
 
-BenchRegistrar reg("checkpoint-hash", "Throughput of the checkpoint content hash (XXH64) and its cost at 4B",
+}  // namespace
+
+Benchmark checkpoint_hash_benchmark() {
+  return {"checkpoint-hash", "Throughput of the checkpoint content hash (XXH64) and its cost at 4B",
                    [](CLI::App& sub, int& exit_code) {
                      auto o = std::make_shared<Options>();
                      sub.add_option("--mb", o->mb, "buffer size in MiB")->capture_default_str();
                      sub.add_option("--repeat", o->repeat, "repetitions (best is printed)")->capture_default_str();
                      sub.callback([o, &exit_code] { exit_code = run_bench_hash(*o); });
-                   });
+                   }};
+}
 
-}  // namespace
-}  // namespace robometer::cli
+}  // namespace robometer::bench

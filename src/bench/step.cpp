@@ -14,13 +14,13 @@
 #include <unistd.h>
 #include <vector>
 
-#include "robometer/cli/bench.h"
+#include "robometer/bench/benchmarks.h"
 #include "robometer/config/loader.h"
 #include "robometer/core/error.h"
 #include "robometer/train/options_from_config.h"
 #include "robometer/train/trainer.h"
 
-namespace robometer::cli {
+namespace robometer::bench {
 namespace {
 
 namespace fs = std::filesystem;
@@ -164,7 +164,10 @@ int run_bench_step(const Options& o) {
   return 0;
 }
 
-BenchRegistrar reg("step", "Training step time split: data wait, forward, backward, sync, optimizer, overhead",
+}  // namespace
+
+Benchmark step_benchmark() {
+  return {"step", "Training step time split: data wait, forward, backward, sync, optimizer, overhead",
                    [](CLI::App& sub, int& exit_code) {
                      auto o = std::make_shared<Options>();
                      sub.add_option("--config", o->config, "YAML run config")->capture_default_str();
@@ -176,7 +179,7 @@ BenchRegistrar reg("step", "Training step time split: data wait, forward, backwa
                      sub.add_option("--repeats", o->repeats, "repetitions of each isolated measurement")
                          ->capture_default_str();
                      sub.callback([o, &exit_code] { exit_code = run_bench_step(*o); });
-                   });
+                   }};
+}
 
-}  // namespace
-}  // namespace robometer::cli
+}  // namespace robometer::bench

@@ -35,7 +35,7 @@
 #include <string>
 #include <vector>
 
-#include "robometer/cli/bench.h"
+#include "robometer/bench/benchmarks.h"
 #include "robometer/config/loader.h"
 #include "robometer/core/compat.h"
 #include "robometer/core/error.h"
@@ -45,7 +45,7 @@
 #include "robometer/train/options_from_config.h"
 #include "robometer/train/param_optimizer.h"
 
-namespace robometer::cli {
+namespace robometer::bench {
 namespace {
 
 struct Options {
@@ -303,7 +303,10 @@ int run_bench_model_step(const Options& o) {
   return 0;
 }
 
-BenchRegistrar reg("model-step", "One synthetic training step of the reward model: time, tokens/s, MFU, memory",
+}  // namespace
+
+Benchmark model_step_benchmark() {
+  return {"model-step", "One synthetic training step of the reward model: time, tokens/s, MFU, memory",
                    [](CLI::App& sub, int& exit_code) {
                      auto o = std::make_shared<Options>();
                      sub.add_option("--config", o->config, "run config (YAML)")->capture_default_str();
@@ -323,7 +326,7 @@ BenchRegistrar reg("model-step", "One synthetic training step of the reward mode
                      sub.add_option("--json", o->json_out, "write the figures to this JSON file");
                      sub.add_option("--seed", o->seed, "init and data seed")->capture_default_str();
                      sub.callback([o, &exit_code] { exit_code = run_bench_model_step(*o); });
-                   });
+                   }};
+}
 
-}  // namespace
-}  // namespace robometer::cli
+}  // namespace robometer::bench
