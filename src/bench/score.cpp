@@ -12,7 +12,7 @@
 #include "robometer/bench/benchmarks.h"
 #include "robometer/config/loader.h"
 #include "robometer/core/error.h"
-#include "robometer/eval/load.h"
+#include "robometer/export/load.h"
 #include "robometer/eval/scorer.h"
 
 namespace robometer::bench {

@@ -12,7 +12,7 @@
 #include "robometer/cli/command.h"
 #include "robometer/core/error.h"
 #include "robometer/data/options_from_config.h"
-#include "robometer/eval/load.h"
+#include "robometer/export/load.h"
 #include "robometer/eval/scorer.h"
 #include "robometer/io/atomic_file.h"
 #include "robometer/serve/plot.h"

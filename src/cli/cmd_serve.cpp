@@ -9,7 +9,7 @@
 
 #include "robometer/cli/command.h"
 #include "robometer/data/options_from_config.h"
-#include "robometer/eval/load.h"
+#include "robometer/export/load.h"
 #include "robometer/serve/server.h"
 
 namespace robometer::cli {

@@ -1,4 +1,4 @@
-#include "robometer/eval/load.h"
+#include "robometer/export/load.h"
 
 #include <spdlog/spdlog.h>
 #include <torch/cuda.h>

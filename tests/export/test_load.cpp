@@ -5,9 +5,9 @@
 
 #include <limits>
 
-#include "eval_test_util.h"
+#include "eval/eval_test_util.h"
 #include "robometer/core/error.h"
-#include "robometer/eval/load.h"
+#include "robometer/export/load.h"
 #include "robometer/io/safetensors.h"
 
 namespace robometer::eval {
