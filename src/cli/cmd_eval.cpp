@@ -10,7 +10,7 @@
 #include "robometer/core/error.h"
 #include "robometer/data/manifest.h"
 #include "robometer/eval/evaluator.h"
-#include "robometer/eval/load.h"
+#include "robometer/export/load.h"
 #include "robometer/io/atomic_file.h"
 
 namespace robometer::cli {

@@ -1,9 +1,9 @@
 // `robometer export --checkpoint DIR --out DIR [--merge-lora] [--dtype bf16|fp32] [--shard-size 5GB] [--force]`
-// A directory Robometer's Python loaders and LeRobot's port can read (layout: eval/export.h).
+// A directory Robometer's Python loaders and LeRobot's port can read (layout: export/export.h).
 #include <cstdio>
 
 #include "robometer/cli/command.h"
-#include "robometer/eval/export.h"
+#include "robometer/export/export.h"
 
 namespace robometer::cli {
 namespace {

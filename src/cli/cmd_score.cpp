@@ -11,7 +11,8 @@
 
 #include "robometer/cli/command.h"
 #include "robometer/core/error.h"
-#include "robometer/eval/load.h"
+#include "robometer/data/options_from_config.h"
+#include "robometer/export/load.h"
 #include "robometer/eval/scorer.h"
 #include "robometer/io/atomic_file.h"
 #include "robometer/serve/plot.h"
@@ -29,7 +30,7 @@ struct ScoreArgs {
 };
 
 data::ResizeSpec parse_resize(const std::string& s, const config::RunConfig& cfg) {
-  if (s.empty()) return eval::resize_spec(cfg);
+  if (s.empty()) return data::resize_spec_from_config(cfg);
   if (s == "none") return data::ResizeSpec::none();
   int w = 0, h = 0;
   if (std::sscanf(s.c_str(), "%dx%d", &w, &h) == 2 && w > 0 && h > 0) return data::ResizeSpec::exact(w, h);

@@ -8,7 +8,8 @@
 #include <thread>
 
 #include "robometer/cli/command.h"
-#include "robometer/eval/load.h"
+#include "robometer/data/options_from_config.h"
+#include "robometer/export/load.h"
 #include "robometer/serve/server.h"
 
 namespace robometer::cli {
@@ -37,7 +38,7 @@ int run_serve(const ServeArgs& a) {
   o.max_request_bytes = static_cast<int64_t>(a.max_request_mb * 1024 * 1024);
   o.max_frames = a.max_frames;
   o.mode = eval::parse_score_mode(a.mode);
-  o.resize = eval::resize_spec(m.config);
+  o.resize = data::resize_spec_from_config(m.config);
   serve::RewardServer server(scorer, o);
   const int port = server.start();
   std::printf("serving %s on http://%s:%d (POST /score, GET /health)\n", a.checkpoint.c_str(),

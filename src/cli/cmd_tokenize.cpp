@@ -1,11 +1,9 @@
 // `robometer tokenize`: shows how text, or a whole Robometer prompt, is tokenized
 // (ids + pieces, image pad runs collapsed) for debugging prompts.
-#include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
 
-#include "robometer/cli/bench.h"
 #include "robometer/cli/command.h"
 #include "robometer/core/error.h"
 #include "robometer/model/processor.h"
@@ -129,50 +127,6 @@ Registrar reg("tokenize", "Show the Qwen3 token ids/pieces of a text or of a who
                 sub.add_option("--width", o->width, "frame width before smart_resize")->check(CLI::PositiveNumber);
                 sub.callback([o, &exit_code] { exit_code = run_tokenize(*o); });
               });
-
-// `robometer bench tokenizer`: load time, encode throughput, and processor cost of the
-// 8-frame progress query and the 8+8-frame pair at 240x320.
-int run_bench(const std::string& tokenizer_path, int reps) {
-  using clock = std::chrono::steady_clock;
-  auto ms = [](clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
-  std::filesystem::path path = tokenizer_path.empty() ? model::locate_tokenizer_json() : std::filesystem::path(tokenizer_path);
-  if (path.empty()) throw ConfigError("bench tokenizer: no tokenizer.json found (--tokenizer PATH)");
-  auto t0 = clock::now();
-  const model::Tokenizer tok = model::Tokenizer::robometer_from_file(path);
-  std::printf("load tokenizer.json             %8.1f ms\n", ms(clock::now() - t0));
-
-  // Fresh words each rep so the per-word cache does not hide the BPE cost.
-  std::string text;
-  for (int i = 0; i < 2000; ++i)
-    text += "The robot number " + std::to_string(i * 7919) + " picks up cup_" + std::to_string(i) + " and moves it. ";
-  t0 = clock::now();
-  const auto ids = tok.encode(text);
-  const double cold = ms(clock::now() - t0);
-  t0 = clock::now();
-  for (int r = 0; r < reps; ++r) (void)tok.encode(text);
-  const double warm = ms(clock::now() - t0) / reps;
-  std::printf("encode %zu bytes -> %zu ids: cold %.1f ms (%.1f MB/s), cached %.1f ms (%.1f MB/s)\n", text.size(),
-              ids.size(), cold, text.size() / cold / 1e3, warm, text.size() / warm / 1e3);
-
-  const model::Processor proc(tok);
-  const at::Tensor frames = at::randint(0, 256, {8, 240, 320, 3}, at::kByte);
-  t0 = clock::now();
-  for (int r = 0; r < reps; ++r) (void)proc.progress_inputs({{"pick up the cup", frames}});
-  std::printf("progress_inputs 8 x 240x320      %8.1f ms\n", ms(clock::now() - t0) / reps);
-  t0 = clock::now();
-  for (int r = 0; r < reps; ++r) (void)proc.pair_inputs({{"pick up the cup", frames, frames}});
-  std::printf("pair_inputs 8+8 x 240x320        %8.1f ms\n", ms(clock::now() - t0) / reps);
-  return 0;
-}
-
-BenchRegistrar bench_reg("tokenizer", "Tokenizer load/encode speed and processor cost per query",
-                         [](CLI::App& sub, int& exit_code) {
-                           auto path = std::make_shared<std::string>();
-                           auto reps = std::make_shared<int>(5);
-                           sub.add_option("--tokenizer", *path, "tokenizer.json");
-                           sub.add_option("--reps", *reps, "repetitions")->check(CLI::PositiveNumber);
-                           sub.callback([path, reps, &exit_code] { exit_code = run_bench(*path, *reps); });
-                         });
 
 }  // namespace
 }  // namespace robometer::cli

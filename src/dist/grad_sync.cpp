@@ -13,7 +13,7 @@ namespace robometer::dist {
 BucketedGradSync::BucketedGradSync(std::shared_ptr<C10dWorld> world, double bucket_mb)
     : world_(std::move(world)), bucket_mb_(bucket_mb) {}
 
-void BucketedGradSync::attach(const train::NamedParams& params) {
+void BucketedGradSync::attach(const train::NamedParameters& params) {
   if (!slots_.empty()) throw Error("BucketedGradSync::attach called twice");
   const auto cap_bytes = static_cast<int64_t>(bucket_mb_ * 1024 * 1024);
   std::set<const void*> seen;  // tied weights appear once

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <regex>
 #include <set>
 
 #include "robometer/core/error.h"
@@ -40,34 +39,15 @@ ShardedAdamW::ShardedAdamW(std::shared_ptr<C10dWorld> world, const train::NamedP
                            train::AdamWConfig cfg)
     : world_(std::move(world)), cfg_(std::move(cfg)) {
   // Per-parameter lr and weight decay exactly as train::AdamW groups them.
-  std::vector<std::regex> rules;
-  for (size_t i = 0; i < cfg_.lr_rules.size(); ++i) {
-    try {
-      rules.emplace_back(cfg_.lr_rules[i].pattern, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      throw ConfigError("optimizer lr rule " + std::to_string(i) + ": bad regex '" +
-                        cfg_.lr_rules[i].pattern + "': " + e.what());
-    }
-  }
-  std::set<std::string> seen;
   std::set<at::ScalarType> dtypes;
-  for (const auto& [name, tensor] : params) {
-    if (!tensor.requires_grad()) continue;
-    if (!seen.insert(name).second) throw ConfigError("optimizer: duplicate parameter '" + name + "'");
+  for (const auto& plan : train::plan_parameters(params, cfg_)) {
+    const at::Tensor& tensor = plan.tensor;
     Param p;
-    p.name = name;
+    p.name = plan.name;
     p.param = tensor;
     p.offset = total_;
-    p.base_lr = cfg_.lr;
-    for (size_t i = 0; i < rules.size(); ++i) {
-      if (std::regex_search(name, rules[i])) {
-        const auto& r = cfg_.lr_rules[i];
-        p.base_lr = r.lr > 0 ? r.lr : cfg_.lr * r.lr_scale;
-        break;
-      }
-    }
-    const bool decay = !train::is_no_decay_name(name) && (cfg_.decay_1d_params || tensor.dim() > 1);
-    p.weight_decay = decay ? cfg_.weight_decay : 0.0;
+    p.base_lr = plan.base_lr;
+    p.weight_decay = plan.weight_decay;
     total_ += tensor.numel();
     dtypes.insert(tensor.scalar_type());
     params_.push_back(std::move(p));

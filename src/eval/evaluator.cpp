@@ -10,6 +10,7 @@
 #include "robometer/core/error.h"
 #include "robometer/data/labels.h"
 #include "robometer/data/loader.h"
+#include "robometer/data/options_from_config.h"
 #include "robometer/eval/scorer.h"
 
 namespace robometer::eval {
@@ -22,18 +23,9 @@ EvalOptions eval_options(const config::RunConfig& cfg) {
   o.voc_prefixes = cfg.eval.voc_prefixes;
   o.max_trajectories = cfg.eval.max_trajectories;
   o.success_threshold = cfg.eval.success_threshold;
-  o.seed = static_cast<uint64_t>(cfg.train.seed) + 0x5eed0000ULL;
-  if (d.resize.mode == "none") o.resize = data::ResizeSpec::none();
-  else if (d.resize.mode == "exact") o.resize = data::ResizeSpec::exact(d.resize.width, d.resize.height);
-  else o.resize = data::ResizeSpec::shortest_edge(d.resize.short_edge);
-  o.sampling.frames_per_clip = d.frames_per_trajectory;
-  o.sampling.max_stored_frames = d.max_stored_frames;
-  o.sampling.strategy_ratios = {d.strategy_ratios.rewind, d.strategy_ratios.suboptimal,
-                                d.strategy_ratios.different_task, d.strategy_ratios.reverse};
-  o.sampling.success_cutoffs = d.success_cutoffs;
-  o.sampling.preference_only_sources = {d.preference_only_sources.begin(), d.preference_only_sources.end()};
-  o.sampling.different_task_same_source_prob = d.different_task_same_source_prob;
-  o.sampling.last_frame_partial_progress = d.predict_last_frame_partial_progress;
+  o.seed = data::sampling_seed_from_config(cfg, /*is_eval=*/true);
+  o.resize = data::resize_spec_from_config(cfg);
+  o.sampling = data::sampler_options_from_config(cfg);
   o.metrics.success_threshold = cfg.eval.success_threshold;
   return o;
 }

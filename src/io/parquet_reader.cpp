@@ -95,6 +95,9 @@ struct Source {
   int fd = -1;
   uint64_t size = 0;
   bool in_memory = false;
+  Source() = default;
+  Source(const Source&) = delete;  // owns fd: a copy would close it twice
+  Source& operator=(const Source&) = delete;
   ~Source() {
     if (fd >= 0) ::close(fd);
   }

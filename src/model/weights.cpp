@@ -2,6 +2,7 @@
 #include "robometer/model/weights.h"
 
 #include <torch/nn/module.h>
+#include <torch/nn/modules/normalization.h>
 
 #include <map>
 #include <regex>
@@ -186,6 +187,28 @@ int64_t freeze_matching(torch::nn::Module& model, const std::string& pattern) {
 
 int64_t unfreeze_matching(torch::nn::Module& model, const std::string& pattern) {
   return set_grad_matching(model, pattern, true);
+}
+
+std::string first_non_finite_tensor(torch::nn::Module& model) {
+  robometer::compat::NoGradGuard no_grad;
+  auto bad = [](const at::Tensor& t) {
+    return t.defined() && t.is_floating_point() && !at::isfinite(t).all().item<bool>();
+  };
+  for (const auto& p : model.named_parameters())
+    if (bad(p.value())) return p.key();
+  for (const auto& b : model.named_buffers())
+    if (bad(b.value())) return b.key();
+  return "";
+}
+
+std::vector<std::string> layer_norm_parameter_names(torch::nn::Module& model) {
+  std::vector<std::string> out;
+  for (const auto& m : model.named_modules()) {
+    if (!m.value()->as<torch::nn::LayerNorm>()) continue;
+    for (const auto& p : m.value()->named_parameters(/*recurse=*/false))
+      out.push_back(m.key().empty() ? p.key() : m.key() + "." + p.key());
+  }
+  return out;
 }
 
 }  // namespace robometer::model

@@ -41,6 +41,20 @@ const char* progress_loss_scale_name(ProgressLossScale s) {
   return s == ProgressLossScale::Mean ? "mean" : "reference";
 }
 
+NanRule parse_nan_rule(const std::string& s) {
+  if (s == "original") return NanRule::Original;
+  if (s == "per_term") return NanRule::PerTerm;
+  throw ConfigError("nan_rule: expected 'original' or 'per_term', got '" + s + "'");
+}
+
+void LossTerms::add_scaled_values(const LossTerms& other, double scale) {
+  total_value += other.total_value * scale;
+  preference_value += other.preference_value * scale;
+  progress_value += other.progress_value * scale;
+  success_value += other.success_value * scale;
+  preference_accuracy += other.preference_accuracy * scale;
+}
+
 LossDenominators loss_counts(const data::Batch& batch) {
   LossDenominators d;
   if (batch.preference.defined()) d.preference = static_cast<double>(batch.preference.numel());
@@ -115,8 +129,9 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
   LossTerms r;
   at::Tensor total;
   auto add = [&](at::Tensor term, double weight, const char* name, bool& nan_flag,
-                 at::Tensor& slot, double& value) {
+                 at::Tensor& slot, double& value, bool supervised) {
     const double v = term.detach().item<double>();
+    if (supervised && !std::isnan(v)) ++r.finite_components;
     if (std::isnan(v)) {
       nan_flag = true;
       ++nan_count_;
@@ -140,7 +155,7 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
     require(batch.preference.defined(), "batch has no preference labels");
     auto u = out.preference_logit.reshape({-1});
     add(preference_loss(u, batch.preference, cfg_.logit_clamp, d.preference), cfg_.preference_weight,
-        "preference", r.preference_nan, r.preference, r.preference_value);
+        "preference", r.preference_nan, r.preference, r.preference_value, u.numel() > 0);
     r.preference_accuracy = preference_accuracy(u, batch.preference);
     device_ref = u;
   }
@@ -157,7 +172,8 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
       auto za = z.narrow(1, 0, K);
       r.progress_samples = (batch.progress_mask_a > 0).sum().item<int64_t>();
       add(progress_loss(za, tgt, batch.progress_mask_a, cfg_.progress_scale, d.progress),
-          cfg_.progress_weight, "progress", r.progress_nan, r.progress, r.progress_value);
+          cfg_.progress_weight, "progress", r.progress_nan, r.progress, r.progress_value,
+          r.progress_samples > 0);
       device_ref = z;
     }
     if (cfg_.success_weight != 0) {
@@ -168,7 +184,8 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
       auto sa = s.narrow(1, 0, K);
       r.success_frames = (batch.success_mask_a > 0).sum().item<int64_t>();
       add(success_loss(sa, batch.success_a, batch.success_mask_a, cfg_.logit_clamp, d.success),
-          cfg_.success_weight, "success", r.success_nan, r.success, r.success_value);
+          cfg_.success_weight, "success", r.success_nan, r.success, r.success_value,
+          r.success_frames > 0);
       device_ref = s;
     }
   }
@@ -179,6 +196,11 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
   if (!r.preference.defined()) r.preference = zero();
   if (!r.progress.defined()) r.progress = zero();
   if (!r.success.defined()) r.success = zero();
+  if (cfg_.nan_rule == NanRule::Original && r.progress_nan) {
+    r.pair_dropped = true;
+    total = at::Tensor();
+    spdlog::warn("objective: NaN in the progress loss drops the whole pair loss (train.nan_rule = original)");
+  }
   r.total = total.defined() ? total : zero();
   r.total_value = r.total.detach().item<double>();
   return r;

@@ -80,42 +80,56 @@ double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
   return total_value;
 }
 
-AdamW::AdamW(const NamedParameters& named_params, AdamWConfig cfg) : cfg_(std::move(cfg)) {
+std::vector<ParamPlan> plan_parameters(const NamedParameters& named_params, const AdamWConfig& cfg) {
   std::vector<std::regex> rules;
-  for (size_t i = 0; i < cfg_.lr_rules.size(); ++i) {
+  for (size_t i = 0; i < cfg.lr_rules.size(); ++i) {
     try {
-      rules.emplace_back(cfg_.lr_rules[i].pattern, std::regex::ECMAScript);
+      rules.emplace_back(cfg.lr_rules[i].pattern, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {
       throw ConfigError("optimizer lr rule " + std::to_string(i) + ": bad regex '" +
-                        cfg_.lr_rules[i].pattern + "': " + e.what());
+                        cfg.lr_rules[i].pattern + "': " + e.what());
     }
   }
-  std::map<std::pair<int, bool>, size_t> group_of;  // (rule or -1, decay) → group index
+  const std::set<std::string> exempt(cfg.no_decay_names.begin(), cfg.no_decay_names.end());
   std::set<std::string> seen;
+  std::vector<ParamPlan> out;
   for (const auto& [name, tensor] : named_params) {
     if (!tensor.requires_grad()) continue;
     if (!seen.insert(name).second) throw ConfigError("optimizer: duplicate parameter '" + name + "'");
-    int rule = -1;
+    ParamPlan p;
+    p.name = name;
+    p.tensor = tensor;
     for (size_t i = 0; i < rules.size(); ++i) {
       if (std::regex_search(name, rules[i])) {
-        rule = static_cast<int>(i);
+        p.rule = static_cast<int>(i);
         break;
       }
     }
-    const bool decay =
-        !is_no_decay_name(name) && (cfg_.decay_1d_params || tensor.dim() > 1);
-    auto key = std::make_pair(rule, decay);
+    p.decay = !is_no_decay_name(name) && !exempt.count(name) && (cfg.decay_1d_params || tensor.dim() > 1);
+    p.base_lr = cfg.lr;
+    if (p.rule >= 0) {
+      const auto& r = cfg.lr_rules[static_cast<size_t>(p.rule)];
+      p.base_lr = r.lr > 0 ? r.lr : cfg.lr * r.lr_scale;
+    }
+    p.weight_decay = p.decay ? cfg.weight_decay : 0.0;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+AdamW::AdamW(const NamedParameters& named_params, AdamWConfig cfg) : cfg_(std::move(cfg)) {
+  std::map<std::pair<int, bool>, size_t> group_of;  // (rule or -1, decay) → group index
+  for (const auto& plan : plan_parameters(named_params, cfg_)) {
+    const std::string& name = plan.name;
+    const at::Tensor& tensor = plan.tensor;
+    auto key = std::make_pair(plan.rule, plan.decay);
     auto it = group_of.find(key);
     if (it == group_of.end()) {
       Group g;
-      g.name = (rule >= 0 ? "rule" + std::to_string(rule) + "_" : std::string()) +
-               (decay ? "decay" : "no_decay");
-      g.base_lr = cfg_.lr;
-      if (rule >= 0) {
-        const auto& r = cfg_.lr_rules[rule];
-        g.base_lr = r.lr > 0 ? r.lr : cfg_.lr * r.lr_scale;
-      }
-      g.weight_decay = decay ? cfg_.weight_decay : 0.0;
+      g.name = (plan.rule >= 0 ? "rule" + std::to_string(plan.rule) + "_" : std::string()) +
+               (plan.decay ? "decay" : "no_decay");
+      g.base_lr = plan.base_lr;
+      g.weight_decay = plan.weight_decay;
       it = group_of.emplace(key, groups_.size()).first;
       groups_.push_back(std::move(g));
     }

@@ -8,7 +8,7 @@
 
 #include "eval_test_util.h"
 #include "robometer/core/error.h"
-#include "robometer/eval/load.h"
+#include "robometer/export/load.h"
 #include "robometer/eval/scorer.h"
 
 namespace robometer::eval {

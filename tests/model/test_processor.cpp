@@ -160,7 +160,7 @@ TEST(Prompt, PairPromptTextAsRenderedByTheTemplate) {
 
 const Tokenizer* robometer_tokenizer() {
   static std::unique_ptr<Tokenizer> tok = [] {
-    const fs::path p = locate_tokenizer_json(test::source_dir());
+    const fs::path p = locate_tokenizer_json();
     if (p.empty() || !fs::exists(p)) return std::unique_ptr<Tokenizer>();
     return std::make_unique<Tokenizer>(Tokenizer::robometer_from_file(p));
   }();

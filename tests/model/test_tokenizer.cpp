@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 // One tokenizer for the whole binary: parsing the 11 MB JSON costs ~1 s.
 const Tokenizer* qwen3() {
   static std::unique_ptr<Tokenizer> tok = [] {
-    const fs::path p = locate_tokenizer_json(test::source_dir());
+    const fs::path p = locate_tokenizer_json();
     if (p.empty() || !fs::exists(p)) return std::unique_ptr<Tokenizer>();
     return std::make_unique<Tokenizer>(Tokenizer::robometer_from_file(p));
   }();
@@ -55,7 +55,7 @@ TEST(Tokenizer, RobometerVocabularyLayout) {
 }
 
 TEST(Tokenizer, AddSpecialTokensIsIdempotent) {
-  const fs::path p = locate_tokenizer_json(test::source_dir());
+  const fs::path p = locate_tokenizer_json();
   if (p.empty()) GTEST_SKIP() << "Qwen3 tokenizer.json not found";
   Tokenizer t = Tokenizer::from_file(p);
   EXPECT_EQ(t.vocab_size(), 151669);

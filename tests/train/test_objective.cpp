@@ -225,6 +225,59 @@ TEST(Objective, NaNComponentIsZeroedAndReported) {
   EXPECT_TRUE(r.requires_grad());
 }
 
+// trainers/rbm_heads_trainer.py, _compute_preference_loss: the preference and success terms are
+// added only `if not torch.isnan(...)`, the progress term (progress_loss_A) unconditionally; then
+// compute_loss adds the returned pair loss only `if not torch.isnan(preference_loss)`. So a NaN
+// progress term drops the whole pair loss, a NaN success term only itself.
+TEST(Objective, OriginalNanRuleNaNProgressDropsThePairLoss) {
+  PairCase c;
+  auto z = at::zeros({2, 4, 10});
+  z[0][0][3] = std::numeric_limits<float>::quiet_NaN();  // sample 0 is progress-supervised
+  c.out.progress_logits = z.requires_grad_(true);
+  ObjectiveConfig cfg;
+  ASSERT_EQ(cfg.nan_rule, NanRule::Original);  // the default
+  auto r = Objective(cfg)(c.out, c.batch);
+  EXPECT_TRUE(r.progress_nan);
+  EXPECT_TRUE(r.pair_dropped);
+  EXPECT_FALSE(r.requires_grad());
+  EXPECT_TRUE(r.nothing_finite());
+  EXPECT_EQ(r.total_value, 0.0);
+
+  cfg.nan_rule = NanRule::PerTerm;  // our alternative: the two finite terms still train
+  auto p = Objective(cfg)(c.out, c.batch);
+  const double pref = (kLog2 + std::log1p(std::exp(-2.0))) / 2;
+  EXPECT_FALSE(p.pair_dropped);
+  EXPECT_TRUE(p.requires_grad());
+  EXPECT_FALSE(p.nothing_finite());
+  EXPECT_NEAR(p.total_value, pref + kLog2, 1e-5);
+  EXPECT_EQ(parse_nan_rule("per_term"), NanRule::PerTerm);
+  EXPECT_THROW(parse_nan_rule("drop"), ConfigError);
+}
+
+TEST(Objective, OriginalNanRuleNaNSuccessDropsOnlyItself) {
+  PairCase c;
+  c.out.success_logits = at::full({2, 4}, std::numeric_limits<float>::quiet_NaN()).requires_grad_(true);
+  auto r = Objective()(c.out, c.batch);
+  const double pref = (kLog2 + std::log1p(std::exp(-2.0))) / 2;
+  EXPECT_TRUE(r.success_nan);
+  EXPECT_FALSE(r.pair_dropped);
+  EXPECT_NEAR(r.total_value, pref + std::log(10.0), 1e-5);
+  EXPECT_FALSE(r.nothing_finite());
+}
+
+TEST(Objective, EveryTermNaNLeavesNothingFinite) {
+  PairCase c;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  c.out.preference_logit = at::full({2}, nan).requires_grad_(true);
+  c.out.progress_logits = at::full({2, 4, 10}, nan).requires_grad_(true);
+  c.out.success_logits = at::full({2, 4}, nan).requires_grad_(true);
+  ObjectiveConfig cfg;
+  cfg.nan_rule = NanRule::PerTerm;
+  auto r = Objective(cfg)(c.out, c.batch);
+  EXPECT_EQ(r.nan_components(), 3);
+  EXPECT_TRUE(r.nothing_finite());
+}
+
 TEST(Objective, NoPreferenceLogitMeansNoPreferenceTerm) {
   PairCase c;
   c.out.preference_logit = at::Tensor();

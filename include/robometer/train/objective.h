@@ -20,11 +20,21 @@ enum class ProgressLossScale { Mean, Reference };
 ProgressLossScale parse_progress_loss_scale(const std::string& s);  // "mean" | "reference"
 const char* progress_loss_scale_name(ProgressLossScale s);
 
+// What a NaN term does to the loss (the original's compute_loss / _compute_preference_loss in
+// trainers/rbm_heads_trainer.py):
+//   Original: a NaN preference or success term is dropped before the sum, but the progress term is
+//             added unchecked, so a NaN there makes the pair loss NaN and compute_loss drops the
+//             whole pair loss (nothing is trained on the batch).
+//   PerTerm:  each NaN term is dropped alone; the others still train.
+enum class NanRule { Original, PerTerm };
+NanRule parse_nan_rule(const std::string& s);  // "original" | "per_term"
+
 struct ObjectiveConfig {
   double preference_weight = 1.0;
   double progress_weight = 1.0;
   double success_weight = 1.0;
   ProgressLossScale progress_scale = ProgressLossScale::Mean;
+  NanRule nan_rule = NanRule::Original;
   double logit_clamp = 50.0;  // preference and success logits are clamped to ±this (as original)
 };
 
@@ -39,7 +49,16 @@ struct LossTerms {
   int64_t progress_samples = 0;     // samples with progress mask > 0
   int64_t success_frames = 0;       // frames included in the success loss
   bool preference_nan = false, progress_nan = false, success_nan = false;
+  bool pair_dropped = false;        // NanRule::Original dropped the whole pair loss
+  int finite_components = 0;        // terms with something to supervise that came out finite
   int nan_components() const { return preference_nan + progress_nan + success_nan; }
+  // NaN left nothing to train on: the pair loss was dropped, or every term with something to
+  // supervise was NaN. The loop counts such a batch as a non-finite step.
+  bool nothing_finite() const {
+    return pair_dropped || (nan_components() > 0 && finite_components == 0);
+  }
+  // this += other · scale on the detached values (the accumulation over micro-batches).
+  void add_scaled_values(const LossTerms& other, double scale);
   // False when every term was zeroed/absent: the loop must skip backward() for this batch.
   bool requires_grad() const { return total.defined() && total.requires_grad(); }
 };

@@ -17,10 +17,9 @@
 #include <vector>
 
 #include "robometer/io/safetensors.h"
+#include "robometer/train/named_parameters.h"
 
 namespace robometer::train {
-
-using NamedParameters = std::vector<std::pair<std::string, at::Tensor>>;
 
 // A learning-rate override for parameters whose name matches `pattern` (ECMAScript regex,
 // searched anywhere in the name). The first matching rule wins. Exactly one of lr (absolute,
@@ -38,6 +37,7 @@ struct AdamWConfig {
   double weight_decay = 0.01;
   std::vector<LrRule> lr_rules;
   bool decay_1d_params = true;  // false: every 1-D tensor is also exempt from decay
+  std::vector<std::string> no_decay_names;  // exempt by exact name (the model's LayerNorm params)
   bool fp32_master = true;      // keep an fp32 copy of non-fp32 params and update that
 };
 
@@ -45,6 +45,19 @@ struct AdamWConfig {
 // some dot-separated component of the lower-cased name contains "bias" or "norm"
 // (bias, *.norm.weight, norm1, q_norm, input_layernorm, post_attention_layernorm, rmsnorm, ...).
 bool is_no_decay_name(const std::string& name);
+
+// How one trainable parameter is optimised, as AdamW and the sharded (ZeRO-1) AdamW both group
+// them: the first matching lr rule (or -1), whether it decays, its base lr and weight decay.
+struct ParamPlan {
+  std::string name;
+  at::Tensor tensor;
+  int rule = -1;
+  bool decay = true;
+  double base_lr = 0, weight_decay = 0;
+};
+// Frozen parameters (requires_grad false) are left out, order kept. Throws ConfigError on a bad
+// lr rule regex or a duplicate name.
+std::vector<ParamPlan> plan_parameters(const NamedParameters& named_params, const AdamWConfig& cfg);
 
 struct AdamWHyper {
   double lr, beta1, beta2, eps, weight_decay;

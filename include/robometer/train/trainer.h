@@ -38,6 +38,15 @@ struct StepTimes {
   double data_s = 0, forward_s = 0, backward_s = 0, sync_s = 0, optimizer_s = 0, total_s = 0;
 };
 
+// What one optimizer step did (Trainer::step_once).
+struct StepResult {
+  StepTimes times;
+  LossTerms terms;        // detached values averaged over the micro-batches (this rank)
+  double grad_norm = 0;   // before clipping
+  int64_t tokens = 0;     // attention-mask tokens of this rank's micro-batches
+  bool skipped = false;   // non-finite: no update (counts toward train.nan_abort_after)
+};
+
 struct TrainSummary {
   int64_t first_step = 0;        // step the run started at (> 0 after a resume)
   int64_t last_step = 0;         // optimizer steps done when fit() returned
@@ -59,7 +68,7 @@ class Trainer {
   TrainSummary fit();
 
   // One optimizer step on the next batch(es), timed (used by fit() and `robometer bench step`).
-  StepTimes step_once(LossTerms* terms = nullptr);
+  StepResult step_once();
 
   model::ModelBundle& model();
   data::Loader& train_loader();
@@ -72,10 +81,6 @@ class Trainer {
 // Model-agnostic conversion of a data batch into model inputs (the Processor's pair prompt).
 model::ModelInputs pair_inputs(const model::Processor& processor, const data::Batch& batch,
                                const at::Device& device);
-
-// Loader options from the `data:` section (K, cap, strategies, cutoffs, resize, workers).
-data::LoaderOptions loader_options(const config::RunConfig& cfg, bool is_eval, int rank,
-                                   int world_size);
 
 // Builds a trajectory index from config dataset entries (manifest dirs + weights).
 std::shared_ptr<const data::TrajectoryIndex> load_index(

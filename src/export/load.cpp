@@ -1,4 +1,4 @@
-#include "robometer/eval/load.h"
+#include "robometer/export/load.h"
 
 #include <spdlog/spdlog.h>
 #include <torch/cuda.h>
@@ -84,6 +84,10 @@ LoadedModel load_checkpoint(const std::string& given, at::Device device,
       throw FormatError(dir, "the run config has lora.enabled=true but neither the weights nor an "
                              "adapter_model.safetensors hold LoRA tensors (an incomplete export?)");
   }
+  // A diverged run's weights would score NaN without an error.
+  if (const auto bad = model::first_non_finite_tensor(*m.bundle.model); !bad.empty())
+    throw FormatError(dir, "weight tensor '" + bad + "' holds non-finite values (NaN/Inf): the "
+                           "run diverged; refusing to use this checkpoint");
   m.bundle.model->eval();
   return m;
 }
@@ -113,13 +117,6 @@ at::Tensor read_video(const std::string& path, const data::ResizeSpec& resize, d
     for (int64_t i = 0; i < n; ++i) idx.push_back(i);
   }
   return reader.frames(idx);
-}
-
-data::ResizeSpec resize_spec(const config::RunConfig& cfg) {
-  const auto& r = cfg.data.resize;
-  if (r.mode == "none") return data::ResizeSpec::none();
-  if (r.mode == "exact") return data::ResizeSpec::exact(r.width, r.height);
-  return data::ResizeSpec::shortest_edge(r.short_edge);
 }
 
 }  // namespace robometer::eval

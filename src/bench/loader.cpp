@@ -9,12 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "robometer/cli/bench.h"
+#include "robometer/bench/benchmarks.h"
 #include "robometer/core/error.h"
 #include "robometer/data/loader.h"
 #include "robometer/data/manifest.h"
 
-namespace robometer::cli {
+namespace robometer::bench {
 namespace {
 
 // Process CPU time (all threads): the honest cost figure on a shared machine.
@@ -74,7 +74,10 @@ int run_bench_loader(const Options& o) {
   return 0;
 }
 
-BenchRegistrar reg("loader", "Data loader throughput: pairs/s and frames/s per worker count",
+}  // namespace
+
+Benchmark loader_benchmark() {
+  return {"loader", "Data loader throughput: pairs/s and frames/s per worker count",
                    [](CLI::App& sub, int& exit_code) {
                      auto o = std::make_shared<Options>();
                      sub.add_option("--manifest", o->manifests, "manifest directory (repeatable)")->required();
@@ -89,7 +92,7 @@ BenchRegistrar reg("loader", "Data loader throughput: pairs/s and frames/s per w
                      sub.add_option("--prefetch", o->prefetch, "batches buffered ahead")->capture_default_str();
                      sub.add_option("--seed", o->seed, "sampling seed")->capture_default_str();
                      sub.callback([o, &exit_code] { exit_code = run_bench_loader(*o); });
-                   });
+                   }};
+}
 
-}  // namespace
-}  // namespace robometer::cli
+}  // namespace robometer::bench

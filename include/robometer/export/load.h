@@ -37,7 +37,4 @@ LoadedModel load_untrained(const std::string& config_yaml, at::Device device,
 // --fps (round(n_frames * fps / 10) for its 10 fps example videos). Throws FormatError.
 at::Tensor read_video(const std::string& path, const data::ResizeSpec& resize, double fps = 0.0);
 
-// data.resize of a run config as a ResizeSpec.
-data::ResizeSpec resize_spec(const config::RunConfig& cfg);
-
 }  // namespace robometer::eval

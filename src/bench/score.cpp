@@ -9,13 +9,13 @@
 #include <filesystem>
 #include <memory>
 
-#include "robometer/cli/bench.h"
+#include "robometer/bench/benchmarks.h"
 #include "robometer/config/loader.h"
 #include "robometer/core/error.h"
-#include "robometer/eval/load.h"
+#include "robometer/export/load.h"
 #include "robometer/eval/scorer.h"
 
-namespace robometer::cli {
+namespace robometer::bench {
 namespace {
 namespace fs = std::filesystem;
 
@@ -57,7 +57,10 @@ int run(const Options& o) {
   return 0;
 }
 
-BenchRegistrar reg("score", "Dense-mode reward scoring throughput (rewards/s)",
+}  // namespace
+
+Benchmark score_benchmark() {
+  return {"score", "Dense-mode reward scoring throughput (rewards/s)",
                    [](CLI::App& sub, int& exit_code) {
                      auto o = std::make_shared<Options>();
                      sub.add_option("--config", o->config, "run YAML or backbone config.json")->capture_default_str();
@@ -68,7 +71,7 @@ BenchRegistrar reg("score", "Dense-mode reward scoring throughput (rewards/s)",
                      sub.add_option("--repeats", o->repeats, "timed runs")->capture_default_str();
                      sub.add_option("--device", o->device, "auto | cpu | cuda")->capture_default_str();
                      sub.callback([o, &exit_code] { exit_code = run(*o); });
-                   });
+                   }};
+}
 
-}  // namespace
-}  // namespace robometer::cli
+}  // namespace robometer::bench

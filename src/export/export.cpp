@@ -1,4 +1,4 @@
-#include "robometer/eval/export.h"
+#include "robometer/export/export.h"
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -15,7 +15,7 @@
 #include "robometer/config/loader.h"
 #include "robometer/core/remove_tree.h"
 #include "robometer/core/error.h"
-#include "robometer/eval/load.h"
+#include "robometer/export/load.h"
 #include "robometer/io/atomic_dir.h"
 #include "robometer/io/atomic_file.h"
 #include "robometer/io/safetensors.h"

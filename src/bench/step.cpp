@@ -14,12 +14,13 @@
 #include <unistd.h>
 #include <vector>
 
-#include "robometer/cli/bench.h"
+#include "robometer/bench/benchmarks.h"
 #include "robometer/config/loader.h"
 #include "robometer/core/error.h"
+#include "robometer/train/options_from_config.h"
 #include "robometer/train/trainer.h"
 
-namespace robometer::cli {
+namespace robometer::bench {
 namespace {
 
 namespace fs = std::filesystem;
@@ -88,7 +89,7 @@ int run_bench_step(const Options& o) {
     }
     throw Error("bench step: the loader yields no batch");
   };
-  train::Objective objective;
+  train::Objective objective(train::objective_config_from_config(cfg));
 
   // Real steps and the same work measured alone, interleaved round by round so that drift in
   // machine speed (other processes, frequency) hits both sides alike. Each round: one real
@@ -100,7 +101,7 @@ int run_bench_step(const Options& o) {
   double fwd_s = 0, bwd_s = 0, opt_s = 0;
   const int accum = cfg.train.grad_accum;
   for (int i = 0; i < o.steps; ++i) {
-    const auto t = trainer.step_once();
+    const auto t = trainer.step_once().times;
     step.data_s += t.data_s; step.forward_s += t.forward_s; step.backward_s += t.backward_s;
     step.sync_s += t.sync_s; step.optimizer_s += t.optimizer_s; step.total_s += t.total_s;
     for (int micro = 0; micro < accum; ++micro) {
@@ -163,7 +164,10 @@ int run_bench_step(const Options& o) {
   return 0;
 }
 
-BenchRegistrar reg("step", "Training step time split: data wait, forward, backward, sync, optimizer, overhead",
+}  // namespace
+
+Benchmark step_benchmark() {
+  return {"step", "Training step time split: data wait, forward, backward, sync, optimizer, overhead",
                    [](CLI::App& sub, int& exit_code) {
                      auto o = std::make_shared<Options>();
                      sub.add_option("--config", o->config, "YAML run config")->capture_default_str();
@@ -175,7 +179,7 @@ BenchRegistrar reg("step", "Training step time split: data wait, forward, backwa
                      sub.add_option("--repeats", o->repeats, "repetitions of each isolated measurement")
                          ->capture_default_str();
                      sub.callback([o, &exit_code] { exit_code = run_bench_step(*o); });
-                   });
+                   }};
+}
 
-}  // namespace
-}  // namespace robometer::cli
+}  // namespace robometer::bench

@@ -5,10 +5,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "eval_test_util.h"
+#include "eval/eval_test_util.h"
 #include "robometer/core/error.h"
-#include "robometer/eval/export.h"
-#include "robometer/eval/load.h"
+#include "robometer/export/export.h"
+#include "robometer/export/load.h"
 #include "robometer/eval/scorer.h"
 
 namespace robometer::eval {

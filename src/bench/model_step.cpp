@@ -35,16 +35,17 @@
 #include <string>
 #include <vector>
 
-#include "robometer/cli/bench.h"
+#include "robometer/bench/benchmarks.h"
 #include "robometer/config/loader.h"
 #include "robometer/core/compat.h"
 #include "robometer/core/error.h"
 #include "robometer/data/sample.h"
 #include "robometer/model/factory.h"
 #include "robometer/train/objective.h"
+#include "robometer/train/options_from_config.h"
 #include "robometer/train/param_optimizer.h"
 
-namespace robometer::cli {
+namespace robometer::bench {
 namespace {
 
 struct Options {
@@ -148,8 +149,7 @@ int run_bench_model_step(const Options& o) {
   at::Device device(at::kCPU);
   if (o.device == "cuda" || (o.device == "auto" && torch::cuda::is_available())) device = at::Device(at::kCUDA, 0);
   else if (o.device != "cpu" && o.device != "auto") throw ConfigError("bench model-step: --device auto|cpu|cuda");
-  bool autocast_bf16 = cfg.train.compute_dtype == "bfloat16" || (cfg.train.compute_dtype == "auto" && device.is_cuda());
-  if (cfg.model.dtype == "bfloat16") autocast_bf16 = false;  // already bf16
+  const bool autocast_bf16 = train::bf16_autocast_from_config(cfg, device);
 
   std::printf("bench model-step: %s, %d pairs x 2 x %d frames of %dx%d, dtype %s%s, checkpointing %s, %s, device %s\n",
               o.config.c_str(), o.pairs, o.frames, o.width, o.height, cfg.model.dtype.c_str(),
@@ -164,22 +164,12 @@ int run_bench_model_step(const Options& o) {
   const double build_s = since(t_build);
   mb.model->train();
 
-  train::NamedParameters trainable;
-  for (auto& np : mb.model->named_parameters())
-    if (np.value().requires_grad()) trainable.emplace_back(np.key(), np.value());
-  train::AdamWConfig oc;
-  oc.lr = cfg.train.lr;
-  oc.weight_decay = cfg.train.weight_decay;
-  oc.beta1 = cfg.train.beta1;
-  oc.beta2 = cfg.train.beta2;
-  oc.eps = cfg.train.eps;
+  // The training run's optimizer and objective (lr rules, LayerNorm exemption, progress scale).
+  const train::NamedParameters trainable = train::trainable_parameters(*mb.model);
+  train::AdamWConfig oc = train::adamw_config_from_config(cfg, *mb.model);
   if (o.fp32_master >= 0) oc.fp32_master = o.fp32_master != 0;
   train::LocalAdamW optimizer(trainable, oc);
-  train::ObjectiveConfig obj;
-  obj.preference_weight = cfg.train.loss_weights.preference;
-  obj.progress_weight = cfg.train.loss_weights.progress;
-  obj.success_weight = cfg.train.loss_weights.success;
-  train::Objective objective(obj);
+  train::Objective objective(train::objective_config_from_config(cfg));
 
   // Inputs: processed once (timed separately: the loader/processor run on CPU threads ahead of
   // the GPU in training), then reused every step.
@@ -313,7 +303,10 @@ int run_bench_model_step(const Options& o) {
   return 0;
 }
 
-BenchRegistrar reg("model-step", "One synthetic training step of the reward model: time, tokens/s, MFU, memory",
+}  // namespace
+
+Benchmark model_step_benchmark() {
+  return {"model-step", "One synthetic training step of the reward model: time, tokens/s, MFU, memory",
                    [](CLI::App& sub, int& exit_code) {
                      auto o = std::make_shared<Options>();
                      sub.add_option("--config", o->config, "run config (YAML)")->capture_default_str();
@@ -333,7 +326,7 @@ BenchRegistrar reg("model-step", "One synthetic training step of the reward mode
                      sub.add_option("--json", o->json_out, "write the figures to this JSON file");
                      sub.add_option("--seed", o->seed, "init and data seed")->capture_default_str();
                      sub.callback([o, &exit_code] { exit_code = run_bench_model_step(*o); });
-                   });
+                   }};
+}
 
-}  // namespace
-}  // namespace robometer::cli
+}  // namespace robometer::bench

@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "robometer/cli/bench.h"
+#include "robometer/bench/benchmarks.h"
 #include "robometer/core/error.h"
 #include "robometer/data/video_reader.h"
 
-namespace robometer::cli {
+namespace robometer::bench {
 namespace {
 
 // splitmix64: tiny, well-mixed and easy to reproduce bit-exactly in Python.
@@ -112,7 +112,10 @@ int run_bench_decode(const Options& o) {
   return 0;
 }
 
-BenchRegistrar reg("decode", "Video decode throughput for the trainer's sampling (K frames per random sub-clip)",
+}  // namespace
+
+Benchmark decode_benchmark() {
+  return {"decode", "Video decode throughput for the trainer's sampling (K frames per random sub-clip)",
                    [](CLI::App& sub, int& exit_code) {
                      auto o = std::make_shared<Options>();
                      sub.add_option("--files", o->files, "video files to read")->required();
@@ -124,7 +127,7 @@ BenchRegistrar reg("decode", "Video decode throughput for the trainer's sampling
                      sub.add_option("--seed", o->seed, "sampling seed")->capture_default_str();
                      sub.add_flag("--csv", o->csv, "machine-readable output");
                      sub.callback([o, &exit_code] { exit_code = run_bench_decode(*o); });
-                   });
+                   }};
+}
 
-}  // namespace
-}  // namespace robometer::cli
+}  // namespace robometer::bench
