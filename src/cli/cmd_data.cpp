@@ -9,6 +9,7 @@
 #include <map>
 
 #include "robometer/cli/command.h"
+#include "robometer/cli/data_frames.h"
 #include "robometer/core/error.h"
 #include "robometer/data/dataset_readers.h"
 #include "robometer/data/manifest.h"
@@ -118,6 +119,7 @@ Registrar reg("data", "Inspect a manifest: `data stats DIR`, `data validate DIR`
                 CLI::App* validate = sub.add_subcommand("validate", "Check every video exists, is unchanged and opens");
                 validate->add_option("dir", validate_dir, "Manifest directory")->required();
                 validate->callback([&exit_code] { exit_code = run_validate(validate_dir); });
+                add_data_frames_subcommand(sub, exit_code);
               });
 
 }  // namespace

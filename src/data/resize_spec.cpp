@@ -2,6 +2,7 @@
 // stand-in and the loader (so it is compiled whatever ROBOMETER_WITH_VIDEO says).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 #include "robometer/core/error.h"
@@ -36,6 +37,15 @@ void resized_size(const ResizeSpec& spec, int src_w, int src_h, int& out_w, int&
       }
       return;
   }
+}
+
+ResizeSpec parse_resize_spec(const std::string& text, const std::string& what) {
+  if (text == "none") return ResizeSpec::none();
+  int w = 0, h = 0;
+  char tail = 0;
+  if (std::sscanf(text.c_str(), "%dx%d%c", &w, &h, &tail) == 2 && w > 0 && h > 0) return ResizeSpec::exact(w, h);
+  if (std::sscanf(text.c_str(), "%d%c", &w, &tail) == 1 && w > 0) return ResizeSpec::shortest_edge(w);
+  throw ConfigError(what + " '" + text + "': expected none, WxH or a short-edge length");
 }
 
 }  // namespace robometer::data
