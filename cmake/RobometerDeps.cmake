@@ -56,10 +56,13 @@ target_link_libraries(robometer::text INTERFACE PkgConfig::PCRE2 PkgConfig::UTF8
 # Parquet page codecs.
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 pkg_check_modules(ZLIB REQUIRED IMPORTED_TARGET zlib)
+pkg_check_modules(BROTLIDEC REQUIRED IMPORTED_TARGET libbrotlidec)
+pkg_check_modules(LZ4 REQUIRED IMPORTED_TARGET liblz4)
 find_library(SNAPPY_LIB snappy REQUIRED)
 find_path(SNAPPY_INCLUDE snappy.h REQUIRED)
 add_library(robometer::codecs INTERFACE IMPORTED)
-target_link_libraries(robometer::codecs INTERFACE PkgConfig::ZSTD PkgConfig::ZLIB ${SNAPPY_LIB})
+target_link_libraries(robometer::codecs INTERFACE PkgConfig::ZSTD PkgConfig::ZLIB PkgConfig::BROTLIDEC
+                      PkgConfig::LZ4 ${SNAPPY_LIB})
 target_include_directories(robometer::codecs INTERFACE ${SNAPPY_INCLUDE})
 
 option(ROBOMETER_WITH_CAIRO "Draw reward plots with Cairo (score --plot)" ON)

@@ -8,6 +8,7 @@
 
 #include "robometer/cli/command.h"
 #include "robometer/core/error.h"
+#include "robometer/core/utf8.h"
 #include "robometer/data/dataset_readers.h"
 #include "robometer/data/manifest.h"
 
@@ -20,6 +21,12 @@ struct IngestArgs {
   int threads = 2;
   bool no_probe = false;
 };
+
+std::vector<std::string> printable_utf8_all(const std::vector<std::string>& v) {
+  std::vector<std::string> out;
+  for (const auto& s : v) out.push_back(printable_utf8(s));
+  return out;
+}
 
 int run_ingest(const IngestArgs& a) {
   namespace fs = std::filesystem;
@@ -55,16 +62,18 @@ int run_ingest(const IngestArgs& a) {
   {
     std::ofstream r(report, std::ios::trunc);
     for (const auto& p : scan.problems) r << p.to_json().dump() << '\n';
-    for (const auto& n : scan.notes) r << nlohmann::json{{"note", n}}.dump() << '\n';
+    for (const auto& n : scan.notes) r << nlohmann::json{{"note", printable_utf8(n)}}.dump() << '\n';
     if (!r) throw Error(report.string() + ": cannot write");
   }
   if (scan.trajectories.empty())
     throw Error("no usable trajectories in " + a.src + " (" + std::to_string(scan.problems.size()) +
                 " problems, see " + report.string() + ")");
-  nlohmann::json source{{"tool", "robometer ingest"}, {"format", scan.format}, {"path", scan.root},
+  // Paths and arguments need not be UTF-8; the manifest is JSON.
+  nlohmann::json source{{"tool", "robometer ingest"}, {"format", scan.format}, {"path", printable_utf8(scan.root)},
                         {"cameras", a.cameras}, {"quality", a.quality}, {"episodes", a.episodes},
-                        {"probed", !a.no_probe}, {"problems", scan.problems.size()}, {"notes", scan.notes}};
-  const std::string name = a.name.empty() ? fs::path(scan.root).filename().string() : a.name;
+                        {"probed", !a.no_probe}, {"problems", scan.problems.size()},
+                        {"notes", printable_utf8_all(scan.notes)}};
+  const std::string name = printable_utf8(a.name.empty() ? fs::path(scan.root).filename().string() : a.name);
   data::write_manifest(a.out, name, scan.trajectories, source);
 
   int64_t frames = 0;

@@ -14,10 +14,13 @@
 namespace robometer::data {
 
 DatasetScan scan_dataset(const std::string& format, const std::string& root, const IngestOptions& opts) {
-  if (format == "lerobot") return scan_lerobot(root, opts);
-  if (format == "rbm") return scan_rbm(root, opts);
-  if (format == "folder") return scan_folder(root, opts);
-  throw ConfigError("unknown dataset format '" + format + "' (expected lerobot | rbm | folder)");
+  DatasetScan scan;
+  if (format == "lerobot") scan = scan_lerobot(root, opts);
+  else if (format == "rbm") scan = scan_rbm(root, opts);
+  else if (format == "folder") scan = scan_folder(root, opts);
+  else throw ConfigError("unknown dataset format '" + format + "' (expected lerobot | rbm | folder)");
+  move_invalid_utf8_to_problems(scan);
+  return scan;
 }
 
 std::vector<int64_t> parse_episode_list(const std::string& spec) {

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "robometer/core/error.h"
+#include "robometer/core/utf8.h"
 #include "robometer/data/dataset_readers.h"
 #include "robometer/io/parquet.h"
 
@@ -281,6 +282,8 @@ void scan_v30(const fs::path& root, const json& info, const IngestOptions& opts,
         t.quality = opts.quality;
         if (t.task.empty()) {
           scan.problems.push_back({t.id, file.string(), "episode has no task"});
+        } else if (const std::string why = utf8_problem(t.task); !why.empty()) {
+          scan.problems.push_back({t.id, file.string(), "row " + std::to_string(r) + ": task " + why});
         } else if (!(t.video.from_s >= 0.0) || !(t.video.to_s > t.video.from_s)) {
           scan.problems.push_back({t.id, file.string(), "bad time window [" + std::to_string(t.video.from_s) +
                                                             ", " + std::to_string(t.video.to_s) + ")"});

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "robometer/core/error.h"
+#include "robometer/core/utf8.h"
 #include "robometer/data/dataset_readers.h"
 #include "robometer/io/parquet.h"
 
@@ -45,6 +46,20 @@ DatasetScan scan_rbm(const std::string& root_arg, const IngestOptions& opts) {
     if (pf.has_column("partial_success")) partial = pf.read_column("partial_success").optional_doubles();
     for (size_t r = 0; r < n; ++r) {
       const std::string where = shard.string() + " row " + std::to_string(r);
+      // The manifest is JSON: text from a BLOB column may hold any bytes.
+      std::string bad_text;
+      for (const auto& [column, value] : {std::pair<const char*, const std::optional<std::string>*>{"id", &id[r]},
+                                          {"task", &task[r]}, {"frames", &frames[r]}, {"data_source", &source[r]}}) {
+        if (value->has_value() && bad_text.empty()) {
+          const std::string why = utf8_problem(**value);
+          if (!why.empty()) bad_text = "row " + std::to_string(r) + ": column '" + column + "' " + why;
+        }
+      }
+      if (!bad_text.empty()) {
+        const bool id_usable = id[r] && !id[r]->empty() && is_valid_utf8(*id[r]);
+        scan.problems.push_back({id_usable ? *id[r] : where, shard.string(), bad_text});
+        continue;
+      }
       Trajectory t;
       t.id = id[r].value_or("");
       if (t.id.empty()) {

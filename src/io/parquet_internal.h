@@ -78,7 +78,14 @@ struct SchemaElement {
   std::string name;
   int num_children = 0;
   int converted_type = -1;
+  int scale = 0, precision = 0;  // DECIMAL (converted-type form)
   std::string logical_type;
+  // Details of the logical type: DECIMAL scale/precision, INTEGER width/signedness,
+  // TIME/TIMESTAMP unit ("MILLIS", "MICROS", "NANOS").
+  int logical_scale = -1, logical_precision = 0;
+  int logical_bit_width = 0;
+  bool logical_signed = true;
+  std::string logical_unit;
 };
 
 struct ColumnChunkMeta {

@@ -1,6 +1,8 @@
 // ParquetFile: footer, schema → leaf columns, and column-chunk reading (pages, codecs,
 // levels, assembly into ColumnData).
+#include <brotli/decode.h>
 #include <fcntl.h>
+#include <lz4.h>
 #include <snappy.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +11,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -38,6 +42,41 @@ namespace {
 
 enum Codec { kUncompressed = 0, kSnappy = 1, kGzip = 2, kLzo = 3, kBrotli = 4, kLz4 = 5,
              kZstd = 6, kLz4Raw = 7 };
+
+std::string codec_name(int codec) {
+  static const char* const names[] = {"UNCOMPRESSED", "SNAPPY", "GZIP", "LZO", "BROTLI", "LZ4", "ZSTD", "LZ4_RAW"};
+  if (codec >= 0 && codec <= kLz4Raw) return names[codec];
+  return std::to_string(codec) + " (not a Parquet codec)";
+}
+
+uint32_t u32be(const uint8_t* p) {
+  return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]);
+}
+
+// Parquet's deprecated LZ4 codec as Hadoop writes it: blocks of [u32 BE uncompressed size,
+// u32 BE compressed size, raw LZ4 block]. False when the data is not framed that way.
+bool lz4_hadoop(Span in, std::string& out) {
+  size_t ip = 0, op = 0;
+  while (ip < in.size) {
+    if (in.size - ip < 8) return false;
+    const uint32_t usize = u32be(in.data + ip), csize = u32be(in.data + ip + 4);
+    ip += 8;
+    if (csize > in.size - ip || usize > out.size() - op || csize > INT32_MAX || usize > INT32_MAX) return false;
+    const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(in.data + ip), out.data() + op,
+                                      static_cast<int>(csize), static_cast<int>(usize));
+    if (n < 0 || static_cast<uint32_t>(n) != usize) return false;
+    ip += csize;
+    op += usize;
+  }
+  return op == out.size();
+}
+
+bool lz4_block(Span in, std::string& out) {
+  if (in.size > INT32_MAX || out.size() > INT32_MAX) return false;
+  const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(in.data), out.data(),
+                                    static_cast<int>(in.size), static_cast<int>(out.size()));
+  return n >= 0 && static_cast<size_t>(n) == out.size();
+}
 
 std::string decompress(int codec, Span in, size_t out_size) {
   std::string out(out_size, '\0');
@@ -83,9 +122,26 @@ std::string decompress(int codec, Span in, size_t out_size) {
         corrupt("zstd page: " + std::to_string(n) + " bytes, page header says " + std::to_string(out_size));
       return out;
     }
+    case kBrotli: {
+      size_t n = out_size;
+      if (BrotliDecoderDecompress(in.size, in.data, &n, reinterpret_cast<uint8_t*>(out.data())) !=
+              BROTLI_DECODER_RESULT_SUCCESS ||
+          n != out_size)
+        corrupt("brotli page: corrupt data or size mismatch (page header says " + std::to_string(out_size) + " bytes)");
+      return out;
+    }
+    case kLz4Raw:
+      if (!lz4_block(in, out))
+        corrupt("LZ4_RAW page: corrupt data or size mismatch (page header says " + std::to_string(out_size) + " bytes)");
+      return out;
+    case kLz4:
+      // Hadoop framing first; early parquet-cpp wrote a bare block under the same codec id.
+      if (!lz4_hadoop(in, out) && !lz4_block(in, out))
+        corrupt("LZ4 page: neither Hadoop-framed nor a raw LZ4 block of " + std::to_string(out_size) + " bytes");
+      return out;
     default:
-      corrupt("unsupported compression codec " + std::to_string(codec) +
-              " (supported: UNCOMPRESSED, SNAPPY, GZIP, ZSTD)");
+      corrupt("codec " + codec_name(codec) +
+              " is not supported (supported: UNCOMPRESSED, SNAPPY, GZIP, BROTLI, LZ4, ZSTD, LZ4_RAW)");
   }
 }
 
@@ -168,12 +224,81 @@ void ParquetFile::Impl::open() {
     corrupt("row groups hold " + std::to_string(rows) + " rows, footer says " + std::to_string(meta.num_rows));
 }
 
+namespace {
+
+// The logical type of a leaf from its LogicalType, or its ConvertedType in files that have only
+// that (older writers); fills decimal/integer/time details and checks them.
+void apply_logical_type(const SchemaElement& e, ParquetColumn& col) {
+  static const char* const from_converted[] = {
+      "STRING", "MAP", "MAP_KEY_VALUE", "LIST", "ENUM", "DECIMAL", "DATE", "TIME", "TIME",
+      "TIMESTAMP", "TIMESTAMP", "INTEGER", "INTEGER", "INTEGER", "INTEGER", "INTEGER", "INTEGER",
+      "INTEGER", "INTEGER", "JSON", "BSON", "INTERVAL"};
+  const int ct = e.converted_type;
+  col.logical_type = e.logical_type;
+  if (col.logical_type.empty() && ct >= 0 && ct <= 21) col.logical_type = from_converted[ct];
+  if (col.logical_type == "DECIMAL") {
+    col.decimal_scale = e.logical_scale >= 0 ? e.logical_scale : e.scale;
+    col.decimal_precision = e.logical_scale >= 0 ? e.logical_precision : e.precision;
+    if (col.decimal_scale < 0 || col.decimal_scale > 38)
+      corrupt("schema: DECIMAL '" + col.path + "' has scale " + std::to_string(col.decimal_scale) +
+              " (0 to 38 are supported)");
+    const bool physical_ok = col.type == ParquetType::Int32 || col.type == ParquetType::Int64 ||
+                             col.type == ParquetType::FixedLenByteArray || col.type == ParquetType::ByteArray;
+    if (!physical_ok)
+      corrupt("schema: DECIMAL '" + col.path + "' stored as " + parquet_type_name(col.type));
+  } else if (col.logical_type == "INTEGER") {
+    const bool logical = e.logical_type == "INTEGER";
+    col.is_unsigned = logical ? !e.logical_signed : (ct >= 11 && ct <= 14);
+    col.integer_bits = logical && e.logical_bit_width > 0 ? e.logical_bit_width
+                       : ct >= 11 && ct <= 18             ? 8 << ((ct - 11) % 4)
+                       : col.type == ParquetType::Int64   ? 64
+                                                          : 32;
+  } else if (col.logical_type == "TIME" || col.logical_type == "TIMESTAMP") {
+    col.time_unit = !e.logical_unit.empty() ? e.logical_unit
+                    : (ct == 7 || ct == 9)  ? "MILLIS"
+                                            : "MICROS";
+  }
+}
+
+}  // namespace
+
+std::string ParquetColumn::type_name() const {
+  std::string t = parquet_type_name(type);
+  if (decimal_scale >= 0)
+    return t + " DECIMAL(" + std::to_string(decimal_precision) + "," + std::to_string(decimal_scale) + ")";
+  if (logical_type == "INTEGER") {  // shown when it says more than the physical type
+    const int physical_bits = type == ParquetType::Int64 ? 64 : 32;
+    if (!is_unsigned && integer_bits == physical_bits) return t;
+    return t + (is_unsigned ? " UINT" : " INT") + std::to_string(integer_bits);
+  }
+  if (!time_unit.empty()) return t + " " + logical_type + "(" + time_unit + ")";
+  if (!logical_type.empty()) return t + " " + logical_type;
+  return t;
+}
+
 void ParquetFile::Impl::build_schema() {
   const auto& s = meta.schema;
   if (s.empty()) corrupt("empty schema");
   struct Frame {
     std::vector<std::string> parts, name_parts;
     int def = 0, rep = 0, repeated_def = 0;
+  };
+  auto add_leaf = [&](const SchemaElement& e, const Frame& f) {
+    ParquetColumn col;
+    col.path_parts = f.parts;
+    for (size_t k = 0; k < f.parts.size(); ++k) col.path += (k ? "." : "") + f.parts[k];
+    for (size_t k = 0; k < f.name_parts.size(); ++k) col.name += (k ? "." : "") + f.name_parts[k];
+    if (e.type < 0 || e.type > 7) corrupt("schema: bad physical type for '" + col.path + "'");
+    col.type = static_cast<ParquetType>(e.type);
+    col.type_length = e.type_length;
+    col.max_def = f.def;
+    col.max_rep = f.rep;
+    col.repeated_def = f.repeated_def;
+    col.converted_type = e.converted_type;
+    if (col.type == ParquetType::FixedLenByteArray && col.type_length <= 0)
+      corrupt("schema: FIXED_LEN_BYTE_ARRAY '" + col.path + "' without a positive type_length");
+    apply_logical_type(e, col);
+    columns.push_back(std::move(col));
   };
   size_t next = 1;
   // Depth-first walk; `drop_name` hides list wrapper levels from the user-facing name.
@@ -209,39 +334,13 @@ void ParquetFile::Impl::build_schema() {
             g.parts.push_back(child.name);
             if (child.repetition == 1) g.def++;
             if (child.repetition == 2) corrupt("schema: nested repeated element '" + child.name + "'");
-            ParquetColumn col;
-            col.path_parts = g.parts;
-            col.type = static_cast<ParquetType>(child.type);
-            col.type_length = child.type_length;
-            col.max_def = g.def;
-            col.max_rep = g.rep;
-            col.repeated_def = g.repeated_def;
-            col.converted_type = child.converted_type;
-            col.logical_type = child.logical_type;
-            for (size_t k = 0; k < g.parts.size(); ++k) col.path += (k ? "." : "") + g.parts[k];
-            for (size_t k = 0; k < g.name_parts.size(); ++k) col.name += (k ? "." : "") + g.name_parts[k];
-            if (child.type < 0 || child.type > 7) corrupt("schema: bad physical type for '" + col.path + "'");
-            columns.push_back(std::move(col));
+            add_leaf(child, g);
             continue;
           }
         }
         walk(f, e.num_children, is_list, depth + 1);
       } else {
-        ParquetColumn col;
-        col.path_parts = f.parts;
-        if (e.type < 0 || e.type > 7) corrupt("schema: bad physical type for '" + e.name + "'");
-        col.type = static_cast<ParquetType>(e.type);
-        col.type_length = e.type_length;
-        col.max_def = f.def;
-        col.max_rep = f.rep;
-        col.repeated_def = f.repeated_def;
-        col.converted_type = e.converted_type;
-        col.logical_type = e.logical_type;
-        for (size_t k = 0; k < f.parts.size(); ++k) col.path += (k ? "." : "") + f.parts[k];
-        for (size_t k = 0; k < f.name_parts.size(); ++k) col.name += (k ? "." : "") + f.name_parts[k];
-        if (col.type == ParquetType::FixedLenByteArray && col.type_length <= 0)
-          corrupt("schema: FIXED_LEN_BYTE_ARRAY '" + col.path + "' without a positive type_length");
-        columns.push_back(std::move(col));
+        add_leaf(e, f);
       }
     }
   };
@@ -546,7 +645,9 @@ ColumnData ParquetFile::read_column(const std::string& name) const {
   const size_t idx = static_cast<size_t>(col - impl_->columns.data());
   ColumnData out;
   out.column = *col;
+  out.file = impl_->path;
   out.values = make_values(col->type);
+  for (const RowGroupMeta& rg : impl_->meta.row_groups) out.row_group_rows.push_back(rg.num_rows);
   int64_t total_values = 0;
   for (size_t g = 0; g < impl_->meta.row_groups.size(); ++g) {
     const RowGroupMeta& rg = impl_->meta.row_groups[g];
@@ -565,34 +666,113 @@ ColumnData ParquetFile::read_column(const std::string& name) const {
 
 namespace {
 
-[[noreturn]] void shape_error(const ColumnData& c, const std::string& what) {
-  throw Error("parquet column '" + c.column.name + "' (" + parquet_type_name(c.column.type) +
-              (c.is_list() ? ", list" : "") + "): " + what);
-}
+__extension__ typedef __int128 int128;
+__extension__ typedef unsigned __int128 uint128;
 
-template <class Out, class F>
-std::vector<std::optional<Out>> optional_flat(const ColumnData& c, const char* want, F&& convert) {
-  if (c.is_list()) shape_error(c, std::string("is a list column, not ") + want);
-  std::vector<std::optional<Out>> out;
-  out.reserve(c.valid.size());
-  std::visit([&](const auto& v) {
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (!c.valid[i]) out.emplace_back(std::nullopt);
-      else out.emplace_back(convert(v[i]));
-    }
-  }, c.values);
-  return out;
-}
-
-template <class Out>
-std::vector<Out> required(const ColumnData& c, std::vector<std::optional<Out>> opt) {
-  std::vector<Out> out;
-  out.reserve(opt.size());
-  for (size_t i = 0; i < opt.size(); ++i) {
-    if (!opt[i]) shape_error(c, "row " + std::to_string(i) + " is NULL");
-    out.push_back(std::move(*opt[i]));
+// "row 5 (row group 1, row 2 of the group)": with many shards and groups, where a bad value is.
+std::string row_text(const ColumnData& c, size_t row) {
+  int64_t start = 0;
+  const int64_t r = static_cast<int64_t>(row);
+  for (size_t g = 0; g < c.row_group_rows.size(); ++g) {
+    if (r < start + c.row_group_rows[g])
+      return "row " + std::to_string(r) + " (row group " + std::to_string(g) + ", row " +
+             std::to_string(r - start) + " of the group)";
+    start += c.row_group_rows[g];
   }
-  return out;
+  return "row " + std::to_string(r);
+}
+
+[[noreturn]] void shape_error(const ColumnData& c, const std::string& what) {
+  throw FormatError(c.file.empty() ? std::string("<parquet>") : c.file,
+                    "parquet column '" + c.column.name + "' (" + c.column.type_name() +
+                        (c.is_list() ? ", list" : "") + "): " + what);
+}
+
+// A value that cannot be converted; the getter adds file, column and row.
+struct BadValue {
+  std::string what;
+};
+
+std::string int128_text(int128 v) {
+  if (v == 0) return "0";
+  const bool neg = v < 0;
+  uint128 u = neg ? uint128(0) - uint128(v) : uint128(v);
+  std::string s;
+  for (; u; u /= 10) s.insert(s.begin(), static_cast<char>('0' + static_cast<int>(u % 10)));
+  return neg ? "-" + s : s;
+}
+
+std::string decimal_text(int128 unscaled, int scale) {
+  std::string digits = int128_text(unscaled);
+  const bool negative = digits[0] == '-';
+  if (negative) digits.erase(0, 1);
+  if (scale > 0) {
+    if (digits.size() <= static_cast<size_t>(scale)) digits.insert(0, static_cast<size_t>(scale) + 1 - digits.size(), '0');
+    digits.insert(digits.size() - static_cast<size_t>(scale), ".");
+  }
+  return (negative ? "-" : "") + digits;
+}
+
+int128 pow10_int(int scale) {
+  int128 p = 1;
+  for (int i = 0; i < scale; ++i) p *= 10;
+  return p;
+}
+
+double pow10_double(int scale) {
+  static const std::vector<double> table = [] {
+    std::vector<double> t;
+    for (int i = 0; i <= 22; ++i) t.push_back(std::pow(10.0, i));  // exact doubles
+    return t;
+  }();
+  return table.at(static_cast<size_t>(scale));
+}
+
+// DECIMAL → the nearest double. One division is exact-then-rounded when both the unscaled
+// value and 10^scale are exact doubles; otherwise the decimal text is parsed (strtod rounds
+// correctly), which splitting into whole and fraction would not.
+double decimal_to_double(int128 unscaled, int scale) {
+  const int128 exact = int128(1) << 53;
+  if (scale <= 22 && unscaled > -exact && unscaled < exact)
+    return static_cast<double>(static_cast<int64_t>(unscaled)) / pow10_double(scale);
+  return std::strtod(decimal_text(unscaled, scale).c_str(), nullptr);
+}
+
+bool is_temporal(const ParquetColumn& col) {
+  return col.type == ParquetType::Int96 || col.logical_type == "DATE" || col.logical_type == "TIME" ||
+         col.logical_type == "TIMESTAMP" || col.logical_type == "INTERVAL";
+}
+
+bool holds_bytes(const ColumnData& c) { return std::holds_alternative<std::vector<std::string>>(c.values); }
+
+// Column-level checks of the numeric getters: dates and times are not plain numbers, and
+// bytes are numbers only as a DECIMAL.
+void require_numbers(const ColumnData& c, bool integers) {
+  if (is_temporal(c.column))
+    shape_error(c, "holds " + (c.column.type == ParquetType::Int96 ? std::string("INT96 timestamps") : c.column.logical_type + " values") +
+                       ", not plain numbers (store seconds as a FLOAT, DOUBLE or DECIMAL column)");
+  if (holds_bytes(c) && c.column.decimal_scale < 0) shape_error(c, "is not a numeric column");
+  if (integers && (std::holds_alternative<std::vector<float>>(c.values) ||
+                   std::holds_alternative<std::vector<double>>(c.values)))
+    shape_error(c, "is not an integer column");
+}
+
+// The stored value as an exact integer: unsigned types reinterpreted, DECIMAL unscaled.
+template <class T>
+int128 exact_integer(const ParquetColumn& col, const T& v) {
+  if constexpr (std::is_same_v<T, std::string>) {  // big-endian two's complement DECIMAL
+    if (v.empty() || v.size() > 16)
+      throw BadValue{"DECIMAL value of " + std::to_string(v.size()) + " bytes (1 to 16 are supported)"};
+    uint128 u = (static_cast<unsigned char>(v[0]) & 0x80) ? ~uint128(0) : uint128(0);
+    for (unsigned char b : v) u = (u << 8) | b;
+    return static_cast<int128>(u);
+  } else if constexpr (std::is_same_v<T, int32_t>) {
+    return col.is_unsigned ? int128(static_cast<uint32_t>(v)) : int128(v);
+  } else if constexpr (std::is_same_v<T, int64_t>) {
+    return col.is_unsigned ? int128(static_cast<uint64_t>(v)) : int128(v);
+  } else {
+    return int128(v);  // BOOLEAN
+  }
 }
 
 struct ToString {
@@ -605,28 +785,79 @@ struct ToInt {
   const ColumnData& c;
   template <class T>
   int64_t operator()(const T& v) const {
-    if constexpr (std::is_integral_v<T>) return static_cast<int64_t>(v);
-    else shape_error(c, "is not an integer column");
+    if constexpr (std::is_floating_point_v<T>) {
+      shape_error(c, "is not an integer column");
+    } else {
+      int128 x = exact_integer(c.column, v);
+      if (c.column.decimal_scale > 0) {
+        const int128 p = pow10_int(c.column.decimal_scale);
+        if (x % p != 0)
+          throw BadValue{"DECIMAL value " + decimal_text(x, c.column.decimal_scale) + " is not a whole number"};
+        x /= p;
+      }
+      if (x > INT64_MAX || x < INT64_MIN)
+        throw BadValue{"value " + int128_text(x) + " does not fit in a signed 64-bit integer"};
+      return static_cast<int64_t>(x);
+    }
   }
 };
 struct ToDouble {
   const ColumnData& c;
   template <class T>
   double operator()(const T& v) const {
-    if constexpr (std::is_arithmetic_v<T>) return static_cast<double>(v);
-    else shape_error(c, "is not a numeric column");
+    if constexpr (std::is_floating_point_v<T>) {
+      return static_cast<double>(v);
+    } else {
+      const int128 x = exact_integer(c.column, v);
+      return c.column.decimal_scale >= 0 ? decimal_to_double(x, c.column.decimal_scale) : static_cast<double>(x);
+    }
   }
 };
+
+template <class Out, class F>
+std::vector<std::optional<Out>> optional_flat(const ColumnData& c, const char* want, F&& convert) {
+  if (c.is_list()) shape_error(c, std::string("is a list column, not ") + want);
+  std::vector<std::optional<Out>> out;
+  out.reserve(c.valid.size());
+  std::visit([&](const auto& v) {
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (!c.valid[i]) {
+        out.emplace_back(std::nullopt);
+        continue;
+      }
+      try {
+        out.emplace_back(convert(v[i]));
+      } catch (const BadValue& e) {
+        shape_error(c, row_text(c, i) + ": " + e.what);
+      }
+    }
+  }, c.values);
+  return out;
+}
+
+template <class Out>
+std::vector<Out> required(const ColumnData& c, std::vector<std::optional<Out>> opt) {
+  std::vector<Out> out;
+  out.reserve(opt.size());
+  for (size_t i = 0; i < opt.size(); ++i) {
+    if (!opt[i]) shape_error(c, row_text(c, i) + " is NULL");
+    out.push_back(std::move(*opt[i]));
+  }
+  return out;
+}
 
 }  // namespace
 
 std::vector<std::optional<std::string>> ColumnData::optional_strings() const {
+  if (column.decimal_scale >= 0) shape_error(*this, "is not a string column");
   return optional_flat<std::string>(*this, "strings", ToString{*this});
 }
 std::vector<std::optional<int64_t>> ColumnData::optional_int64s() const {
+  require_numbers(*this, true);
   return optional_flat<int64_t>(*this, "integers", ToInt{*this});
 }
 std::vector<std::optional<double>> ColumnData::optional_doubles() const {
+  require_numbers(*this, false);
   return optional_flat<double>(*this, "numbers", ToDouble{*this});
 }
 std::vector<std::string> ColumnData::strings() const { return required(*this, optional_strings()); }
@@ -635,17 +866,17 @@ std::vector<double> ColumnData::doubles() const { return required(*this, optiona
 
 std::vector<std::vector<double>> ColumnData::double_lists() const {
   if (!is_list()) shape_error(*this, "is not a list column");
+  require_numbers(*this, false);
   std::vector<std::vector<double>> out(static_cast<size_t>(num_rows));
+  const ToDouble convert{*this};
   std::visit([&](const auto& v) {
-    using T = typename std::decay_t<decltype(v)>::value_type;
-    if constexpr (!std::is_arithmetic_v<T>) {
-      shape_error(*this, "is not a numeric list column");
-    } else {
-      for (size_t r = 0; r < out.size(); ++r) {
-        for (int64_t k = offsets[r]; k < offsets[r + 1]; ++k) {
-          if (!element_valid[static_cast<size_t>(k)])
-            shape_error(*this, "row " + std::to_string(r) + " holds a NULL element");
-          out[r].push_back(static_cast<double>(v[static_cast<size_t>(k)]));
+    for (size_t r = 0; r < out.size(); ++r) {
+      for (int64_t k = offsets[r]; k < offsets[r + 1]; ++k) {
+        if (!element_valid[static_cast<size_t>(k)]) shape_error(*this, row_text(*this, r) + " holds a NULL element");
+        try {
+          out[r].push_back(convert(v[static_cast<size_t>(k)]));
+        } catch (const BadValue& e) {
+          shape_error(*this, row_text(*this, r) + ": " + e.what);
         }
       }
     }

@@ -121,7 +121,8 @@ const char* logical_type_name(int id) {
     case 5: return "DECIMAL"; case 6: return "DATE"; case 7: return "TIME";
     case 8: return "TIMESTAMP"; case 10: return "INTEGER"; case 11: return "NULL";
     case 12: return "JSON"; case 13: return "BSON"; case 14: return "UUID";
-    case 15: return "FLOAT16"; default: return "UNKNOWN";
+    case 15: return "FLOAT16"; case 16: return "VARIANT"; case 17: return "GEOMETRY";
+    case 18: return "GEOGRAPHY"; default: return "UNKNOWN";
   }
 }
 
@@ -135,12 +136,42 @@ SchemaElement read_schema_element(Thrift& t) {
       case 4: e.name = t.read_binary(type); return true;
       case 5: e.num_children = t.read_i32(type); return true;
       case 6: e.converted_type = t.read_i32(type); return true;
+      case 7: e.scale = t.read_i32(type); return true;
+      case 8: e.precision = t.read_i32(type); return true;
       case 10:
         if (type != kStruct) return false;
         // LogicalType is a union: the id of its single field names the type.
         t.read_struct([&](int lid, int ltype) {
           e.logical_type = logical_type_name(lid);
-          (void)ltype;
+          if (ltype != kStruct) return false;
+          if (lid == 5) {  // DecimalType {1: scale, 2: precision}
+            e.logical_scale = 0;
+            t.read_struct([&](int f, int ft) {
+              if (f == 1) { e.logical_scale = t.read_i32(ft); return true; }
+              if (f == 2) { e.logical_precision = t.read_i32(ft); return true; }
+              return false;
+            });
+            return true;
+          }
+          if (lid == 7 || lid == 8) {  // TimeType / TimestampType {1: isAdjustedToUTC, 2: unit}
+            t.read_struct([&](int f, int ft) {
+              if (f != 2 || ft != kStruct) return false;
+              t.read_struct([&](int u, int) {  // TimeUnit union
+                e.logical_unit = u == 1 ? "MILLIS" : u == 2 ? "MICROS" : u == 3 ? "NANOS" : "UNKNOWN";
+                return false;
+              });
+              return true;
+            });
+            return true;
+          }
+          if (lid == 10) {  // IntType {1: bitWidth (i8), 2: isSigned}
+            t.read_struct([&](int f, int ft) {
+              if (f == 1) { e.logical_bit_width = static_cast<int>(t.read_int(ft)); return true; }
+              if (f == 2) { e.logical_signed = t.read_bool(ft); return true; }
+              return false;
+            });
+            return true;
+          }
           return false;
         });
         return true;

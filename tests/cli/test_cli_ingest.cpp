@@ -1,6 +1,7 @@
 // Runs the real `robometer` binary: `ingest` on the real G1 LeRobot v2.1 fixture and on a folder
 // dataset, then `data stats` and `data validate` (which must notice a changed video).
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <array>
 #include <cstdio>
@@ -67,4 +68,48 @@ TEST(CliIngest, ValidateNoticesChangedVideo) {
   r = run_robometer("data validate '" + out.path().string() + "'");
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("does not exist"), std::string::npos) << r.out;
+}
+
+// Issue 21 item 16: text that is not UTF-8 (DuckDB BLOBs: a task, an id, a frames path) is a
+// problem of its row in ingest_report.jsonl, naming file, row and column; the rest ingests.
+TEST(CliIngest, NonUtf8RbmTextIsAPerRowProblem) {
+  ROBOMETER_REQUIRE_SHARED_DATA();
+  std::string why;
+  if (!robometer::test::duckdb_available(why)) GTEST_SKIP() << "DuckDB oracle: " << why;
+  TempDir ds, out;
+  const std::string clip =
+      (shared_dir() / "data/robometer/scripts/example_videos/soar_put_green_stick_in_brown_bowl.mp4").string();
+  const fs::path shard0 = ds / "shard-000.parquet", shard1 = ds / "shard-001.parquet";
+  ASSERT_TRUE(robometer::test::duckdb_write_parquet(shard0,
+      "SELECT * FROM (VALUES ('id-a', 'put the stick in the bowl'::BLOB, '" + clip + "', 'successful'), "
+      "('id-b', '\\xFF\\xFEbad'::BLOB, '" + clip + "', 'successful'), "
+      "('id-c', 'caf\\xC3\\xA9'::BLOB, '" + clip + "', 'failure')) t(id, task, frames, quality_label)"));
+  ASSERT_TRUE(robometer::test::duckdb_write_parquet(shard1,
+      "SELECT * FROM (VALUES ('\\xFF'::BLOB, 'wave', '" + clip + "'::BLOB, 'successful'), "
+      "('id-e'::BLOB, 'wave', '\\xC0\\xAF.mp4'::BLOB, 'successful'), "
+      "('id-f'::BLOB, 'wave', '" + clip + "'::BLOB, 'successful')) t(id, task, frames, quality_label)"));
+  auto r = run_robometer("ingest --format rbm '" + ds.path().string() + "' --out '" + out.path().string() + "' --threads 1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("ingested 3 of 6 trajectories"), std::string::npos) << r.out;
+  std::ifstream report(out / "ingest_report.jsonl");
+  std::vector<nlohmann::json> problems;
+  for (std::string line; std::getline(report, line);) problems.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(problems.size(), 3u);
+  EXPECT_EQ(problems[0]["id"], "id-b");
+  EXPECT_EQ(problems[0]["path"], shard0.string());
+  EXPECT_EQ(problems[0]["reason"], "row 1: column 'task' is not valid UTF-8 (byte 0xff at offset 0)");
+  EXPECT_EQ(problems[1]["id"], shard1.string() + " row 0");
+  EXPECT_EQ(problems[1]["reason"], "row 0: column 'id' is not valid UTF-8 (byte 0xff at offset 0)");
+  EXPECT_EQ(problems[2]["id"], "id-e");
+  EXPECT_EQ(problems[2]["reason"], "row 1: column 'frames' is not valid UTF-8 (byte 0xc0 at offset 0)");
+  std::ifstream records(out / "trajectories.jsonl");
+  std::vector<std::string> ids;
+  for (std::string line; std::getline(records, line);) {
+    const auto rec = nlohmann::json::parse(line);
+    ids.push_back(rec["id"]);
+    if (rec["id"] == "id-c") {
+      EXPECT_EQ(rec["task"], "caf\xC3\xA9");
+    }
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{"id-a", "id-c", "id-f"}));
 }

@@ -74,6 +74,29 @@ inline CommandResult run_robometer(const std::string& args) {
                      "' " + args);
 }
 
+// Whether the DuckDB oracle (node + .deps/node @duckdb/node-api) can run; `why` says what is missing.
+inline bool duckdb_available(std::string& why) {
+  if (std::system("command -v node >/dev/null 2>&1") != 0) { why = "node is not installed"; return false; }
+  if (!fs::exists(source_dir() / ".deps/node/node_modules/@duckdb/node-api")) {
+    why = "@duckdb/node-api missing (scripts/deps-node)";
+    return false;
+  }
+  return true;
+}
+
+// DuckDB writes the result of `select` to the Parquet file `out` (tests/data/write_parquet.mjs).
+inline bool duckdb_write_parquet(const fs::path& out, const std::string& select) {
+  std::string quoted;
+  for (char c : select) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  const std::string cmd = "ROBOMETER_DUCKDB_MODULE='" +
+                          (source_dir() / ".deps/node/node_modules/@duckdb/node-api/lib/index.js").string() +
+                          "' node '" + (source_dir() / "tests/data/write_parquet.mjs").string() + "' '" +
+                          out.string() + "' '" + quoted + "'";
+  const int rc = std::system(cmd.c_str());
+  if (rc != 0) ADD_FAILURE() << "DuckDB could not write " << out << " (" << rc << "): " << select;
+  return rc == 0;
+}
+
 // fn() must throw a std::exception whose message contains every one of `parts`.
 template <typename F>
 void expect_throw_contains(F&& fn, std::initializer_list<std::string> parts) {

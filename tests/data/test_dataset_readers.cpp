@@ -22,11 +22,7 @@ using robometer::test::shared_dir;
 using robometer::test::source_dir;
 using robometer::test::TempDir;
 
-bool duckdb_available(std::string& why) {
-  if (std::system("command -v node >/dev/null 2>&1") != 0) { why = "node is not installed"; return false; }
-  if (!fs::exists(source_dir() / ".deps/node/node_modules/@duckdb/node-api")) { why = "@duckdb/node-api missing (scripts/deps-node)"; return false; }
-  return true;
-}
+using robometer::test::duckdb_available;
 
 #define REQUIRE_DUCKDB()                                                   \
   do {                                                                     \
@@ -36,13 +32,7 @@ bool duckdb_available(std::string& why) {
 
 // DuckDB writes `select` to `out`.
 bool duckdb_write(const fs::path& out, const std::string& select) {
-  std::string sql = select;
-  std::string quoted;
-  for (char c : sql) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return robometer::test::run_command("ROBOMETER_DUCKDB_MODULE='" +
-                                      (source_dir() / ".deps/node/node_modules/@duckdb/node-api/lib/index.js").string() +
-                                      "' node '" + (source_dir() / "tests/data/write_parquet.mjs").string() + "' '" +
-                                      out.string() + "' '" + quoted + "'");
+  return robometer::test::duckdb_write_parquet(out, select);
 }
 
 void write_text(const fs::path& p, const std::string& s) {
@@ -315,6 +305,77 @@ TEST(LeRobotV30, SlowTenThousandEpisodes) {
   for (const auto& t : scan.trajectories) ASSERT_EQ(t.num_frames, 2) << t.id;
   std::printf("10000 episodes: scan %.3f s, probe %.3f s (%zu files)\n",
               std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t1).count(), s.files);
+}
+
+// Issue 21 item 14: a partial_success written as plain SQL literals (0.1, 0.5 are DECIMAL(2,1)
+// in DuckDB) is read with its scale, not as the stored integers 1 and 5.
+TEST(Rbm, DecimalPartialSuccessIsScaled) {
+  REQUIRE_DUCKDB();
+  TempDir dir;
+  for (const char* v : {"a.mp4", "b.mp4", "c.mp4"}) write_text(dir / v, "only its existence is checked by the scan");
+  ASSERT_TRUE(duckdb_write(dir / "shard.parquet",
+      "SELECT * FROM (VALUES ('id-a', 'stack', 'a.mp4', 'failure', 0.1), ('id-b', 'stack', 'b.mp4', 'suboptimal', 0.5), "
+      "('id-c', 'stack', 'c.mp4', 'successful', 1.0)) t(id, task, frames, quality_label, partial_success)"));
+  ASSERT_EQ(robometer::io::ParquetFile((dir / "shard.parquet").string()).find_column("partial_success")->decimal_scale, 1);
+  rd::DatasetScan scan = rd::scan_rbm(dir.path().string());
+  EXPECT_TRUE(scan.problems.empty()) << scan.problems.front().reason;
+  ASSERT_EQ(scan.trajectories.size(), 3u);
+  const std::vector<float> want = {0.1f, 0.5f, 1.0f};
+  for (size_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE(scan.trajectories[i].partial_success.has_value());
+    EXPECT_EQ(*scan.trajectories[i].partial_success, want[i]) << scan.trajectories[i].id;
+  }
+}
+
+// Issue 21 item 17: a column of the wrong type in one shard of many names that shard.
+TEST(Rbm, ColumnTypeErrorsNameTheShard) {
+  REQUIRE_DUCKDB();
+  TempDir dir;
+  write_text(dir / "a.mp4", "x");
+  const std::string good = "SELECT 'id-a' AS id, 'stack' AS task, 'a.mp4' AS frames, 'successful' AS quality_label";
+  ASSERT_TRUE(duckdb_write(dir / "data/shard-000.parquet", good));
+  ASSERT_TRUE(duckdb_write(dir / "data/shard-001.parquet", "SELECT 'id-b' AS id, 'stack' AS task, 'a.mp4' AS frames, 1 AS quality_label"));
+  ASSERT_TRUE(duckdb_write(dir / "data/shard-002.parquet", good));
+  robometer::test::expect_throw_contains([&] { rd::scan_rbm(dir.path().string()); },
+      {(dir / "data/shard-001.parquet").string(), "parquet column 'quality_label' (INT32): is not a string column"});
+}
+
+// Issue 21 item 14: LeRobot v3.0 windows stored as DECIMAL (plain literals) keep their scale,
+// an unsigned episode_index reads as its value, and one above INT64_MAX is refused by name.
+TEST(LeRobotV30, DecimalTimestampsAndUnsignedEpisodeIndex) {
+  REQUIRE_DUCKDB();
+  const std::string key = "observation.images.top";
+  const auto dataset = [&](const TempDir& dir, const std::string& second_episode) {
+    write_text(dir / ("videos/" + key + "/chunk-000/file-000.mp4"), "only its existence is checked by the scan");
+    write_text(dir / "meta/info.json",
+               R"({"codebase_version":"v3.0","fps":10,"total_episodes":2,"total_frames":13,)"
+               R"("video_path":"videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",)"
+               R"("features":{")" + key + R"(":{"dtype":"video"}}})");
+    const std::string cols = "episode_index, tasks, length, \"videos/" + key + "/chunk_index\", \"videos/" + key +
+                             "/file_index\", \"videos/" + key + "/from_timestamp\", \"videos/" + key + "/to_timestamp\"";
+    return duckdb_write(dir / "meta/episodes/chunk-000/file-000.parquet",
+                        "SELECT * FROM (VALUES (0::UBIGINT, ['pick'], 5, 0::UBIGINT, 0::UBIGINT, 0.0, 0.5), (" +
+                            second_episode + "::UBIGINT, ['place'], 8, 0::UBIGINT, 0::UBIGINT, 0.5, 1.3)) t(" + cols + ")");
+  };
+  TempDir dir;
+  ASSERT_TRUE(dataset(dir, "1"));
+  robometer::io::ParquetFile pf((dir / "meta/episodes/chunk-000/file-000.parquet").string());
+  ASSERT_EQ(pf.find_column("videos/" + key + "/to_timestamp")->decimal_scale, 1);
+  ASSERT_TRUE(pf.find_column("episode_index")->is_unsigned);
+  rd::DatasetScan scan = rd::scan_lerobot(dir.path().string());
+  EXPECT_TRUE(scan.problems.empty()) << scan.problems.front().reason;
+  ASSERT_EQ(scan.trajectories.size(), 2u);
+  EXPECT_EQ(scan.trajectories[0].video.from_s, 0.0);
+  EXPECT_EQ(scan.trajectories[0].video.to_s, 0.5);
+  EXPECT_EQ(scan.trajectories[1].video.from_s, 0.5);
+  EXPECT_EQ(scan.trajectories[1].video.to_s, 1.3);
+  EXPECT_EQ(scan.trajectories[1].task, "place");
+
+  TempDir huge;
+  ASSERT_TRUE(dataset(huge, "9223372036854775808"));  // 2^63
+  robometer::test::expect_throw_contains([&] { rd::scan_lerobot(huge.path().string()); },
+      {(huge / "meta/episodes/chunk-000/file-000.parquet").string(), "'episode_index'", "row 1",
+       "9223372036854775808 does not fit in a signed 64-bit integer"});
 }
 
 }  // namespace

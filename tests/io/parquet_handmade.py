@@ -4,8 +4,14 @@ per column chunk (DuckDB splits pages only past 100 MB), DELTA_BYTE_ARRAY and GZ
 pages with repetition levels. Written from the format spec (no pyarrow here). The test does not
 trust this writer: DuckDB reads the file back and the C++ reader must agree with DuckDB.
 
-usage: parquet_handmade.py OUT.parquet
+usage: parquet_handmade.py OUT.parquet [gzip|lz4|lzo]
+  gzip (default)  the compressed columns use GZIP
+  lz4             they use the deprecated LZ4 codec, Hadoop-framed ([u32 BE raw size][u32 BE
+                  compressed size][LZ4 block]), compressed by the system liblz4
+  lzo             they claim LZO (codec 3) but hold GZIP data: no reader here supports LZO,
+                  the file exists to see the codec named in the error
 """
+import ctypes
 import gzip
 import struct
 import sys
@@ -116,8 +122,27 @@ def delta_byte_array(strings):
 
 
 # ---------------------------------------------------------------- file
-GZIP = 2
+GZIP, LZO, LZ4 = 2, 3, 5
 PLAIN, RLE, DELTA_BYTE_ARRAY = 0, 3, 7
+CODECS = {"gzip": GZIP, "lz4": LZ4, "lzo": LZO}
+
+
+def lz4_hadoop(raw):
+    lib = ctypes.CDLL("liblz4.so.1")
+    bound = lib.LZ4_compressBound(len(raw))
+    dst = ctypes.create_string_buffer(bound)
+    n = lib.LZ4_compress_default(bytes(raw), dst, len(raw), bound)
+    if n <= 0:
+        raise RuntimeError("LZ4_compress_default failed")
+    return struct.pack(">II", len(raw), n) + dst.raw[:n]
+
+
+def compress(raw, codec):
+    if codec in (GZIP, LZO):
+        return gzip.compress(bytes(raw))
+    if codec == LZ4:
+        return lz4_hadoop(raw)
+    return bytes(raw)
 
 
 def page_v1(num_values, encoding, rep, max_rep, defs, max_def, values, codec):
@@ -129,13 +154,13 @@ def page_v1(num_values, encoding, rep, max_rep, defs, max_def, values, codec):
         d = rle_bitpacked(defs, bit_width(max_def))
         raw += struct.pack("<I", len(d)) + d
     raw += values
-    body = gzip.compress(bytes(raw)) if codec == GZIP else bytes(raw)
+    body = compress(raw, codec)
     dph = t_struct([(1, I32, num_values), (2, I32, encoding), (3, I32, RLE), (4, I32, RLE)])
     header = t_struct([(1, I32, 0), (2, I32, len(raw)), (3, I32, len(body)), (5, STRUCT, dph)])
     return header + body, len(header) + len(raw)
 
 
-def main(out_path):
+def main(out_path, compressed_codec=GZIP):
     rows_per_group, groups, rows_per_page = 1000, 2, 300
     f = bytearray(b"PAR1")
     row_groups = []
@@ -147,7 +172,7 @@ def main(out_path):
         # column "vals": optional list<optional int32>, PLAIN; NULL list / empty / NULL elements
         specs = [("id", 2, ["id"], 0, 0), ("name", 6, ["name"], 1, 0), ("vals", 1, ["vals", "list", "element"], 3, 1)]
         for name, ptype, path, max_def, max_rep in specs:
-            codec = GZIP if name != "id" else 0
+            codec = compressed_codec if name != "id" else 0
             start = len(f)
             total_uncompressed = num_values = 0
             encoding = DELTA_BYTE_ARRAY if name == "name" else PLAIN
@@ -208,4 +233,4 @@ def main(out_path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], CODECS[sys.argv[2] if len(sys.argv) > 2 else "gzip"])

@@ -5,6 +5,12 @@
 //                                             lists them with the encodings DuckDB reports.
 //   node parquet_oracle.mjs fixtures OUTDIR FILE...  also DuckDB's reading of each FILE, as
 //                                             OUTDIR/extra_<k>.json (index.json "extra").
+//   node parquet_oracle.mjs write OUT.parquet SELECT COPY_OPTIONS READBACK
+//                                             COPY (SELECT) TO OUT.parquet (FORMAT parquet,
+//                                             COPY_OPTIONS); then OUT.json: the rows of
+//                                             `SELECT READBACK FROM OUT.parquet`, and
+//                                             OUT.schema.json / OUT.row_groups.json: DuckDB's
+//                                             parquet_schema() and row group sizes.
 // BLOB columns are read back as upper-case hex (DuckDB hex()); everything else as
 // getRowObjectsJson() renders it (BIGINT as a decimal string, lists as arrays, NULL as null).
 import fs from 'node:fs';
@@ -34,7 +40,10 @@ async function encodingsOf(file) {
     `SELECT DISTINCT unnest(string_split(encodings, ', ')) AS e FROM parquet_metadata(${sqlString(file)})`);
   const rg = await con.runAndReadAll(
     `SELECT count(DISTINCT row_group_id) AS n FROM parquet_metadata(${sqlString(file)})`);
-  return { encodings: r.getRowObjectsJson().map((x) => x.e).sort(), row_groups: Number(rg.getRowObjectsJson()[0].n) };
+  const codecs = await con.runAndReadAll(
+    `SELECT DISTINCT compression AS c FROM parquet_metadata(${sqlString(file)})`);
+  return { encodings: r.getRowObjectsJson().map((x) => x.e).sort(), row_groups: Number(rg.getRowObjectsJson()[0].n),
+           compression: codecs.getRowObjectsJson().map((x) => x.c).sort() };
 }
 
 // 4500 rows (3 row groups): every physical type, NULLs, lists (NULL / empty / NULL elements), a struct.
@@ -68,7 +77,8 @@ if (mode === 'fixtures') {
   await con.run(TABLE);
   const index = [];
   for (const version of ['V1', 'V2']) {
-    for (const codec of ['uncompressed', 'snappy', 'gzip', 'zstd']) {
+    // Every codec DuckDB writes ('lz4' and 'lz4_raw' both give LZ4_RAW).
+    for (const codec of ['uncompressed', 'snappy', 'gzip', 'zstd', 'brotli', 'lz4', 'lz4_raw']) {
       const file = path.join(out, `fixture_${version}_${codec}.parquet`);
       await con.run(`COPY t TO ${sqlString(file)} (FORMAT parquet, PARQUET_VERSION ${version}, ` +
                     `COMPRESSION ${codec}, ROW_GROUP_SIZE 2048)`);
@@ -84,14 +94,35 @@ if (mode === 'fixtures') {
   const hjson = handmade.replace(/\.parquet$/, '.json');
   fs.writeFileSync(hjson, JSON.stringify(await readAsJson(handmade)));
   index.push({ file: handmade, json: hjson, version: 'handmade', codec: 'gzip', rows: 2000, ...(await encodingsOf(handmade)) });
+  // The same data with the deprecated Hadoop-framed LZ4 codec, which DuckDB cannot read: the
+  // reference is DuckDB's reading of the GZIP file (the generator differs only in the codec).
+  const handmadeLz4 = path.join(out, 'handmade_lz4.parquet');
+  execFileSync('python3', [path.join(path.dirname(new URL(import.meta.url).pathname), 'parquet_handmade.py'), handmadeLz4, 'lz4']);
+  index.push({ file: handmadeLz4, json: hjson, version: 'handmade', codec: 'lz4', rows: 2000,
+               encodings: index[index.length - 1].encodings, compression: ['LZ4', 'UNCOMPRESSED'] });
+  // LZO: no reader here supports it; the file is for the error message.
+  const handmadeLzo = path.join(out, 'handmade_lzo.parquet');
+  execFileSync('python3', [path.join(path.dirname(new URL(import.meta.url).pathname), 'parquet_handmade.py'), handmadeLzo, 'lzo']);
   const extra = [];
   for (const [k, file] of process.argv.slice(4).entries()) {
     const json = path.join(out, `extra_${k}.json`);
     fs.writeFileSync(json, JSON.stringify(await readAsJson(file)));
     extra.push({ file, json });
   }
-  fs.writeFileSync(path.join(out, 'index.json'), JSON.stringify({ fixtures: index, extra }, null, 1));
+  fs.writeFileSync(path.join(out, 'index.json'), JSON.stringify({ fixtures: index, extra, lzo: handmadeLzo }, null, 1));
+} else if (mode === 'write') {
+  const [file, select, options, readback] = process.argv.slice(3);
+  await con.run(`COPY (${select}) TO ${sqlString(file)} (FORMAT parquet${options ? ', ' + options : ''})`);
+  const base = file.replace(/\.parquet$/, '');
+  const rows = await con.runAndReadAll(`SELECT ${readback} FROM read_parquet(${sqlString(file)})`);
+  fs.writeFileSync(`${base}.json`, JSON.stringify(rows.getRowObjectsJson()));
+  const schema = await con.runAndReadAll(
+    `SELECT name, type, converted_type, scale, precision, logical_type FROM parquet_schema(${sqlString(file)})`);
+  fs.writeFileSync(`${base}.schema.json`, JSON.stringify(schema.getRowObjectsJson()));
+  const groups = await con.runAndReadAll(
+    `SELECT DISTINCT row_group_id, row_group_num_rows FROM parquet_metadata(${sqlString(file)}) ORDER BY row_group_id`);
+  fs.writeFileSync(`${base}.row_groups.json`, JSON.stringify(groups.getRowObjectsJson().map((g) => Number(g.row_group_num_rows))));
 } else {
-  console.error('usage: parquet_oracle.mjs fixtures OUTDIR [FILE...]');
+  console.error('usage: parquet_oracle.mjs fixtures OUTDIR [FILE...] | write OUT.parquet SELECT COPY_OPTIONS READBACK');
   process.exit(2);
 }

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "robometer/core/utf8.h"
 #include "robometer/data/trajectory.h"
 
 namespace robometer::data {
@@ -37,7 +38,11 @@ struct IngestProblem {
   std::string id;      // trajectory id (or episode) concerned
   std::string path;    // file concerned
   std::string reason;
-  nlohmann::json to_json() const { return {{"id", id}, {"path", path}, {"reason", reason}}; }
+  // Text that is not valid UTF-8 (a bad id or path is often why the problem exists) is
+  // written with \xHH escapes, so the report itself can always be written.
+  nlohmann::json to_json() const {
+    return {{"id", printable_utf8(id)}, {"path", printable_utf8(path)}, {"reason", printable_utf8(reason)}};
+  }
 };
 
 struct DatasetScan {
@@ -51,7 +56,12 @@ struct DatasetScan {
 DatasetScan scan_lerobot(const std::string& root, const IngestOptions& opts = {});
 DatasetScan scan_rbm(const std::string& root, const IngestOptions& opts = {});
 DatasetScan scan_folder(const std::string& root, const IngestOptions& opts = {});
-// format: "lerobot" | "rbm" | "folder". Throws ConfigError for another name.
+// Moves every trajectory whose id, task, data_source or video path is not valid UTF-8 (it could
+// not be written to the manifest) to scan.problems, naming the field.
+void move_invalid_utf8_to_problems(DatasetScan& scan);
+
+// format: "lerobot" | "rbm" | "folder". Throws ConfigError for another name. Applies
+// move_invalid_utf8_to_problems to the result.
 DatasetScan scan_dataset(const std::string& format, const std::string& root, const IngestOptions& opts = {});
 
 struct ProbeOptions {

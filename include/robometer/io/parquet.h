@@ -4,10 +4,14 @@
 //    key-value metadata);
 //  - data pages v1 and v2, dictionary pages; encodings PLAIN, RLE/bit-packed hybrid,
 //    PLAIN_DICTIONARY/RLE_DICTIONARY, DELTA_BINARY_PACKED, DELTA_LENGTH_BYTE_ARRAY,
-//    DELTA_BYTE_ARRAY, BYTE_STREAM_SPLIT; codecs UNCOMPRESSED, SNAPPY, GZIP, ZSTD;
+//    DELTA_BYTE_ARRAY, BYTE_STREAM_SPLIT; codecs UNCOMPRESSED, SNAPPY, GZIP, ZSTD, BROTLI,
+//    LZ4 (Hadoop-framed, or a raw block as old writers made) and LZ4_RAW;
 //  - physical types BOOLEAN, INT32, INT64, INT96 (as 12-byte strings), FLOAT, DOUBLE,
 //    BYTE_ARRAY, FIXED_LEN_BYTE_ARRAY; flat nullable columns and one level of lists
-//    (list<primitive>, or a primitive inside list<struct>).
+//    (list<primitive>, or a primitive inside list<struct>);
+//  - logical types, applied by the ColumnData getters: DECIMAL (INT32, INT64, FIXED_LEN_BYTE_ARRAY,
+//    BYTE_ARRAY) read with its scale, unsigned integers, STRING/ENUM/JSON; DATE, TIME, TIMESTAMP
+//    and INTERVAL are refused by the numeric getters (they are not plain numbers).
 // Only the columns asked for are read. Every malformed input throws FormatError(path, what);
 // reads are bounds-checked and allocations capped by ParquetLimits.
 // The code is torch-free (it needs only core/error.h and the codec libraries).
@@ -47,8 +51,16 @@ struct ParquetColumn {
   int max_rep = 0;
   int repeated_def = 0;     // definition level of the repeated ancestor (lists only)
   int converted_type = -1;  // Thrift ConvertedType, -1 if absent (0 = UTF8)
-  std::string logical_type; // "STRING", "LIST", "DECIMAL", ... or empty
+  std::string logical_type; // "STRING", "LIST", "DECIMAL", "INTEGER", "TIMESTAMP", ... or
+                            // empty; derived from converted_type when the file has only that
+  int decimal_scale = -1;   // DECIMAL: digits after the point (-1: not a decimal)
+  int decimal_precision = 0;
+  bool is_unsigned = false; // UINT_8..UINT_64 / INTEGER(bitWidth, isSigned = false)
+  int integer_bits = 0;     // INTEGER: declared bit width (8, 16, 32, 64)
+  std::string time_unit;    // TIME / TIMESTAMP: "MILLIS", "MICROS" or "NANOS"
   bool is_list() const { return max_rep > 0; }
+  // Physical and logical type for messages: "INT32 DECIMAL(2,1)", "INT64 UINT64", "BYTE_ARRAY STRING".
+  std::string type_name() const;
 };
 
 // One column's values, in row order. Booleans are stored as uint8_t (0/1); BYTE_ARRAY,
@@ -69,15 +81,21 @@ struct ColumnData {
   std::vector<int64_t> offsets;
   std::vector<uint8_t> element_valid;
   int64_t data_pages = 0;  // data pages decoded (diagnostics, tests)
+  std::string file;                     // the file it was read from (named in getter errors)
+  std::vector<int64_t> row_group_rows;  // rows of each row group (to name a bad row's group)
 
   bool is_list() const { return column.is_list(); }
   bool is_null(int64_t row) const { return valid.at(static_cast<size_t>(row)) == 0; }
 
-  // Convenience getters for flat columns; they throw Error naming the column when the column
-  // has another shape, or when a row is NULL (the optional_* forms return nullopt instead).
-  std::vector<std::string> strings() const;
-  std::vector<int64_t> int64s() const;     // any integer column (INT32/INT64/BOOLEAN)
-  std::vector<double> doubles() const;     // any numeric column
+  // Convenience getters for flat columns, with the logical type applied. They throw
+  // FormatError naming the file, column (and row, row group and value where one is at fault)
+  // when the column has another shape or type, a value does not fit, or a row is NULL (the
+  // optional_* forms return nullopt for NULL instead).
+  std::vector<std::string> strings() const;  // BYTE_ARRAY / FIXED_LEN_BYTE_ARRAY bytes (not DECIMAL)
+  // Any integer column (INT32/INT64/BOOLEAN, unsigned ones up to INT64_MAX) or a DECIMAL
+  // whose values are whole numbers.
+  std::vector<int64_t> int64s() const;
+  std::vector<double> doubles() const;     // any numeric column (DECIMAL scaled)
   std::vector<std::optional<std::string>> optional_strings() const;
   std::vector<std::optional<int64_t>> optional_int64s() const;
   std::vector<std::optional<double>> optional_doubles() const;
