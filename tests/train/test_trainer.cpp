@@ -195,13 +195,14 @@ TEST_F(TrainerTest, ResumeSpecsAndBrokenStateErrors) {
   std::ofstream(state, std::ios::trunc) << text;
   // ... and its recorded hash too, as a writer that wrote the bad value itself would have.
   const fs::path complete = fs::path(a.last_checkpoint) / "COMPLETE";
-  nlohmann::json c;
+  nlohmann::json marker;
   {
     std::ifstream in(complete);
-    c = nlohmann::json::parse(in);
+    marker = nlohmann::json::parse(in);
   }
-  c["files"]["trainer_state.json"]["xxh64"] = robometer::io::xxh64_hex(robometer::io::xxh64_file(state.string()));
-  std::ofstream(complete, std::ios::trunc) << c.dump();
+  marker["files"]["trainer_state.json"]["xxh64"] =
+      robometer::io::xxh64_hex(robometer::io::xxh64_file(state.string()));
+  std::ofstream(complete, std::ios::trunc) << marker.dump();
   robometer::test::expect_throw_contains([&] { run(first.path(), 4, "auto"); },
                                          {"trainer_state.json", "'world_size' must be an integer, got {}"});
 }
