@@ -33,6 +33,10 @@ std::vector<uint8_t> pick(const std::vector<uint8_t>& all, const std::vector<int
   return out;
 }
 
+bool ffmpeg(const std::string& args) {
+  return robometer::test::run_command("ffmpeg -hide_banner -loglevel error -y " + args);
+}
+
 int exit_status(int rc) { return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1; }
 
 std::string binary() {
@@ -46,12 +50,9 @@ TEST(CliDataFrames, WritesFfmpegsFramesAsRgbNpyAndPng) {
   ROBOMETER_REQUIRE_FFMPEG_CLI();
   TempDir dir;
   const fs::path clip = dir / "a.avi";
-  ASSERT_TRUE(robometer::test::run_command("ffmpeg -hide_banner -loglevel error -y -f lavfi -i "
-                                           "testsrc2=size=320x240:rate=30:duration=2 -c:v mpeg4 -bf 2 '" +
-                                           clip.string() + "'"));
-  ASSERT_TRUE(robometer::test::run_command("ffmpeg -hide_banner -loglevel error -y -noautorotate -i '" +
-                                           clip.string() + "' -f rawvideo -pix_fmt rgb24 -fps_mode passthrough '" +
-                                           (dir / "ffmpeg.rgb").string() + "'"));
+  ASSERT_TRUE(ffmpeg("-f lavfi -i testsrc2=size=320x240:rate=30:duration=2 -c:v mpeg4 -bf 2 '" + clip.string() + "'"));
+  ASSERT_TRUE(ffmpeg("-noautorotate -i '" + clip.string() + "' -f rawvideo -pix_fmt rgb24 -fps_mode passthrough '" +
+                     (dir / "ffmpeg.rgb").string() + "'"));
   const std::vector<uint8_t> all = read_bytes(dir / "ffmpeg.rgb");
   ASSERT_EQ(all.size(), 60 * kFrameBytes);
   const std::vector<uint8_t> want = pick(all, {0, 5, 9});
@@ -87,8 +88,7 @@ TEST(CliDataFrames, WritesFfmpegsFramesAsRgbNpyAndPng) {
     std::snprintf(name, sizeof name, "frame_%06d.png", i);
     const fs::path png = dir / "png" / name, back = dir / (std::string(name) + ".rgb");
     ASSERT_TRUE(fs::exists(png)) << png;
-    ASSERT_TRUE(robometer::test::run_command("ffmpeg -hide_banner -loglevel error -y -i '" + png.string() +
-                                             "' -f rawvideo -pix_fmt rgb24 '" + back.string() + "'"));
+    ASSERT_TRUE(ffmpeg("-i '" + png.string() + "' -f rawvideo -pix_fmt rgb24 '" + back.string() + "'"));
     EXPECT_EQ(read_bytes(back), pick(all, {i})) << name;
   }
   // the loader's resize: the short edge 120 → 160x120
@@ -102,9 +102,7 @@ TEST(CliDataFrames, ErrorsNameTheFileAndTheIndex) {
   ROBOMETER_REQUIRE_FFMPEG_CLI();
   TempDir dir;
   const fs::path clip = dir / "a.mp4";
-  ASSERT_TRUE(robometer::test::run_command("ffmpeg -hide_banner -loglevel error -y -f lavfi -i "
-                                           "testsrc2=size=64x48:rate=10:duration=1 -c:v libx264 '" +
-                                           clip.string() + "'"));
+  ASSERT_TRUE(ffmpeg("-f lavfi -i testsrc2=size=64x48:rate=10:duration=1 -c:v libx264 '" + clip.string() + "'"));
   auto r = robometer::test::run_robometer("data frames '" + clip.string() + "' --indices 0,10 --out '" +
                                           (dir / "x.rgb").string() + "'");
   EXPECT_EQ(r.code, 2) << r.out;

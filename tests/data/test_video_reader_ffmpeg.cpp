@@ -106,6 +106,13 @@ void expect_matches_ffmpeg(const fs::path& clip, VideoReaderOptions o = {}) {
   }
 }
 
+// Encodes kSource with `encoder_args` into a temporary `name` and compares it with ffmpeg.
+void expect_generated_clip_matches(const std::string& name, const std::string& encoder_args) {
+  TempDir dir;
+  ASSERT_TRUE(ffmpeg(kSource + " " + encoder_args + " '" + (dir / name).string() + "'"));
+  expect_matches_ffmpeg(dir / name);
+}
+
 // ffprobe's pts of the first packets of the video stream ("N/A" when none).
 std::vector<std::string> first_packet_pts(const fs::path& clip, int count) {
   std::vector<std::string> out;
@@ -122,9 +129,7 @@ std::vector<std::string> first_packet_pts(const fs::path& clip, int count) {
 
 TEST(VideoReaderVsFfmpeg, H264Mp4WithBFrames) {
   ROBOMETER_REQUIRE_FFMPEG_CLI();
-  TempDir dir;
-  ASSERT_TRUE(ffmpeg(kSource + " -c:v libx264 -bf 2 -g 12 '" + (dir / "b.mp4").string() + "'"));
-  expect_matches_ffmpeg(dir / "b.mp4");
+  expect_generated_clip_matches("b.mp4", "-c:v libx264 -bf 2 -g 12");
 }
 
 // ---------------------------------------------------------------- issue 21 items 8-12
@@ -137,24 +142,19 @@ TEST(VideoReaderVsFfmpeg, Mpeg4PartTwoAviWithBFrames) {
   ASSERT_TRUE(ffmpeg("-f lavfi -i testsrc2=size=320x240:rate=30:duration=2 -c:v mpeg4 -bf 2 '" +
                      (dir / "a.avi").string() + "'"));
   expect_matches_ffmpeg(dir / "a.avi");
-  ASSERT_TRUE(ffmpeg(kSource + " -c:v mpeg4 -bf 2 -g 12 '" + (dir / "gop12.avi").string() + "'"));
-  expect_matches_ffmpeg(dir / "gop12.avi");
+  expect_generated_clip_matches("gop12.avi", "-c:v mpeg4 -bf 2 -g 12");
 }
 
 // The first keyframe's pts lies after its dts; the start is reached by reopening, and the
 // timestamp searches of random access are checked against the packet order.
 TEST(VideoReaderVsFfmpeg, MpegTsWithBFrames) {
   ROBOMETER_REQUIRE_FFMPEG_CLI();
-  TempDir dir;
-  ASSERT_TRUE(ffmpeg(kSource + " -c:v libx264 -bf 2 -g 12 '" + (dir / "t.ts").string() + "'"));
-  expect_matches_ffmpeg(dir / "t.ts");
+  expect_generated_clip_matches("t.ts", "-c:v libx264 -bf 2 -g 12");
 }
 
 TEST(VideoReaderVsFfmpeg, MpegProgramStream) {
   ROBOMETER_REQUIRE_FFMPEG_CLI();
-  TempDir dir;
-  ASSERT_TRUE(ffmpeg(kSource + " -c:v mpeg2video -bf 2 -g 12 '" + (dir / "p.mpg").string() + "'"));
-  expect_matches_ffmpeg(dir / "p.mpg");
+  expect_generated_clip_matches("p.mpg", "-c:v mpeg2video -bf 2 -g 12");
 }
 
 // Keyframes with leading frames: the early flush is off for these streams.
@@ -197,16 +197,12 @@ TEST(VideoReaderVsFfmpeg, Mp4CopyOfATenAndThirtyFpsConcat) {
 TEST(VideoReaderVsFfmpeg, PackedBitstreamAvi) {
   ROBOMETER_REQUIRE_FFMPEG_CLI();
   if (!has_encoder("libxvid")) GTEST_SKIP() << "this ffmpeg has no libxvid encoder";
-  TempDir dir;
-  ASSERT_TRUE(ffmpeg(kSource + " -c:v libxvid -bf 2 -g 12 '" + (dir / "x.avi").string() + "'"));
-  expect_matches_ffmpeg(dir / "x.avi");
+  expect_generated_clip_matches("x.avi", "-c:v libxvid -bf 2 -g 12");
 }
 
 TEST(VideoReaderVsFfmpeg, RawH264) {
   ROBOMETER_REQUIRE_FFMPEG_CLI();
-  TempDir dir;
-  ASSERT_TRUE(ffmpeg(kSource + " -c:v libx264 -bf 2 -g 12 '" + (dir / "r.h264").string() + "'"));
-  expect_matches_ffmpeg(dir / "r.h264");
+  expect_generated_clip_matches("r.h264", "-c:v libx264 -bf 2 -g 12");
 }
 
 // EBML variable-length integer at d[i]: its value (with the length marker when `id`) and length.
