@@ -333,6 +333,7 @@ TEST(Rbm, ColumnTypeErrorsNameTheShard) {
   TempDir dir;
   write_text(dir / "a.mp4", "x");
   const std::string good = "SELECT 'id-a' AS id, 'stack' AS task, 'a.mp4' AS frames, 'successful' AS quality_label";
+  fs::create_directories(dir / "data");
   ASSERT_TRUE(duckdb_write(dir / "data/shard-000.parquet", good));
   ASSERT_TRUE(duckdb_write(dir / "data/shard-001.parquet", "SELECT 'id-b' AS id, 'stack' AS task, 'a.mp4' AS frames, 1 AS quality_label"));
   ASSERT_TRUE(duckdb_write(dir / "data/shard-002.parquet", good));
@@ -353,6 +354,7 @@ TEST(LeRobotV30, DecimalTimestampsAndUnsignedEpisodeIndex) {
                R"("features":{")" + key + R"(":{"dtype":"video"}}})");
     const std::string cols = "episode_index, tasks, length, \"videos/" + key + "/chunk_index\", \"videos/" + key +
                              "/file_index\", \"videos/" + key + "/from_timestamp\", \"videos/" + key + "/to_timestamp\"";
+    fs::create_directories(dir / "meta/episodes/chunk-000");
     return duckdb_write(dir / "meta/episodes/chunk-000/file-000.parquet",
                         "SELECT * FROM (VALUES (0::UBIGINT, ['pick'], 5, 0::UBIGINT, 0::UBIGINT, 0.0, 0.5), (" +
                             second_episode + "::UBIGINT, ['place'], 8, 0::UBIGINT, 0::UBIGINT, 0.5, 1.3)) t(" + cols + ")");
