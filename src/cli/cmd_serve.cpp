@@ -1,13 +1,22 @@
 // `robometer serve --checkpoint DIR [--host 127.0.0.1] [--port 8000] [--max-batch 16]
-//   [--max-wait-ms 5] [--queue 256] [--max-request-mb 64] [--mode linspace|dense|all] [--frames 8]`
+//   [--max-wait-ms 5] [--queue 256] [--mode linspace|dense|all] [--frames 8]
+//   [request limits: --max-request-mb --max-frames --max-frame-pixels --max-request-pixels
+//    --max-frame-tokens --max-request-tokens --max-batch-tokens --max-task-chars
+//    --max-task-tokens --max-json-values]
+//   [connections: --max-connections --max-connections-per-client --read-timeout-s
+//    --request-timeout-s]`
 // HTTP reward server (serve/server.h). Stops on SIGINT / SIGTERM.
 #include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
 
 #include <csignal>
 #include <cstdio>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "robometer/cli/command.h"
+#include "robometer/config/loader.h"
 #include "robometer/data/options_from_config.h"
 #include "robometer/export/load.h"
 #include "robometer/serve/server.h"
@@ -19,8 +28,38 @@ struct ServeArgs {
   std::string checkpoint, host = "127.0.0.1", mode = "linspace", device = "auto";
   int port = 8000, max_batch = 16, max_wait_ms = 5, queue = 256, frames = 8, batch_size = 8;
   double max_request_mb = 64;
-  int64_t max_frames = 512;
+  serve::RequestLimits limits;
+  serve::ConnectionLimits connections;
 };
+
+// A YAML document as JSON (scalars typed as YAML 1.2 core would: bool, int, float, null, string),
+// for GET /model_info's "experiment_config".
+nlohmann::json yaml_to_json(const YAML::Node& n) {
+  if (n.IsMap()) {
+    nlohmann::json o = nlohmann::json::object();
+    for (const auto& kv : n) o[kv.first.as<std::string>()] = yaml_to_json(kv.second);
+    return o;
+  }
+  if (n.IsSequence()) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& v : n) a.push_back(yaml_to_json(v));
+    return a;
+  }
+  if (!n.IsScalar() || n.IsNull()) return nullptr;
+  const std::string s = n.Scalar();
+  if (n.Tag() == "!") return s;  // quoted in the YAML: a string
+  if (s == "true" || s == "false") return s == "true";
+  if (s == "null" || s == "~") return nullptr;
+  try {
+    size_t end = 0;
+    const long long i = std::stoll(s, &end);
+    if (end == s.size()) return i;
+    const double d = std::stod(s, &end);
+    if (end == s.size()) return d;
+  } catch (const std::exception&) {
+  }
+  return s;
+}
 
 std::atomic<int> g_signal{0};
 extern "C" void on_serve_signal(int sig) { g_signal.store(sig); }
@@ -35,13 +74,17 @@ int run_serve(const ServeArgs& a) {
   o.max_batch = a.max_batch;
   o.max_wait_ms = a.max_wait_ms;
   o.queue = a.queue;
-  o.max_request_bytes = static_cast<int64_t>(a.max_request_mb * 1024 * 1024);
-  o.max_frames = a.max_frames;
+  o.limits = a.limits;
+  o.limits.max_request_bytes = static_cast<int64_t>(a.max_request_mb * 1024 * 1024);
+  o.connections = a.connections;
+  o.model_path = a.checkpoint;
+  o.experiment_config_json = yaml_to_json(YAML::Load(config::to_yaml(m.config))).dump();
   o.mode = eval::parse_score_mode(a.mode);
   o.resize = data::resize_spec_from_config(m.config);
   serve::RewardServer server(scorer, o);
   const int port = server.start();
-  std::printf("serving %s on http://%s:%d (POST /score, GET /health)\n", a.checkpoint.c_str(),
+  std::printf("serving %s on http://%s:%d (POST /score, GET /health; original API: POST /evaluate_batch, "
+              "/evaluate_batch_npy, GET /model_info, /gpu_status)\n", a.checkpoint.c_str(),
               a.host.c_str(), port);
   std::fflush(stdout);
   std::signal(SIGINT, on_serve_signal);
@@ -61,8 +104,25 @@ Registrar reg("serve", "HTTP reward server with request batching (POST /score)",
                 sub.add_option("--max-batch", a.max_batch, "requests per model step");
                 sub.add_option("--max-wait-ms", a.max_wait_ms, "wait to fill a batch");
                 sub.add_option("--queue", a.queue, "queued requests before 503");
+                auto& l = a.limits;
                 sub.add_option("--max-request-mb", a.max_request_mb, "request body limit (413 above)");
-                sub.add_option("--max-frames", a.max_frames, "frames per request (413 above)");
+                sub.add_option("--max-frames", l.max_frames, "input frames per request (413 above)");
+                sub.add_option("--max-frame-pixels", l.max_frame_pixels, "H*W of one input frame (413 above)");
+                sub.add_option("--max-request-pixels", l.max_request_pixels, "T*H*W of a request's input frames (413 above)");
+                sub.add_option("--max-frame-tokens", l.max_frame_tokens,
+                               "visual tokens per frame; larger frames are resized down to it");
+                sub.add_option("--max-request-tokens", l.max_request_tokens, "visual tokens of a request's queries (413 above)");
+                sub.add_option("--max-batch-tokens", l.max_batch_tokens, "visual tokens of one model step");
+                sub.add_option("--max-task-chars", l.max_task_chars, "task length in characters (413 above)");
+                sub.add_option("--max-task-tokens", l.max_task_tokens, "task length in tokens (413 above)");
+                sub.add_option("--max-json-values", l.max_json_values, "values in one JSON body (413 above)");
+                auto& c = a.connections;
+                sub.add_option("--max-connections", c.max_connections, "open connections, all clients (503 above)");
+                sub.add_option("--max-connections-per-client", c.max_connections_per_client,
+                               "open connections of one client IP (429 above)");
+                sub.add_option("--read-timeout-s", c.read_timeout_s, "longest wait for one read");
+                sub.add_option("--request-timeout-s", c.request_timeout_s,
+                               "a whole request (headers + body) must arrive within this");
                 sub.add_option("--mode", a.mode, "default scoring mode: linspace | dense | all");
                 sub.add_option("--frames", a.frames, "K frames per query");
                 sub.add_option("--batch-size", a.batch_size, "queries per forward pass");
