@@ -49,11 +49,11 @@ int64_t peak_host_memory() {
 // ------------------------------------------------------------------------------ helpers
 
 std::shared_ptr<const data::TrajectoryIndex> load_index(
-    const std::vector<config::DatasetEntry>& datasets, const std::string& what) {
+    const std::vector<config::DatasetEntry>& datasets, const std::string& what, data::IndexPolicy policy) {
   if (datasets.empty()) throw ConfigError("data." + what + ": no dataset listed");
-  std::vector<data::WeightedManifest> manifests;
-  for (const auto& d : datasets) manifests.push_back({data::read_manifest(d.path), d.weight});
-  return std::make_shared<data::TrajectoryIndex>(manifests);
+  std::vector<data::DatasetRef> refs;
+  for (const auto& d : datasets) refs.push_back({d.path, d.weight});
+  return data::open_trajectory_index(refs, policy);
 }
 
 data::LoaderOptions loader_options(const config::RunConfig& cfg, bool is_eval, int rank,
@@ -180,10 +180,10 @@ struct Trainer::Impl {
     obj.progress_scale = parse_progress_loss_scale(cfg.train.progress_loss_scale);
     objective = Objective(obj);
 
-    train_index = load_index(cfg.data.train, "train");
+    train_index = load_index(cfg.data.train, "train", data::parse_index_policy(cfg.data.index));
     loader = std::make_unique<data::Loader>(train_index,
                                             loader_options(cfg, false, world.rank(), world.size()));
-    if (!cfg.data.eval.empty()) eval_index = load_index(cfg.data.eval, "eval");
+    if (!cfg.data.eval.empty()) eval_index = load_index(cfg.data.eval, "eval", data::parse_index_policy(cfg.data.index));
 
     const int64_t total = bundle.model->num_parameters(false);
     const int64_t train_n = bundle.model->num_parameters(true);

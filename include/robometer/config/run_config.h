@@ -58,6 +58,7 @@ struct DataConfig {
   std::vector<std::string> preference_only_sources;
   double max_bad_fraction = 0.05;
   int samples_per_epoch = 0;  // 0: number of trajectories
+  std::string index = "auto";  // trajectories.rbmidx: auto (build/rebuild) | require | off (JSONL)
   template <class V>
   void visit(V& v) {
     v("train", train, doc("training datasets"));
@@ -75,6 +76,8 @@ struct DataConfig {
     v("preference_only_sources", preference_only_sources, doc("no progress supervision"));
     v("max_bad_fraction", max_bad_fraction, doc("abort above this share of bad videos").range(0, 1));
     v("samples_per_epoch", samples_per_epoch, doc("0 = number of trajectories").non_negative());
+    v("index", index, doc("binary trajectory index: auto (build or rebuild when stale), require, off (parse JSONL)")
+                          .choices({"auto", "require", "off"}));
   }
 };
 

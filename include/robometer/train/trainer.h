@@ -79,6 +79,7 @@ data::LoaderOptions loader_options(const config::RunConfig& cfg, bool is_eval, i
 
 // Builds a trajectory index from config dataset entries (manifest dirs + weights).
 std::shared_ptr<const data::TrajectoryIndex> load_index(
-    const std::vector<config::DatasetEntry>& datasets, const std::string& what);
+    const std::vector<config::DatasetEntry>& datasets, const std::string& what,
+    data::IndexPolicy policy = data::IndexPolicy::Auto);
 
 }  // namespace robometer::train
