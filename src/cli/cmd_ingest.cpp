@@ -5,12 +5,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include "robometer/cli/command.h"
 #include "robometer/core/error.h"
 #include "robometer/core/utf8.h"
+#include "robometer/data/binary_index.h"
 #include "robometer/data/dataset_readers.h"
 #include "robometer/data/manifest.h"
+#include "robometer/train/progress_bar.h"
 
 namespace robometer::cli {
 namespace {
@@ -49,11 +52,18 @@ int run_ingest(const IngestArgs& a) {
   if (!a.no_probe) {
     data::ProbeOptions po;
     po.threads = a.threads;
-    po.progress = [](size_t done, size_t total) {
-      std::fprintf(stderr, "\rprobing videos: %zu/%zu", done, total);
-      if (done == total) std::fprintf(stderr, "\n");
+    // A bar with rate and ETA on a terminal; a line every 30 s in logs.
+    std::unique_ptr<train::ProgressBar> bar;
+    train::ProgressBarOptions bo;
+    bo.unit = "video";
+    bo.every_steps = 0;
+    po.progress = [&bar, &bo](size_t done, size_t total) {
+      if (!bar) bar = std::make_unique<train::ProgressBar>(static_cast<int64_t>(total), 0, bo);
+      if (done == total) bar->finish("probed");
+      else bar->update(static_cast<int64_t>(done));
     };
     probe = data::probe_trajectories(scan, po);
+    bar.reset();
   }
   const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -75,6 +85,7 @@ int run_ingest(const IngestArgs& a) {
                         {"notes", printable_utf8_all(scan.notes)}};
   const std::string name = printable_utf8(a.name.empty() ? fs::path(scan.root).filename().string() : a.name);
   data::write_manifest(a.out, name, scan.trajectories, source);
+  data::build_index(a.out);  // trajectories.rbmidx: what the trainer maps
 
   int64_t frames = 0;
   for (const auto& t : scan.trajectories) frames += t.num_frames;

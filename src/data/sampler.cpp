@@ -170,12 +170,12 @@ std::optional<int64_t> PairSampler::same_task_unsuccessful(int64_t ref, Rng& rng
 }
 
 std::optional<int64_t> PairSampler::different_partial_success(int64_t ref, Rng& rng) const {
-  const Trajectory& t = index_->at(ref);
+  const auto ps = index_->partial_success(ref);
   std::vector<int64_t> cands;
-  for (int64_t i : index_->by_task(t.task)) {
-    const Trajectory& o = index_->at(i);
-    if (i == ref || !o.partial_success) continue;
-    if (std::abs(static_cast<double>(*t.partial_success) - static_cast<double>(*o.partial_success)) >=
+  for (int64_t i : index_->by_task(index_->task_id(ref))) {
+    const auto other = index_->partial_success(i);
+    if (i == ref || !other) continue;
+    if (std::abs(static_cast<double>(*ps) - static_cast<double>(*other)) >=
         opts_.partial_success_threshold)
       cands.push_back(i);
   }
@@ -184,17 +184,24 @@ std::optional<int64_t> PairSampler::different_partial_success(int64_t ref, Rng& 
 }
 
 std::optional<int64_t> PairSampler::different_task(int64_t ref, Rng& rng) const {
-  const Trajectory& t = index_->at(ref);
-  std::vector<std::string> other;
-  if (rng.bernoulli(opts_.different_task_same_source_prob))
-    for (const auto& task : index_->tasks_of_source(t.data_source))
-      if (task != t.task) other.push_back(task);
-  if (other.empty())
-    for (const auto& task : index_->tasks_with_successful())
-      if (task != t.task) other.push_back(task);
-  if (other.empty()) return std::nullopt;
+  // Task lists are sorted task ids; "all but the own task" is read in place, not copied.
+  const uint32_t own = index_->task_id(ref);
+  struct Others {
+    Span<uint32_t> tasks;
+    size_t skip;  // position of the own task, or tasks.size()
+    size_t size() const { return tasks.size() - (skip < tasks.size() ? 1 : 0); }
+    uint32_t operator[](size_t k) const { return tasks[k < skip ? k : k + 1]; }
+  };
+  auto others = [own](Span<uint32_t> tasks) {
+    const uint32_t* it = std::lower_bound(tasks.begin(), tasks.end(), own);
+    return Others{tasks, it != tasks.end() && *it == own ? static_cast<size_t>(it - tasks.begin()) : tasks.size()};
+  };
+  Others other{};
+  if (rng.bernoulli(opts_.different_task_same_source_prob)) other = others(index_->task_ids_of_source(index_->source_id(ref)));
+  if (other.size() == 0) other = others(index_->tasks_with_successful());
+  if (other.size() == 0) return std::nullopt;
   for (int attempt = 0; attempt < 2; ++attempt) {  // a source's task may lack successes
-    const auto& ids = index_->successful_by_task(rng.choice(other));
+    const auto ids = index_->successful_by_task(other[static_cast<size_t>(rng.below(static_cast<int64_t>(other.size())))]);
     if (!ids.empty()) return rng.choice(ids);
   }
   return std::nullopt;
@@ -205,7 +212,7 @@ std::optional<PairSampler::Rejected> PairSampler::execute(Strategy s, int64_t ch
   // compare partial_success. A failure drawn without a successful trajectory of its task must
   // not become a rewind/reverse "positive" or win against another failure.
   const bool successful = index_->is_successful(chosen);
-  const bool graded = index_->at(chosen).partial_success.has_value();
+  const bool graded = index_->partial_success(chosen).has_value();
   if (!successful && !(graded && (s == Strategy::Suboptimal || s == Strategy::DifferentTask)))
     return std::nullopt;
   switch (s) {
@@ -214,8 +221,8 @@ std::optional<PairSampler::Rejected> PairSampler::execute(Strategy s, int64_t ch
     case Strategy::Suboptimal:
       for (int i = 0; i < kMaxStrategyRetries; ++i) {
         if (auto r = same_task_unsuccessful(chosen, rng)) {
-          const auto& pc = index_->at(chosen).partial_success;
-          const auto& pr = index_->at(*r).partial_success;
+          const auto pc = index_->partial_success(chosen);
+          const auto pr = index_->partial_success(*r);
           if (pc && pr && *pr > *pc) return Rejected{chosen, *r, ClipOrder::Forward};  // swap
           return Rejected{*r, chosen, ClipOrder::Forward};
         }
@@ -309,23 +316,22 @@ std::string PairSampler::pick_source(Rng& rng, const std::vector<std::string>& s
   return sources[pick_weighted(rng, w)];
 }
 
-std::vector<int64_t> PairSampler::eligible(const std::string& source, std::optional<Strategy> s) const {
-  const auto& ids = index_->by_source(source);
+TrajectoryIndex::Ids PairSampler::eligible(const std::string& source, std::optional<Strategy> s) const {
+  // The filtered lists are precomputed tables of the index (same positions, same order).
+  const int64_t sid = index_->find_source(source);
+  if (sid < 0) return {};
+  const auto src = static_cast<uint32_t>(sid);
+  const auto ids = index_->by_source(src);
   if (!s) return ids;
-  std::vector<int64_t> out;
   switch (*s) {
     case Strategy::Rewind:
     case Strategy::Reverse:  // need a successful trajectory to rewind / reverse
-      for (int64_t i : ids)
-        if (index_->is_successful(i)) out.push_back(i);
-      return out;
+      return index_->successful_by_source(src);
     case Strategy::Suboptimal:
       // Graded sources pair by partial_success, so no task filter (the original's RoboArena /
       // RoboReward exception); others need tasks with both outcomes.
       if (index_->source_has_partial_success(source)) return ids;
-      for (int64_t i : ids)
-        if (index_->task_has_both(index_->at(i).task)) out.push_back(i);
-      return out;
+      return index_->both_outcomes_by_source(src);
     case Strategy::DifferentTask:
       return ids;
   }
@@ -337,7 +343,7 @@ std::optional<PairPlan> PairSampler::try_sources(Rng& rng, const std::vector<std
                                                  std::optional<Strategy> preferred) const {
   for (int attempt = 0; attempt < kMaxTrajectoryAttempts; ++attempt) {
     const std::string source = pick_source(rng, sources);
-    const auto cands = eligible(source, filter);
+    const auto cands = eligible(source, filter);  // a view: no copy per draw
     if (cands.empty()) continue;
     if (auto plan = sample_for(rng.choice(cands), preferred, rng)) {
       plan->attempts = attempt + 1;

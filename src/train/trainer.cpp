@@ -49,11 +49,11 @@ int64_t peak_host_memory() {
 // ------------------------------------------------------------------------------ helpers
 
 std::shared_ptr<const data::TrajectoryIndex> load_index(
-    const std::vector<config::DatasetEntry>& datasets, const std::string& what) {
+    const std::vector<config::DatasetEntry>& datasets, const std::string& what, data::IndexPolicy policy) {
   if (datasets.empty()) throw ConfigError("data." + what + ": no dataset listed");
-  std::vector<data::WeightedManifest> manifests;
-  for (const auto& d : datasets) manifests.push_back({data::read_manifest(d.path), d.weight});
-  return std::make_shared<data::TrajectoryIndex>(manifests);
+  std::vector<data::DatasetRef> refs;
+  for (const auto& d : datasets) refs.push_back({d.path, d.weight});
+  return data::open_trajectory_index(refs, policy);
 }
 
 model::ModelInputs pair_inputs(const model::Processor& processor, const data::Batch& batch,
@@ -124,10 +124,11 @@ struct Trainer::Impl {
     schedule = std::make_unique<LrSchedule>(lr_schedule_config_from_config(cfg));
     objective = Objective(objective_config_from_config(cfg));
 
-    train_index = load_index(cfg.data.train, "train");
+    train_index = load_index(cfg.data.train, "train", data::parse_index_policy(cfg.data.index));
     loader = std::make_unique<data::Loader>(train_index,
                                             data::loader_options_from_config(cfg, false, world.rank(), world.size()));
-    if (!cfg.data.eval.empty()) eval_index = load_index(cfg.data.eval, "eval");
+    if (!cfg.data.eval.empty())
+      eval_index = load_index(cfg.data.eval, "eval", data::parse_index_policy(cfg.data.index));
     checkpointer = std::make_unique<TrainCheckpointer>(
         CheckpointerOptions::from_config(cfg, bundle.config_json_text), world, *bundle.model,
         *optimizer, *schedule, *loader);

@@ -24,6 +24,7 @@ Benchmark checkpoint_hash_benchmark();
 Benchmark decode_benchmark();
 Benchmark loader_benchmark();
 Benchmark model_step_benchmark();
+Benchmark sampler_benchmark();
 Benchmark score_benchmark();
 Benchmark step_benchmark();
 Benchmark tokenizer_benchmark();

@@ -59,6 +59,7 @@ struct DataConfig {
   double max_bad_fraction = 0.05;
   int samples_per_epoch = 0;  // 0: number of trajectories
   bool autorotate = true;     // apply a video's display rotation, as the ffmpeg CLI does
+  std::string index = "auto";  // trajectories.rbmidx: auto (build/rebuild) | require | off (JSONL)
   template <class V>
   void visit(V& v) {
     v("train", train, doc("training datasets"));
@@ -77,6 +78,8 @@ struct DataConfig {
     v("max_bad_fraction", max_bad_fraction, doc("abort above this share of bad videos").range(0, 1));
     v("samples_per_epoch", samples_per_epoch, doc("0 = number of trajectories").non_negative());
     v("autorotate", autorotate, doc("apply the display rotation stored with a video"));
+    v("index", index, doc("binary trajectory index: auto (build or rebuild when stale), require, off (parse JSONL)")
+                          .choices({"auto", "require", "off"}));
   }
 };
 

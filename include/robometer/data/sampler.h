@@ -108,7 +108,7 @@ class PairSampler {
   std::optional<PairPlan> try_sources(Rng& rng, const std::vector<std::string>& sources,
                                       std::optional<Strategy> filter,
                                       std::optional<Strategy> preferred) const;
-  std::vector<int64_t> eligible(const std::string& source, std::optional<Strategy> s) const;
+  TrajectoryIndex::Ids eligible(const std::string& source, std::optional<Strategy> s) const;
   std::optional<PairPlan> create_pair(int64_t chosen, std::optional<Strategy> preferred,
                                       Rng& rng) const;
   std::optional<Rejected> execute(Strategy s, int64_t chosen, Rng& rng) const;

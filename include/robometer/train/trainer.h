@@ -84,6 +84,7 @@ model::ModelInputs pair_inputs(const model::Processor& processor, const data::Ba
 
 // Builds a trajectory index from config dataset entries (manifest dirs + weights).
 std::shared_ptr<const data::TrajectoryIndex> load_index(
-    const std::vector<config::DatasetEntry>& datasets, const std::string& what);
+    const std::vector<config::DatasetEntry>& datasets, const std::string& what,
+    data::IndexPolicy policy = data::IndexPolicy::Auto);
 
 }  // namespace robometer::train
