@@ -323,6 +323,7 @@ int RewardServer::start() {
                           {"batches", m.batches.load()}});
   });
   m.http.Post("/score", [&m](const httplib::Request& req, httplib::Response& res) { m.handle_score(req, res); });
+  if (m.opts.extra_routes) m.opts.extra_routes(m.http);
   // httplib answers 413 itself for an oversized body; give it a JSON error like the others.
   const int64_t limit = m.opts.max_request_bytes;
   m.http.set_error_handler([limit](const httplib::Request& req, httplib::Response& res) {

@@ -13,11 +13,16 @@
 // {"error": "..."}.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "robometer/data/video_reader.h"
 #include "robometer/eval/scorer.h"
+
+namespace httplib {
+class Server;
+}
 
 namespace robometer::serve {
 
@@ -32,6 +37,7 @@ struct ServerOptions {
   int http_threads = 32;
   eval::ScoreMode mode = eval::ScoreMode::Linspace;
   data::ResizeSpec resize = data::ResizeSpec::none();  // for "video" requests
+  std::function<void(httplib::Server&)> extra_routes;   // more routes on the same port (the web UI)
 };
 
 class RewardServer {
