@@ -21,9 +21,24 @@ int run_bench(const std::string& tokenizer_path, int reps) {
   auto ms = [](clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
   std::filesystem::path path = tokenizer_path.empty() ? model::locate_tokenizer_json() : std::filesystem::path(tokenizer_path);
   if (path.empty()) throw ConfigError("bench tokenizer: no tokenizer.json found (--tokenizer PATH)");
+  // Where a load's time goes: parsing the JSON (no cache), then through the binary cache (the
+  // first such load writes it if it is missing or stale, the second reads it).
+  auto timed_load = [&](const char* what, model::TokenizerCache mode) {
+    const auto t = clock::now();
+    model::Tokenizer loaded = model::Tokenizer::robometer_from_file(path, mode);
+    const double total = ms(clock::now() - t);
+    const auto& s = loaded.load_stats();
+    std::printf("load %-26s %8.1f ms  (read+hash %.1f, %s %.1f, vocab maps %.1f, merges %.1f, regex %.1f%s)\n", what,
+                total, s.read_ms, s.from_cache ? "cache read" : "JSON parse", s.parse_ms, s.vocab_ms, s.merges_ms,
+                s.regex_ms, s.cache_write_ms > 0 ? (", cache write " + std::to_string(s.cache_write_ms)).c_str() : "");
+    return std::make_pair(total, std::move(loaded));
+  };
+  const double json_ms = timed_load("tokenizer.json, no cache", model::TokenizerCache::Off).first;
+  (void)timed_load("tokenizer.json, cache", model::TokenizerCache::Use);
+  auto [cached_ms, tok] = timed_load("from cache", model::TokenizerCache::Use);
+  std::printf("load: cached / JSON = %.2f (cache: %s)\n", cached_ms / json_ms,
+              tok.load_stats().from_cache ? tok.load_stats().cache_path.c_str() : "not usable here");
   auto t0 = clock::now();
-  const model::Tokenizer tok = model::Tokenizer::robometer_from_file(path);
-  std::printf("load tokenizer.json             %8.1f ms\n", ms(clock::now() - t0));
 
   // Fresh words each rep so the per-word cache does not hide the BPE cost.
   std::string text;

@@ -11,6 +11,7 @@
 #include "robometer/data/manifest.h"
 #include "robometer/eval/evaluator.h"
 #include "robometer/export/load.h"
+#include "robometer/eval/report.h"
 #include "robometer/io/atomic_file.h"
 
 namespace robometer::cli {
@@ -41,6 +42,7 @@ int run_eval(const EvalArgs& a) {
   if (a.voc_prefixes > 0) opts.voc_prefixes = a.voc_prefixes;
   if (a.success_threshold >= 0) opts.success_threshold = a.success_threshold;
   opts.batch_size = a.batch_size;
+  opts.keep_trajectories = !a.out.empty();  // the report's figures; not kept in metrics.json
 
   std::vector<data::WeightedManifest> manifests;
   for (const auto& d : a.data) manifests.push_back({data::read_manifest(d), 1.0});
@@ -59,9 +61,13 @@ int run_eval(const EvalArgs& a) {
   std::printf("%s", md.c_str());
   if (!a.out.empty()) {
     fs::create_directories(a.out);
+    const eval::ReportFiles report = eval::write_eval_report(result, md, a.out);
+    for (const auto& note : report.notes) spdlog::info("report: {}", note);
+    result.erase("trajectories");
     io::write_file_atomic((fs::path(a.out) / "metrics.json").string(), result.dump(2) + "\n");
     io::write_file_atomic((fs::path(a.out) / "metrics.md").string(), md);
-    std::printf("wrote %s/metrics.json and metrics.md\n", a.out.c_str());
+    std::printf("wrote %s/metrics.json, metrics.md, report.html and %zu figure(s)\n", a.out.c_str(),
+                report.figures.size());
   }
   return 0;
 }
@@ -79,7 +85,7 @@ Registrar reg("eval", "Evaluate a reward model: VOC, Kendall tau, preference/suc
                 sub.add_option("--success-threshold", a.success_threshold, "P(success) threshold");
                 sub.add_option("--batch-size", a.batch_size, "queries per forward pass");
                 sub.add_option("--device", a.device, "auto | cpu | cuda");
-                sub.add_option("--out", a.out, "directory for metrics.json / metrics.md");
+                sub.add_option("--out", a.out, "directory for metrics.json, metrics.md, report.html and figures");
                 sub.add_option("--set", a.overrides, "config override key=value (repeatable)");
                 sub.callback([&exit_code] { exit_code = run_eval(a); });
               });

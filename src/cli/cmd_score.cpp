@@ -15,7 +15,7 @@
 #include "robometer/export/load.h"
 #include "robometer/eval/scorer.h"
 #include "robometer/io/atomic_file.h"
-#include "robometer/serve/plot.h"
+#include "robometer/plot/reward_plot.h"
 
 namespace robometer::cli {
 namespace {
@@ -72,14 +72,14 @@ int run_score(const ScoreArgs& a) {
     for (size_t i = 0; i < r.progress.size(); ++i)
       csv << '"' << video << "\"," << r.frame_indices[i] << ',' << r.progress[i] << ',' << r.success[i] << '\n';
     if (!a.plot.empty()) {
-      serve::RewardPlot p;
+      plot::RewardPlot p;
       p.title = a.task + "  (" + fs::path(video).filename().string() + ", " + eval::score_mode_name(mode) + ")";
       p.frame_indices = r.frame_indices;
       p.progress = r.progress;
       p.success = r.success;
       p.frames = frames;
       const std::string path = plot_path(a.plot, video, a.videos.size());
-      serve::write_reward_plot(p, path);
+      plot::write_reward_plot(p, path);
       spdlog::info("plot: {}", path);
     }
   }

@@ -20,12 +20,13 @@
 #include "robometer/data/options_from_config.h"
 #include "robometer/export/load.h"
 #include "robometer/serve/server.h"
+#include "robometer/serve/web_ui.h"
 
 namespace robometer::cli {
 namespace {
 
 struct ServeArgs {
-  std::string checkpoint, host = "127.0.0.1", mode = "linspace", device = "auto";
+  std::string checkpoint, host = "127.0.0.1", mode = "linspace", device = "auto", data;
   int port = 8000, max_batch = 16, max_wait_ms = 5, queue = 256, frames = 8, batch_size = 8;
   double max_request_mb = 64;
   serve::RequestLimits limits;
@@ -81,6 +82,7 @@ int run_serve(const ServeArgs& a) {
   o.experiment_config_json = yaml_to_json(YAML::Load(config::to_yaml(m.config))).dump();
   o.mode = eval::parse_score_mode(a.mode);
   o.resize = data::resize_spec_from_config(m.config);
+  o.extra_routes = serve::web_ui_routes(a.checkpoint, m.config, a.data, o.resize, o.limits.max_frames);
   serve::RewardServer server(scorer, o);
   const int port = server.start();
   std::printf("serving %s on http://%s:%d (POST /score, GET /health; original API: POST /evaluate_batch, "
@@ -127,6 +129,7 @@ Registrar reg("serve", "HTTP reward server with request batching (POST /score)",
                 sub.add_option("--frames", a.frames, "K frames per query");
                 sub.add_option("--batch-size", a.batch_size, "queries per forward pass");
                 sub.add_option("--device", a.device, "auto | cpu | cuda");
+                sub.add_option("--data", a.data, "manifest directory whose trajectories the web UI (GET /) offers");
                 sub.callback([&exit_code] { exit_code = run_serve(a); });
               });
 

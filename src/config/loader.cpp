@@ -216,6 +216,7 @@ struct Applier {
 struct Validator {
   std::string prefix;
   const std::map<std::string, std::string>* where_set;
+  std::vector<std::string>* missing_paths = nullptr;  // collect instead of throwing when set
 
   std::string where(const std::string& key) const {
     auto it = where_set->find(key);
@@ -226,7 +227,7 @@ struct Validator {
   void operator()(const char* name, T& value, const FieldSpec& spec = {}) {
     const std::string key = prefix + name;
     if constexpr (is_config_struct<T>::value) {
-      Validator sub{key + ".", where_set};
+      Validator sub{key + ".", where_set, missing_paths};
       value.visit(sub);
     } else if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
       const double v = static_cast<double>(value);
@@ -245,12 +246,15 @@ struct Validator {
         for (const auto& o : spec.one_of) opts += (opts.empty() ? "" : ", ") + o;
         throw ConfigError(where(key) + ": " + key + " = '" + value + "' is not one of: " + opts);
       }
-      if (spec.must_exist && !value.empty() && !fs::exists(value))
-        throw ConfigError(where(key) + ": " + key + ": path '" + value + "' does not exist" +
-                          " (relative paths are resolved against " + fs::current_path().string() + ")");
+      if (spec.must_exist && !value.empty() && !fs::exists(value)) {
+        const std::string msg = where(key) + ": " + key + ": path '" + value + "' does not exist" +
+                                " (relative paths are resolved against " + fs::current_path().string() + ")";
+        if (!missing_paths) throw ConfigError(msg);
+        missing_paths->push_back(msg);
+      }
     } else if constexpr (Applier::is_vector_of_structs<T>::value) {
       for (size_t i = 0; i < value.size(); ++i) {
-        Validator sub{key + "[" + std::to_string(i) + "].", where_set};
+        Validator sub{key + "[" + std::to_string(i) + "].", where_set, missing_paths};
         value[i].visit(sub);
       }
     } else if constexpr (std::is_same_v<T, std::map<std::string, double>>) {
@@ -404,13 +408,14 @@ std::string suggest_key(const std::string& key) {
   return "";
 }
 
-LoadResult load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
+LoadResult load_run_config(const std::string& path, const std::vector<std::string>& overrides,
+                           MissingPaths missing) {
   LoadResult result;
   std::vector<std::string> stack;
   std::map<std::string, std::string> where_set;
   apply_file(result.config, path, stack, result.files, where_set, "");
   for (const auto& o : overrides) apply_override(result.config, o, where_set);
-  Validator v{"", &where_set};
+  Validator v{"", &where_set, missing == MissingPaths::Warn ? &result.missing_paths : nullptr};
   result.config.visit(v);
   return result;
 }

@@ -129,6 +129,7 @@ nlohmann::json evaluate(model::ModelBundle& bundle, const data::TrajectoryIndex&
         ts.gt_progress.push_back(gt.back());
         ts.pred_progress.push_back(outs[k].progress.back());
         ts.pred_success.push_back(outs[k].success.back());
+        ts.prefix_ends.push_back(ends[k]);
       }
       ts.final_progress = outs.back().progress.back();
       ts.final_success = outs.back().success.back();
@@ -190,6 +191,7 @@ nlohmann::json evaluate(model::ModelBundle& bundle, const data::TrajectoryIndex&
       arr.push_back({{"id", t.id}, {"task", t.task}, {"data_source", t.data_source},
                      {"quality", data::quality_name(t.quality)}, {"gt_progress", t.gt_progress},
                      {"pred_progress", t.pred_progress}, {"pred_success", t.pred_success},
+                     {"prefix_ends", t.prefix_ends}, {"stored_frames", t.prefix_ends.empty() ? 0 : t.prefix_ends.back() + 1},
                      {"final_progress", *t.final_progress}, {"final_success", *t.final_success}});
     out["trajectories"] = arr;
   }

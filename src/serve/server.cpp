@@ -264,6 +264,7 @@ int RewardServer::start() {
   Impl& m = *impl_;
   m.http.set_payload_max_length(static_cast<size_t>(m.opts.limits.max_request_bytes));
   m.register_route_groups();
+  if (m.opts.extra_routes) m.opts.extra_routes(m.http);
   // httplib answers 413 itself for an oversized body; give it a JSON error like the others.
   const int64_t limit = m.opts.limits.max_request_bytes;
   m.http.set_error_handler([limit](const httplib::Request& req, httplib::Response& res) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -58,6 +59,39 @@ TEST_F(CliEval, EvalWritesJsonAndMarkdownForTrainedAndUntrained) {
   EXPECT_EQ(u.code, 0) << u.out;
   auto bad = run_cli("eval --data " + d + "/synth/eval");
   EXPECT_EQ(bad.code, 2) << bad.out;
+}
+
+// Next to metrics.json: the VOC scatter per source, best/median/worst reward curves, the
+// confusion heatmap (2 tasks), the policy-ranking plot, and report.html showing them.
+TEST_F(CliEval, EvalWritesFiguresAndReportHtml) {
+  const std::string d = tmp_->path().string();
+  auto r = run_cli("eval --checkpoint " + checkpoint_ + " --data " + d + "/synth/eval --pairs 4 --out " + d + "/ev_report");
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::ifstream hf(d + "/ev_report/report.html");
+  const std::string html((std::istreambuf_iterator<char>(hf)), std::istreambuf_iterator<char>());
+  std::vector<std::string> pngs;
+  for (const auto& e : fs::directory_iterator(d + "/ev_report"))
+    if (e.path().extension() == ".png") pngs.push_back(e.path().filename().string());
+  for (const std::string want : {"reward_best.png", "reward_median.png", "reward_worst.png", "confusion.png",
+                                 "policy_ranking.png"})
+    EXPECT_NE(std::find(pngs.begin(), pngs.end(), want), pngs.end()) << want;
+  size_t voc = 0;
+  for (const auto& p : pngs) {
+    voc += p.rfind("voc_", 0) == 0;
+    std::ifstream in(d + "/ev_report/" + p, std::ios::binary);
+    unsigned char h[24] = {};
+    in.read(reinterpret_cast<char*>(h), 24);
+    EXPECT_EQ(std::string(reinterpret_cast<char*>(h + 1), 3), "PNG") << p;
+    const uint32_t w = (uint32_t{h[16]} << 24) | (uint32_t{h[17]} << 16) | (uint32_t{h[18]} << 8) | h[19];
+    const uint32_t ht = (uint32_t{h[20]} << 24) | (uint32_t{h[21]} << 16) | (uint32_t{h[22]} << 8) | h[23];
+    EXPECT_EQ(w, 800u) << p;
+    EXPECT_EQ(ht, p == "confusion.png" ? 700u : 500u) << p;
+    EXPECT_NE(html.find("<img src=\"" + p + "\""), std::string::npos) << p;
+  }
+  EXPECT_EQ(voc, 1u);  // synth has one data source
+  EXPECT_NE(html.find("<table>"), std::string::npos);
+  std::ifstream mf(d + "/ev_report/metrics.json");
+  EXPECT_FALSE(json::parse(mf).contains("trajectories"));  // per-trajectory scores only feed the figures
 }
 
 // scripts/demo passes <run>/checkpoints/latest (a pointer file); the run directory works too,

@@ -139,6 +139,64 @@ TEST(Tokenizer, BadFilesAreFormatErrors) {
   EXPECT_THROW(Tokenizer::from_file(tmp / "wp.json"), FormatError);
 }
 
+// The binary cache next to tokenizer.json gives the same tokenizer as parsing the JSON, and is
+// used only while it matches the file (size, mtime and content hash).
+TEST(Tokenizer, BinaryCacheMatchesTheJsonAndFollowsTheSource) {
+  const fs::path src = locate_tokenizer_json(test::source_dir());
+  if (src.empty() || !fs::exists(src)) GTEST_SKIP() << "Qwen3 tokenizer.json not found";
+  test::TempDir tmp;
+  const fs::path p = tmp / "tokenizer.json";
+  fs::copy_file(src, p);
+  const fs::path cache = p.string() + ".robometer-cache";
+
+  const Tokenizer ref = Tokenizer::robometer_from_file(p, TokenizerCache::Off);
+  EXPECT_FALSE(ref.load_stats().from_cache);
+  EXPECT_FALSE(fs::exists(cache)) << "TokenizerCache::Off must not write a cache";
+  const Tokenizer first = Tokenizer::robometer_from_file(p);
+  EXPECT_FALSE(first.load_stats().from_cache);
+  ASSERT_TRUE(fs::exists(cache));
+  const Tokenizer cached = Tokenizer::robometer_from_file(p);
+  EXPECT_TRUE(cached.load_stats().from_cache);
+  EXPECT_EQ(cached.load_stats().cache_path, cache.string());
+
+  ASSERT_EQ(cached.vocab_size(), ref.vocab_size());
+  for (int64_t id = 0; id < ref.vocab_size(); ++id) {
+    ASSERT_EQ(cached.id_to_token(id), ref.id_to_token(id)) << id;
+    ASSERT_EQ(cached.is_added_token(id), ref.is_added_token(id)) << id;
+  }
+  size_t differ = 0;
+  for (const auto& s : test::synthetic_strings(7, 400)) differ += cached.encode(s) != ref.encode(s);
+  EXPECT_EQ(differ, 0u);
+
+  // Same size, same mtime, different content: the hash notices; the renamed token is there.
+  const auto mtime = fs::last_write_time(p);
+  std::string text;
+  {
+    std::ifstream in(p, std::ios::binary);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const size_t at = text.find("\"<|im_start|>\"");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 14, "\"<|im_stbrt|>\"");
+  {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out << text;
+  }
+  fs::last_write_time(p, mtime);
+  const Tokenizer edited = Tokenizer::from_file(p);
+  EXPECT_FALSE(edited.load_stats().from_cache);
+  EXPECT_EQ(edited.token_to_id("<|im_stbrt|>"), 151644);
+  EXPECT_FALSE(edited.token_to_id("<|im_start|>").has_value());
+  EXPECT_TRUE(Tokenizer::from_file(p).load_stats().from_cache);  // rewritten for the new content
+
+  // A damaged cache is ignored (and replaced), never half-used.
+  fs::resize_file(cache, fs::file_size(cache) / 2);
+  const Tokenizer after_damage = Tokenizer::from_file(p);
+  EXPECT_FALSE(after_damage.load_stats().from_cache);
+  EXPECT_EQ(after_damage.token_to_id("<|im_stbrt|>"), 151644);
+  EXPECT_TRUE(Tokenizer::from_file(p).load_stats().from_cache);
+}
+
 // Id-for-id comparison with the JS port over the fixture task strings and a seeded corpus.
 TEST(Tokenizer, MatchesNpmOracle) {
   REQUIRE_TOKENIZER();

@@ -74,6 +74,7 @@ struct TrajectoryScores {
   std::vector<double> gt_progress;
   std::vector<double> pred_progress;
   std::vector<double> pred_success;  // P(success) per prefix; may be empty (no success head)
+  std::vector<int64_t> prefix_ends;  // stored-frame index each prefix ends at (plots); may be empty
   // Last-frame progress of the whole trajectory (policy ranking, confusion matrix). When
   // absent, pred_progress.back() is used.
   std::optional<double> final_progress;

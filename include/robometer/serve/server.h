@@ -14,6 +14,7 @@
 // 413 over a limit (naming it and its flag), 429/503 over a connection cap or a full queue.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -21,6 +22,10 @@
 #include "robometer/eval/scorer.h"
 #include "robometer/serve/guarded_http.h"
 #include "robometer/serve/request_limits.h"
+
+namespace httplib {
+class Server;
+}
 
 namespace robometer::serve {
 
@@ -37,6 +42,7 @@ struct ServerOptions {
   // What GET /model_info reports (the original API).
   std::string model_path;
   std::string experiment_config_json = "{}";  // the run config the model was trained with, as JSON
+  std::function<void(httplib::Server&)> extra_routes;   // more routes on the same port (the web UI)
 };
 
 class RewardServer {

@@ -1,50 +1,16 @@
-#include "robometer/serve/plot.h"
+#include "robometer/plot/reward_plot.h"
 
-#include <cairo.h>
+#include "cairo_draw.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 
-#include "robometer/core/error.h"
 #include "robometer/data/labels.h"
 
-namespace robometer::serve {
-namespace {
-
-// A Cairo RGB24 image surface holding one uint8 [H, W, 3] frame.
-cairo_surface_t* frame_surface(const at::Tensor& frame) {
-  const int h = static_cast<int>(frame.size(0)), w = static_cast<int>(frame.size(1));
-  cairo_surface_t* s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
-  cairo_surface_flush(s);
-  unsigned char* dst = cairo_image_surface_get_data(s);
-  const int stride = cairo_image_surface_get_stride(s);
-  const at::Tensor f = frame.contiguous();
-  const uint8_t* src = f.data_ptr<uint8_t>();
-  for (int y = 0; y < h; ++y) {
-    auto* row = reinterpret_cast<uint32_t*>(dst + y * stride);
-    for (int x = 0; x < w; ++x) {
-      const uint8_t* p = src + (static_cast<int64_t>(y) * w + x) * 3;
-      row[x] = (0xFFu << 24) | (uint32_t{p[0]} << 16) | (uint32_t{p[1]} << 8) | uint32_t{p[2]};
-    }
-  }
-  cairo_surface_mark_dirty(s);
-  return s;
-}
-
-void polyline(cairo_t* cr, const std::vector<double>& xs, const std::vector<double>& ys) {
-  for (size_t i = 0; i < xs.size(); ++i) {
-    if (i == 0) cairo_move_to(cr, xs[i], ys[i]);
-    else cairo_line_to(cr, xs[i], ys[i]);
-  }
-  cairo_stroke(cr);
-  for (size_t i = 0; i < xs.size(); ++i) {
-    cairo_arc(cr, xs[i], ys[i], 3.0, 0, 6.2832);
-    cairo_fill(cr);
-  }
-}
-
-}  // namespace
+namespace robometer::plot {
+using detail::frame_surface;
+using detail::polyline;
 
 void write_reward_plot(const RewardPlot& p, const std::string& png_path) {
   if (p.progress.empty() || p.frame_indices.size() != p.progress.size())
@@ -104,9 +70,19 @@ void write_reward_plot(const RewardPlot& p, const std::string& png_path) {
   cairo_show_text(cr, "frame");
 
   std::vector<double> xs, ys;
+  if (!p.ground_truth.empty() && p.ground_truth.size() != p.progress.size())
+    throw Error("plot: need one ground-truth value per progress value");
   for (size_t i = 0; i < p.progress.size(); ++i) {
     xs.push_back(X(static_cast<double>(p.frame_indices[i])));
     ys.push_back(Y(std::clamp(p.progress[i], 0.0, 1.0)));
+  }
+  const bool has_gt = !p.ground_truth.empty();
+  if (has_gt) {
+    std::vector<double> gy;
+    for (double g : p.ground_truth) gy.push_back(Y(std::clamp(g, 0.0, 1.0)));
+    cairo_set_line_width(cr, 2.0);
+    cairo_set_source_rgb(cr, 0.17, 0.63, 0.17);
+    polyline(cr, xs, gy, true, true, true);
   }
   cairo_set_line_width(cr, 2.5);
   cairo_set_source_rgb(cr, 0.12, 0.47, 0.71);
@@ -114,11 +90,8 @@ void write_reward_plot(const RewardPlot& p, const std::string& png_path) {
   if (p.success.size() == p.progress.size()) {
     ys.clear();
     for (double s : p.success) ys.push_back(Y(std::clamp(s, 0.0, 1.0)));
-    const double dash[] = {6.0, 4.0};
-    cairo_set_dash(cr, dash, 2, 0);
     cairo_set_source_rgb(cr, 0.84, 0.15, 0.16);
-    polyline(cr, xs, ys);
-    cairo_set_dash(cr, nullptr, 0, 0);
+    polyline(cr, xs, ys, true, true, true);
   }
   // Legend.
   cairo_set_font_size(cr, 12);
@@ -133,6 +106,13 @@ void write_reward_plot(const RewardPlot& p, const std::string& png_path) {
     cairo_fill(cr);
     cairo_move_to(cr, x1 - 90, y1 + 16);
     cairo_show_text(cr, "P(success)");
+  }
+  if (has_gt) {
+    cairo_set_source_rgb(cr, 0.17, 0.63, 0.17);
+    cairo_rectangle(cr, x1 - 310, y1 + 10, 14, 4);
+    cairo_fill(cr);
+    cairo_move_to(cr, x1 - 290, y1 + 16);
+    cairo_show_text(cr, "ground truth");
   }
 
   // Frame strip with frame numbers.
@@ -158,11 +138,7 @@ void write_reward_plot(const RewardPlot& p, const std::string& png_path) {
     }
   }
 
-  cairo_destroy(cr);
-  const cairo_status_t st = cairo_surface_write_to_png(surf, png_path.c_str());
-  cairo_surface_destroy(surf);
-  if (st != CAIRO_STATUS_SUCCESS)
-    throw Error("plot: cannot write '" + png_path + "': " + cairo_status_to_string(st));
+  detail::finish_png(cr, surf, png_path);
 }
 
-}  // namespace robometer::serve
+}  // namespace robometer::plot
