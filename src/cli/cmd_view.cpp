@@ -15,7 +15,7 @@
 #include "robometer/config/loader.h"
 #include "robometer/core/error.h"
 #include "robometer/eval/evaluator.h"
-#include "robometer/eval/load.h"
+#include "robometer/export/load.h"
 #include "robometer/serve/dataset_view.h"
 #include "robometer/serve/web_ui.h"
 
