@@ -38,7 +38,7 @@ int run_view(const ViewArgs& a) {
   else if (!a.overrides.empty())
     config::apply_overrides(cfg, a.overrides);
   serve::DatasetViewOptions dv;
-  dv.resize = eval::resize_spec(cfg);
+  dv.resize = data::resize_spec_from_config(cfg);
   dv.sampling = eval::eval_options(cfg).sampling;
   dv.sampling.is_eval = false;
   serve::WebUiOptions ui;

@@ -46,7 +46,8 @@ Clip make_clip(const TrajectoryIndex& index, const ClipPlan& plan, const at::Ten
 
 }  // namespace
 
-PairSample assemble_pair(const TrajectoryIndex& index, const PairPlan& plan, const ResizeSpec& resize) {
+PairSample assemble_pair(const TrajectoryIndex& index, const PairPlan& plan, const ResizeSpec& resize,
+                         bool autorotate) {
   // Decode each trajectory once, for the sorted union of the frames its clips need.
   std::map<int64_t, std::vector<int64_t>> wanted;
   for (const ClipPlan* c : {&plan.chosen, &plan.rejected}) {
@@ -60,6 +61,7 @@ PairSample assemble_pair(const TrajectoryIndex& index, const PairPlan& plan, con
     const Trajectory& t = index.at(traj);
     VideoReaderOptions vo;
     vo.resize = resize;
+    vo.autorotate = autorotate;
     vo.threads = 1;
     vo.window_from_s = t.video.from_s;
     vo.window_to_s = t.video.to_s;
@@ -216,7 +218,7 @@ Loader::Built Loader::build_sample(int64_t epoch, int64_t gi) const {
     // (resume and worker timing would change the data otherwise), and one bad episode of a
     // shared LeRobot v3.0 file must not disable the others.
     try {
-      return Built{assemble_pair(*impl_->index, plan, o.resize), attempt};
+      return Built{assemble_pair(*impl_->index, plan, o.resize, o.autorotate), attempt};
     } catch (const ConfigError&) {
       throw;
     } catch (const FormatError& e) {

@@ -42,6 +42,7 @@ LoaderOptions loader_options_from_config(const config::RunConfig& cfg, bool is_e
   o.batch_size = cfg.train.batch_size;
   o.drop_last = !is_eval;
   o.resize = resize_spec_from_config(cfg);
+  o.autorotate = d.autorotate;
   o.seed = sampling_seed_from_config(cfg, is_eval);
   o.rank = rank;
   o.world_size = world_size;

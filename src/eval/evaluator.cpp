@@ -25,6 +25,7 @@ EvalOptions eval_options(const config::RunConfig& cfg) {
   o.success_threshold = cfg.eval.success_threshold;
   o.seed = data::sampling_seed_from_config(cfg, /*is_eval=*/true);
   o.resize = data::resize_spec_from_config(cfg);
+  o.autorotate = cfg.data.autorotate;
   o.sampling = data::sampler_options_from_config(cfg);
   o.metrics.success_threshold = cfg.eval.success_threshold;
   return o;
@@ -40,6 +41,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 at::Tensor stored_frames(const data::Trajectory& t, const EvalOptions& o) {
   data::VideoReaderOptions ro;
   ro.resize = o.resize;
+  ro.autorotate = o.autorotate;
   ro.window_from_s = t.video.from_s;
   ro.window_to_s = t.video.to_s;
   data::VideoReader reader(t.video.path, ro);
@@ -158,7 +160,7 @@ nlohmann::json evaluate(model::ModelBundle& bundle, const data::TrajectoryIndex&
     for (int n = 0; n < opts.preference_pairs; ++n) {
       data::Rng rng(data::hash_seed({opts.seed, static_cast<uint64_t>(n)}));
       data::PairPlan plan = sampler.sample(rng);
-      data::PairSample s = data::assemble_pair(index, plan, opts.resize);
+      data::PairSample s = data::assemble_pair(index, plan, opts.resize, opts.autorotate);
       const bool a_is_chosen = s.preference > 0.5f;
       const bool swap = (n % 2) == 1;
       PreferenceOutcome po;

@@ -38,6 +38,7 @@ struct LoaderOptions {
   int batch_size = 8;
   bool drop_last = false;
   ResizeSpec resize = ResizeSpec::shortest_edge(240);
+  bool autorotate = true;  // data.autorotate: apply a video's display rotation
   uint64_t seed = 0;
   int rank = 0;
   int world_size = 1;
@@ -104,6 +105,7 @@ class Loader {
 
 // Decodes the frames of a planned pair into a PairSample (A/B placed by plan.chosen_first).
 // Throws FormatError from the video reader when a video is bad.
-PairSample assemble_pair(const TrajectoryIndex& index, const PairPlan& plan, const ResizeSpec& resize);
+PairSample assemble_pair(const TrajectoryIndex& index, const PairPlan& plan, const ResizeSpec& resize,
+                         bool autorotate = true);
 
 }  // namespace robometer::data

@@ -50,6 +50,7 @@ struct EvalOptions {
   int batch_size = 8;               // queries per forward
   uint64_t seed = 0;                // eval_options: train.seed's evaluation stream
   data::ResizeSpec resize = data::ResizeSpec::shortest_edge(240);
+  bool autorotate = true;  // data.autorotate
   data::SamplerOptions sampling;    // pair construction (is_eval forced on)
   MetricsOptions metrics;
   bool keep_trajectories = false;   // add "trajectories": per-trajectory gt/pred to the JSON
