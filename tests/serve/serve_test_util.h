@@ -18,7 +18,7 @@ inline nlohmann::json frames_request(const at::Tensor& f, const std::string& tas
 }
 
 class ServeSuite : public robometer::test::TinyModelSuite {
- protected:
+ public:
   // The tiny model (K = 4, 8 clips per forward pass) behind a started server on a free port.
   struct Running {
     eval::Scorer scorer;

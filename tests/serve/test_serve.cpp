@@ -162,7 +162,9 @@ TEST_F(Serve, FrameLimitFieldTypesAndStop) {
   auto late_res = c2.Post("/score", frames_request(robometer::test::test_frames(2), "wipe").dump(), "application/json");
   late.join();
   // Queued before stop: 500 "server stopping"; arriving after it: 503. Never a hang.
-  if (late_res) EXPECT_TRUE(late_res->status == 500 || late_res->status == 503) << late_res->status << " " << late_res->body;
+  if (late_res) {
+    EXPECT_TRUE(late_res->status == 500 || late_res->status == 503) << late_res->status << " " << late_res->body;
+  }
 }
 
 }  // namespace
