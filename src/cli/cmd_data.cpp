@@ -11,7 +11,9 @@
 #include "robometer/cli/command.h"
 #include "robometer/core/error.h"
 #include "robometer/data/dataset_readers.h"
+#include "robometer/config/loader.h"
 #include "robometer/data/manifest.h"
+#include "robometer/data/run_options.h"
 #include "robometer/data/video_reader.h"
 
 namespace robometer::cli {
@@ -31,7 +33,37 @@ void print_table(const char* title, const std::map<std::string, Count>& rows) {
                 static_cast<long long>(v.trajectories), static_cast<long long>(v.frames));
 }
 
-int run_stats(const std::string& dir) {
+// Per source: the success cutoff and category a training run with `config_path` applies, and
+// what the original's filters (data.min_frames, data.drop_tasks_without_success) drop.
+void print_source_rules(const data::Manifest& m, const std::string& config_path) {
+  namespace fs = std::filesystem;
+  config::RunConfig cfg;
+  if (fs::exists(config_path)) cfg = config::load_run_config(config_path).config;
+  else std::printf("\n(config %s not found: built-in defaults, no shipped per-source tables)\n", config_path.c_str());
+  std::vector<data::WeightedManifest> ms{{m, 1.0}};
+  const auto rep = data::filter_trajectories(ms, cfg.data.min_frames, cfg.data.drop_tasks_without_success);
+  std::map<std::string, int64_t> n;
+  for (const auto& t : m.trajectories) n[t.data_source]++;
+  size_t w = 11;
+  for (const auto& [k, v] : n) w = std::max(w, k.size());
+  w = std::min<size_t>(w, 70);
+  std::printf("\nper-source rules of %s (success cutoff, category; trajectories the filters drop)\n",
+              config_path.c_str());
+  std::printf("%-*s %8s %-32s %10s %12s\n", static_cast<int>(w), "data_source", "cutoff", "category",
+              "too_short", "task_no_succ");
+  for (const auto& [source, count] : n) {
+    const auto r = data::source_rules(cfg.data, source);
+    auto get = [&](const std::map<std::string, int64_t>& mm) {
+      auto it = mm.find(source);
+      return static_cast<long long>(it == mm.end() ? 0 : it->second);
+    };
+    std::printf("%-*.*s %8.4g %-32s %10lld %12lld\n", static_cast<int>(w), static_cast<int>(w), source.c_str(),
+                r.success_cutoff, r.category().c_str(), get(rep.too_short), get(rep.no_success));
+  }
+  std::printf("filters: %s\n", rep.summary().c_str());
+}
+
+int run_stats(const std::string& dir, const std::string& config_path) {
   data::Manifest m = data::read_manifest(dir);
   std::map<std::string, Count> by_source, by_task, by_quality;
   Count total;
@@ -49,6 +81,7 @@ int run_stats(const std::string& dir) {
   print_table("data_source", by_source);
   print_table("task", by_task);
   print_table("quality", by_quality);
+  print_source_rules(m, config_path);
   return 0;
 }
 
@@ -110,11 +143,13 @@ int run_validate(const std::string& dir) {
 
 Registrar reg("data", "Inspect a manifest: `data stats DIR`, `data validate DIR`",
               [](CLI::App& sub, int& exit_code) {
-                static std::string stats_dir, validate_dir;
+                static std::string stats_dir, validate_dir, stats_config = "configs/base.yaml";
                 sub.require_subcommand(1);
                 CLI::App* stats = sub.add_subcommand("stats", "Trajectories and frames per source, task and quality");
                 stats->add_option("dir", stats_dir, "Manifest directory")->required();
-                stats->callback([&exit_code] { exit_code = run_stats(stats_dir); });
+                stats->add_option("--config", stats_config,
+                                  "run config whose per-source rules are shown")->capture_default_str();
+                stats->callback([&exit_code] { exit_code = run_stats(stats_dir, stats_config); });
                 CLI::App* validate = sub.add_subcommand("validate", "Check every video exists, is unchanged and opens");
                 validate->add_option("dir", validate_dir, "Manifest directory")->required();
                 validate->callback([&exit_code] { exit_code = run_validate(validate_dir); });

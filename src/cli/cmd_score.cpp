@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 
 struct ScoreArgs {
   std::string checkpoint, task, mode = "linspace", format = "json", out, plot, device = "auto";
-  std::string resize;  // empty: the checkpoint's data.resize
+  std::string resize;  // empty: the checkpoint's eval.resize (native by default)
   std::vector<std::string> videos;
   int frames = 8, batch_size = 8;
   double fps = 0;
@@ -98,7 +98,7 @@ Registrar reg("score", "Per-frame progress and success probability of videos for
                 sub.add_option("--mode", a.mode, "linspace (K frames, one query), dense (one query per frame) or all (every frame in one query)");
                 sub.add_option("--frames", a.frames, "K frames per query");
                 sub.add_option("--fps", a.fps, "subsample the video to this frame rate first");
-                sub.add_option("--resize", a.resize, "none | WxH | short-edge px (default: as trained)");
+                sub.add_option("--resize", a.resize, "none | WxH | short-edge px (default: eval.resize, native)");
                 sub.add_option("--batch-size", a.batch_size, "queries per forward (dense)");
                 sub.add_option("--format", a.format, "json | csv");
                 sub.add_option("--out", a.out, "write here instead of stdout");

@@ -10,6 +10,7 @@
 #include "robometer/config/loader.h"
 #include "robometer/core/error.h"
 #include "robometer/data/labels.h"
+#include "robometer/data/run_options.h"
 #include "robometer/io/safetensors.h"
 #include "robometer/model/factory.h"
 #include "robometer/model/weights.h"
@@ -115,11 +116,6 @@ at::Tensor read_video(const std::string& path, const data::ResizeSpec& resize, d
   return reader.frames(idx);
 }
 
-data::ResizeSpec resize_spec(const config::RunConfig& cfg) {
-  const auto& r = cfg.data.resize;
-  if (r.mode == "none") return data::ResizeSpec::none();
-  if (r.mode == "exact") return data::ResizeSpec::exact(r.width, r.height);
-  return data::ResizeSpec::shortest_edge(r.short_edge);
-}
+data::ResizeSpec resize_spec(const config::RunConfig& cfg) { return data::resize_spec(cfg.eval.resize); }
 
 }  // namespace robometer::eval

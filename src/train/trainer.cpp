@@ -13,6 +13,7 @@
 #include "robometer/core/compat.h"
 #include "robometer/core/error.h"
 #include "robometer/data/manifest.h"
+#include "robometer/data/run_options.h"
 #include "robometer/eval/evaluator.h"
 #include "robometer/model/weights.h"
 #include "robometer/train/checkpoint.h"
@@ -49,10 +50,16 @@ int64_t peak_host_memory() {
 // ------------------------------------------------------------------------------ helpers
 
 std::shared_ptr<const data::TrajectoryIndex> load_index(
-    const std::vector<config::DatasetEntry>& datasets, const std::string& what) {
+    const std::vector<config::DatasetEntry>& datasets, const std::string& what,
+    const config::DataConfig* filters) {
   if (datasets.empty()) throw ConfigError("data." + what + ": no dataset listed");
   std::vector<data::WeightedManifest> manifests;
   for (const auto& d : datasets) manifests.push_back({data::read_manifest(d.path), d.weight});
+  if (filters) {  // the original BaseDataset filters: min frames for training, tasks without success
+    const auto rep = data::filter_trajectories(manifests, what == "train" ? filters->min_frames : 0,
+                                               filters->drop_tasks_without_success);
+    spdlog::info("data.{}: {}", what, rep.summary());
+  }
   return std::make_shared<data::TrajectoryIndex>(manifests);
 }
 
@@ -60,15 +67,7 @@ data::LoaderOptions loader_options(const config::RunConfig& cfg, bool is_eval, i
                                    int world_size) {
   const auto& d = cfg.data;
   data::LoaderOptions o;
-  o.sampling.frames_per_clip = d.frames_per_trajectory;
-  o.sampling.max_stored_frames = d.max_stored_frames;
-  o.sampling.strategy_ratios = {d.strategy_ratios.rewind, d.strategy_ratios.suboptimal,
-                                d.strategy_ratios.different_task, d.strategy_ratios.reverse};
-  o.sampling.success_cutoffs = d.success_cutoffs;
-  o.sampling.preference_only_sources = {d.preference_only_sources.begin(),
-                                        d.preference_only_sources.end()};
-  o.sampling.different_task_same_source_prob = d.different_task_same_source_prob;
-  o.sampling.last_frame_partial_progress = d.predict_last_frame_partial_progress;
+  o.sampling = data::sampler_options(d);
   // Held-out pairs keep the random A/B placement (from a fixed seed): with the chosen clip
   // always first, a model that always answers "A" would score 100% preference accuracy.
   o.sampling.is_eval = false;
@@ -76,9 +75,7 @@ data::LoaderOptions loader_options(const config::RunConfig& cfg, bool is_eval, i
   o.prefetch = d.prefetch;
   o.batch_size = cfg.train.batch_size;
   o.drop_last = !is_eval;
-  if (d.resize.mode == "none") o.resize = data::ResizeSpec::none();
-  else if (d.resize.mode == "exact") o.resize = data::ResizeSpec::exact(d.resize.width, d.resize.height);
-  else o.resize = data::ResizeSpec::shortest_edge(d.resize.short_edge);
+  o.resize = data::resize_spec(d.resize);
   // Evaluation draws from its own seed so that it sees the same pairs every time.
   o.seed = static_cast<uint64_t>(cfg.train.seed) + (is_eval ? 0x5eed0000ULL : 0);
   o.rank = rank;
@@ -104,7 +101,7 @@ model::ModelInputs pair_inputs(const model::Processor& processor, const data::Ba
 static data::Batch batch_to(data::Batch b, const at::Device& device) {
   if (device.is_cpu()) return b;
   for (at::Tensor* t : {&b.preference, &b.progress_a, &b.progress_target_a, &b.progress_mask_a,
-                        &b.success_a, &b.success_mask_a})
+                        &b.progress_frame_mask_a, &b.success_a, &b.success_mask_a})
     if (t->defined()) *t = t->to(device);
   return b;
 }
@@ -180,10 +177,10 @@ struct Trainer::Impl {
     obj.progress_scale = parse_progress_loss_scale(cfg.train.progress_loss_scale);
     objective = Objective(obj);
 
-    train_index = load_index(cfg.data.train, "train");
+    train_index = load_index(cfg.data.train, "train", &cfg.data);
     loader = std::make_unique<data::Loader>(train_index,
                                             loader_options(cfg, false, world.rank(), world.size()));
-    if (!cfg.data.eval.empty()) eval_index = load_index(cfg.data.eval, "eval");
+    if (!cfg.data.eval.empty()) eval_index = load_index(cfg.data.eval, "eval", &cfg.data);
 
     const int64_t total = bundle.model->num_parameters(false);
     const int64_t train_n = bundle.model->num_parameters(true);

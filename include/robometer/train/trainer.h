@@ -77,8 +77,11 @@ model::ModelInputs pair_inputs(const model::Processor& processor, const data::Ba
 data::LoaderOptions loader_options(const config::RunConfig& cfg, bool is_eval, int rank,
                                    int world_size);
 
-// Builds a trajectory index from config dataset entries (manifest dirs + weights).
+// Builds a trajectory index from config dataset entries (manifest dirs + weights). With
+// `filters`, the original's dataset filters (data.min_frames for "train", and
+// data.drop_tasks_without_success) are applied and their counts logged.
 std::shared_ptr<const data::TrajectoryIndex> load_index(
-    const std::vector<config::DatasetEntry>& datasets, const std::string& what);
+    const std::vector<config::DatasetEntry>& datasets, const std::string& what,
+    const config::DataConfig* filters = nullptr);
 
 }  // namespace robometer::train
