@@ -5,6 +5,7 @@
 #include <map>
 
 #include "common/test_util.h"
+#include "data/trajectory_fixture.h"
 #include "robometer/config/loader.h"
 #include "robometer/data/labels.h"
 #include "robometer/data/run_options.h"
@@ -15,18 +16,7 @@ namespace config = robometer::config;
 
 namespace {
 
-Trajectory traj(const std::string& id, const std::string& task, const std::string& source,
-                int64_t frames, Quality q = Quality::Successful) {
-  Trajectory t;
-  t.id = id;
-  t.task = task;
-  t.data_source = source;
-  t.video.path = "/nonexistent/" + id + ".mp4";
-  t.num_frames = frames;
-  t.fps = 10;
-  t.quality = q;
-  return t;
-}
+using robometer::test::traj;
 
 config::RunConfig base_config(const std::vector<std::string>& overrides = {}) {
   return config::load_run_config((robometer::test::source_dir() / "configs/base.yaml").string(), overrides)

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/test_util.h"
+#include "data/trajectory_fixture.h"
 #include "robometer/core/error.h"
 #include "robometer/data/labels.h"
 #include "robometer/data/sampler.h"
@@ -14,18 +15,7 @@ using namespace robometer::data;
 
 namespace {
 
-Trajectory traj(const std::string& id, const std::string& task, const std::string& source,
-                int64_t frames, Quality q = Quality::Successful) {
-  Trajectory t;
-  t.id = id;
-  t.task = task;
-  t.data_source = source;
-  t.video.path = "/nonexistent/" + id + ".mp4";
-  t.num_frames = frames;
-  t.fps = 10;
-  t.quality = q;
-  return t;
-}
+using robometer::test::traj;
 
 // Two sources: "lab" (tasks pick, place; place has a failure) and "sim" (task push).
 std::shared_ptr<TrajectoryIndex> demo_index() {
