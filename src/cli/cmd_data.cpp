@@ -21,9 +21,11 @@
 #include "robometer/core/error.h"
 #include "robometer/data/binary_index.h"
 #include "robometer/data/dataset_readers.h"
+#include "robometer/config/loader.h"
 #include "robometer/data/manifest.h"
 #include "robometer/data/rng.h"
 #include "robometer/data/trajectory_index.h"
+#include "robometer/data/run_options.h"
 #include "robometer/data/video_reader.h"
 
 namespace robometer::cli {
@@ -42,6 +44,38 @@ void print_table(const char* title, const std::map<std::string, Count>& rows) {
   for (const auto& [k, v] : rows)
     std::printf("%-*.*s %12lld %12lld\n", static_cast<int>(w), static_cast<int>(w), k.c_str(),
                 static_cast<long long>(v.trajectories), static_cast<long long>(v.frames));
+}
+
+// Per source: the success cutoff and category a training run with `config_path` applies, and
+// what the original's filters (data.min_frames, data.drop_tasks_without_success) drop.
+void print_source_rules(const std::string& dir, data::IndexPolicy policy, const std::string& config_path) {
+  namespace fs = std::filesystem;
+  config::RunConfig cfg;
+  if (fs::exists(config_path)) cfg = config::load_run_config(config_path).config;
+  else std::printf("\n(config %s not found: built-in defaults, no shipped per-source tables)\n", config_path.c_str());
+  const auto index = data::open_trajectory_index({{dir, 1.0}}, policy);
+  data::FilterReport rep;
+  data::filter_index(index, cfg.data.min_frames, cfg.data.drop_tasks_without_success, &rep);
+  std::map<std::string, int64_t> n;
+  for (uint32_t i = 0; i < index->sources().size(); ++i)
+    n[index->sources()[i]] = static_cast<int64_t>(index->by_source(i).size());
+  size_t w = 11;
+  for (const auto& [k, v] : n) w = std::max(w, k.size());
+  w = std::min<size_t>(w, 70);
+  std::printf("\nper-source rules of %s (success cutoff, category; trajectories the filters drop)\n",
+              config_path.c_str());
+  std::printf("%-*s %8s %-32s %10s %12s\n", static_cast<int>(w), "data_source", "cutoff", "category",
+              "too_short", "task_no_succ");
+  for (const auto& [source, count] : n) {
+    const auto r = data::source_rules(cfg.data, source);
+    auto get = [&](const std::map<std::string, int64_t>& mm) {
+      auto it = mm.find(source);
+      return static_cast<long long>(it == mm.end() ? 0 : it->second);
+    };
+    std::printf("%-*.*s %8.4g %-32s %10lld %12lld\n", static_cast<int>(w), static_cast<int>(w), source.c_str(),
+                r.success_cutoff, r.category().c_str(), get(rep.too_short), get(rep.no_success));
+  }
+  std::printf("filters: %s\n", rep.summary().c_str());
 }
 
 struct Stats {
@@ -84,7 +118,7 @@ Stats stats_from_index(const std::string& dir, data::IndexPolicy policy) {
   return s;
 }
 
-int run_stats(const std::string& dir, const std::string& policy) {
+int run_stats(const std::string& dir, const std::string& policy, const std::string& config_path) {
   const auto p = data::parse_index_policy(policy);
   const Stats s = p == data::IndexPolicy::Off ? stats_from_manifest(dir) : stats_from_index(dir, p);
   std::printf("manifest %s (%s): %lld trajectories, %lld frames\n", s.dir.c_str(), s.name.c_str(),
@@ -92,6 +126,7 @@ int run_stats(const std::string& dir, const std::string& policy) {
   print_table("data_source", s.by_source);
   print_table("task", s.by_task);
   print_table("quality", s.by_quality);
+  print_source_rules(dir, p, config_path);
   return 0;
 }
 
@@ -321,7 +356,8 @@ int run_generate(const GenerateArgs& a) {
 
 Registrar reg("data", "Inspect a manifest: `data stats DIR`, `data validate DIR`, `data index DIR`",
               [](CLI::App& sub, int& exit_code) {
-                static std::string stats_dir, stats_policy = "auto", validate_dir, index_dir;
+                static std::string stats_dir, stats_policy = "auto", stats_config = "configs/base.yaml", validate_dir,
+                    index_dir;
                 static bool no_videos = false;
                 static GenerateArgs gen;
                 sub.require_subcommand(1);
@@ -329,7 +365,9 @@ Registrar reg("data", "Inspect a manifest: `data stats DIR`, `data validate DIR`
                 stats->add_option("dir", stats_dir, "Manifest directory")->required();
                 stats->add_option("--index", stats_policy, "auto (build when missing/stale) | require | off (parse JSONL)")
                     ->check(CLI::IsMember({"auto", "require", "off"}));
-                stats->callback([&exit_code] { exit_code = run_stats(stats_dir, stats_policy); });
+                stats->add_option("--config", stats_config,
+                                  "run config whose per-source rules are shown")->capture_default_str();
+                stats->callback([&exit_code] { exit_code = run_stats(stats_dir, stats_policy, stats_config); });
                 CLI::App* validate = sub.add_subcommand(
                     "validate", "Check ids, paths and every video (exists, unchanged, opens, frame count)");
                 validate->add_option("dir", validate_dir, "Manifest directory")->required();

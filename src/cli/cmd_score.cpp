@@ -23,19 +23,14 @@ namespace fs = std::filesystem;
 
 struct ScoreArgs {
   std::string checkpoint, task, mode = "linspace", format = "json", out, plot, device = "auto";
-  std::string resize;  // empty: the checkpoint's data.resize
+  std::string resize;  // empty: the checkpoint's eval.resize (native by default)
   std::vector<std::string> videos;
   int frames = 8, batch_size = 8;
   double fps = 0;
 };
 
 data::ResizeSpec parse_resize(const std::string& s, const config::RunConfig& cfg) {
-  if (s.empty()) return data::resize_spec_from_config(cfg);
-  if (s == "none") return data::ResizeSpec::none();
-  int w = 0, h = 0;
-  if (std::sscanf(s.c_str(), "%dx%d", &w, &h) == 2 && w > 0 && h > 0) return data::ResizeSpec::exact(w, h);
-  if (std::sscanf(s.c_str(), "%d", &w) == 1 && w > 0) return data::ResizeSpec::shortest_edge(w);
-  throw ConfigError("--resize '" + s + "': expected none, WxH or a short-edge length");
+  return s.empty() ? eval::resize_spec(cfg) : data::parse_resize_spec(s);
 }
 
 // "x.png" for one video; "x_<stem>.png" per video otherwise.
@@ -99,7 +94,7 @@ Registrar reg("score", "Per-frame progress and success probability of videos for
                 sub.add_option("--mode", a.mode, "linspace (K frames, one query), dense (one query per frame) or all (every frame in one query)");
                 sub.add_option("--frames", a.frames, "K frames per query");
                 sub.add_option("--fps", a.fps, "subsample the video to this frame rate first");
-                sub.add_option("--resize", a.resize, "none | WxH | short-edge px (default: as trained)");
+                sub.add_option("--resize", a.resize, "none | WxH | short-edge px (default: eval.resize, native)");
                 sub.add_option("--batch-size", a.batch_size, "queries per forward (dense)");
                 sub.add_option("--format", a.format, "json | csv");
                 sub.add_option("--out", a.out, "write here instead of stdout");

@@ -81,7 +81,7 @@ int run_serve(const ServeArgs& a) {
   o.model_path = a.checkpoint;
   o.experiment_config_json = yaml_to_json(YAML::Load(config::to_yaml(m.config))).dump();
   o.mode = eval::parse_score_mode(a.mode);
-  o.resize = data::resize_spec_from_config(m.config);
+  o.resize = eval::resize_spec(m.config);  // eval.resize: native frames by default
   o.extra_routes = serve::web_ui_routes(a.checkpoint, m.config, a.data, o.resize, o.limits.max_frames);
   serve::RewardServer server(scorer, o);
   const int port = server.start();

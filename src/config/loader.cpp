@@ -149,11 +149,13 @@ struct Applier {
         out.push_back(convert<typename T::value_type>(n[i], origin.at(n[i]),
                                                       key + "[" + std::to_string(i) + "]"));
       value = std::move(out);
-    } else if constexpr (std::is_same_v<T, std::map<std::string, double>>) {
-      if (!n.IsMap()) fail(where, key, "expected a mapping of name: number, got " + describe(n));
+    } else if constexpr (std::is_same_v<T, std::map<std::string, double>> ||
+                         std::is_same_v<T, std::map<std::string, std::string>>) {
+      // Maps merge entry by entry, so a later layer overrides single sources of a shipped table.
+      if (!n.IsMap()) fail(where, key, "expected a mapping of name: value, got " + describe(n));
       for (auto it = n.begin(); it != n.end(); ++it) {
         const std::string k = it->first.Scalar();
-        value[k] = convert<double>(it->second, origin.at(it->second), key + "." + k);
+        value[k] = convert<typename T::mapped_type>(it->second, origin.at(it->second), key + "." + k);
       }
     } else if constexpr (is_vector_of_structs<T>::value) {
       if (!n.IsSequence()) fail(where, key, "expected a list, got " + describe(n));
@@ -258,9 +260,21 @@ struct Validator {
         value[i].visit(sub);
       }
     } else if constexpr (std::is_same_v<T, std::map<std::string, double>>) {
-      for (const auto& [k, v] : value)
+      for (const auto& [k, v] : value) {
         if (!std::isfinite(v))
           throw ConfigError(where(key + "." + k) + ": " + key + "." + k + " must be finite");
+        if (v < spec.min || v > spec.max)
+          throw ConfigError(where(key) + ": " + key + "." + k + " = " + std::to_string(v) +
+                            " is out of range [" + std::to_string(spec.min) + ", " +
+                            std::to_string(spec.max) + "]");
+      }
+    } else if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
+      for (const auto& [k, v] : value)
+        if (!spec.one_of.empty() && std::find(spec.one_of.begin(), spec.one_of.end(), v) == spec.one_of.end()) {
+          std::string opts;
+          for (const auto& o : spec.one_of) opts += (opts.empty() ? "" : ", ") + o;
+          throw ConfigError(where(key) + ": " + key + "." + k + " = '" + v + "' is not one of: " + opts);
+        }
     }
   }
 };
@@ -289,7 +303,8 @@ struct Emitter {
       out << YAML::Flow << YAML::BeginSeq;
       for (auto& item : value) out << item;
       out << YAML::EndSeq;
-    } else if constexpr (std::is_same_v<T, std::map<std::string, double>>) {
+    } else if constexpr (std::is_same_v<T, std::map<std::string, double>> ||
+                         std::is_same_v<T, std::map<std::string, std::string>>) {
       out << YAML::BeginMap;
       for (auto& [k, v] : value) out << YAML::Key << k << YAML::Value << v;
       out << YAML::EndMap;

@@ -118,6 +118,18 @@ float progress_mask(Quality quality, bool preference_only_source, bool has_parti
   return quality == Quality::Successful ? 1.f : 0.f;
 }
 
+std::vector<double> last_frame_progress_mask(int64_t num_stored, const std::vector<int64_t>& indices,
+                                             int K, bool enabled, std::optional<float> partial_success,
+                                             bool preference_only_source) {
+  std::vector<double> m(static_cast<size_t>(std::max<int64_t>(K, static_cast<int64_t>(indices.size()))), 1.0);
+  if (!enabled || !partial_success) return m;
+  if (*partial_success == 1.0f && !preference_only_source) return m;
+  std::fill(m.begin(), m.end(), 0.0);
+  for (size_t i = 0; i < indices.size(); ++i)
+    if (indices[i] == num_stored - 1) m[i] = 1.0;
+  return m;
+}
+
 at::Tensor two_hot(const std::vector<double>& progress, int bins) {
   if (bins < 2) throw Error("two_hot: need at least 2 bins");
   at::Tensor q = at::zeros({static_cast<int64_t>(progress.size()), bins}, at::kFloat);

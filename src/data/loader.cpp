@@ -35,6 +35,7 @@ Clip make_clip(const TrajectoryIndex& index, const ClipPlan& plan, const at::Ten
   c.success = to_float_tensor(plan.success);
   c.success_mask = to_float_tensor(plan.success_mask);
   c.progress_mask = plan.progress_mask;
+  if (!plan.progress_frame_mask.empty()) c.progress_frame_mask = to_float_tensor(plan.progress_frame_mask);
   c.frame_indices = plan.stored_indices;
   c.video_frame_indices = plan.video_indices;
   c.valid_frames = plan.valid_frames;

@@ -1,29 +1,17 @@
 #include "robometer/data/options_from_config.h"
 
+#include "robometer/data/run_options.h"
+
 namespace robometer::data {
 
 namespace {
 constexpr uint64_t kEvalSeedSalt = 0x5eed0000ULL;
 }
 
-ResizeSpec resize_spec_from_config(const config::RunConfig& cfg) {
-  const auto& r = cfg.data.resize;
-  if (r.mode == "none") return ResizeSpec::none();
-  if (r.mode == "exact") return ResizeSpec::exact(r.width, r.height);
-  return ResizeSpec::shortest_edge(r.short_edge);
-}
+ResizeSpec resize_spec_from_config(const config::RunConfig& cfg) { return resize_spec(cfg.data.resize); }
 
 SamplerOptions sampler_options_from_config(const config::RunConfig& cfg) {
-  const auto& d = cfg.data;
-  SamplerOptions o;
-  o.frames_per_clip = d.frames_per_trajectory;
-  o.max_stored_frames = d.max_stored_frames;
-  o.strategy_ratios = {d.strategy_ratios.rewind, d.strategy_ratios.suboptimal,
-                       d.strategy_ratios.different_task, d.strategy_ratios.reverse};
-  o.success_cutoffs = d.success_cutoffs;
-  o.preference_only_sources = {d.preference_only_sources.begin(), d.preference_only_sources.end()};
-  o.different_task_same_source_prob = d.different_task_same_source_prob;
-  o.last_frame_partial_progress = d.predict_last_frame_partial_progress;
+  SamplerOptions o = sampler_options(cfg.data);
   o.is_eval = false;
   return o;
 }

@@ -28,7 +28,10 @@ void resized_size(const ResizeSpec& spec, int src_w, int src_h, int& out_w, int&
       if (spec.short_edge <= 0)
         throw ConfigError("video resize: short edge must be positive, got " +
                           std::to_string(spec.short_edge));
-      if (src_w <= src_h) {
+      if (spec.keep_square && src_w == src_h) {  // dataset_upload/helpers.py: squares as stored
+        out_w = src_w;
+        out_h = src_h;
+      } else if (src_w <= src_h) {
         out_w = spec.short_edge;
         out_h = even(static_cast<double>(src_h) * spec.short_edge / src_w);
       } else {

@@ -116,13 +116,16 @@ ClipPlan PairSampler::clip_from_segment(int64_t trajectory, ClipOrder order,
   const double cutoff = success_cutoff(t.data_source);
 
   // Labels on the whole segment first, then the same linspace selection (as the original does).
-  std::vector<double> g = progress_labels(c.num_stored, segment, cutoff,
-                                         opts_.last_frame_partial_progress ? t.partial_success : std::nullopt);
+  std::vector<double> g = progress_labels(c.num_stored, segment, cutoff, t.partial_success);
   for (int64_t p : linspace_positions(static_cast<int64_t>(segment.size()), K)) {
     c.stored_indices.push_back(segment[static_cast<size_t>(p)]);
     c.progress.push_back(g[static_cast<size_t>(p)]);
   }
   c.valid_frames = static_cast<int64_t>(c.stored_indices.size());
+  const bool preference_only = opts_.preference_only_sources.count(t.data_source) > 0;
+  c.progress_frame_mask = last_frame_progress_mask(c.num_stored, c.stored_indices, K,
+                                                   opts_.last_frame_partial_progress, t.partial_success,
+                                                   preference_only);
   while (static_cast<int>(c.stored_indices.size()) < K) {  // right padding: repeat the last
     c.stored_indices.push_back(c.stored_indices.back());
     c.progress.push_back(c.progress.back());
@@ -133,8 +136,12 @@ ClipPlan PairSampler::clip_from_segment(int64_t trajectory, ClipOrder order,
     std::fill(c.success.begin(), c.success.end(), 0.0);
   }
   c.success_mask = success_inclusion(c.progress, c.success, t.quality, opts_.min_success);
-  c.progress_mask = progress_mask(t.quality, opts_.preference_only_sources.count(t.data_source) > 0,
-                                  t.partial_success.has_value());
+  // collators/rbm_heads.py should_compute_progress: `partial_success is not None and
+  // "roboreward" in data_source`.
+  const bool graded_progress =
+      t.partial_success.has_value() &&
+      t.data_source.find(opts_.partial_success_progress_match) != std::string::npos;
+  c.progress_mask = progress_mask(t.quality, preference_only, graded_progress);
   const auto video = stored_frame_indices(t.num_frames, opts_.max_stored_frames);
   for (int64_t i : c.stored_indices) c.video_indices.push_back(video[static_cast<size_t>(i)]);
   return c;
@@ -208,13 +215,13 @@ std::optional<int64_t> PairSampler::different_task(int64_t ref, Rng& rng) const 
 }
 
 std::optional<PairSampler::Rejected> PairSampler::execute(Strategy s, int64_t chosen, Rng& rng) const {
-  // The chosen side is a successful trajectory (spec §2.6), or a graded one for the pairs that
-  // compare partial_success. A failure drawn without a successful trajectory of its task must
-  // not become a rewind/reverse "positive" or win against another failure.
+  // The chosen side is a successful or a graded trajectory (the original PrefSampler takes a
+  // graded one whatever its quality, for every strategy). An ungraded failure only gets here
+  // when its task has no successful trajectory, which data.drop_tasks_without_success removes
+  // as the original does; kept off, it must not become a rewind/reverse "positive".
   const bool successful = index_->is_successful(chosen);
   const bool graded = index_->partial_success(chosen).has_value();
-  if (!successful && !(graded && (s == Strategy::Suboptimal || s == Strategy::DifferentTask)))
-    return std::nullopt;
+  if (!successful && !graded) return std::nullopt;
   switch (s) {
     case Strategy::Rewind: return Rejected{chosen, chosen, ClipOrder::Rewind};
     case Strategy::Reverse: return Rejected{chosen, chosen, ClipOrder::Reverse};
@@ -353,7 +360,27 @@ std::optional<PairPlan> PairSampler::try_sources(Rng& rng, const std::vector<std
   return std::nullopt;
 }
 
+PairPlan PairSampler::sample_rbm(Rng& rng) const {
+  // RBMDataset.__getitem__: a trajectory of the concatenated dataset (so each source in
+  // proportion to its size), here with replacement and scaled by the source weight; then
+  // PrefSampler._generate_sample with the rebalancing strategy loop.
+  std::vector<double> w;
+  for (const auto& src : active_sources_)
+    w.push_back(source_weight(src) * static_cast<double>(index_->by_source(src).size()));
+  for (int attempt = 0; attempt < kMaxTrajectoryAttempts; ++attempt) {
+    const auto& ids = index_->by_source(active_sources_[pick_weighted(rng, w)]);
+    if (auto plan = sample_for(rng.choice(ids), std::nullopt, rng)) {
+      plan->attempts = attempt + 1;
+      return std::move(*plan);
+    }
+  }
+  throw Error("sampler: could not build a preference pair from " + std::to_string(kMaxTrajectoryAttempts) +
+              " trajectories drawn in turn (data.mixing=rbm); the data needs successful or graded "
+              "trajectories with at least 3 frames");
+}
+
 PairPlan PairSampler::sample(Rng& rng) const {
+  if (opts_.mixing == Mixing::Rbm) return sample_rbm(rng);
   // Suboptimal needs non-successful trajectories somewhere (the original's _has_suboptimal).
   std::vector<double> ratios(opts_.strategy_ratios.begin(), opts_.strategy_ratios.end());
   if (!index_->has_unsuccessful()) ratios[static_cast<size_t>(Strategy::Suboptimal)] = 0;
@@ -363,11 +390,11 @@ PairPlan PairSampler::sample(Rng& rng) const {
   const Strategy strategy = kStrategies[pick_weighted(rng, ratios)];
 
   std::vector<std::string> sources = active_sources_;
-  if (strategy == Strategy::Suboptimal) {  // sources that have failures, if any
-    std::vector<std::string> with_failures;
+  if (strategy == Strategy::Suboptimal) {  // _filter_data_sources_by_strategy: is_suboptimal_fail_ds
+    std::vector<std::string> listed;
     for (const auto& s : sources)
-      if (index_->source_has_unsuccessful(s)) with_failures.push_back(s);
-    if (!with_failures.empty()) sources = with_failures;
+      if (opts_.suboptimal_fail_sources.count(s)) listed.push_back(s);
+    if (!listed.empty()) sources = listed;
   }
   if (auto p = try_sources(rng, sources, strategy, strategy)) return std::move(*p);
   // The drawn strategy failed: any trajectory of any source, and the rebalancing loop picks the

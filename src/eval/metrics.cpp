@@ -2,6 +2,7 @@
 #include "robometer/eval/metrics.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <numeric>
@@ -9,6 +10,7 @@
 #include <utility>
 
 #include "robometer/core/error.h"
+#include "robometer/data/labels.h"
 
 namespace robometer::eval {
 
@@ -150,7 +152,24 @@ std::optional<double> TrajectoryScores::last_success() const {
 
 // ---------------------------------------------------------------- reward alignment
 
-VocResult reward_alignment(const std::vector<TrajectoryScores>& trajs, bool successful_only) {
+std::vector<int64_t> voc_end_points(int64_t n, int p, bool original) {
+  if (n < 1 || p < 1) throw Error("voc_end_points: need >= 1 frame and >= 1 prefix");
+  if (!original) return data::linspace_positions(n, p);
+  std::vector<int64_t> out;
+  if (p > n) {  // `if self.subsample_n_frames > num_frames: end_indices = list(range(num_frames))`
+    for (int64_t i = 0; i < n; ++i) out.push_back(i);
+    return out;
+  }
+  for (int i = 0; i < p; ++i) {  // numpy.linspace: i * step, the last exactly n-1; then int()
+    const double y = p == 1 ? 0.0 : (i == p - 1 ? static_cast<double>(n - 1)
+                                                 : i * (static_cast<double>(n - 1) / (p - 1)));
+    out.push_back(static_cast<int64_t>(y));
+  }
+  return out;
+}
+
+VocResult reward_alignment(const std::vector<TrajectoryScores>& trajs, bool successful_only,
+                           bool undefined_as_zero) {
   VocResult r;
   std::vector<double> ps, ss;
   for (const auto& t : trajs) {
@@ -159,8 +178,10 @@ VocResult reward_alignment(const std::vector<TrajectoryScores>& trajs, bool succ
     if (t.gt_progress.size() != t.pred_progress.size())
       throw Error("trajectory '" + t.id + "': gt_progress has " + std::to_string(t.gt_progress.size()) +
                   " entries but pred_progress " + std::to_string(t.pred_progress.size()));
-    if (auto p = pearson(t.gt_progress, t.pred_progress)) ps.push_back(*p); else ++r.pearson_undefined;
-    if (auto s = spearman(t.gt_progress, t.pred_progress)) ss.push_back(*s); else ++r.spearman_undefined;
+    if (auto p = pearson(t.gt_progress, t.pred_progress)) ps.push_back(*p);
+    else { ++r.pearson_undefined; if (undefined_as_zero) ps.push_back(0.0); }
+    if (auto s = spearman(t.gt_progress, t.pred_progress)) ss.push_back(*s);
+    else { ++r.spearman_undefined; if (undefined_as_zero) ss.push_back(0.0); }
   }
   r.pearson = mean_of(ps);
   r.spearman = mean_of(ss);
@@ -237,6 +258,23 @@ RankingResult policy_ranking(const std::vector<TrajectoryScores>& trajs, bool us
   r.kendall_tau_a_per_label_tuple = mean_of(tuple_taus);
   if (distinct > 0) r.ranking_accuracy = static_cast<double>(correct) / static_cast<double>(distinct);
   return r;
+}
+
+std::optional<double> ranking_acc_rba(const std::vector<TrajectoryScores>& trajs) {
+  std::map<std::string, std::vector<const TrajectoryScores*>> by_task;
+  for (const auto& t : trajs) by_task[t.task].push_back(&t);
+  int64_t correct = 0, total = 0;
+  for (const auto& [task, m] : by_task)
+    for (size_t i = 0; i < m.size(); ++i)
+      for (size_t j = i + 1; j < m.size(); ++j) {
+        if (!m[i]->partial_success || !m[j]->partial_success) continue;
+        const double pi = *m[i]->partial_success, pj = *m[j]->partial_success;
+        if (pi == pj) continue;
+        ++total;
+        if ((pi > pj) == (m[i]->last_progress() > m[j]->last_progress())) ++correct;
+      }
+  if (total == 0) return std::nullopt;
+  return static_cast<double>(correct) / static_cast<double>(total);
 }
 
 // ---------------------------------------------------------------- success–failure difference
@@ -379,6 +417,11 @@ namespace {
 
 bool uses_partial_success(const std::string& source, const std::vector<const TrajectoryScores*>& trajs,
                           const MetricsOptions& o) {
+  if (o.protocol == "original") {  // compile_results.py: "roboreward" / "roboarena" in data_source
+    std::string lower = source;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    return lower.find("roboreward") != std::string::npos || lower.find("roboarena") != std::string::npos;
+  }
   if (std::find(o.partial_success_sources.begin(), o.partial_success_sources.end(), source) !=
       o.partial_success_sources.end())
     return true;
@@ -399,7 +442,8 @@ json block(const std::vector<TrajectoryScores>& trajs, bool partial, const std::
   for (const auto& t : trajs) qcount[quality_str(t.quality)]++;
   j["quality_counts"] = qcount;
 
-  const VocResult v = reward_alignment(trajs, o.voc_successful_only);
+  const bool original = o.protocol == "original";
+  const VocResult v = reward_alignment(trajs, o.voc_successful_only, original);
   j["voc"] = {{"pearson", opt(v.pearson)}, {"spearman", opt(v.spearman)}, {"trajectories", v.trajectories},
               {"pearson_undefined", v.pearson_undefined}, {"spearman_undefined", v.spearman_undefined}};
 
@@ -410,6 +454,17 @@ json block(const std::vector<TrajectoryScores>& trajs, bool partial, const std::
                          {"gold", partial ? "partial_success" : "quality_label"},
                          {"tasks", r.tasks}, {"tasks_ranked", r.tasks_ranked},
                          {"tasks_label_tuple", r.tasks_label_tuple}, {"per_task_tau_a", r.per_task_tau_a}};
+  if (partial) j["policy_ranking"]["ranking_acc_rba"] = opt(ranking_acc_rba(trajs));
+  // The one figure per source that a report leads with, by protocol (MetricsOptions::protocol).
+  if (original)
+    j["headline"] = {{"voc_pearson", opt(v.pearson)},
+                     {"policy_ranking_metric", partial ? "ranking_acc_rba" : "kendall_tau_a_per_label_tuple"},
+                     {"policy_ranking", partial ? j["policy_ranking"]["ranking_acc_rba"]
+                                                : opt(r.kendall_tau_a_per_label_tuple)}};
+  else
+    j["headline"] = {{"voc_pearson", opt(v.pearson)},
+                     {"policy_ranking_metric", "kendall_tau_a"},
+                     {"policy_ranking", opt(r.kendall_tau_a)}};
 
   const SuccFailDiff d = success_failure_difference(trajs);
   j["succ_fail_diff"] = {{"pooled", opt(d.pooled)}, {"per_task_mean", opt(d.per_task_mean)},
@@ -446,7 +501,7 @@ json compute_metrics(const std::vector<TrajectoryScores>& trajs, const std::vect
 
   json out;
   out["by_data_source"] = json::object();
-  std::vector<double> voc_means, tau_means, tuple_means;
+  std::vector<double> voc_means, tau_means, tuple_means, headline_means;
   // Overall ranking groups by (source, task); a source-qualified copy keeps tasks apart.
   std::vector<TrajectoryScores> qualified;
   for (const auto& [source, list] : by_source) {
@@ -458,6 +513,7 @@ json compute_metrics(const std::vector<TrajectoryScores>& trajs, const std::vect
     if (!b["policy_ranking"]["kendall_tau_a"].is_null()) tau_means.push_back(b["policy_ranking"]["kendall_tau_a"]);
     if (!b["policy_ranking"]["kendall_tau_a_per_label_tuple"].is_null())
       tuple_means.push_back(b["policy_ranking"]["kendall_tau_a_per_label_tuple"]);
+    if (!b["headline"]["policy_ranking"].is_null()) headline_means.push_back(b["headline"]["policy_ranking"]);
     out["by_data_source"][source] = std::move(b);
     for (auto t : list) {
       t.task = source + "\x1f" + t.task;
@@ -477,11 +533,18 @@ json compute_metrics(const std::vector<TrajectoryScores>& trajs, const std::vect
   overall["source_mean"] = {{"voc_pearson", opt(mean_of(voc_means))},
                             {"kendall_tau_a", opt(mean_of(tau_means))},
                             {"kendall_tau_a_per_label_tuple", opt(mean_of(tuple_means))},
+                            {"policy_ranking_headline", opt(mean_of(headline_means))},
                             {"sources", by_source.size()}};
-  if (!confusion.empty()) overall["confusion"] =
+  if (!confusion.empty()) {
+    overall["confusion"] =
         confusion_json(confusion_matrix_score(confusion, o.confusion_normalization), o.confusion_normalization);
+    const bool original = o.protocol == "original";  // normalized_trace_minus_offdiag vs ours
+    overall["headline"]["confusion_metric"] = original ? "diagonal_minus_off_diagonal" : "diagonal_score";
+    overall["headline"]["confusion"] = overall["confusion"][original ? "diagonal_minus_off_diagonal" : "diagonal_score"];
+  }
   out["overall"] = std::move(overall);
-  out["options"] = {{"voc_successful_only", o.voc_successful_only},
+  out["options"] = {{"protocol", o.protocol},
+                    {"voc_successful_only", o.voc_successful_only},
                     {"success_threshold", o.success_threshold},
                     {"partial_success_sources", o.partial_success_sources},
                     {"rank_by_partial_success_when_complete", o.rank_by_partial_success_when_complete},

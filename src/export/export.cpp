@@ -71,7 +71,8 @@ json robometer_experiment_config(const config::RunConfig& cfg, const ExportOptio
                 {"use_peft", lora},
                 {"peft_vision_encoder", false},
                 {"quantization", false},
-                {"use_unsloth", false},
+                // The load path the adapter keys are written for (ExportOptions::peft_base).
+                {"use_unsloth", lora && opts.peft_base == "for-conditional-generation"},
                 {"progress_loss_type", "discrete"},
                 {"progress_discrete_bins", 10}};
   j["peft"] = {{"r", cfg.model.lora.r},
@@ -184,6 +185,8 @@ void publish(const fs::path& staging, const fs::path& final_dir) {
 
 json export_model(const std::string& checkpoint_dir, const std::string& out_dir, const ExportOptions& opts) {
   if (opts.dtype != "fp32" && opts.dtype != "bf16") throw ConfigError("--dtype: expected fp32 or bf16");
+  if (opts.peft_base != "model" && opts.peft_base != "for-conditional-generation")
+    throw ConfigError("--peft-base: expected model or for-conditional-generation, got '" + opts.peft_base + "'");
   // The directory the weights really come from (a run dir or `latest` resolves to a step).
   const fs::path source = model::resolve_checkpoint_dir(checkpoint_dir);
   const fs::path final_dir = fs::weakly_canonical(out_dir);
@@ -251,6 +254,8 @@ json export_model(const std::string& checkpoint_dir, const std::string& out_dir,
     ao.trainable_only = false;
     ao.include_lora = true;
     ao.peft_names = true;
+    ao.peft_base = opts.peft_base == "for-conditional-generation" ? model::PeftBase::ForConditionalGeneration
+                                                                  : model::PeftBase::Model;
     ao.keep_dtype = false;
     ao.dtype = so.dtype;
     io::NamedTensors adapter, heads;
@@ -283,9 +288,7 @@ json export_model(const std::string& checkpoint_dir, const std::string& out_dir,
                 {"rank_pattern", json::object()},
                 {"alpha_pattern", json::object()},
                 {"revision", nullptr}});
-    write_json(out / "peft_target_module.json", {{"target_module", "model"}, {"adapter_dir", "."}});
-    for (const char* f : {"adapter_model.safetensors", "adapter_config.json", "custom_heads.safetensors",
-                          "peft_target_module.json"})
+    for (const char* f : {"adapter_model.safetensors", "adapter_config.json", "custom_heads.safetensors"})
       files.push_back(f);
   }
   publish(out, final_dir);

@@ -10,6 +10,7 @@
 #include "robometer/config/loader.h"
 #include "robometer/core/error.h"
 #include "robometer/data/labels.h"
+#include "robometer/data/run_options.h"
 #include "robometer/io/safetensors.h"
 #include "robometer/model/factory.h"
 #include "robometer/model/weights.h"
@@ -118,5 +119,7 @@ at::Tensor read_video(const std::string& path, const data::ResizeSpec& resize, d
   }
   return reader.frames(idx);
 }
+
+data::ResizeSpec resize_spec(const config::RunConfig& cfg) { return data::resize_spec(cfg.eval.resize); }
 
 }  // namespace robometer::eval

@@ -45,11 +45,20 @@ std::string join(const std::vector<std::string>& v, size_t max_items = 20) {
 
 std::string checkpoint_key(const std::string& module_path) { return module_path; }
 
-std::string peft_adapter_key(const std::string& module_path) { return kPeftPrefix + module_path; }
+std::string peft_adapter_key(const std::string& module_path, PeftBase base) {
+  // Our paths are Qwen3VLForConditionalGeneration's names; Qwen3VLModel's drop the `model.`.
+  if (base == PeftBase::Model && module_path.rfind("model.", 0) == 0)
+    return kPeftPrefix + module_path.substr(6);
+  return kPeftPrefix + module_path;
+}
 
 std::string from_checkpoint_key(const std::string& key) {
   std::string k = key;
-  if (k.rfind(kPeftPrefix, 0) == 0) k = k.substr(kPeftPrefix.size());
+  if (k.rfind(kPeftPrefix, 0) == 0) {
+    k = k.substr(kPeftPrefix.size());
+    // An adapter saved from a PEFT-wrapped Qwen3VLModel names its modules without `model.`.
+    if (k.rfind("language_model.", 0) == 0 || k.rfind("visual.", 0) == 0) k = "model." + k;
+  }
   // The reward model has no LM head (Robometer loads Qwen3VLModel, not the ...ForConditionalGeneration):
   // an untied backbone's lm_head.weight, or a tied one's copy, is not ours to load.
   if (k == "lm_head.weight") return "";
@@ -68,7 +77,8 @@ io::NamedTensors state_dict(torch::nn::Module& model, const StateDictOptions& op
     if (opts.trainable_only && !p.requires_grad()) continue;
     auto t = p.detach().to(at::kCPU);
     if (!opts.keep_dtype && t.is_floating_point()) t = t.to(opts.dtype);
-    const std::string key = (opts.peft_names && is_lora(path)) ? peft_adapter_key(path) : checkpoint_key(path);
+    const std::string key =
+        (opts.peft_names && is_lora(path)) ? peft_adapter_key(path, opts.peft_base) : checkpoint_key(path);
     out.emplace_back(key, t.contiguous());
   }
   return out;

@@ -58,8 +58,12 @@ void LossTerms::add_scaled_values(const LossTerms& other, double scale) {
 LossDenominators loss_counts(const data::Batch& batch) {
   LossDenominators d;
   if (batch.preference.defined()) d.preference = static_cast<double>(batch.preference.numel());
-  if (batch.progress_mask_a.defined())
-    d.progress = batch.progress_mask_a.to(at::kFloat).sum().item<double>();  // as progress_loss
+  if (batch.progress_mask_a.defined()) {  // as progress_loss: Σ mask·frame_mask / K
+    auto m = batch.progress_mask_a.to(at::kFloat);
+    const auto& fm = batch.progress_frame_mask_a;
+    d.progress = fm.defined() ? (m.view({-1, 1}) * fm.to(at::kFloat)).mean(1).sum().item<double>()
+                              : m.sum().item<double>();
+  }
   if (batch.success_mask_a.defined()) d.success = (batch.success_mask_a > 0).sum().item<double>();
   return d;
 }
@@ -76,23 +80,28 @@ at::Tensor preference_loss(const at::Tensor& logit, const at::Tensor& label, dou
 }
 
 at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target,
-                         const at::Tensor& mask, ProgressLossScale scale, double denominator) {
+                         const at::Tensor& mask, ProgressLossScale scale, double denominator,
+                         const at::Tensor& frame_mask) {
   require(logits.dim() == 3 && target.sizes() == logits.sizes(),
           "progress logits " + shape_str(logits) + " and target " + shape_str(target) +
               " must both be [B, K, bins]");
   require(mask.dim() == 1 && mask.size(0) == logits.size(0),
           "progress mask " + shape_str(mask) + " must be [B] for logits " + shape_str(logits));
   const int64_t K = logits.size(1);
-  auto m = mask.to(logits.device(), at::kFloat);
-  // Masked-out samples are replaced by zeros *before* the softmax, so NaN/Inf in them can leak
+  require(!frame_mask.defined() || (frame_mask.dim() == 2 && frame_mask.size(0) == logits.size(0) &&
+                                    frame_mask.size(1) == K),
+          "progress frame mask " + shape_str(frame_mask) + " must be [B, K] for logits " + shape_str(logits));
+  auto m = mask.to(logits.device(), at::kFloat).view({-1, 1});  // [B, 1]
+  auto w = frame_mask.defined() ? m * frame_mask.to(logits.device(), at::kFloat) : m.expand({-1, K});
+  // Masked-out frames are replaced by zeros *before* the softmax, so NaN/Inf in them can leak
   // neither into the loss nor into the gradient (where() after log_softmax would still
   // back-propagate NaN through the softmax).
-  auto keep = (m > 0).view({-1, 1, 1});
+  auto keep = (w > 0).unsqueeze(-1);
   auto z = at::where(keep, logits.to(at::kFloat), at::zeros({}, logits.options().dtype(at::kFloat)));
   auto q = at::where(keep, target.to(z.device(), at::kFloat), at::zeros({}, z.options()));
   auto ce = -(q * at::log_softmax(z, -1)).sum(-1);  // [B, K]
-  auto weighted = ce.mean(1) * m;                   // [B]
-  const double msum = m.sum().item<double>();
+  auto weighted = (ce * w).mean(1);                 // [B]
+  const double msum = w.mean(1).sum().item<double>();
   if (msum <= 0) return graph_zero(z);
   double denom = denominator > 0 ? denominator : msum;
   if (scale == ProgressLossScale::Reference) denom *= static_cast<double>(K);
@@ -171,7 +180,8 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
                   shape_str(tgt) + " (need [B, T >= K, bins])");
       auto za = z.narrow(1, 0, K);
       r.progress_samples = (batch.progress_mask_a > 0).sum().item<int64_t>();
-      add(progress_loss(za, tgt, batch.progress_mask_a, cfg_.progress_scale, d.progress),
+      add(progress_loss(za, tgt, batch.progress_mask_a, cfg_.progress_scale, d.progress,
+                        batch.progress_frame_mask_a),
           cfg_.progress_weight, "progress", r.progress_nan, r.progress, r.progress_value,
           r.progress_samples > 0);
       device_ref = z;

@@ -14,6 +14,7 @@
 #include "robometer/core/error.h"
 #include "robometer/data/manifest.h"
 #include "robometer/data/options_from_config.h"
+#include "robometer/data/run_options.h"
 #include "robometer/eval/evaluator.h"
 #include "robometer/train/checkpoint.h"
 #include "robometer/train/checkpointer.h"
@@ -49,11 +50,19 @@ int64_t peak_host_memory() {
 // ------------------------------------------------------------------------------ helpers
 
 std::shared_ptr<const data::TrajectoryIndex> load_index(
-    const std::vector<config::DatasetEntry>& datasets, const std::string& what, data::IndexPolicy policy) {
+    const std::vector<config::DatasetEntry>& datasets, const std::string& what, data::IndexPolicy policy,
+    const config::DataConfig* filters) {
   if (datasets.empty()) throw ConfigError("data." + what + ": no dataset listed");
   std::vector<data::DatasetRef> refs;
   for (const auto& d : datasets) refs.push_back({d.path, d.weight});
-  return data::open_trajectory_index(refs, policy);
+  auto index = data::open_trajectory_index(refs, policy);
+  if (!filters) return index;
+  // The original BaseDataset filters: min frames for training, tasks without success.
+  data::FilterReport rep;
+  index = data::filter_index(std::move(index), what == "train" ? filters->min_frames : 0,
+                             filters->drop_tasks_without_success, &rep);
+  spdlog::info("data.{}: {}", what, rep.summary());
+  return index;
 }
 
 model::ModelInputs pair_inputs(const model::Processor& processor, const data::Batch& batch,
@@ -72,7 +81,7 @@ model::ModelInputs pair_inputs(const model::Processor& processor, const data::Ba
 static data::Batch batch_to(data::Batch b, const at::Device& device) {
   if (device.is_cpu()) return b;
   for (at::Tensor* t : {&b.preference, &b.progress_a, &b.progress_target_a, &b.progress_mask_a,
-                        &b.success_a, &b.success_mask_a})
+                        &b.progress_frame_mask_a, &b.success_a, &b.success_mask_a})
     if (t->defined()) *t = t->to(device);
   return b;
 }
@@ -124,11 +133,11 @@ struct Trainer::Impl {
     schedule = std::make_unique<LrSchedule>(lr_schedule_config_from_config(cfg));
     objective = Objective(objective_config_from_config(cfg));
 
-    train_index = load_index(cfg.data.train, "train", data::parse_index_policy(cfg.data.index));
+    train_index = load_index(cfg.data.train, "train", data::parse_index_policy(cfg.data.index), &cfg.data);
     loader = std::make_unique<data::Loader>(train_index,
                                             data::loader_options_from_config(cfg, false, world.rank(), world.size()));
     if (!cfg.data.eval.empty())
-      eval_index = load_index(cfg.data.eval, "eval", data::parse_index_policy(cfg.data.index));
+      eval_index = load_index(cfg.data.eval, "eval", data::parse_index_policy(cfg.data.index), &cfg.data);
     checkpointer = std::make_unique<TrainCheckpointer>(
         CheckpointerOptions::from_config(cfg, bundle.config_json_text), world, *bundle.model,
         *optimizer, *schedule, *loader);

@@ -22,7 +22,7 @@ Run run(const std::string& args) { return robometer::test::run_robometer(args); 
 TEST(CliConfig, ValidateShippedTinyConfig) {
   const auto r = run("config validate configs/tiny.yaml data.train=[] data.eval=[]");
   EXPECT_EQ(r.code, 0) << r.out;
-  EXPECT_NE(r.out.find("ok (2 file(s)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ok (3 file(s)"), std::string::npos) << r.out;  // tiny, base, sources table
 }
 
 TEST(CliConfig, BadConfigsExitWithCode2AndFileLine) {
@@ -57,6 +57,20 @@ TEST(CliConfig, PrintShowsResolvedValues) {
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("max_steps: 7"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("weight_decay: 0.01"), std::string::npos) << r.out;  // from base.yaml
+}
+
+// The 4B recipe's resolved config lists the original's per-source tables (shipped in
+// configs/sources/robometer_original.yaml from dataset_success_cutoff.txt / dataset_category.py)
+// and the released checkpoint's mixing.
+TEST(CliConfig, PrintListsTheShippedPerSourceTables) {
+  const auto r = run("config print configs/robometer_4b.yaml data.train=[] data.eval=[]");
+  EXPECT_EQ(r.code, 0) << r.out;
+  for (const char* want : {"oxe_droid: 0.95", "oxe_berkeley_rpt_converted_externally_to_rlds: 0.76",
+                           "oxe_nyu_rot_dataset_converted_externally_to_rlds: 0.7", "oxe_bc_z: preference_only",
+                           "roboarena: preference_only+suboptimal_fail", "soar_rfm: suboptimal_fail",
+                           "mixing: strategy_first", "partial_success_progress_match: roboreward",
+                           "protocol: original"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
 }
 
 TEST(CliConfig, EveryCommandHasHelp) {

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/test_util.h"
+#include "data/trajectory_fixture.h"
 #include "robometer/core/error.h"
 #include "robometer/data/labels.h"
 #include "robometer/data/sampler.h"
@@ -14,18 +15,7 @@ using namespace robometer::data;
 
 namespace {
 
-Trajectory traj(const std::string& id, const std::string& task, const std::string& source,
-                int64_t frames, Quality q = Quality::Successful) {
-  Trajectory t;
-  t.id = id;
-  t.task = task;
-  t.data_source = source;
-  t.video.path = "/nonexistent/" + id + ".mp4";
-  t.num_frames = frames;
-  t.fps = 10;
-  t.quality = q;
-  return t;
-}
+using robometer::test::traj;
 
 // Two sources: "lab" (tasks pick, place; place has a failure) and "sim" (task push).
 std::shared_ptr<TrajectoryIndex> demo_index() {
@@ -339,10 +329,11 @@ TEST(Sampler, PartialSuccessChosenIsTheBetterOne) {
   EXPECT_EQ(seen, 60);
 }
 
-// predict_last_frame_partial_progress is off by default (as in the original): partial-success
-// clips get the ordinary formula; on, a clip ending on the last stored frame is 0 everywhere
-// but there, where it carries the score.
-TEST(Sampler, LastFramePartialProgressOnlyWhenAskedFor) {
+// A graded clip that reaches the trajectory's last stored frame is labelled [0, ..., 0, p]
+// whatever predict_last_frame_partial_progress says (the original compute_progress_from_segment
+// always gets partial_success); the flag only adds the per-frame mask that keeps the loss on
+// that frame (RBMBaseSampler._get_traj_from_data predict_last_frame_mask).
+TEST(Sampler, PartialSuccessLabelsAlwaysLastFrameMaskOnlyWithFlag) {
   auto a = traj("a", "t", "graded", 20, Quality::Failure);
   a.partial_success = 0.25f;
   auto b = traj("b", "t", "graded", 20, Quality::Failure);
@@ -352,28 +343,39 @@ TEST(Sampler, LastFramePartialProgressOnlyWhenAskedFor) {
     SamplerOptions o = only(Strategy::Suboptimal);
     o.last_frame_partial_progress = on;
     PairSampler s(idx, o);
-    int ending_on_last = 0;
+    int ending_on_last = 0, not_ending = 0;
     for (uint64_t seed = 0; seed < 80; ++seed) {
       Rng rng(seed);
       auto p = s.sample_for(seed % 2, Strategy::Suboptimal, rng);
       ASSERT_TRUE(p);
       for (const ClipPlan* c : {&p->chosen, &p->rejected}) {
         const auto& ix = c->stored_indices;
+        ASSERT_EQ(c->progress_frame_mask.size(), ix.size());
         const auto last = std::find(ix.begin(), ix.end(), c->num_stored - 1);
-        if (last == ix.end()) continue;
+        const size_t valid = static_cast<size_t>(c->valid_frames);
+        if (last == ix.end()) {
+          ++not_ending;
+          const std::vector<double> plain = progress_labels(c->num_stored, ix, 1.0);
+          for (size_t k = 0; k < ix.size(); ++k) {
+            EXPECT_NEAR(c->progress[k], plain[k], 1e-12);
+            EXPECT_EQ(c->progress_frame_mask[k], on ? 0.0 : 1.0);  // flag: nothing to supervise
+          }
+          continue;
+        }
         ++ending_on_last;
         const double score = *idx->at(c->trajectory).partial_success;
         const size_t at = static_cast<size_t>(last - ix.begin());
-        const std::vector<double> plain = progress_labels(c->num_stored, ix, 1.0);
         for (size_t k = 0; k < ix.size(); ++k) {
-          // Right padding repeats the last frame and its label.
+          // Right padding repeats the last frame and its label; the mask marks only real frames.
           const bool last_frame = k >= at && ix[k] == c->num_stored - 1;
-          if (on) EXPECT_NEAR(c->progress[k], last_frame ? score : 0.0, 1e-12) << seed << " " << k;
-          else EXPECT_NEAR(c->progress[k], plain[k], 1e-12) << seed << " " << k;
+          EXPECT_NEAR(c->progress[k], last_frame ? score : 0.0, 1e-12) << seed << " " << k;
+          const double mask = !on ? 1.0 : (last_frame && k < valid ? 1.0 : 0.0);
+          EXPECT_EQ(c->progress_frame_mask[k], mask) << seed << " " << k;
         }
       }
     }
     EXPECT_GT(ending_on_last, 5) << "too few clips reach the last stored frame to test anything";
+    EXPECT_GT(not_ending, 5);
   }
 }
 

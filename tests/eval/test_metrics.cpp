@@ -351,6 +351,82 @@ TEST(Report, PerSourceAndOverall) {
   EXPECT_NEAR(m2["overall"]["confusion"]["diagonal_score"].get<double>(), 2.0 / 3.0, 1e-12);
 }
 
+// ---------------------------------------------------------------- eval.protocol original
+
+// samplers/eval/reward_alignment.py: end_indices = np.linspace(0, num_frames - 1, n), then
+// int(end_idx). S = 32, P = 5: linspace = 0, 7.75, 15.5, 23.25, 31 -> floor 0, 7, 15, 23, 31
+// (ours rint, half to even: 0, 8, 16, 23, 31). P > S: list(range(num_frames)).
+TEST(OriginalProtocol, VocEndPointsFloor) {
+  EXPECT_EQ(voc_end_points(32, 5, true), (std::vector<int64_t>{0, 7, 15, 23, 31}));
+  EXPECT_EQ(voc_end_points(32, 5, false), (std::vector<int64_t>{0, 8, 16, 23, 31}));
+  EXPECT_EQ(voc_end_points(3, 5, true), (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_EQ(voc_end_points(10, 4, true), (std::vector<int64_t>{0, 3, 6, 9}));  // 0, 3, 6, 9 exactly
+}
+
+// compile_results.py run_reward_alignment_eval_per_trajectory: `traj_pearson = float(...) if not
+// np.isnan(traj_pearson) else 0.0`, every trajectory kept. One perfect trajectory (r = 1) and one
+// with a constant prediction (undefined): original mean (1 + 0)/2 = 0.5, ours 1 (1 excluded).
+TEST(OriginalProtocol, UndefinedCorrelationCountsAsZero) {
+  TrajectoryScores a = traj("t", Quality::Successful, 1.0), b = traj("u", Quality::Successful, 1.0);
+  a.gt_progress = {0, .5, 1};
+  a.pred_progress = {.1, .4, .9};
+  b.gt_progress = {0, .5, 1};
+  b.pred_progress = {.3, .3, .3};
+  const VocResult orig = reward_alignment({a, b}, true, true), ours = reward_alignment({a, b}, true, false);
+  EXPECT_NEAR(*orig.pearson, (*pearson(a.gt_progress, a.pred_progress) + 0.0) / 2, 1e-12);
+  EXPECT_EQ(orig.pearson_undefined, 1);
+  EXPECT_NEAR(*ours.pearson, *pearson(a.gt_progress, a.pred_progress), 1e-12);
+  MetricsOptions o;
+  o.protocol = "original";
+  const json m = compute_metrics({a, b}, {}, o);
+  EXPECT_NEAR(m["overall"]["headline"]["voc_pearson"].get<double>(), *orig.pearson, 1e-12);
+  EXPECT_EQ(m["options"]["protocol"], "original");
+}
+
+// _compute_policy_ranking_metrics_partial_success "ranking_acc_rba", used for sources whose name
+// contains "roboreward" or "roboarena" (run_policy_ranking_eval). One task, partial_success /
+// last-frame reward: (0.0, 0.2), (0.5, 0.2), (1.0, 0.9). Pairs with different ps: (0,.5): true
+// 0>.5 = F, pred .2>.2 = F -> correct (a predicted tie counts when ps_i < ps_j); (0,1): F, F ->
+// correct; (.5,1): F, F -> correct: 3/3 = 1. Reversed order (.5 first, 0 second): true T, pred
+// F -> wrong, so the same rewards give 2/3.
+TEST(OriginalProtocol, PartialSuccessSourcesByNameRankWithRankingAccRba) {
+  auto g = [](double ps, double r, const std::string& src) {
+    TrajectoryScores t = traj("t", Quality::Failure, r, src);
+    t.partial_success = ps;
+    t.id = src + std::to_string(ps);
+    return t;
+  };
+  EXPECT_NEAR(*ranking_acc_rba({g(0, .2, "x"), g(.5, .2, "x"), g(1, .9, "x")}), 1.0, 1e-12);
+  EXPECT_NEAR(*ranking_acc_rba({g(.5, .2, "x"), g(0, .2, "x"), g(1, .9, "x")}), 2.0 / 3.0, 1e-12);
+  MetricsOptions o;
+  o.protocol = "original";
+  const json m = compute_metrics({g(0, .2, "roboreward_test"), g(.5, .2, "roboreward_test"),
+                                  g(1, .9, "roboreward_test"), g(0, .2, "lab"), g(1, .9, "lab")},
+                                 {}, o);
+  const auto& rr = m["by_data_source"]["roboreward_test"];
+  EXPECT_EQ(rr["policy_ranking"]["gold"], "partial_success");
+  EXPECT_EQ(rr["headline"]["policy_ranking_metric"], "ranking_acc_rba");
+  EXPECT_NEAR(rr["headline"]["policy_ranking"].get<double>(), 1.0, 1e-12);
+  EXPECT_EQ(m["by_data_source"]["lab"]["policy_ranking"]["gold"], "quality_label");  // not by name
+  EXPECT_EQ(m["by_data_source"]["lab"]["headline"]["policy_ranking_metric"], "kendall_tau_a_per_label_tuple");
+}
+
+// run_confusion_matrix_eval: trace / n - (sum - trace) / (n*n - n) of the raw mean matrix
+// ("normalized_trace_minus_offdiag"). R = [[.9, .2], [.4, .7]]: (1.6/2) - (0.6/2) = 0.5.
+TEST(OriginalProtocol, ConfusionHeadlineIsDiagonalMinusOffDiagonal) {
+  const std::vector<ConfusionEntry> e = {{"A", "A", .9}, {"A", "B", .2}, {"B", "A", .4}, {"B", "B", .7}};
+  const std::vector<TrajectoryScores> ts = {traj("A", Quality::Successful, .9), traj("B", Quality::Successful, .7)};
+  MetricsOptions o;
+  o.protocol = "original";
+  const json m = compute_metrics(ts, {}, o, e);
+  EXPECT_EQ(m["overall"]["headline"]["confusion_metric"], "diagonal_minus_off_diagonal");
+  EXPECT_NEAR(m["overall"]["headline"]["confusion"].get<double>(), 0.5, 1e-12);
+  const json ours = compute_metrics(ts, {}, {}, e);
+  EXPECT_EQ(ours["overall"]["headline"]["confusion_metric"], "diagonal_score");
+  // per video: .9/1.1 and .7/1.1 -> mean 8/11
+  EXPECT_NEAR(ours["overall"]["headline"]["confusion"].get<double>(), 8.0 / 11.0, 1e-12);
+}
+
 // ---------------------------------------------------------------- scipy oracle
 
 std::string find_python_with_scipy() {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "eval/eval_test_util.h"
@@ -164,15 +165,41 @@ TEST(Export, LoraAdapterInPeftFormatAndMergedExportAgree) {
   EXPECT_EQ(acfg["bias"], "none");
   EXPECT_TRUE(acfg.contains("target_modules") && acfg.contains("lora_dropout") &&
               acfg.contains("task_type") && acfg.contains("base_model_name_or_path"));
+  // The PEFT key names are `base_model.model.` + the parameter names of the module PEFT wraps,
+  // as transformers' Qwen3-VL names them. Default (--peft-base model): Qwen3VLModel, what the
+  // original's setup_utils.py wraps on its load path (`_load_base_model_standard` ->
+  // Qwen3VLModel, `PeftModel.from_pretrained(model.model, ...)`): language_model.layers.<l>.
+  // self_attn.{q,k,v,o}_proj / mlp.{gate,up,down}_proj. for-conditional-generation:
+  // Qwen3VLForConditionalGeneration, whose Qwen3VLModel is `.model` (the Unsloth path).
+  const int layers = read_json(peft / "config.json")["text_config"]["num_hidden_layers"];
+  auto hf_names = [&](const std::string& prefix) {
+    std::set<std::string> want;
+    for (int l = 0; l < layers; ++l)
+      for (const std::string m : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                  "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"})
+        for (const std::string ab : {"lora_A", "lora_B"})
+          want.insert(prefix + "language_model.layers." + std::to_string(l) + "." + m + "." + ab + ".weight");
+    return want;
+  };
   io::SafetensorsFile ad((peft / "adapter_model.safetensors").string());
-  ASSERT_FALSE(ad.names().empty());
-  for (const auto& k : ad.names()) {
-    EXPECT_EQ(k.rfind("base_model.model.model.language_model.", 0), 0u) << k;
-    const auto ends_with = [&](const std::string& suf) {
-      return k.size() > suf.size() && k.compare(k.size() - suf.size(), suf.size(), suf) == 0;
-    };
-    EXPECT_TRUE(ends_with(".lora_A.weight") || ends_with(".lora_B.weight")) << k;
-  }
+  const auto names = ad.names();
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()), hf_names("base_model.model."));
+  EXPECT_FALSE(fs::exists(peft / "peft_target_module.json"));  // save.py writes none
+  EXPECT_EQ(read_json(peft / "config.yaml")["model"]["use_unsloth"], false);
+  ExportOptions fcg = o;
+  fcg.peft_base = "for-conditional-generation";
+  export_model((tmp / "ckpt").string(), (tmp / "peft_fcg").string(), fcg);
+  io::SafetensorsFile ad2((tmp / "peft_fcg" / "adapter_model.safetensors").string());
+  const auto names2 = ad2.names();
+  EXPECT_EQ(std::set<std::string>(names2.begin(), names2.end()), hf_names("base_model.model.model."));
+  EXPECT_EQ(read_json(tmp / "peft_fcg" / "config.yaml")["model"]["use_unsloth"], true);
+  auto reloaded_fcg = load_checkpoint((tmp / "peft_fcg").string(), at::kCPU);  // both spellings import
+  const auto rf = outputs(reloaded_fcg.bundle);
+  for (size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR(rf[i], ref[i], 1e-6);
+  ExportOptions bad = o;
+  bad.peft_base = "Qwen3VLModel";
+  robometer::test::expect_throw_contains([&] { export_model((tmp / "ckpt").string(), (tmp / "bad").string(), bad); },
+                                         {"--peft-base", "Qwen3VLModel"});
   io::SafetensorsFile heads((peft / "custom_heads.safetensors").string());
   EXPECT_TRUE(heads.contains("progress_head.0.weight"));
   EXPECT_TRUE(heads.contains("preference_head.0.weight"));

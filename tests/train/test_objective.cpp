@@ -70,6 +70,33 @@ TEST(Objective, ProgressLossMeanAndReferenceScale) {
               c.s0 / 2, 1e-6);
 }
 
+// The original's per-frame mask (rbm_heads_trainer.py _compute_progress_loss: mask = mask *
+// predict_last_frame_mask, loss = masked_loss.mean(dim=1).sum(dim=0) / (mask.sum() + 1e-8)).
+// Frame mask [[0, 1], [1, 1]], both samples on: masked CE = [[0, log 4/3], [log 2, log 2]],
+// .mean(1) = [log(4/3)/2, log 2], sum = log(4/3)/2 + log 2, mask.sum() = 3 -> reference scale.
+// Our mean scale divides the same Σ w·CE by the number of supervised frames (3) instead:
+// (log 4/3 + 2 log 2) / 3. A masked-out NaN frame cannot leak.
+TEST(Objective, ProgressLossPerFrameMaskAsTheOriginal) {
+  ProgCase c;
+  auto both = T({1.f, 1.f}, {2});
+  auto fm = T({0.f, 1.f, 1.f, 1.f}, {2, 2});
+  const double l43 = std::log(4.0 / 3.0);
+  EXPECT_NEAR(progress_loss(c.z, c.q, both, ProgressLossScale::Reference, 0, fm).item<double>(),
+              (l43 / 2 + kLog2) / 3, 1e-6);
+  EXPECT_NEAR(progress_loss(c.z, c.q, both, ProgressLossScale::Mean, 0, fm).item<double>(),
+              (l43 + 2 * kLog2) / 3, 1e-6);
+  // All-ones frame masks give the per-sample results above.
+  EXPECT_NEAR(progress_loss(c.z, c.q, both, ProgressLossScale::Mean, 0, at::ones({2, 2})).item<double>(),
+              (c.s0 + c.s1) / 2, 1e-6);
+  auto z = c.z.clone();
+  z[0][0].fill_(std::numeric_limits<float>::quiet_NaN());
+  auto zg = z.requires_grad_(true);
+  auto l = progress_loss(zg, c.q, both, ProgressLossScale::Reference, 0, fm);
+  EXPECT_NEAR(l.item<double>(), (l43 / 2 + kLog2) / 3, 1e-6);
+  l.backward();
+  EXPECT_EQ(zg.grad()[0][0].abs().sum().item<float>(), 0.f);
+}
+
 TEST(Objective, ProgressLossAllMaskedIsZeroAndBackwardable) {
   ProgCase c;
   auto z = c.z.clone().requires_grad_(true);

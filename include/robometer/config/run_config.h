@@ -23,12 +23,14 @@ struct ResizeConfig {
   std::string mode = "short_edge";  // none | exact | short_edge
   int short_edge = 240;
   int width = 0, height = 0;
+  bool keep_square = true;  // short_edge leaves square frames as they are (RBM storage did)
   template <class V>
   void visit(V& v) {
     v("mode", mode, doc("frame resize mode").choices({"none", "exact", "short_edge"}));
     v("short_edge", short_edge, doc("shorter side in px for short_edge").positive());
     v("width", width, doc("width for exact").non_negative());
     v("height", height, doc("height for exact").non_negative());
+    v("keep_square", keep_square, doc("short_edge: square frames keep their size"));
   }
 };
 
@@ -60,6 +62,13 @@ struct DataConfig {
   int samples_per_epoch = 0;  // 0: number of trajectories
   bool autorotate = true;     // apply a video's display rotation, as the ffmpeg CLI does
   std::string index = "auto";  // trajectories.rbmidx: auto (build/rebuild) | require | off (JSONL)
+  std::string mixing = "rbm";  // rbm: trajectory first (the original's default); strategy_first
+  // Per data source: preference_only | suboptimal_fail | preference_only+suboptimal_fail | none
+  // (the original dataset_category.py; shipped in configs/sources/robometer_original.yaml).
+  std::map<std::string, std::string> source_categories;
+  std::string partial_success_progress_match = "roboreward";  // "" = every graded source
+  int min_frames = 5;                      // trajectories with <= this many frames are dropped
+  bool drop_tasks_without_success = true;  // ungraded tasks with no successful trajectory
   template <class V>
   void visit(V& v) {
     v("train", train, doc("training datasets"));
@@ -73,13 +82,22 @@ struct DataConfig {
     v("different_task_same_source_prob", different_task_same_source_prob, doc("").range(0, 1));
     v("predict_last_frame_partial_progress", predict_last_frame_partial_progress,
       doc("partial_success trajectories: progress label on the last stored frame only"));
-    v("success_cutoffs", success_cutoffs, doc("per-source success cutoff c in (0,1]"));
+    v("success_cutoffs", success_cutoffs, doc("per-source success cutoff c in (0,1]").range(0, 1));
     v("preference_only_sources", preference_only_sources, doc("no progress supervision"));
     v("max_bad_fraction", max_bad_fraction, doc("abort above this share of bad videos").range(0, 1));
     v("samples_per_epoch", samples_per_epoch, doc("0 = number of trajectories").non_negative());
     v("autorotate", autorotate, doc("apply the display rotation stored with a video"));
     v("index", index, doc("binary trajectory index: auto (build or rebuild when stale), require, off (parse JSONL)")
                           .choices({"auto", "require", "off"}));
+    v("mixing", mixing, doc("how pairs are drawn").choices({"rbm", "strategy_first"}));
+    v("source_categories", source_categories,
+      doc("per-source category").choices({"preference_only", "suboptimal_fail",
+                                          "preference_only+suboptimal_fail", "none"}));
+    v("partial_success_progress_match", partial_success_progress_match,
+      doc("partial_success gives progress labels only on sources whose name contains this"));
+    v("min_frames", min_frames, doc("drop trajectories with <= this many frames").non_negative());
+    v("drop_tasks_without_success", drop_tasks_without_success,
+      doc("drop ungraded tasks that have no successful trajectory"));
   }
 };
 
@@ -212,8 +230,13 @@ struct EvalConfig {
   double success_threshold = 0.5;
   int voc_prefixes = 5;
   int max_trajectories = 0;  // 0 = all
+  std::string protocol = "original";  // original (compile_results.py) | robometer_cpp
+  // Frames at inference (score, serve, eval): native size into smart_resize by default.
+  ResizeConfig resize = [] { ResizeConfig r; r.mode = "none"; return r; }();
   template <class V>
   void visit(V& v) {
+    v("protocol", protocol, doc("evaluation protocol").choices({"original", "robometer_cpp"}));
+    v("resize", resize);
     v("success_threshold", success_threshold, doc("").range(0, 1));
     v("voc_prefixes", voc_prefixes, doc("prefix end-points per trajectory").range(1, 1024));
     v("max_trajectories", max_trajectories, doc("per data source (0 = all)").non_negative());

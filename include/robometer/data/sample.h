@@ -26,6 +26,8 @@ struct Clip {
   at::Tensor success;           // float [K]     1[g_t >= cutoff], 0 for failures / other task
   at::Tensor success_mask;      // float [K]     inclusion rule of spec §2.3
   float progress_mask = 0.f;    // 1 if progress is supervised on this clip
+  at::Tensor progress_frame_mask;  // float [K] per-frame progress mask (all 1 unless
+                                   // predict_last_frame_partial_progress); undefined = all 1
   std::vector<int64_t> frame_indices;  // into the trajectory (after the stored-frame cap)
   std::vector<int64_t> video_frame_indices;  // the same frames as frame numbers of the video
   int64_t valid_frames = 0;     // frames before right padding (<= K)
@@ -49,6 +51,7 @@ struct Batch {
   at::Tensor progress_a;         // float [B, K]
   at::Tensor progress_target_a;  // float [B, K, 10]
   at::Tensor progress_mask_a;    // float [B]
+  at::Tensor progress_frame_mask_a;  // float [B, K] (the original predict_last_frame_mask_A)
   at::Tensor success_a;          // float [B, K]
   at::Tensor success_mask_a;     // float [B, K]
   // The same labels for trajectory B (the original trainer supervises A only; kept for
@@ -56,6 +59,7 @@ struct Batch {
   at::Tensor progress_b;         // float [B, K]
   at::Tensor progress_target_b;  // float [B, K, 10]
   at::Tensor progress_mask_b;    // float [B]
+  at::Tensor progress_frame_mask_b;  // float [B, K]
   at::Tensor success_b;          // float [B, K]
   at::Tensor success_mask_b;     // float [B, K]
   int64_t size() const { return static_cast<int64_t>(samples.size()); }

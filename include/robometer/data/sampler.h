@@ -21,7 +21,18 @@
 
 namespace robometer::data {
 
+// How the trajectory of a pair is drawn (the original's data.dataset_type).
+enum class Mixing {
+  // RBMDataset (the original's default): a trajectory, in proportion to its source's size (times
+  // the source weight), then the strategy by ratio with rebalancing (PrefSampler).
+  Rbm,
+  // StrategyFirstDataset: the strategy by ratio, then a source (uniform or by weight), then a
+  // trajectory eligible for the strategy.
+  StrategyFirst,
+};
+
 struct SamplerOptions {
+  Mixing mixing = Mixing::StrategyFirst;  // code default; configs default to rbm (base.yaml)
   int frames_per_clip = 8;      // K: clips are linspace-subsampled to K, then right-padded to K
   int max_stored_frames = 32;   // the original preprocessing cap (see stored_frame_indices)
   // [rewind, suboptimal, different_task, reverse] (the order of enum Strategy); zero disables.
@@ -31,10 +42,17 @@ struct SamplerOptions {
   double default_success_cutoff = 1.0;           // the original max_success
   double min_success = 0.5;                      // success frames with g < this are negatives
   std::set<std::string> preference_only_sources; // progress never supervised on these
+  // is_suboptimal_fail_ds: strategy_first draws its suboptimal pairs from these sources (all
+  // sources when none of them is present, as the original).
+  std::set<std::string> suboptimal_fail_sources;
+  // partial_success gives progress supervision on sources whose name contains this (the
+  // original: "roboreward"); "" = every source whose trajectories carry partial_success.
+  std::string partial_success_progress_match;
   double different_task_same_source_prob = 0.5;  // traj_same_source_prob
   double partial_success_threshold = 0.2;        // min |Δ partial_success| for a pair
-  // predict_last_frame_partial_progress (off in the original's default): a partial_success
-  // trajectory's clip is labelled 0 everywhere but on its last stored frame (= the score).
+  // predict_last_frame_partial_progress (off in the original's default): only adds a per-frame
+  // progress mask (1 where the clip shows the trajectory's last stored frame) for graded clips.
+  // The labels [0, ..., 0, p] of a clip ending at the last frame with p < 1 are always used.
   bool last_frame_partial_progress = false;
   bool is_eval = false;                          // chosen always A (else A/B with p = 0.5)
 };
@@ -58,6 +76,7 @@ struct ClipPlan {
   std::vector<double> success;          // K: y_t
   std::vector<double> success_mask;     // K: inclusion in the success loss
   float progress_mask = 0.f;
+  std::vector<double> progress_frame_mask;  // K: per-frame progress mask (predict_last_frame_mask)
   int64_t valid_frames = 0;             // frames before right padding
 };
 
@@ -120,6 +139,7 @@ class PairSampler {
   std::shared_ptr<const TrajectoryIndex> index_;
   SamplerOptions opts_;
   std::vector<std::string> active_sources_;  // data sources with a positive weight
+  PairPlan sample_rbm(Rng& rng) const;
 };
 
 }  // namespace robometer::data

@@ -64,9 +64,12 @@ struct ResizeSpec {
   Mode mode = Mode::None;
   int width = 0, height = 0;  // Exact
   int short_edge = 0;         // ShortEdge: the shorter side becomes this, aspect kept, even sizes
+  bool keep_square = false;   // ShortEdge: a square source keeps its size (RBM storage did)
   static ResizeSpec none() { return {}; }
   static ResizeSpec exact(int w, int h) { return {Mode::Exact, w, h, 0}; }
-  static ResizeSpec shortest_edge(int s) { return {Mode::ShortEdge, 0, 0, s}; }
+  static ResizeSpec shortest_edge(int s, bool keep_square = false) {
+    return {Mode::ShortEdge, 0, 0, s, keep_square};
+  }
 };
 
 // Output size for a source of src_w × src_h under `spec` (throws ConfigError on a bad spec).

@@ -1,7 +1,7 @@
 // Offline evaluation of a reward model on held-out manifests (spec §5.1), shared by
 // `robometer eval` and the trainer's periodic evaluation.
 //
-// Protocol (per data source, up to max_trajectories trajectories, spread evenly over the
+// Protocol robometer_cpp (per data source, up to max_trajectories trajectories, spread evenly over the
 // source's list). Every trajectory is first capped to S = min(N, max_stored_frames) stored
 // frames (the training rule, labels.h), and all frame indices below live in that space.
 //   VOC:        P = voc_prefixes end points e_k = rint(linspace(0, S-1, P)); the prefix 0..e_k
@@ -53,6 +53,11 @@ struct EvalOptions {
   bool autorotate = true;  // data.autorotate
   data::SamplerOptions sampling;    // pair construction (is_eval forced on)
   MetricsOptions metrics;
+  // eval.protocol "original" (robometer's eval samplers + compile_results.py): VOC end points
+  // int(linspace(0, S-1, P)) (floor), prediction and label at clip position k of the k-th prefix,
+  // whole-trajectory clips right-padded to K, every task of a source in the confusion matrix,
+  // preference pairs with the chosen trajectory as A. "robometer_cpp": the protocol above.
+  std::string protocol = "robometer_cpp";
   bool keep_trajectories = false;   // add "trajectories": per-trajectory gt/pred to the JSON
 };
 

@@ -87,6 +87,11 @@ struct TrajectoryScores {
 
 // ---------------------------------------------------------------- reward alignment (VOC)
 
+// End frames of the P prefixes of a trajectory of S stored frames. original: the original's
+// samplers/eval/reward_alignment.py `np.linspace(0, num_frames - 1, n)` then `int(end_idx)`
+// (floor; all S frames when P > S); otherwise data::linspace_positions (rint, at most S).
+std::vector<int64_t> voc_end_points(int64_t stored, int prefixes, bool original);
+
 struct VocResult {
   std::optional<double> pearson;   // mean over trajectories with a defined value
   std::optional<double> spearman;
@@ -100,7 +105,11 @@ struct VocResult {
 // counted. (robometer's compile_results.py maps them to 0.0 and keeps them, which pulls the
 // mean towards 0.) When successful_only, only Quality::Successful trajectories count, as in
 // the original (failure trajectories have no meaningful progress target).
-VocResult reward_alignment(const std::vector<TrajectoryScores>& trajs, bool successful_only = true);
+// With undefined_as_zero (eval.protocol original: compile_results.py
+// run_reward_alignment_eval_per_trajectory, `0.0 if np.isnan(traj_pearson)`), an undefined
+// correlation enters the mean as 0 (and is still counted as undefined).
+VocResult reward_alignment(const std::vector<TrajectoryScores>& trajs, bool successful_only = true,
+                           bool undefined_as_zero = false);
 
 // ---------------------------------------------------------------- policy ranking
 
@@ -129,6 +138,12 @@ struct RankingResult {
 };
 
 RankingResult policy_ranking(const std::vector<TrajectoryScores>& trajs, bool use_partial_success);
+
+// compile_results.py _compute_policy_ranking_metrics_partial_success "ranking_acc_rba": per task,
+// every pair with different partial_success counts, correct iff (ps_i > ps_j) == (r_i > r_j) with
+// r the last-frame progress (so a predicted tie is correct when ps_i < ps_j); pooled over tasks.
+// nullopt without such a pair.
+std::optional<double> ranking_acc_rba(const std::vector<TrajectoryScores>& trajs);
 
 // ---------------------------------------------------------------- success–failure difference
 
@@ -231,6 +246,12 @@ struct MetricsOptions {
   // How the caller aggregated prefix clips (see aggregate_prefix_clips); recorded in the JSON
   // so reports made with the original's indexing are labelled as such.
   PrefixAggregation prefix_aggregation = PrefixAggregation::LastFrame;
+  // eval.protocol: "original" (compile_results.py: undefined VOC correlations count as 0; sources
+  // named *roboreward* / *roboarena* rank by partial_success with ranking_acc_rba as their
+  // headline, others by the per-label-tuple τ ("kendall_last"); confusion headline = mean
+  // diagonal − mean off-diagonal of the raw matrix) or "robometer_cpp" (undefined excluded,
+  // τ-a over all trajectories, per-video normalised diagonal). Recorded in "options".
+  std::string protocol = "robometer_cpp";
 };
 
 // All metrics per data source and overall:

@@ -15,10 +15,16 @@
 //   tokenizer.json             with Robometer's 5 added tokens in added_tokens
 //   tokenizer_config.json, special_tokens_map.json
 //   LoRA runs without --merge-lora, as robometer/utils/save.py writes them:
-//   adapter_model.safetensors  base_model.model.<path>.lora_{A,B}.weight
+//   adapter_model.safetensors  base_model.model.<name>.lora_{A,B}.weight, <name> as the module
+//                              chosen by --peft-base names it (model/weights.h): "model"
+//                              (default) = Qwen3VLModel, what the original's default load path
+//                              wraps (config.yaml use_unsloth: false -> setup_utils.py
+//                              _load_base_model_standard, PeftModel.from_pretrained(model.model));
+//                              "for-conditional-generation" = Qwen3VLForConditionalGeneration
+//                              (its Unsloth path; config.yaml then says use_unsloth: true)
 //   adapter_config.json        PEFT LoraConfig (peft_type LORA, r, lora_alpha, ...)
 //   custom_heads.safetensors   the heads and frame_pool_attn (trained alongside the adapters)
-//   peft_target_module.json    {"target_module": "model", "adapter_dir": "."}
+// (No peft_target_module.json: the original's save.py does not write one and nothing reads it.)
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -35,6 +41,7 @@ struct ExportOptions {
   int64_t shard_bytes = 5'000'000'000;  // <= 0: one file
   std::string base_model_id = "Qwen/Qwen3-VL-4B-Instruct";  // recorded in config.yaml / adapter_config.json
   bool force = false;  // replace a non-empty --out (never the checkpoint being exported)
+  std::string peft_base = "model";  // model | for-conditional-generation (adapter key prefix)
 };
 
 // "5GB", "500MB", "10KB", "123" (bytes; decimal units as huggingface_hub). ConfigError.

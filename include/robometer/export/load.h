@@ -37,4 +37,8 @@ LoadedModel load_untrained(const std::string& config_yaml, at::Device device,
 // --fps (round(n_frames * fps / 10) for its 10 fps example videos). Throws FormatError.
 at::Tensor read_video(const std::string& path, const data::ResizeSpec& resize, double fps = 0.0);
 
+// Frames at inference (score, serve, eval): eval.resize of a run config (default none: native
+// frames into smart_resize, as the original example_inference_local.py and the LeRobot port).
+data::ResizeSpec resize_spec(const config::RunConfig& cfg);
+
 }  // namespace robometer::eval

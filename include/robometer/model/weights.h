@@ -8,8 +8,13 @@
 //   * `lm_head.weight` (HF ForConditionalGeneration) is ignored when embeddings are tied and is
 //     otherwise reported as unexpected (Robometer reads hidden states, there is no LM head).
 //   * LoRA adapters: module `<path>.lora_A.weight` <-> PEFT adapter file key
-//     `base_model.model.<path>.lora_A.weight` (PEFT's adapter_model.safetensors, adapter name
-//     stripped). In a merged export the adapters are folded into `<path>.weight` and omitted.
+//     `base_model.model.<name>.lora_A.weight` (PEFT's adapter_model.safetensors, adapter name
+//     stripped), where <name> is the parameter name in the module PEFT wrapped (PeftBase):
+//     Qwen3VLModel (the original's setup_utils.py standard load path, PeftModel.from_pretrained
+//     (model.model, ...)): `language_model.layers.0.self_attn.q_proj`, i.e. <path> without its
+//     leading `model.`; Qwen3VLForConditionalGeneration (its Unsloth FastVisionModel path):
+//     `model.language_model.layers.0...` = <path>. Both spellings load. In a merged export the
+//     adapters are folded into `<path>.weight` and omitted.
 //   * Files saved by PEFT's full state dict name the base weight `<path>.base_layer.weight`
 //     and the adapters `<path>.lora_A.default.weight`; both spellings are accepted on load.
 #pragma once
@@ -31,12 +36,15 @@ namespace robometer::model {
 // deliberately ignored (lm_head.weight: the reward model has no LM head, tied or not).
 std::string checkpoint_key(const std::string& module_path);
 std::string from_checkpoint_key(const std::string& key);
-std::string peft_adapter_key(const std::string& module_path);  // base_model.model.<path>
+// The module PEFT wraps, which decides the adapter key prefix (see above).
+enum class PeftBase { Model, ForConditionalGeneration };
+std::string peft_adapter_key(const std::string& module_path, PeftBase base = PeftBase::Model);
 
 struct StateDictOptions {
   bool include_lora = true;            // lora_A/lora_B tensors (module-path names)
   bool trainable_only = false;         // e.g. a LoRA-only adapter checkpoint
   bool peft_names = false;             // name adapters as PEFT does (base_model.model.*)
+  PeftBase peft_base = PeftBase::Model;  // with peft_names: the module PEFT wrapped
   at::ScalarType dtype = at::kFloat;   // stored dtype for floating tensors (kFloat/kBFloat16/kHalf)
   bool keep_dtype = true;              // true: store each tensor as it is in the model
 };

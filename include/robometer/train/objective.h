@@ -83,10 +83,14 @@ LossDenominators loss_counts(const data::Batch& batch);
 at::Tensor preference_loss(const at::Tensor& logit, const at::Tensor& label, double clamp = 50.0,
                            double denominator = 0);
 
-// Soft-target CE over the last dim, masked per sample. logits, target: [B, K, C]; mask: [B].
-// Returns 0 (with graph) when Σ mask = 0. denominator > 0 replaces Σ mask.
+// Soft-target CE over the last dim, masked per sample and (optionally) per frame. logits,
+// target: [B, K, C]; mask: [B]; frame_mask: [B, K] (undefined = all 1). With w = mask·frame_mask
+// and W = Σ w / K (= Σ mask for full frame masks): mean scale Σ w·CE / (K·W), reference scale
+// (the original's masked_loss.mean(1).sum() / mask.sum()) Σ w·CE / (K·K·W). Returns 0 (with
+// graph) when W = 0. denominator > 0 replaces W.
 at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target,
-                         const at::Tensor& mask, ProgressLossScale scale, double denominator = 0);
+                         const at::Tensor& mask, ProgressLossScale scale, double denominator = 0,
+                         const at::Tensor& frame_mask = {});
 
 // Mean over frames with include > 0 of BCE(σ(clamp(s)), y). logits, label, include: [B, K].
 // Returns 0 (with graph) when nothing is included. The original also computes a minority-class

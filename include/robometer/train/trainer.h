@@ -82,9 +82,11 @@ class Trainer {
 model::ModelInputs pair_inputs(const model::Processor& processor, const data::Batch& batch,
                                const at::Device& device);
 
-// Builds a trajectory index from config dataset entries (manifest dirs + weights).
+// Builds a trajectory index from config dataset entries (manifest dirs + weights). With
+// `filters`, the original's dataset filters (data.min_frames for "train", and
+// data.drop_tasks_without_success) are applied and their counts logged.
 std::shared_ptr<const data::TrajectoryIndex> load_index(
     const std::vector<config::DatasetEntry>& datasets, const std::string& what,
-    data::IndexPolicy policy = data::IndexPolicy::Auto);
+    data::IndexPolicy policy = data::IndexPolicy::Auto, const config::DataConfig* filters = nullptr);
 
 }  // namespace robometer::train
