@@ -15,7 +15,8 @@ using robometer::test::TempDir;
 namespace {
 
 std::string xxhsum(const fs::path& p) {
-  const auto r = robometer::test::capture_command("xxhsum -H1 '" + p.string() + "'");
+  // (its progress lines go to stderr, which capture_command would mix in)
+  const auto r = robometer::test::capture_command("(xxhsum -H1 '" + p.string() + "' 2>/dev/null)");
   EXPECT_EQ(r.code, 0) << r.out;
   return r.out.substr(0, 16);
 }
