@@ -182,6 +182,7 @@ struct RewardServer::Impl {
   bool stopping = false, paused = false;
   std::atomic<int64_t> served{0}, batches{0};
   int port = -1;
+  std::unique_ptr<SessionApi> sessions;
 
   Impl(eval::Scorer& s, ServerOptions o) : scorer(s), opts(std::move(o)) {}
 
@@ -323,6 +324,8 @@ int RewardServer::start() {
                           {"batches", m.batches.load()}});
   });
   m.http.Post("/score", [&m](const httplib::Request& req, httplib::Response& res) { m.handle_score(req, res); });
+  m.sessions = std::make_unique<SessionApi>(m.scorer.bundle(), m.opts.sessions);
+  m.sessions->register_routes(m.http);
   // httplib answers 413 itself for an oversized body; give it a JSON error like the others.
   const int64_t limit = m.opts.max_request_bytes;
   m.http.set_error_handler([limit](const httplib::Request& req, httplib::Response& res) {
@@ -356,6 +359,7 @@ void RewardServer::stop() {
     m.stopping = true;
   }
   m.cv.notify_all();
+  if (m.sessions) m.sessions->stop();
   m.http.stop();
   if (m.http_thread.joinable()) m.http_thread.join();
   if (m.model_thread.joinable()) m.model_thread.join();

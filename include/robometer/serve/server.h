@@ -18,6 +18,7 @@
 
 #include "robometer/data/video_reader.h"
 #include "robometer/eval/scorer.h"
+#include "robometer/serve/session_api.h"
 
 namespace robometer::serve {
 
@@ -32,6 +33,7 @@ struct ServerOptions {
   int http_threads = 32;
   eval::ScoreMode mode = eval::ScoreMode::Linspace;
   data::ResizeSpec resize = data::ResizeSpec::none();  // for "video" requests
+  SessionOptions sessions;     // streaming sessions (/sessions, serve/session_api.h)
 };
 
 class RewardServer {
