@@ -19,6 +19,7 @@ struct ServeArgs {
   int port = 8000, max_batch = 16, max_wait_ms = 5, queue = 256, frames = 8, batch_size = 8;
   double max_request_mb = 64;
   int64_t max_frames = 512;
+  serve::SessionOptions sessions;
 };
 
 std::atomic<int> g_signal{0};
@@ -38,9 +39,14 @@ int run_serve(const ServeArgs& a) {
   o.max_frames = a.max_frames;
   o.mode = eval::parse_score_mode(a.mode);
   o.resize = eval::resize_spec(m.config);
+  o.sessions = a.sessions;
+  o.sessions.max_batch = a.max_batch;
+  o.sessions.max_wait_ms = a.max_wait_ms;
+  o.sessions.max_frames_per_request = a.max_frames;
+  o.sessions.resize = o.resize;
   serve::RewardServer server(scorer, o);
   const int port = server.start();
-  std::printf("serving %s on http://%s:%d (POST /score, GET /health)\n", a.checkpoint.c_str(),
+  std::printf("serving %s on http://%s:%d (POST /score, /sessions, GET /health)\n", a.checkpoint.c_str(),
               a.host.c_str(), port);
   std::fflush(stdout);
   std::signal(SIGINT, on_serve_signal);
@@ -66,6 +72,10 @@ Registrar reg("serve", "HTTP reward server with request batching (POST /score)",
                 sub.add_option("--frames", a.frames, "K frames per query");
                 sub.add_option("--batch-size", a.batch_size, "queries per forward pass");
                 sub.add_option("--device", a.device, "auto | cpu | cuda");
+                sub.add_option("--session-ttl-s", a.sessions.ttl_s, "streaming sessions idle this long are dropped")->capture_default_str();
+                sub.add_option("--max-sessions", a.sessions.max_sessions, "open streaming sessions (503 above)")->capture_default_str();
+                sub.add_option("--kv-cache-mb", a.sessions.kv_cache_mb, "KV cache of all sessions together, MiB (503 above)")->capture_default_str();
+                sub.add_option("--max-frames-per-session", a.sessions.max_frames_per_session, "frames per streaming session (409 above)")->capture_default_str();
                 sub.callback([&exit_code] { exit_code = run_serve(a); });
               });
 
