@@ -1,5 +1,5 @@
 // `robometer score --checkpoint DIR --video FILE [--video FILE2 ...] --task TEXT
-//   [--mode linspace|dense|all] [--frames 8] [--fps F] [--format json|csv] [--out FILE] [--plot out.png]`
+//   [--mode linspace|dense|all|stream] [--frames 8] [--fps F] [--format json|csv] [--out FILE] [--plot out.png]`
 // Per-frame progress and P(success) of each video (eval/scorer.h).
 #include <spdlog/spdlog.h>
 
@@ -91,7 +91,7 @@ Registrar reg("score", "Per-frame progress and success probability of videos for
                 sub.add_option("--checkpoint", a.checkpoint, "checkpoint or export directory")->required();
                 sub.add_option("--video", a.videos, "video file (repeatable)")->required();
                 sub.add_option("--task", a.task, "task instruction")->required();
-                sub.add_option("--mode", a.mode, "linspace (K frames, one query), dense (one query per frame) or all (every frame in one query)");
+                sub.add_option("--mode", a.mode, "linspace (K frames, one query), dense (one query per frame), all (every frame in one query) or stream (all's numbers, one KV-cached step per frame)");
                 sub.add_option("--frames", a.frames, "K frames per query");
                 sub.add_option("--fps", a.fps, "subsample the video to this frame rate first");
                 sub.add_option("--resize", a.resize, "none | WxH | short-edge px (default: eval.resize, native)");

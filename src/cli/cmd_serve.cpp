@@ -31,6 +31,7 @@ struct ServeArgs {
   double max_request_mb = 64;
   serve::RequestLimits limits;
   serve::ConnectionLimits connections;
+  serve::SessionOptions sessions;
 };
 
 // A YAML document as JSON (scalars typed as YAML 1.2 core would: bool, int, float, null, string),
@@ -83,9 +84,14 @@ int run_serve(const ServeArgs& a) {
   o.mode = eval::parse_score_mode(a.mode);
   o.resize = eval::resize_spec(m.config);  // eval.resize: native frames by default
   o.extra_routes = serve::web_ui_routes(a.checkpoint, m.config, a.data, o.resize, o.limits.max_frames);
+  o.sessions = a.sessions;
+  o.sessions.max_batch = a.max_batch;
+  o.sessions.max_wait_ms = a.max_wait_ms;
+  o.sessions.max_frames_per_request = a.limits.max_frames;
+  o.sessions.resize = o.resize;
   serve::RewardServer server(scorer, o);
   const int port = server.start();
-  std::printf("serving %s on http://%s:%d (POST /score, GET /health; original API: POST /evaluate_batch, "
+  std::printf("serving %s on http://%s:%d (POST /score, /sessions, GET /health; original API: POST /evaluate_batch, "
               "/evaluate_batch_npy, GET /model_info, /gpu_status)\n", a.checkpoint.c_str(),
               a.host.c_str(), port);
   std::fflush(stdout);
@@ -130,6 +136,10 @@ Registrar reg("serve", "HTTP reward server with request batching (POST /score)",
                 sub.add_option("--batch-size", a.batch_size, "queries per forward pass");
                 sub.add_option("--device", a.device, "auto | cpu | cuda");
                 sub.add_option("--data", a.data, "manifest directory whose trajectories the web UI (GET /) offers");
+                sub.add_option("--session-ttl-s", a.sessions.ttl_s, "streaming sessions idle this long are dropped")->capture_default_str();
+                sub.add_option("--max-sessions", a.sessions.max_sessions, "open streaming sessions (503 above)")->capture_default_str();
+                sub.add_option("--kv-cache-mb", a.sessions.kv_cache_mb, "KV cache of all sessions together, MiB (503 above)")->capture_default_str();
+                sub.add_option("--max-frames-per-session", a.sessions.max_frames_per_session, "frames per streaming session (409 above)")->capture_default_str();
                 sub.callback([&exit_code] { exit_code = run_serve(a); });
               });
 

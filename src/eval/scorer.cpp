@@ -6,6 +6,7 @@
 
 #include "robometer/core/error.h"
 #include "robometer/data/labels.h"
+#include "robometer/model/stream_session.h"
 
 namespace robometer::eval {
 
@@ -13,7 +14,8 @@ ScoreMode parse_score_mode(const std::string& s) {
   if (s == "linspace") return ScoreMode::Linspace;
   if (s == "dense") return ScoreMode::Dense;
   if (s == "all") return ScoreMode::All;
-  throw ConfigError("score mode '" + s + "': expected linspace, dense or all");
+  if (s == "stream") return ScoreMode::Stream;
+  throw ConfigError("score mode '" + s + "': expected linspace, dense, all or stream");
 }
 
 const char* score_mode_name(ScoreMode m) {
@@ -21,6 +23,7 @@ const char* score_mode_name(ScoreMode m) {
     case ScoreMode::Linspace: return "linspace";
     case ScoreMode::Dense: return "dense";
     case ScoreMode::All: return "all";
+    case ScoreMode::Stream: return "stream";
   }
   return "?";
 }
@@ -110,6 +113,20 @@ ScoreResult Scorer::all_frames(const at::Tensor& frames, const std::string& task
   return res;
 }
 
+ScoreResult Scorer::stream(const at::Tensor& frames, const std::string& task) {
+  check_video(frames, task);
+  model::StreamModel streaming(bundle_);
+  const auto session = streaming.open(task);
+  ScoreResult res;
+  for (int64_t i = 0; i < frames.size(0); ++i) {  // one environment step at a time
+    const auto out = streaming.append({session.get()}, {frames.slice(0, i, i + 1)});
+    res.frame_indices.push_back(i);
+    res.progress.push_back(out[0].progress[0]);
+    res.success.push_back(out[0].success[0]);
+  }
+  return res;
+}
+
 ScoreResult Scorer::dense(const at::Tensor& frames, const std::string& task) {
   check_video(frames, task);
   ScoreResult res;
@@ -131,6 +148,7 @@ ScoreResult Scorer::score(const at::Tensor& frames, const std::string& task, Sco
     case ScoreMode::Linspace: return linspace(frames, task);
     case ScoreMode::Dense: return dense(frames, task);
     case ScoreMode::All: return all_frames(frames, task);
+    case ScoreMode::Stream: return stream(frames, task);
   }
   throw Error("score: unknown mode");
 }

@@ -239,6 +239,7 @@ struct RewardServer::Impl {
   RouteContext ctx;
   std::thread http_thread;
   int port = -1;
+  std::unique_ptr<SessionApi> sessions;
 
   Impl(eval::Scorer& s, ServerOptions o)
       : scorer(s),
@@ -265,6 +266,8 @@ int RewardServer::start() {
   m.http.set_payload_max_length(static_cast<size_t>(m.opts.limits.max_request_bytes));
   m.register_route_groups();
   if (m.opts.extra_routes) m.opts.extra_routes(m.http);
+  m.sessions = std::make_unique<SessionApi>(m.scorer.bundle(), m.opts.sessions);
+  m.sessions->register_routes(m.http);
   // httplib answers 413 itself for an oversized body; give it a JSON error like the others.
   const int64_t limit = m.opts.limits.max_request_bytes;
   m.http.set_error_handler([limit](const httplib::Request& req, httplib::Response& res) {
@@ -306,6 +309,7 @@ int RewardServer::start() {
 void RewardServer::stop() {
   Impl& m = *impl_;
   m.queue.stop();  // queued jobs are answered "server stopping"
+  if (m.sessions) m.sessions->stop();
   m.http.stop();
   m.http.close_all_connections();  // idle and trickling clients would hold the join below
   if (m.http_thread.joinable()) m.http_thread.join();

@@ -18,6 +18,12 @@ std::string pair_instruction(const std::string& task, bool predict_pref_progress
 // (1 = the template's own output, before the processor expands it).
 std::string render_image(int picture_number, int64_t image_pads);
 
+// The progress prompt cut at its frames, for streaming: render_progress_prompt(task, pads) ==
+// progress_prompt_head(task) + Σ_i progress_frame_text(i + 1, pads[i]) + progress_prompt_tail().
+std::string progress_prompt_head(const std::string& task);
+std::string progress_frame_text(int picture_number, int64_t image_pads);
+std::string progress_prompt_tail();
+
 // Full prompts. `pads[i]` is the number of <|image_pad|> tokens of frame i.
 std::string render_progress_prompt(const std::string& task, const std::vector<int64_t>& pads);
 std::string render_pair_prompt(const std::string& task, const std::vector<int64_t>& pads_a,

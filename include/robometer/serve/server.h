@@ -26,6 +26,7 @@
 namespace httplib {
 class Server;
 }
+#include "robometer/serve/session_api.h"
 
 namespace robometer::serve {
 
@@ -43,6 +44,7 @@ struct ServerOptions {
   std::string model_path;
   std::string experiment_config_json = "{}";  // the run config the model was trained with, as JSON
   std::function<void(httplib::Server&)> extra_routes;   // more routes on the same port (the web UI)
+  SessionOptions sessions;     // streaming sessions (/sessions, serve/session_api.h)
 };
 
 class RewardServer {
