@@ -27,6 +27,7 @@ Benchmark model_step_benchmark();
 Benchmark sampler_benchmark();
 Benchmark score_benchmark();
 Benchmark step_benchmark();
+Benchmark stream_benchmark();
 Benchmark tokenizer_benchmark();
 
 }  // namespace robometer::bench

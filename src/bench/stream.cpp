@@ -13,13 +13,13 @@
 #include <memory>
 #include <sstream>
 
-#include "robometer/cli/bench.h"
+#include "robometer/bench/benchmarks.h"
 #include "robometer/core/error.h"
 #include "robometer/eval/load.h"
 #include "robometer/eval/scorer.h"
 #include "robometer/model/stream_session.h"
 
-namespace robometer::cli {
+namespace robometer::bench {
 namespace {
 namespace fs = std::filesystem;
 
@@ -136,7 +136,10 @@ int run(const Options& o) {
   return 0;
 }
 
-BenchRegistrar reg("stream", "Streaming rewards: ms per frame vs episode length, rewards/s vs sessions, vs dense",
+}  // namespace
+
+Benchmark stream_benchmark() {
+  return {"stream", "Streaming rewards: ms per frame vs episode length, rewards/s vs sessions, vs dense",
                    [](CLI::App& sub, int& exit_code) {
                      auto o = std::make_shared<Options>();
                      sub.add_option("--config", o->config, "run YAML or backbone config.json")->capture_default_str();
@@ -150,7 +153,7 @@ BenchRegistrar reg("stream", "Streaming rewards: ms per frame vs episode length,
                      sub.add_option("--device", o->device, "auto | cpu | cuda")->capture_default_str();
                      sub.add_flag("--padded", o->padded, "also measure attention over padded caches");
                      sub.callback([o, &exit_code] { exit_code = run(*o); });
-                   });
+                   }};
+}
 
-}  // namespace
-}  // namespace robometer::cli
+}  // namespace robometer::bench
