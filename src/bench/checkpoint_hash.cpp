@@ -57,7 +57,8 @@ int run_bench_hash(const Options& o) {
   std::printf("  in memory:            %6.2f GB/s\n", mem_gbs);
   std::printf("  file (page cache):    %6.2f GB/s\n", file_gbs);
   std::printf("  4B bf16 weights  9 GB: %5.1f s to hash at resume and at save\n", 9.0 / file_gbs);
-  std::printf("  + AdamW state   57 GB: %5.1f s (full fine-tune: fp32 master + 2 moments)\n", 57.0 / file_gbs);
+  std::printf("  + AdamW state   57 GB: %5.1f s (full fine-tune: fp32 master + 2 moments)\n",
+              57.0 / file_gbs);
   std::printf("  (digest %016llx)\n", static_cast<unsigned long long>(h));
   return 0;
 }
@@ -66,12 +67,12 @@ int run_bench_hash(const Options& o) {
 
 Benchmark checkpoint_hash_benchmark() {
   return {"checkpoint-hash", "Throughput of the checkpoint content hash (XXH64) and its cost at 4B",
-                   [](CLI::App& sub, int& exit_code) {
-                     auto o = std::make_shared<Options>();
-                     sub.add_option("--mb", o->mb, "buffer size in MiB")->capture_default_str();
-                     sub.add_option("--repeat", o->repeat, "repetitions (best is printed)")->capture_default_str();
-                     sub.callback([o, &exit_code] { exit_code = run_bench_hash(*o); });
-                   }};
+          [](CLI::App& sub, int& exit_code) {
+            auto o = std::make_shared<Options>();
+            sub.add_option("--mb", o->mb, "buffer size in MiB")->capture_default_str();
+            sub.add_option("--repeat", o->repeat, "repetitions (best is printed)")->capture_default_str();
+            sub.callback([o, &exit_code] { exit_code = run_bench_hash(*o); });
+          }};
 }
 
 }  // namespace robometer::bench

@@ -42,8 +42,8 @@ int run_bench_loader(const Options& o) {
   for (const auto& dir : o.manifests) ms.push_back({data::read_manifest(dir), 1.0});
   auto index = std::make_shared<data::TrajectoryIndex>(ms);
   std::printf("%lld trajectories, %zu data source(s); K=%d, batch %d, short edge %d, %d batches per run\n",
-              static_cast<long long>(index->size()), index->sources().size(), o.k, o.batch_size,
-              o.short_edge, o.batches);
+              static_cast<long long>(index->size()), index->sources().size(), o.k, o.batch_size, o.short_edge,
+              o.batches);
   std::printf("%8s %10s %10s %10s %12s %9s\n", "workers", "pairs/s", "frames/s", "ms/batch", "cpu_ms/pair",
               "bad");
   for (int w : o.workers) {
@@ -69,8 +69,9 @@ int run_bench_loader(const Options& o) {
                 1e3 * s / o.batches, 1e3 * cpu / pairs, static_cast<long long>(loader.stats().bad_draws));
     std::fflush(stdout);
   }
-  std::printf("(frames/s counts both clips of a pair: 2K frames per pair; cpu_ms/pair is process CPU time\n"
-              " of all threads, so 1000 / cpu_ms/pair is the pairs/s one free core sustains)\n");
+  std::printf(
+      "(frames/s counts both clips of a pair: 2K frames per pair; cpu_ms/pair is process CPU time\n"
+      " of all threads, so 1000 / cpu_ms/pair is the pairs/s one free core sustains)\n");
   return 0;
 }
 
@@ -78,21 +79,21 @@ int run_bench_loader(const Options& o) {
 
 Benchmark loader_benchmark() {
   return {"loader", "Data loader throughput: pairs/s and frames/s per worker count",
-                   [](CLI::App& sub, int& exit_code) {
-                     auto o = std::make_shared<Options>();
-                     sub.add_option("--manifest", o->manifests, "manifest directory (repeatable)")->required();
-                     sub.add_option("--workers", o->workers, "worker counts to compare, e.g. 1,2")
-                         ->delimiter(',')
-                         ->capture_default_str();
-                     sub.add_option("--batches", o->batches, "timed batches per worker count")->capture_default_str();
-                     sub.add_option("--batch-size", o->batch_size, "pairs per batch")->capture_default_str();
-                     sub.add_option("--k", o->k, "frames per clip")->capture_default_str();
-                     sub.add_option("--short-edge", o->short_edge, "resize short edge (0 = native)")
-                         ->capture_default_str();
-                     sub.add_option("--prefetch", o->prefetch, "batches buffered ahead")->capture_default_str();
-                     sub.add_option("--seed", o->seed, "sampling seed")->capture_default_str();
-                     sub.callback([o, &exit_code] { exit_code = run_bench_loader(*o); });
-                   }};
+          [](CLI::App& sub, int& exit_code) {
+            auto o = std::make_shared<Options>();
+            sub.add_option("--manifest", o->manifests, "manifest directory (repeatable)")->required();
+            sub.add_option("--workers", o->workers, "worker counts to compare, e.g. 1,2")
+                ->delimiter(',')
+                ->capture_default_str();
+            sub.add_option("--batches", o->batches, "timed batches per worker count")->capture_default_str();
+            sub.add_option("--batch-size", o->batch_size, "pairs per batch")->capture_default_str();
+            sub.add_option("--k", o->k, "frames per clip")->capture_default_str();
+            sub.add_option("--short-edge", o->short_edge, "resize short edge (0 = native)")
+                ->capture_default_str();
+            sub.add_option("--prefetch", o->prefetch, "batches buffered ahead")->capture_default_str();
+            sub.add_option("--seed", o->seed, "sampling seed")->capture_default_str();
+            sub.callback([o, &exit_code] { exit_code = run_bench_loader(*o); });
+          }};
 }
 
 }  // namespace robometer::bench

@@ -138,23 +138,30 @@ int run_bench_model_step(const Options& o) {
   ov.insert(ov.end(), o.overrides.begin(), o.overrides.end());
   config::RunConfig cfg = config::load_run_config(o.config, ov).config;
   if (!o.dtype.empty()) cfg.model.dtype = o.dtype;
-  if (o.checkpointing == "on") cfg.model.activation_checkpointing = true;
-  else if (o.checkpointing == "off") cfg.model.activation_checkpointing = false;
-  else if (!o.checkpointing.empty()) throw ConfigError("bench model-step: --checkpointing on|off");
+  if (o.checkpointing == "on")
+    cfg.model.activation_checkpointing = true;
+  else if (o.checkpointing == "off")
+    cfg.model.activation_checkpointing = false;
+  else if (!o.checkpointing.empty())
+    throw ConfigError("bench model-step: --checkpointing on|off");
   if (o.lora > 0) {
     cfg.model.lora.enabled = true;
     cfg.model.lora.r = o.lora;
   }
 
   at::Device device(at::kCPU);
-  if (o.device == "cuda" || (o.device == "auto" && torch::cuda::is_available())) device = at::Device(at::kCUDA, 0);
-  else if (o.device != "cpu" && o.device != "auto") throw ConfigError("bench model-step: --device auto|cpu|cuda");
+  if (o.device == "cuda" || (o.device == "auto" && torch::cuda::is_available()))
+    device = at::Device(at::kCUDA, 0);
+  else if (o.device != "cpu" && o.device != "auto")
+    throw ConfigError("bench model-step: --device auto|cpu|cuda");
   const bool autocast_bf16 = train::bf16_autocast_from_config(cfg, device);
 
-  std::printf("bench model-step: %s, %d pairs x 2 x %d frames of %dx%d, dtype %s%s, checkpointing %s, %s, device %s\n",
-              o.config.c_str(), o.pairs, o.frames, o.width, o.height, cfg.model.dtype.c_str(),
-              autocast_bf16 ? " (bf16 autocast)" : "", cfg.model.activation_checkpointing ? "on" : "off",
-              o.lora > 0 ? ("LoRA r=" + std::to_string(o.lora)).c_str() : "full LLM", device.str().c_str());
+  std::printf(
+      "bench model-step: %s, %d pairs x 2 x %d frames of %dx%d, dtype %s%s, checkpointing %s, %s, device "
+      "%s\n",
+      o.config.c_str(), o.pairs, o.frames, o.width, o.height, cfg.model.dtype.c_str(),
+      autocast_bf16 ? " (bf16 autocast)" : "", cfg.model.activation_checkpointing ? "on" : "off",
+      o.lora > 0 ? ("LoRA r=" + std::to_string(o.lora)).c_str() : "full LLM", device.str().c_str());
   std::fflush(stdout);
 
   auto t_build = Clock::now();
@@ -193,14 +200,16 @@ int run_bench_model_step(const Options& o) {
   auto grid0 = in.image_grid_thw[0].to(at::kCPU);
   const int64_t gt = grid0[0].item<int64_t>(), gh = grid0[1].item<int64_t>(), gw = grid0[2].item<int64_t>();
   const FlopCount fc = count_flops(mb.model, in);
-  std::printf("shapes: seq_len %lld, tokens %lld (%lld per sequence), images %lld (grid t=%lld h=%lld w=%lld), "
-              "pixel patches %lld\n",
-              (long long)seq_len, (long long)tokens, (long long)(tokens / o.pairs), (long long)images,
-              (long long)gt, (long long)gh, (long long)gw, (long long)patches);
-  std::printf("params: %.1f M total, %.1f M trainable; matmul weights: LLM trainable %.1f M, LLM frozen %.1f M, "
-              "vision %.1f M + mergers %.1f M; %.1f TFLOP per step (model FLOPs)\n",
-              mb.model->num_parameters(false) / 1e6, mb.model->num_parameters(true) / 1e6, fc.n_train_llm / 1e6,
-              fc.n_frozen_llm / 1e6, fc.n_vis / 1e6, fc.n_merge / 1e6, fc.per_step / 1e12);
+  std::printf(
+      "shapes: seq_len %lld, tokens %lld (%lld per sequence), images %lld (grid t=%lld h=%lld w=%lld), "
+      "pixel patches %lld\n",
+      (long long)seq_len, (long long)tokens, (long long)(tokens / o.pairs), (long long)images, (long long)gt,
+      (long long)gh, (long long)gw, (long long)patches);
+  std::printf(
+      "params: %.1f M total, %.1f M trainable; matmul weights: LLM trainable %.1f M, LLM frozen %.1f M, "
+      "vision %.1f M + mergers %.1f M; %.1f TFLOP per step (model FLOPs)\n",
+      mb.model->num_parameters(false) / 1e6, mb.model->num_parameters(true) / 1e6, fc.n_train_llm / 1e6,
+      fc.n_frozen_llm / 1e6, fc.n_vis / 1e6, fc.n_merge / 1e6, fc.per_step / 1e12);
   std::printf("build %.1f s, processor %.3f s per batch (CPU)\n", build_s, processor_s);
   std::fflush(stdout);
 
@@ -273,29 +282,52 @@ int run_bench_model_step(const Options& o) {
   const double tflops = fc.per_step / median / 1e12;
   const double mfu = device.is_cuda() ? tflops / o.peak_tflops : 0.0;
 
-  std::printf("RESULT model-step %s: step %.3f s (median of %d, mean %.3f), %.2f samples/s (pairs), %.0f tokens/s, "
-              "%.1f TFLOP/s, MFU %.1f%% of %.0f TFLOP/s, peak memory %.2f GiB allocated / %.2f GiB reserved\n",
-              o.lora > 0 ? ("lora" + std::to_string(o.lora)).c_str() : "full", median, o.steps, mean, samples_s,
-              tokens_s, tflops, 100 * mfu, o.peak_tflops, peak_alloc_gb, peak_reserved_gb);
-  std::printf("HF_SHAPES --pairs %d --images-per-seq %lld --seq-len %lld --tokens %lld --grid-h %lld --grid-w %lld\n",
-              o.pairs, (long long)(images / o.pairs), (long long)seq_len, (long long)tokens, (long long)gh,
-              (long long)gw);
+  std::printf(
+      "RESULT model-step %s: step %.3f s (median of %d, mean %.3f), %.2f samples/s (pairs), %.0f tokens/s, "
+      "%.1f TFLOP/s, MFU %.1f%% of %.0f TFLOP/s, peak memory %.2f GiB allocated / %.2f GiB reserved\n",
+      o.lora > 0 ? ("lora" + std::to_string(o.lora)).c_str() : "full", median, o.steps, mean, samples_s,
+      tokens_s, tflops, 100 * mfu, o.peak_tflops, peak_alloc_gb, peak_reserved_gb);
+  std::printf(
+      "HF_SHAPES --pairs %d --images-per-seq %lld --seq-len %lld --tokens %lld --grid-h %lld --grid-w %lld\n",
+      o.pairs, (long long)(images / o.pairs), (long long)seq_len, (long long)tokens, (long long)gh,
+      (long long)gw);
   std::fflush(stdout);
 
   if (!o.json_out.empty()) {
-    nlohmann::json j = {
-        {"config", o.config}, {"pairs", o.pairs}, {"frames", o.frames}, {"height", o.height},
-        {"width", o.width}, {"dtype", cfg.model.dtype}, {"lora_r", o.lora},
-        {"checkpointing", cfg.model.activation_checkpointing}, {"fp32_master", oc.fp32_master},
-        {"device", device.str()}, {"seq_len", seq_len}, {"tokens", tokens}, {"pixel_patches", patches},
-        {"images", images}, {"grid_thw", {gt, gh, gw}}, {"params_total", mb.model->num_parameters(false)},
-        {"params_trainable", mb.model->num_parameters(true)}, {"flops_per_step", fc.per_step},
-        {"step_s_median", median}, {"step_s_mean", mean}, {"step_s_all", times},
-        {"forward_s_mean", phases[0]}, {"backward_s_mean", phases[1]}, {"optimizer_s_mean", phases[2]},
-        {"samples_per_s", samples_s}, {"tokens_per_s", tokens_s}, {"tflops", tflops}, {"mfu", mfu},
-        {"peak_tflops", o.peak_tflops}, {"peak_alloc_gib", peak_alloc_gb},
-        {"peak_reserved_gib", peak_reserved_gb}, {"build_s", build_s}, {"processor_s", processor_s},
-        {"final_loss", loss}};
+    nlohmann::json j = {{"config", o.config},
+                        {"pairs", o.pairs},
+                        {"frames", o.frames},
+                        {"height", o.height},
+                        {"width", o.width},
+                        {"dtype", cfg.model.dtype},
+                        {"lora_r", o.lora},
+                        {"checkpointing", cfg.model.activation_checkpointing},
+                        {"fp32_master", oc.fp32_master},
+                        {"device", device.str()},
+                        {"seq_len", seq_len},
+                        {"tokens", tokens},
+                        {"pixel_patches", patches},
+                        {"images", images},
+                        {"grid_thw", {gt, gh, gw}},
+                        {"params_total", mb.model->num_parameters(false)},
+                        {"params_trainable", mb.model->num_parameters(true)},
+                        {"flops_per_step", fc.per_step},
+                        {"step_s_median", median},
+                        {"step_s_mean", mean},
+                        {"step_s_all", times},
+                        {"forward_s_mean", phases[0]},
+                        {"backward_s_mean", phases[1]},
+                        {"optimizer_s_mean", phases[2]},
+                        {"samples_per_s", samples_s},
+                        {"tokens_per_s", tokens_s},
+                        {"tflops", tflops},
+                        {"mfu", mfu},
+                        {"peak_tflops", o.peak_tflops},
+                        {"peak_alloc_gib", peak_alloc_gb},
+                        {"peak_reserved_gib", peak_reserved_gb},
+                        {"build_s", build_s},
+                        {"processor_s", processor_s},
+                        {"final_loss", loss}};
     std::ofstream f(o.json_out);
     if (!f) throw Error(o.json_out + ": cannot write");
     f << j.dump(2) << "\n";
@@ -306,27 +338,28 @@ int run_bench_model_step(const Options& o) {
 }  // namespace
 
 Benchmark model_step_benchmark() {
-  return {"model-step", "One synthetic training step of the reward model: time, tokens/s, MFU, memory",
-                   [](CLI::App& sub, int& exit_code) {
-                     auto o = std::make_shared<Options>();
-                     sub.add_option("--config", o->config, "run config (YAML)")->capture_default_str();
-                     sub.add_option("--set", o->overrides, "config override key=value (repeatable)");
-                     sub.add_option("--pairs", o->pairs, "pairs per batch (one sequence each)")->capture_default_str();
-                     sub.add_option("--frames", o->frames, "frames per trajectory (2 per pair)")->capture_default_str();
-                     sub.add_option("--height", o->height, "frame height")->capture_default_str();
-                     sub.add_option("--width", o->width, "frame width")->capture_default_str();
-                     sub.add_option("--steps", o->steps, "timed steps")->capture_default_str();
-                     sub.add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str();
-                     sub.add_option("--lora", o->lora, "LoRA rank (0 = full LLM fine-tune)")->capture_default_str();
-                     sub.add_option("--checkpointing", o->checkpointing, "on|off (default: the config's)");
-                     sub.add_option("--dtype", o->dtype, "float32|bfloat16 (default: the config's)");
-                     sub.add_option("--fp32-master", o->fp32_master, "1|0: fp32 master weights + moments (default 1)");
-                     sub.add_option("--device", o->device, "auto|cpu|cuda")->capture_default_str();
-                     sub.add_option("--peak-tflops", o->peak_tflops, "device peak for MFU")->capture_default_str();
-                     sub.add_option("--json", o->json_out, "write the figures to this JSON file");
-                     sub.add_option("--seed", o->seed, "init and data seed")->capture_default_str();
-                     sub.callback([o, &exit_code] { exit_code = run_bench_model_step(*o); });
-                   }};
+  return {
+      "model-step", "One synthetic training step of the reward model: time, tokens/s, MFU, memory",
+      [](CLI::App& sub, int& exit_code) {
+        auto o = std::make_shared<Options>();
+        sub.add_option("--config", o->config, "run config (YAML)")->capture_default_str();
+        sub.add_option("--set", o->overrides, "config override key=value (repeatable)");
+        sub.add_option("--pairs", o->pairs, "pairs per batch (one sequence each)")->capture_default_str();
+        sub.add_option("--frames", o->frames, "frames per trajectory (2 per pair)")->capture_default_str();
+        sub.add_option("--height", o->height, "frame height")->capture_default_str();
+        sub.add_option("--width", o->width, "frame width")->capture_default_str();
+        sub.add_option("--steps", o->steps, "timed steps")->capture_default_str();
+        sub.add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str();
+        sub.add_option("--lora", o->lora, "LoRA rank (0 = full LLM fine-tune)")->capture_default_str();
+        sub.add_option("--checkpointing", o->checkpointing, "on|off (default: the config's)");
+        sub.add_option("--dtype", o->dtype, "float32|bfloat16 (default: the config's)");
+        sub.add_option("--fp32-master", o->fp32_master, "1|0: fp32 master weights + moments (default 1)");
+        sub.add_option("--device", o->device, "auto|cpu|cuda")->capture_default_str();
+        sub.add_option("--peak-tflops", o->peak_tflops, "device peak for MFU")->capture_default_str();
+        sub.add_option("--json", o->json_out, "write the figures to this JSON file");
+        sub.add_option("--seed", o->seed, "init and data seed")->capture_default_str();
+        sub.callback([o, &exit_code] { exit_code = run_bench_model_step(*o); });
+      }};
 }
 
 }  // namespace robometer::bench

@@ -107,7 +107,8 @@ int run_bench_sampler(const Options& o) {
               open_jsonl_s / open_index_s, mr.pairs_per_s / jr.pairs_per_s, static_cast<long long>(o.pairs),
               mr.digest == jr.digest ? "identical on both paths" : "DIFFER between the paths",
               static_cast<unsigned long long>(mr.digest));
-  std::printf("(rss columns: growth of this process's resident set over the stage's start; start %.1f MB)\n", rss0);
+  std::printf("(rss columns: growth of this process's resident set over the stage's start; start %.1f MB)\n",
+              rss0);
   return mr.digest == jr.digest ? 0 : 1;
 }
 
@@ -115,14 +116,14 @@ int run_bench_sampler(const Options& o) {
 
 Benchmark sampler_benchmark() {
   return {"sampler", "Pair sampler on the binary index vs the JSONL path: open time, memory, pairs/s",
-                   [](CLI::App& sub, int& exit_code) {
-                     auto o = std::make_shared<Options>();
-                     sub.add_option("--manifest", o->manifest, "manifest directory")->required();
-                     sub.add_option("--pairs", o->pairs, "pairs sampled per path")->capture_default_str();
-                     sub.add_option("--seed", o->seed, "sampling seed")->capture_default_str();
-                     sub.add_flag("--skip-jsonl", o->skip_jsonl, "measure the index path only");
-                     sub.callback([o, &exit_code] { exit_code = run_bench_sampler(*o); });
-                   }};
+          [](CLI::App& sub, int& exit_code) {
+            auto o = std::make_shared<Options>();
+            sub.add_option("--manifest", o->manifest, "manifest directory")->required();
+            sub.add_option("--pairs", o->pairs, "pairs sampled per path")->capture_default_str();
+            sub.add_option("--seed", o->seed, "sampling seed")->capture_default_str();
+            sub.add_flag("--skip-jsonl", o->skip_jsonl, "measure the index path only");
+            sub.callback([o, &exit_code] { exit_code = run_bench_sampler(*o); });
+          }};
 }
 
 }  // namespace robometer::bench

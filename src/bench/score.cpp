@@ -12,8 +12,8 @@
 #include "robometer/bench/benchmarks.h"
 #include "robometer/config/loader.h"
 #include "robometer/core/error.h"
-#include "robometer/export/load.h"
 #include "robometer/eval/scorer.h"
+#include "robometer/export/load.h"
 
 namespace robometer::bench {
 namespace {
@@ -51,27 +51,29 @@ int run(const Options& o) {
     best = std::min(best, s);
     if (res.progress.size() != static_cast<size_t>(o.frames)) throw Error("bench score: wrong output length");
   }
-  std::printf("bench score: %s on %s, %d frames %dx%d, K=%d, batch %d: %.3f s per video, %.2f rewards/s (best of %d)\n",
-              o.config.c_str(), device.str().c_str(), o.frames, o.size, o.size, o.k, o.batch_size, best,
-              o.frames / best, o.repeats);
+  std::printf(
+      "bench score: %s on %s, %d frames %dx%d, K=%d, batch %d: %.3f s per video, %.2f rewards/s (best of "
+      "%d)\n",
+      o.config.c_str(), device.str().c_str(), o.frames, o.size, o.size, o.k, o.batch_size, best,
+      o.frames / best, o.repeats);
   return 0;
 }
 
 }  // namespace
 
 Benchmark score_benchmark() {
-  return {"score", "Dense-mode reward scoring throughput (rewards/s)",
-                   [](CLI::App& sub, int& exit_code) {
-                     auto o = std::make_shared<Options>();
-                     sub.add_option("--config", o->config, "run YAML or backbone config.json")->capture_default_str();
-                     sub.add_option("--frames", o->frames, "video length (= rewards per video)")->capture_default_str();
-                     sub.add_option("--size", o->size, "frame height = width")->capture_default_str();
-                     sub.add_option("--k", o->k, "frames per query")->capture_default_str();
-                     sub.add_option("--batch-size", o->batch_size, "queries per forward")->capture_default_str();
-                     sub.add_option("--repeats", o->repeats, "timed runs")->capture_default_str();
-                     sub.add_option("--device", o->device, "auto | cpu | cuda")->capture_default_str();
-                     sub.callback([o, &exit_code] { exit_code = run(*o); });
-                   }};
+  return {
+      "score", "Dense-mode reward scoring throughput (rewards/s)", [](CLI::App& sub, int& exit_code) {
+        auto o = std::make_shared<Options>();
+        sub.add_option("--config", o->config, "run YAML or backbone config.json")->capture_default_str();
+        sub.add_option("--frames", o->frames, "video length (= rewards per video)")->capture_default_str();
+        sub.add_option("--size", o->size, "frame height = width")->capture_default_str();
+        sub.add_option("--k", o->k, "frames per query")->capture_default_str();
+        sub.add_option("--batch-size", o->batch_size, "queries per forward")->capture_default_str();
+        sub.add_option("--repeats", o->repeats, "timed runs")->capture_default_str();
+        sub.add_option("--device", o->device, "auto | cpu | cuda")->capture_default_str();
+        sub.callback([o, &exit_code] { exit_code = run(*o); });
+      }};
 }
 
 }  // namespace robometer::bench

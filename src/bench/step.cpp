@@ -6,12 +6,12 @@
 // what the loop costs beyond the work itself (target < 5 % of the step).
 #include <torch/torch.h>
 
+#include <unistd.h>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "robometer/bench/benchmarks.h"
@@ -35,9 +35,7 @@ struct Options {
   int repeats = 5;  // repetitions of each isolated measurement
 };
 
-double since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // Mean seconds of fn() over n calls.
 template <class F>
@@ -102,8 +100,12 @@ int run_bench_step(const Options& o) {
   const int accum = cfg.train.grad_accum;
   for (int i = 0; i < o.steps; ++i) {
     const auto t = trainer.step_once().times;
-    step.data_s += t.data_s; step.forward_s += t.forward_s; step.backward_s += t.backward_s;
-    step.sync_s += t.sync_s; step.optimizer_s += t.optimizer_s; step.total_s += t.total_s;
+    step.data_s += t.data_s;
+    step.forward_s += t.forward_s;
+    step.backward_s += t.backward_s;
+    step.sync_s += t.sync_s;
+    step.optimizer_s += t.optimizer_s;
+    step.total_s += t.total_s;
     for (int micro = 0; micro < accum; ++micro) {
       const data::Batch b = next();
       auto t0 = Clock::now();
@@ -120,8 +122,8 @@ int run_bench_step(const Options& o) {
     opt->zero_grad();
   }
   const double n = o.steps;
-  step = {step.data_s / n, step.forward_s / n, step.backward_s / n, step.sync_s / n,
-          step.optimizer_s / n, step.total_s / n};
+  step = {step.data_s / n, step.forward_s / n,   step.backward_s / n,
+          step.sync_s / n, step.optimizer_s / n, step.total_s / n};
   fwd_s /= n;  // per step (all micro-batches)
   bwd_s /= n;
   opt_s /= n;
@@ -141,24 +143,29 @@ int run_bench_step(const Options& o) {
 
   auto ms = [](double s) { return 1e3 * s; };
   auto pct = [&](double s) { return 100.0 * s / step.total_s; };
-  std::printf("\nper step, mean of %d steps after %d warm-up, each followed by the parts alone (times in ms)\n",
-              o.steps, o.warmup);
+  std::printf(
+      "\nper step, mean of %d steps after %d warm-up, each followed by the parts alone (times in ms)\n",
+      o.steps, o.warmup);
   std::printf("%-22s %10s %8s   %-34s %10s\n", "part", "in step", "share", "measured alone", "alone");
   std::printf("%-22s %10.1f %7.1f%%   %-34s %10.1f\n", "data wait", ms(step.data_s), pct(step.data_s),
               "loader.next() back to back", ms(loader_s * accum));
   std::printf("%-22s %10.1f %7.1f%%   %-34s %10.1f\n", "forward", ms(step.forward_s), pct(step.forward_s),
               "processor+forward+objective", ms(fwd_s));
-  std::printf("%-22s %10s %8s   %-34s %10.1f\n", "", "", "", "  of which processor (pair_inputs)", ms(accum * processor_s));
-  std::printf("%-22s %10s %8s   %-34s %10.1f\n", "", "", "", "  of which model forward", ms(accum * model_fwd_s));
+  std::printf("%-22s %10s %8s   %-34s %10.1f\n", "", "", "", "  of which processor (pair_inputs)",
+              ms(accum * processor_s));
+  std::printf("%-22s %10s %8s   %-34s %10.1f\n", "", "", "", "  of which model forward",
+              ms(accum * model_fwd_s));
   std::printf("%-22s %10.1f %7.1f%%   %-34s %10.1f\n", "backward", ms(step.backward_s), pct(step.backward_s),
               "backward", ms(bwd_s));
-  std::printf("%-22s %10.1f %7.1f%%   %-34s %10s\n", "grad sync", ms(step.sync_s), pct(step.sync_s), "(in step)", "");
-  std::printf("%-22s %10.1f %7.1f%%   %-34s %10.1f\n", "optimizer", ms(step.optimizer_s), pct(step.optimizer_s),
-              "clip + AdamW step", ms(opt_s));
+  std::printf("%-22s %10.1f %7.1f%%   %-34s %10s\n", "grad sync", ms(step.sync_s), pct(step.sync_s),
+              "(in step)", "");
+  std::printf("%-22s %10.1f %7.1f%%   %-34s %10.1f\n", "optimizer", ms(step.optimizer_s),
+              pct(step.optimizer_s), "clip + AdamW step", ms(opt_s));
   std::printf("%-22s %10s %8s   %-34s %10.1f\n", "", "", "", "  of which clip_grad_norm", ms(clip_s));
   std::printf("%-22s %10.1f %7.1f%%\n", "step total", ms(step.total_s), 100.0);
-  std::printf("%-22s %10.1f %7.1f%%   (step - data wait - fwd+bwd alone - sync - optimizer alone; target < 5%%)\n",
-              "framework overhead", ms(overhead), pct(overhead));
+  std::printf(
+      "%-22s %10.1f %7.1f%%   (step - data wait - fwd+bwd alone - sync - optimizer alone; target < 5%%)\n",
+      "framework overhead", ms(overhead), pct(overhead));
   std::printf("\nthroughput: %.2f samples/s, %.1f frames/s, %.0f tokens/s (%.0f tokens per micro-batch)\n",
               samples / step.total_s, samples * 2 * K / step.total_s, tokens * accum / step.total_s, tokens);
   return 0;
@@ -168,18 +175,19 @@ int run_bench_step(const Options& o) {
 
 Benchmark step_benchmark() {
   return {"step", "Training step time split: data wait, forward, backward, sync, optimizer, overhead",
-                   [](CLI::App& sub, int& exit_code) {
-                     auto o = std::make_shared<Options>();
-                     sub.add_option("--config", o->config, "YAML run config")->capture_default_str();
-                     sub.add_option("overrides", o->overrides, "key.sub=value overrides");
-                     sub.add_option("--data", o->data,
-                                    "training manifest dir (default: the config's data.train, runs/synth/train for tiny.yaml)");
-                     sub.add_option("--steps", o->steps, "timed steps")->capture_default_str();
-                     sub.add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str();
-                     sub.add_option("--repeats", o->repeats, "repetitions of each isolated measurement")
-                         ->capture_default_str();
-                     sub.callback([o, &exit_code] { exit_code = run_bench_step(*o); });
-                   }};
+          [](CLI::App& sub, int& exit_code) {
+            auto o = std::make_shared<Options>();
+            sub.add_option("--config", o->config, "YAML run config")->capture_default_str();
+            sub.add_option("overrides", o->overrides, "key.sub=value overrides");
+            sub.add_option(
+                "--data", o->data,
+                "training manifest dir (default: the config's data.train, runs/synth/train for tiny.yaml)");
+            sub.add_option("--steps", o->steps, "timed steps")->capture_default_str();
+            sub.add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str();
+            sub.add_option("--repeats", o->repeats, "repetitions of each isolated measurement")
+                ->capture_default_str();
+            sub.callback([o, &exit_code] { exit_code = run_bench_step(*o); });
+          }};
 }
 
 }  // namespace robometer::bench

@@ -66,9 +66,11 @@ int run(const Options& o) {
   const std::string task = "pick up the cube and place it in the bowl";
   at::manual_seed(0);
   const int longest = *std::max_element(lengths.begin(), lengths.end());
-  const at::Tensor video = at::randint(0, 256, {std::max(longest, o.dense_frames), o.size, o.size, 3}, at::kByte);
+  const at::Tensor video =
+      at::randint(0, 256, {std::max(longest, o.dense_frames), o.size, o.size, 3}, at::kByte);
   model::StreamModel stream(m.bundle);
-  std::printf("bench stream: %s on %s, frames %dx%d\n", o.config.c_str(), device.str().c_str(), o.size, o.size);
+  std::printf("bench stream: %s on %s, frames %dx%d\n", o.config.c_str(), device.str().c_str(), o.size,
+              o.size);
 
   // 1. One session, one frame per step: the cost of frame T, averaged over frames T-w+1..T.
   {
@@ -87,8 +89,8 @@ int run(const Options& o) {
       const int w = std::min(T, 8);
       double sum = 0;
       for (int t = T - w; t < T; ++t) sum += ms[static_cast<size_t>(t)];
-      std::printf("  ms per frame at T = %4d: %8.3f  (mean of frames %d..%d; %lld tokens cached at T)\n", T, sum / w,
-                  T - w + 1, T, static_cast<long long>(tokens[static_cast<size_t>(T - 1)]));
+      std::printf("  ms per frame at T = %4d: %8.3f  (mean of frames %d..%d; %lld tokens cached at T)\n", T,
+                  sum / w, T - w + 1, T, static_cast<long long>(tokens[static_cast<size_t>(T - 1)]));
     }
   }
 
@@ -118,7 +120,8 @@ int run(const Options& o) {
     const double rps = rewards_per_s(stream, S);
     const double rps_padded = o.padded ? rewards_per_s(padded, S) : 0.0;
     best_stream = std::max(best_stream, rps);
-    std::printf("  %3d concurrent sessions: %9.1f rewards/s (%.2f ms per step of %d frames)", S, rps, 1e3 * S / rps, S);
+    std::printf("  %3d concurrent sessions: %9.1f rewards/s (%.2f ms per step of %d frames)", S, rps,
+                1e3 * S / rps, S);
     if (o.padded) std::printf("; padded caches: %9.1f rewards/s", rps_padded);
     std::printf("\n");
   }
@@ -130,8 +133,8 @@ int run(const Options& o) {
   const auto t0 = std::chrono::steady_clock::now();
   scorer.dense(clip, task);
   const double dense_rps = o.dense_frames / seconds_since(t0, device);
-  std::printf("  dense mode (K = %d, batch %d, %d frames): %9.1f rewards/s\n", o.k, o.batch_size, o.dense_frames,
-              dense_rps);
+  std::printf("  dense mode (K = %d, batch %d, %d frames): %9.1f rewards/s\n", o.k, o.batch_size,
+              o.dense_frames, dense_rps);
   std::printf("  ratio best stream / dense: %.1fx\n", best_stream / dense_rps);
   return 0;
 }
@@ -140,20 +143,21 @@ int run(const Options& o) {
 
 Benchmark stream_benchmark() {
   return {"stream", "Streaming rewards: ms per frame vs episode length, rewards/s vs sessions, vs dense",
-                   [](CLI::App& sub, int& exit_code) {
-                     auto o = std::make_shared<Options>();
-                     sub.add_option("--config", o->config, "run YAML or backbone config.json")->capture_default_str();
-                     sub.add_option("--lengths", o->lengths, "episode lengths T to report")->capture_default_str();
-                     sub.add_option("--sessions", o->sessions, "concurrent session counts")->capture_default_str();
-                     sub.add_option("--steps", o->steps, "timed steps per session count")->capture_default_str();
-                     sub.add_option("--size", o->size, "frame height = width")->capture_default_str();
-                     sub.add_option("--dense-frames", o->dense_frames, "video length for the dense figure")->capture_default_str();
-                     sub.add_option("--k", o->k, "frames per dense query")->capture_default_str();
-                     sub.add_option("--batch-size", o->batch_size, "dense queries per forward")->capture_default_str();
-                     sub.add_option("--device", o->device, "auto | cpu | cuda")->capture_default_str();
-                     sub.add_flag("--padded", o->padded, "also measure attention over padded caches");
-                     sub.callback([o, &exit_code] { exit_code = run(*o); });
-                   }};
+          [](CLI::App& sub, int& exit_code) {
+            auto o = std::make_shared<Options>();
+            sub.add_option("--config", o->config, "run YAML or backbone config.json")->capture_default_str();
+            sub.add_option("--lengths", o->lengths, "episode lengths T to report")->capture_default_str();
+            sub.add_option("--sessions", o->sessions, "concurrent session counts")->capture_default_str();
+            sub.add_option("--steps", o->steps, "timed steps per session count")->capture_default_str();
+            sub.add_option("--size", o->size, "frame height = width")->capture_default_str();
+            sub.add_option("--dense-frames", o->dense_frames, "video length for the dense figure")
+                ->capture_default_str();
+            sub.add_option("--k", o->k, "frames per dense query")->capture_default_str();
+            sub.add_option("--batch-size", o->batch_size, "dense queries per forward")->capture_default_str();
+            sub.add_option("--device", o->device, "auto | cpu | cuda")->capture_default_str();
+            sub.add_flag("--padded", o->padded, "also measure attention over padded caches");
+            sub.callback([o, &exit_code] { exit_code = run(*o); });
+          }};
 }
 
 }  // namespace robometer::bench

@@ -36,9 +36,11 @@ Registrar reg("config", "Print or validate a YAML config (defaults and overrides
                   std::fputs(config::to_yaml(r.config).c_str(), stdout);
                   exit_code = 0;
                 });
-                auto* validate = sub.add_subcommand("validate", "Check a config; exit 2 with file:line on error");
+                auto* validate =
+                    sub.add_subcommand("validate", "Check a config; exit 2 with file:line on error");
                 add_args(*validate, validate_args);
-                validate->add_flag("--strict", validate_args.strict, "Fail (exit 2) when a data path does not exist");
+                validate->add_flag("--strict", validate_args.strict,
+                                   "Fail (exit 2) when a data path does not exist");
                 validate->callback([&exit_code] {
                   const auto r = config::load_run_config(
                       validate_args.path, validate_args.overrides,

@@ -18,14 +18,14 @@
 
 #include "robometer/cli/command.h"
 #include "robometer/cli/data_frames.h"
+#include "robometer/config/loader.h"
 #include "robometer/core/error.h"
 #include "robometer/data/binary_index.h"
 #include "robometer/data/dataset_readers.h"
-#include "robometer/config/loader.h"
 #include "robometer/data/manifest.h"
 #include "robometer/data/rng.h"
-#include "robometer/data/trajectory_index.h"
 #include "robometer/data/run_options.h"
+#include "robometer/data/trajectory_index.h"
 #include "robometer/data/video_reader.h"
 
 namespace robometer::cli {
@@ -51,8 +51,11 @@ void print_table(const char* title, const std::map<std::string, Count>& rows) {
 void print_source_rules(const std::string& dir, data::IndexPolicy policy, const std::string& config_path) {
   namespace fs = std::filesystem;
   config::RunConfig cfg;
-  if (fs::exists(config_path)) cfg = config::load_run_config(config_path).config;
-  else std::printf("\n(config %s not found: built-in defaults, no shipped per-source tables)\n", config_path.c_str());
+  if (fs::exists(config_path))
+    cfg = config::load_run_config(config_path).config;
+  else
+    std::printf("\n(config %s not found: built-in defaults, no shipped per-source tables)\n",
+                config_path.c_str());
   const auto index = data::open_trajectory_index({{dir, 1.0}}, policy);
   data::FilterReport rep;
   data::filter_index(index, cfg.data.min_frames, cfg.data.drop_tasks_without_success, &rep);
@@ -72,8 +75,9 @@ void print_source_rules(const std::string& dir, data::IndexPolicy policy, const 
       auto it = mm.find(source);
       return static_cast<long long>(it == mm.end() ? 0 : it->second);
     };
-    std::printf("%-*.*s %8.4g %-32s %10lld %12lld\n", static_cast<int>(w), static_cast<int>(w), source.c_str(),
-                r.success_cutoff, r.category().c_str(), get(rep.too_short), get(rep.no_success));
+    std::printf("%-*.*s %8.4g %-32s %10lld %12lld\n", static_cast<int>(w), static_cast<int>(w),
+                source.c_str(), r.success_cutoff, r.category().c_str(), get(rep.too_short),
+                get(rep.no_success));
   }
   std::printf("filters: %s\n", rep.summary().c_str());
 }
@@ -90,7 +94,9 @@ Stats stats_from_manifest(const std::string& dir) {
   Stats s{m.dir, m.name, {}, {}, {}, {}};
   for (const auto& t : m.trajectories) {
     for (auto* map : {&s.by_source, &s.by_task, &s.by_quality}) {
-      const std::string& key = map == &s.by_source ? t.data_source : map == &s.by_task ? t.task : std::string(data::quality_name(t.quality));
+      const std::string& key = map == &s.by_source ? t.data_source
+                               : map == &s.by_task ? t.task
+                                                   : std::string(data::quality_name(t.quality));
       (*map)[key].trajectories++;
       (*map)[key].frames += t.num_frames;
     }
@@ -106,9 +112,11 @@ Stats stats_from_index(const std::string& dir, data::IndexPolicy policy) {
   data::TrajectoryIndex index({{img, 1.0}});
   Stats s{img->base_dir(), std::string(img->name()), {}, {}, {}, {}};
   for (uint32_t i = 0; i < index.sources().size(); ++i)
-    s.by_source[index.sources()[i]] = {static_cast<int64_t>(index.by_source(i).size()), img->source_frames(i)};
+    s.by_source[index.sources()[i]] = {static_cast<int64_t>(index.by_source(i).size()),
+                                       img->source_frames(i)};
   for (uint32_t t = 0; t < index.num_tasks(); ++t)
-    s.by_task[std::string(index.task_name(t))] = {static_cast<int64_t>(index.by_task(t).size()), img->task_frames(t)};
+    s.by_task[std::string(index.task_name(t))] = {static_cast<int64_t>(index.by_task(t).size()),
+                                                  img->task_frames(t)};
   for (auto q : {data::Quality::Successful, data::Quality::Suboptimal, data::Quality::Failure}) {
     const auto [n, frames] = img->quality_stats(q);
     if (n > 0) s.by_quality[data::quality_name(q)] = {n, frames};
@@ -274,16 +282,22 @@ int run_validate(const std::string& dir, bool check_videos) {
     try {
       auto img = data::IndexImage::map_file(index_path.string(), root.string());
       const std::string stale = data::index_staleness(root.string(), *img);
-      if (!img->body_hash_ok()) problems.add(index_path.string() + ": corrupt (content hash mismatch); rebuild it with `robometer data index " + root.string() + "`");
-      else if (!stale.empty()) index_note = "index stale (" + stale + "); `robometer data index` or data.index: auto rebuilds it";
-      else index_note = "index fresh";
+      if (!img->body_hash_ok())
+        problems.add(index_path.string() +
+                     ": corrupt (content hash mismatch); rebuild it with `robometer data index " +
+                     root.string() + "`");
+      else if (!stale.empty())
+        index_note = "index stale (" + stale + "); `robometer data index` or data.index: auto rebuilds it";
+      else
+        index_note = "index fresh";
     } catch (const std::exception& e) {
       problems.add(e.what());
     }
   }
   for (const auto& p : problems.kept) std::printf("%s\n", p.c_str());
   if (problems.count > static_cast<int64_t>(problems.kept.size()))
-    std::printf("... and %lld more problems\n", static_cast<long long>(problems.count - problems.kept.size()));
+    std::printf("... and %lld more problems\n",
+                static_cast<long long>(problems.count - problems.kept.size()));
   std::printf("%s: %lld trajectories, %lld video files opened, %s, %lld problems\n", header.dir.c_str(),
               static_cast<long long>(n), static_cast<long long>(videos.opened()), index_note.c_str(),
               static_cast<long long>(problems.count));
@@ -325,25 +339,28 @@ int run_generate(const GenerateArgs& a) {
     if (source % 10 == 0) ps = std::round(rng.uniform() * 100) / 100;
     std::snprintf(buf, sizeof buf, "source_%02lld/episode_%08lld", static_cast<long long>(source),
                   static_cast<long long>(i));
-    nlohmann::json rec{{"id", buf},
-                       {"task", "task " + std::to_string(task) + ": pick up the object and place it in bin " +
-                                    std::to_string(task % 7)},
-                       {"data_source", "source_" + std::to_string(source)},
-                       {"video", {{"path", "videos/" + clip.filename().string()}, {"from_s", 0.0}, {"to_s", nullptr}}},
-                       {"num_frames", frames},
-                       {"fps", v.fps()},
-                       {"quality_label", q},
-                       {"partial_success", ps},
-                       {"is_robot", true},
-                       {"video_size", static_cast<int64_t>(st.st_size)},
-                       {"video_mtime", static_cast<int64_t>(st.st_mtime)}};
+    nlohmann::json rec{
+        {"id", buf},
+        {"task", "task " + std::to_string(task) + ": pick up the object and place it in bin " +
+                     std::to_string(task % 7)},
+        {"data_source", "source_" + std::to_string(source)},
+        {"video", {{"path", "videos/" + clip.filename().string()}, {"from_s", 0.0}, {"to_s", nullptr}}},
+        {"num_frames", frames},
+        {"fps", v.fps()},
+        {"quality_label", q},
+        {"partial_success", ps},
+        {"is_robot", true},
+        {"video_size", static_cast<int64_t>(st.st_size)},
+        {"video_mtime", static_cast<int64_t>(st.st_mtime)}};
     out << rec.dump() << '\n';
   }
   out.close();
   if (!out) throw Error((dir / "trajectories.jsonl").string() + ": cannot write");
   std::ofstream h(dir / "manifest.json", std::ios::trunc);
-  h << nlohmann::json{{"format", "robometer-manifest"}, {"version", data::kManifestVersion},
-                      {"name", "generated"}, {"created", "generated"},
+  h << nlohmann::json{{"format", "robometer-manifest"},
+                      {"version", data::kManifestVersion},
+                      {"name", "generated"},
+                      {"created", "generated"},
                       {"source", {{"tool", "robometer data generate-manifest"}, {"seed", a.seed}}},
                       {"num_trajectories", a.trajectories}}
            .dump(2)
@@ -354,39 +371,42 @@ int run_generate(const GenerateArgs& a) {
   return 0;
 }
 
-Registrar reg("data", "Inspect a manifest: `data stats DIR`, `data validate DIR`, `data index DIR`",
-              [](CLI::App& sub, int& exit_code) {
-                static std::string stats_dir, stats_policy = "auto", stats_config = "configs/base.yaml", validate_dir,
-                    index_dir;
-                static bool no_videos = false;
-                static GenerateArgs gen;
-                sub.require_subcommand(1);
-                CLI::App* stats = sub.add_subcommand("stats", "Trajectories and frames per source, task and quality");
-                stats->add_option("dir", stats_dir, "Manifest directory")->required();
-                stats->add_option("--index", stats_policy, "auto (build when missing/stale) | require | off (parse JSONL)")
-                    ->check(CLI::IsMember({"auto", "require", "off"}));
-                stats->add_option("--config", stats_config,
-                                  "run config whose per-source rules are shown")->capture_default_str();
-                stats->callback([&exit_code] { exit_code = run_stats(stats_dir, stats_policy, stats_config); });
-                CLI::App* validate = sub.add_subcommand(
-                    "validate", "Check ids, paths and every video (exists, unchanged, opens, frame count)");
-                validate->add_option("dir", validate_dir, "Manifest directory")->required();
-                validate->add_flag("--no-videos", no_videos, "Skip opening videos (existence, size and mtime only)");
-                validate->callback([&exit_code] { exit_code = run_validate(validate_dir, !no_videos); });
-                CLI::App* index = sub.add_subcommand("index", "Build the binary index DIR/trajectories.rbmidx");
-                index->add_option("dir", index_dir, "Manifest directory")->required();
-                index->callback([&exit_code] { exit_code = run_index(index_dir); });
-                CLI::App* g = sub.add_subcommand("generate-manifest", "Synthetic large manifest (benchmarks)");
-                g->group("");  // hidden
-                g->add_option("dir", gen.dir, "Output manifest directory")->required();
-                g->add_option("--video", gen.video, "A real clip every record points at")->required();
-                g->add_option("--trajectories", gen.trajectories, "Number of records");
-                g->add_option("--sources", gen.sources, "Data sources");
-                g->add_option("--tasks", gen.tasks, "Tasks");
-                g->add_option("--seed", gen.seed, "Random seed");
-                g->callback([&exit_code] { exit_code = run_generate(gen); });
-                add_data_frames_subcommand(sub, exit_code);
-              });
+Registrar reg(
+    "data", "Inspect a manifest: `data stats DIR`, `data validate DIR`, `data index DIR`",
+    [](CLI::App& sub, int& exit_code) {
+      static std::string stats_dir, stats_policy = "auto", stats_config = "configs/base.yaml", validate_dir,
+                                    index_dir;
+      static bool no_videos = false;
+      static GenerateArgs gen;
+      sub.require_subcommand(1);
+      CLI::App* stats = sub.add_subcommand("stats", "Trajectories and frames per source, task and quality");
+      stats->add_option("dir", stats_dir, "Manifest directory")->required();
+      stats
+          ->add_option("--index", stats_policy,
+                       "auto (build when missing/stale) | require | off (parse JSONL)")
+          ->check(CLI::IsMember({"auto", "require", "off"}));
+      stats->add_option("--config", stats_config, "run config whose per-source rules are shown")
+          ->capture_default_str();
+      stats->callback([&exit_code] { exit_code = run_stats(stats_dir, stats_policy, stats_config); });
+      CLI::App* validate = sub.add_subcommand(
+          "validate", "Check ids, paths and every video (exists, unchanged, opens, frame count)");
+      validate->add_option("dir", validate_dir, "Manifest directory")->required();
+      validate->add_flag("--no-videos", no_videos, "Skip opening videos (existence, size and mtime only)");
+      validate->callback([&exit_code] { exit_code = run_validate(validate_dir, !no_videos); });
+      CLI::App* index = sub.add_subcommand("index", "Build the binary index DIR/trajectories.rbmidx");
+      index->add_option("dir", index_dir, "Manifest directory")->required();
+      index->callback([&exit_code] { exit_code = run_index(index_dir); });
+      CLI::App* g = sub.add_subcommand("generate-manifest", "Synthetic large manifest (benchmarks)");
+      g->group("");  // hidden
+      g->add_option("dir", gen.dir, "Output manifest directory")->required();
+      g->add_option("--video", gen.video, "A real clip every record points at")->required();
+      g->add_option("--trajectories", gen.trajectories, "Number of records");
+      g->add_option("--sources", gen.sources, "Data sources");
+      g->add_option("--tasks", gen.tasks, "Tasks");
+      g->add_option("--seed", gen.seed, "Random seed");
+      g->callback([&exit_code] { exit_code = run_generate(gen); });
+      add_data_frames_subcommand(sub, exit_code);
+    });
 
 }  // namespace
 }  // namespace robometer::cli

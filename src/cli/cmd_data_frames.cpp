@@ -47,8 +47,8 @@ std::vector<int64_t> parse_indices(const std::string& text, int64_t num_frames, 
     if (used == 0 || used != item.size())
       throw ConfigError("--indices '" + text + "': '" + item + "' is not a frame index");
     if (v < 0 || v >= num_frames)
-      throw ConfigError("--indices: frame index " + std::to_string(v) + " is out of range for " + video + " (" +
-                        std::to_string(num_frames) + " frames)");
+      throw ConfigError("--indices: frame index " + std::to_string(v) + " is out of range for " + video +
+                        " (" + std::to_string(num_frames) + " frames)");
     out.push_back(v);
   }
   if (out.empty()) throw ConfigError("--indices '" + text + "': no frame index given");
@@ -65,12 +65,13 @@ std::string encode_png(const uint8_t* rgb, int w, int h) {
   raw.reserve(static_cast<size_t>(h) * (w * 3 + 1));
   for (int y = 0; y < h; ++y) {
     raw.push_back('\0');
-    raw.append(reinterpret_cast<const char*>(rgb) + static_cast<size_t>(y) * w * 3, static_cast<size_t>(w) * 3);
+    raw.append(reinterpret_cast<const char*>(rgb) + static_cast<size_t>(y) * w * 3,
+               static_cast<size_t>(w) * 3);
   }
   uLongf packed_size = compressBound(raw.size());
   std::string packed(packed_size, '\0');
-  if (compress2(reinterpret_cast<Bytef*>(packed.data()), &packed_size, reinterpret_cast<const Bytef*>(raw.data()),
-                raw.size(), 6) != Z_OK)
+  if (compress2(reinterpret_cast<Bytef*>(packed.data()), &packed_size,
+                reinterpret_cast<const Bytef*>(raw.data()), raw.size(), 6) != Z_OK)
     throw Error("data frames: PNG compression failed");
   packed.resize(packed_size);
   std::string png("\x89PNG\r\n\x1a\n", 8);
@@ -78,7 +79,8 @@ std::string encode_png(const uint8_t* rgb, int w, int h) {
     append_u32(png, static_cast<uint32_t>(body.size()));
     const std::string typed = std::string(type, 4) + body;
     png += typed;
-    append_u32(png, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(typed.data()), typed.size())));
+    append_u32(png,
+               static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(typed.data()), typed.size())));
   };
   std::string ihdr;
   append_u32(ihdr, static_cast<uint32_t>(w));
@@ -132,7 +134,8 @@ int run_frames(const FramesArgs& a) {
                static_cast<long long>(reader.num_frames()));
 
   if (a.out == "-") {
-    if (format == "png") throw ConfigError("--out -: PNG goes to a directory; use --format rgb or npy for stdout");
+    if (format == "png")
+      throw ConfigError("--out -: PNG goes to a directory; use --format rgb or npy for stdout");
     const std::string head = format == "npy" ? npy_header(frames.size(0), h, w) : "";
     if (std::fwrite(head.data(), 1, head.size(), stdout) != head.size() ||
         std::fwrite(data, 1, frame_bytes * indices.size(), stdout) != frame_bytes * indices.size())
@@ -143,12 +146,14 @@ int run_frames(const FramesArgs& a) {
   const bool single_file = ext == ".npy" || ext == ".rgb";
   if (single_file) {
     if (format == "png") throw ConfigError("--out " + a.out + ": PNG frames go to a directory");
-    write_file(a.out, format == "npy" ? npy_header(frames.size(0), h, w) : "", data, frame_bytes * indices.size());
+    write_file(a.out, format == "npy" ? npy_header(frames.size(0), h, w) : "", data,
+               frame_bytes * indices.size());
     return 0;
   }
   fs::create_directories(a.out);
   if (format == "npy") {
-    write_file(fs::path(a.out) / "frames.npy", npy_header(frames.size(0), h, w), data, frame_bytes * indices.size());
+    write_file(fs::path(a.out) / "frames.npy", npy_header(frames.size(0), h, w), data,
+               frame_bytes * indices.size());
     return 0;
   }
   for (size_t i = 0; i < indices.size(); ++i) {
@@ -171,7 +176,8 @@ void add_data_frames_subcommand(CLI::App& data_cmd, int& exit_code) {
   auto a = std::make_shared<FramesArgs>();
   CLI::App* sub = data_cmd.add_subcommand("frames", "Write the RGB frames the loader would feed the model");
   sub->add_option("video", a->video, "Video file")->required();
-  sub->add_option("--indices", a->indices, "Comma-separated frame indices (in the window), or 'all'")->required();
+  sub->add_option("--indices", a->indices, "Comma-separated frame indices (in the window), or 'all'")
+      ->required();
   sub->add_option("--resize", a->resize, "none | WxH | short-edge px, as data.resize")->capture_default_str();
   sub->add_option("--from", a->from_s, "Window start in seconds (episodes sharing a file)");
   sub->add_option("--to", a->to_s, "Window end in seconds (< 0: to the end)");

@@ -10,8 +10,8 @@
 #include "robometer/core/error.h"
 #include "robometer/data/manifest.h"
 #include "robometer/eval/evaluator.h"
-#include "robometer/export/load.h"
 #include "robometer/eval/report.h"
+#include "robometer/export/load.h"
 #include "robometer/io/atomic_file.h"
 
 namespace robometer::cli {
@@ -29,7 +29,8 @@ struct EvalArgs {
 int run_eval(const EvalArgs& a) {
   if (a.untrained && !a.checkpoint.empty())
     throw ConfigError("eval: give either --checkpoint DIR or --untrained --config YAML, not both");
-  if (!a.untrained && a.checkpoint.empty()) throw ConfigError("eval: --checkpoint DIR is required (or --untrained --config YAML)");
+  if (!a.untrained && a.checkpoint.empty())
+    throw ConfigError("eval: --checkpoint DIR is required (or --untrained --config YAML)");
   if (a.untrained && a.config.empty()) throw ConfigError("eval: --untrained needs --config YAML");
   if (a.data.empty()) throw ConfigError("eval: --data DATASET (a manifest directory) is required");
 
@@ -85,7 +86,8 @@ Registrar reg("eval", "Evaluate a reward model: VOC, Kendall tau, preference/suc
                 sub.add_option("--success-threshold", a.success_threshold, "P(success) threshold");
                 sub.add_option("--batch-size", a.batch_size, "queries per forward pass");
                 sub.add_option("--device", a.device, "auto | cpu | cuda");
-                sub.add_option("--out", a.out, "directory for metrics.json, metrics.md, report.html and figures");
+                sub.add_option("--out", a.out,
+                               "directory for metrics.json, metrics.md, report.html and figures");
                 sub.add_option("--set", a.overrides, "config override key=value (repeatable)");
                 sub.callback([&exit_code] { exit_code = run_eval(a); });
               });

@@ -1,5 +1,6 @@
-// `robometer export --checkpoint DIR --out DIR [--merge-lora] [--peft-base model|for-conditional-generation] [--dtype bf16|fp32] [--shard-size 5GB] [--force]`
-// A directory Robometer's Python loaders and LeRobot's port can read (layout: export/export.h).
+// `robometer export --checkpoint DIR --out DIR [--merge-lora] [--peft-base model|for-conditional-generation]
+// [--dtype bf16|fp32] [--shard-size 5GB] [--force]` A directory Robometer's Python loaders and LeRobot's port
+// can read (layout: export/export.h).
 #include <cstdio>
 
 #include "robometer/cli/command.h"

@@ -1,5 +1,6 @@
 // `robometer score --checkpoint DIR --video FILE [--video FILE2 ...] --task TEXT
-//   [--mode linspace|dense|all|stream] [--frames 8] [--fps F] [--format json|csv] [--out FILE] [--plot out.png]`
+//   [--mode linspace|dense|all|stream] [--frames 8] [--fps F] [--format json|csv] [--out FILE] [--plot
+//   out.png]`
 // Per-frame progress and P(success) of each video (eval/scorer.h).
 #include <spdlog/spdlog.h>
 
@@ -12,8 +13,8 @@
 #include "robometer/cli/command.h"
 #include "robometer/core/error.h"
 #include "robometer/data/options_from_config.h"
-#include "robometer/export/load.h"
 #include "robometer/eval/scorer.h"
+#include "robometer/export/load.h"
 #include "robometer/io/atomic_file.h"
 #include "robometer/plot/reward_plot.h"
 
@@ -37,7 +38,9 @@ data::ResizeSpec parse_resize(const std::string& s, const config::RunConfig& cfg
 std::string plot_path(const std::string& base, const std::string& video, size_t n_videos) {
   if (n_videos == 1) return base;
   fs::path p(base);
-  return (p.parent_path() / (p.stem().string() + "_" + fs::path(video).stem().string() + p.extension().string())).string();
+  return (p.parent_path() /
+          (p.stem().string() + "_" + fs::path(video).stem().string() + p.extension().string()))
+      .string();
 }
 
 int run_score(const ScoreArgs& a) {
@@ -65,10 +68,12 @@ int run_score(const ScoreArgs& a) {
                        {"progress", r.progress},
                        {"success", r.success}});
     for (size_t i = 0; i < r.progress.size(); ++i)
-      csv << '"' << video << "\"," << r.frame_indices[i] << ',' << r.progress[i] << ',' << r.success[i] << '\n';
+      csv << '"' << video << "\"," << r.frame_indices[i] << ',' << r.progress[i] << ',' << r.success[i]
+          << '\n';
     if (!a.plot.empty()) {
       plot::RewardPlot p;
-      p.title = a.task + "  (" + fs::path(video).filename().string() + ", " + eval::score_mode_name(mode) + ")";
+      p.title =
+          a.task + "  (" + fs::path(video).filename().string() + ", " + eval::score_mode_name(mode) + ")";
       p.frame_indices = r.frame_indices;
       p.progress = r.progress;
       p.success = r.success;
@@ -78,10 +83,12 @@ int run_score(const ScoreArgs& a) {
       spdlog::info("plot: {}", path);
     }
   }
-  const std::string text = a.format == "csv" ? csv.str()
-                           : (a.videos.size() == 1 ? results[0] : results).dump(2) + "\n";
-  if (a.out.empty()) std::printf("%s", text.c_str());
-  else io::write_file_atomic(a.out, text);
+  const std::string text =
+      a.format == "csv" ? csv.str() : (a.videos.size() == 1 ? results[0] : results).dump(2) + "\n";
+  if (a.out.empty())
+    std::printf("%s", text.c_str());
+  else
+    io::write_file_atomic(a.out, text);
   return 0;
 }
 
@@ -91,10 +98,13 @@ Registrar reg("score", "Per-frame progress and success probability of videos for
                 sub.add_option("--checkpoint", a.checkpoint, "checkpoint or export directory")->required();
                 sub.add_option("--video", a.videos, "video file (repeatable)")->required();
                 sub.add_option("--task", a.task, "task instruction")->required();
-                sub.add_option("--mode", a.mode, "linspace (K frames, one query), dense (one query per frame), all (every frame in one query) or stream (all's numbers, one KV-cached step per frame)");
+                sub.add_option("--mode", a.mode,
+                               "linspace (K frames, one query), dense (one query per frame), all (every "
+                               "frame in one query) or stream (all's numbers, one KV-cached step per frame)");
                 sub.add_option("--frames", a.frames, "K frames per query");
                 sub.add_option("--fps", a.fps, "subsample the video to this frame rate first");
-                sub.add_option("--resize", a.resize, "none | WxH | short-edge px (default: eval.resize, native)");
+                sub.add_option("--resize", a.resize,
+                               "none | WxH | short-edge px (default: eval.resize, native)");
                 sub.add_option("--batch-size", a.batch_size, "queries per forward (dense)");
                 sub.add_option("--format", a.format, "json | csv");
                 sub.add_option("--out", a.out, "write here instead of stdout");

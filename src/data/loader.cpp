@@ -165,8 +165,8 @@ Loader::Loader(std::shared_ptr<const TrajectoryIndex> index, LoaderOptions opts)
   if (o.batch_size < 1) throw ConfigError("loader: batch_size must be >= 1");
   if (o.num_workers < 0) throw ConfigError("loader: num_workers must be >= 0");
   if (o.world_size < 1 || o.rank < 0 || o.rank >= o.world_size)
-    throw ConfigError("loader: need 0 <= rank < world_size, got rank " + std::to_string(o.rank) +
-                      " of " + std::to_string(o.world_size));
+    throw ConfigError("loader: need 0 <= rank < world_size, got rank " + std::to_string(o.rank) + " of " +
+                      std::to_string(o.world_size));
   if (o.samples_per_epoch < 0) throw ConfigError("loader: samples_per_epoch must be >= 0");
   if (!(o.max_bad_fraction >= 0 && o.max_bad_fraction <= 1))
     throw ConfigError("loader: max_bad_fraction must be in [0, 1]");
@@ -211,8 +211,8 @@ Loader::Built Loader::build_sample(int64_t epoch, int64_t gi) const {
   const auto& o = impl_->opts;
   std::string last_error;
   for (int attempt = 0; attempt < o.max_attempts_per_sample; ++attempt) {
-    Rng rng(hash_seed({o.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(gi),
-                       static_cast<uint64_t>(attempt)}));
+    Rng rng(hash_seed(
+        {o.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(gi), static_cast<uint64_t>(attempt)}));
     PairPlan plan = impl_->sampler.sample(rng);
     // Every draw decodes, even from a file that failed before: whether a sample is replaced
     // must depend on the file alone, not on which samples this process happened to see first

@@ -44,7 +44,8 @@ struct RecordReader {
   double num(const char* key) const { return num(get(key), key); }
   int64_t integer(const char* key) const {
     const json& v = get(key);
-    if (!v.is_number_integer()) fail(std::string("key '") + key + "' must be an integer, got " + v.type_name());
+    if (!v.is_number_integer())
+      fail(std::string("key '") + key + "' must be an integer, got " + v.type_name());
     return v.get<int64_t>();
   }
   bool boolean(const char* key) const {
@@ -107,8 +108,8 @@ json header_json(const std::string& name, size_t n, const json& source) {
   std::tm tm{};
   gmtime_r(&now, &tm);
   std::strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return json{{"format", kFormatName}, {"version", kManifestVersion}, {"name", name},
-              {"created", created},    {"source", source},          {"num_trajectories", n}};
+  return json{{"format", kFormatName}, {"version", kManifestVersion}, {"name", name}, {"created", created},
+              {"source", source},      {"num_trajectories", n}};
 }
 
 }  // namespace
@@ -196,7 +197,8 @@ void write_manifest(const std::string& dir_arg, const std::string& name,
     // Paths under the manifest directory are stored relative, so the folder can be moved.
     fs::path rel = video.lexically_relative(dir);
     bool inside = !rel.empty() && *rel.begin() != "..";
-    json v{{"path", inside ? rel.string() : video.string()}, {"from_s", t.video.from_s},
+    json v{{"path", inside ? rel.string() : video.string()},
+           {"from_s", t.video.from_s},
            {"to_s", t.video.to_s < 0 ? json(nullptr) : json(t.video.to_s)}};
     json rec{{"id", t.id},
              {"task", t.task},

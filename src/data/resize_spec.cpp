@@ -19,8 +19,8 @@ void resized_size(const ResizeSpec& spec, int src_w, int src_h, int& out_w, int&
       return;
     case ResizeSpec::Mode::Exact:
       if (spec.width <= 0 || spec.height <= 0)
-        throw ConfigError("video resize: exact size must be positive, got " +
-                          std::to_string(spec.width) + "x" + std::to_string(spec.height));
+        throw ConfigError("video resize: exact size must be positive, got " + std::to_string(spec.width) +
+                          "x" + std::to_string(spec.height));
       out_w = spec.width;
       out_h = spec.height;
       return;
@@ -46,7 +46,8 @@ ResizeSpec parse_resize_spec(const std::string& text, const std::string& what) {
   if (text == "none") return ResizeSpec::none();
   int w = 0, h = 0;
   char tail = 0;
-  if (std::sscanf(text.c_str(), "%dx%d%c", &w, &h, &tail) == 2 && w > 0 && h > 0) return ResizeSpec::exact(w, h);
+  if (std::sscanf(text.c_str(), "%dx%d%c", &w, &h, &tail) == 2 && w > 0 && h > 0)
+    return ResizeSpec::exact(w, h);
   if (std::sscanf(text.c_str(), "%d%c", &w, &tail) == 1 && w > 0) return ResizeSpec::shortest_edge(w);
   throw ConfigError(what + " '" + text + "': expected none, WxH or a short-edge length");
 }

@@ -76,8 +76,10 @@ FilterReport filter_trajectories(std::vector<WeightedManifest>& manifests, int m
     auto& ts = wm.manifest.trajectories;
     std::vector<Trajectory> keep;
     for (auto& t : ts) {
-      if (t.num_frames <= min_frames) rep.too_short[t.data_source]++;
-      else keep.push_back(std::move(t));
+      if (t.num_frames <= min_frames)
+        rep.too_short[t.data_source]++;
+      else
+        keep.push_back(std::move(t));
     }
     ts = std::move(keep);
   }
@@ -126,7 +128,8 @@ std::shared_ptr<const TrajectoryIndex> filter_index(std::shared_ptr<const Trajec
   if (drop_tasks_without_success) {
     std::vector<char> task_dropped(index->num_tasks(), 0);
     for (int64_t i = 0; i < n; ++i) {
-      if (!keep[static_cast<size_t>(i)] || task_has_success[index->task_id(i)] || index->partial_success(i)) continue;
+      if (!keep[static_cast<size_t>(i)] || task_has_success[index->task_id(i)] || index->partial_success(i))
+        continue;
       keep[static_cast<size_t>(i)] = 0;
       rep.no_success[index->sources()[index->source_id(i)]]++;
       task_dropped[index->task_id(i)] = 1;

@@ -10,10 +10,14 @@ namespace robometer::data {
 
 const char* clip_order_name(ClipOrder o) {
   switch (o) {
-    case ClipOrder::Forward: return "forward";
-    case ClipOrder::Rewind: return "rewind";
-    case ClipOrder::Reverse: return "reverse";
-    case ClipOrder::Whole: return "whole";
+    case ClipOrder::Forward:
+      return "forward";
+    case ClipOrder::Rewind:
+      return "rewind";
+    case ClipOrder::Reverse:
+      return "reverse";
+    case ClipOrder::Whole:
+      return "whole";
   }
   return "?";
 }
@@ -25,8 +29,8 @@ constexpr int kMaxStrategyAttempts = 10;    // rebalancing loop (the original _c
 constexpr int kMaxStrategyFailures = 3;     // a strategy is dropped after this many failures
 constexpr int kMaxStrategyRetries = 3;      // retries inside one strategy (_execute_strategy)
 
-constexpr std::array<Strategy, 4> kStrategies{Strategy::Rewind, Strategy::Suboptimal,
-                                              Strategy::DifferentTask, Strategy::Reverse};
+constexpr std::array<Strategy, 4> kStrategies{Strategy::Rewind, Strategy::Suboptimal, Strategy::DifferentTask,
+                                              Strategy::Reverse};
 
 // Index of the weighted choice: cumulative sum until u <= cum (the original's loop).
 size_t pick_weighted(Rng& rng, const std::vector<double>& weights) {
@@ -105,8 +109,7 @@ double PairSampler::source_weight(const std::string& source) const {
 }
 
 ClipPlan PairSampler::clip_from_segment(int64_t trajectory, ClipOrder order,
-                                        const std::vector<int64_t>& segment,
-                                        bool zero_labels) const {
+                                        const std::vector<int64_t>& segment, bool zero_labels) const {
   const Trajectory& t = index_->at(trajectory);
   const int K = opts_.frames_per_clip;
   ClipPlan c;
@@ -123,9 +126,9 @@ ClipPlan PairSampler::clip_from_segment(int64_t trajectory, ClipOrder order,
   }
   c.valid_frames = static_cast<int64_t>(c.stored_indices.size());
   const bool preference_only = opts_.preference_only_sources.count(t.data_source) > 0;
-  c.progress_frame_mask = last_frame_progress_mask(c.num_stored, c.stored_indices, K,
-                                                   opts_.last_frame_partial_progress, t.partial_success,
-                                                   preference_only);
+  c.progress_frame_mask =
+      last_frame_progress_mask(c.num_stored, c.stored_indices, K, opts_.last_frame_partial_progress,
+                               t.partial_success, preference_only);
   while (static_cast<int>(c.stored_indices.size()) < K) {  // right padding: repeat the last
     c.stored_indices.push_back(c.stored_indices.back());
     c.progress.push_back(c.progress.back());
@@ -138,9 +141,8 @@ ClipPlan PairSampler::clip_from_segment(int64_t trajectory, ClipOrder order,
   c.success_mask = success_inclusion(c.progress, c.success, t.quality, opts_.min_success);
   // collators/rbm_heads.py should_compute_progress: `partial_success is not None and
   // "roboreward" in data_source`.
-  const bool graded_progress =
-      t.partial_success.has_value() &&
-      t.data_source.find(opts_.partial_success_progress_match) != std::string::npos;
+  const bool graded_progress = t.partial_success.has_value() &&
+                               t.data_source.find(opts_.partial_success_progress_match) != std::string::npos;
   c.progress_mask = progress_mask(t.quality, preference_only, graded_progress);
   const auto video = stored_frame_indices(t.num_frames, opts_.max_stored_frames);
   for (int64_t i : c.stored_indices) c.video_indices.push_back(video[static_cast<size_t>(i)]);
@@ -157,10 +159,17 @@ std::optional<ClipPlan> PairSampler::make_clip(int64_t trajectory, ClipOrder ord
     if (S < 3) return std::nullopt;
     auto [f1, f2, f3] = three_sorted(rng, S);
     switch (order) {
-      case ClipOrder::Forward: segment = segment_indices(S, f1, f3); break;      // middle unused
-      case ClipOrder::Rewind: segment = segment_indices(S, f1, f2, f3); break;   // end=f2, mid=f3
-      case ClipOrder::Reverse: segment = segment_indices(S, f3, f1); break;      // start=f3, end=f1
-      case ClipOrder::Whole: break;
+      case ClipOrder::Forward:
+        segment = segment_indices(S, f1, f3);
+        break;  // middle unused
+      case ClipOrder::Rewind:
+        segment = segment_indices(S, f1, f2, f3);
+        break;  // end=f2, mid=f3
+      case ClipOrder::Reverse:
+        segment = segment_indices(S, f3, f1);
+        break;  // start=f3, end=f1
+      case ClipOrder::Whole:
+        break;
     }
   }
   return clip_from_segment(trajectory, order, segment, zero_labels);
@@ -182,8 +191,7 @@ std::optional<int64_t> PairSampler::different_partial_success(int64_t ref, Rng& 
   for (int64_t i : index_->by_task(index_->task_id(ref))) {
     const auto other = index_->partial_success(i);
     if (i == ref || !other) continue;
-    if (std::abs(static_cast<double>(*ps) - static_cast<double>(*other)) >=
-        opts_.partial_success_threshold)
+    if (std::abs(static_cast<double>(*ps) - static_cast<double>(*other)) >= opts_.partial_success_threshold)
       cands.push_back(i);
   }
   if (cands.empty()) return std::nullopt;
@@ -201,14 +209,17 @@ std::optional<int64_t> PairSampler::different_task(int64_t ref, Rng& rng) const 
   };
   auto others = [own](Span<uint32_t> tasks) {
     const uint32_t* it = std::lower_bound(tasks.begin(), tasks.end(), own);
-    return Others{tasks, it != tasks.end() && *it == own ? static_cast<size_t>(it - tasks.begin()) : tasks.size()};
+    return Others{tasks,
+                  it != tasks.end() && *it == own ? static_cast<size_t>(it - tasks.begin()) : tasks.size()};
   };
   Others other{};
-  if (rng.bernoulli(opts_.different_task_same_source_prob)) other = others(index_->task_ids_of_source(index_->source_id(ref)));
+  if (rng.bernoulli(opts_.different_task_same_source_prob))
+    other = others(index_->task_ids_of_source(index_->source_id(ref)));
   if (other.size() == 0) other = others(index_->tasks_with_successful());
   if (other.size() == 0) return std::nullopt;
   for (int attempt = 0; attempt < 2; ++attempt) {  // a source's task may lack successes
-    const auto ids = index_->successful_by_task(other[static_cast<size_t>(rng.below(static_cast<int64_t>(other.size())))]);
+    const auto ids =
+        index_->successful_by_task(other[static_cast<size_t>(rng.below(static_cast<int64_t>(other.size())))]);
     if (!ids.empty()) return rng.choice(ids);
   }
   return std::nullopt;
@@ -223,8 +234,10 @@ std::optional<PairSampler::Rejected> PairSampler::execute(Strategy s, int64_t ch
   const bool graded = index_->partial_success(chosen).has_value();
   if (!successful && !graded) return std::nullopt;
   switch (s) {
-    case Strategy::Rewind: return Rejected{chosen, chosen, ClipOrder::Rewind};
-    case Strategy::Reverse: return Rejected{chosen, chosen, ClipOrder::Reverse};
+    case Strategy::Rewind:
+      return Rejected{chosen, chosen, ClipOrder::Rewind};
+    case Strategy::Reverse:
+      return Rejected{chosen, chosen, ClipOrder::Reverse};
     case Strategy::Suboptimal:
       for (int i = 0; i < kMaxStrategyRetries; ++i) {
         if (auto r = same_task_unsuccessful(chosen, rng)) {
@@ -295,8 +308,7 @@ std::optional<PairPlan> PairSampler::sample_for(int64_t item, std::optional<Stra
   std::optional<PairPlan> plan;
   // A drawn non-successful trajectory becomes the rejected one; a random successful trajectory of
   // its task the chosen one; both shown whole (the original PrefSampler._generate_sample).
-  if (t.quality != Quality::Successful && !t.partial_success &&
-      !index_->successful_by_task(t.task).empty()) {
+  if (t.quality != Quality::Successful && !t.partial_success && !index_->successful_by_task(t.task).empty()) {
     const int64_t chosen = rng.choice(index_->successful_by_task(t.task));
     PairPlan p;
     p.chosen = *make_clip(chosen, ClipOrder::Whole, rng);
@@ -385,8 +397,9 @@ PairPlan PairSampler::sample(Rng& rng) const {
   std::vector<double> ratios(opts_.strategy_ratios.begin(), opts_.strategy_ratios.end());
   if (!index_->has_unsuccessful()) ratios[static_cast<size_t>(Strategy::Suboptimal)] = 0;
   if (!(ratios[0] + ratios[1] + ratios[2] + ratios[3] > 0))
-    throw Error("sampler: no usable strategy: only 'suboptimal' has a positive ratio but no "
-                "trajectory is labelled suboptimal or failure");
+    throw Error(
+        "sampler: no usable strategy: only 'suboptimal' has a positive ratio but no "
+        "trajectory is labelled suboptimal or failure");
   const Strategy strategy = kStrategies[pick_weighted(rng, ratios)];
 
   std::vector<std::string> sources = active_sources_;
@@ -403,8 +416,7 @@ PairPlan PairSampler::sample(Rng& rng) const {
   if (auto p = try_sources(rng, active_sources_, std::nullopt, std::nullopt)) return std::move(*p);
   throw Error("sampler: could not build a preference pair after " +
               std::to_string(2 * kMaxTrajectoryAttempts) + " trajectories (strategy " +
-              strategy_name(strategy) +
-              "); the data needs successful trajectories with at least 3 frames");
+              strategy_name(strategy) + "); the data needs successful trajectories with at least 3 frames");
 }
 
 }  // namespace robometer::data

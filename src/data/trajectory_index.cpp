@@ -62,12 +62,14 @@ TrajectoryIndex::TrajectoryIndex(std::vector<Trajectory> trajectories) {
   init({});
 }
 
-TrajectoryIndex::TrajectoryIndex(const std::vector<std::pair<std::shared_ptr<const IndexImage>, double>>& images) {
+TrajectoryIndex::TrajectoryIndex(
+    const std::vector<std::pair<std::shared_ptr<const IndexImage>, double>>& images) {
   if (images.empty()) throw ConfigError("trajectory index: no manifest");
   SourceWeights weights;
   for (const auto& [img, w] : images) {
     check_weight(w, img->what());
-    for (uint32_t s = 0; s < img->num_sources(); ++s) weights.add(std::string(img->source_name(s)), w, img->what());
+    for (uint32_t s = 0; s < img->num_sources(); ++s)
+      weights.add(std::string(img->source_name(s)), w, img->what());
   }
   if (images.size() == 1) {
     image_ = images[0].first;
@@ -87,7 +89,8 @@ void TrajectoryIndex::init(std::vector<double> weights) {
   if (sources_.empty())
     for (uint32_t s = 0; s < image_->num_sources(); ++s) sources_.emplace_back(image_->source_name(s));
   source_weight_ = weights.empty() ? std::vector<double>(sources_.size(), 1.0) : std::move(weights);
-  for (uint32_t s = 0; s < image_->num_sources(); ++s) has_unsuccessful_ |= (image_->source_flags(s) & 1) != 0;
+  for (uint32_t s = 0; s < image_->num_sources(); ++s)
+    has_unsuccessful_ |= (image_->source_flags(s) & 1) != 0;
 }
 
 Trajectory TrajectoryIndex::at(int64_t i) const {
@@ -97,7 +100,8 @@ Trajectory TrajectoryIndex::at(int64_t i) const {
   t.task = std::string(image_->task_name(image_->task_of(r)));
   t.data_source = sources_[image_->source_of(r)];
   const std::string_view path = image_->str(r.path_off, r.path_len);
-  t.video.path = r.path_is_relative ? (fs::path(image_->base_dir()) / std::string(path)).string() : std::string(path);
+  t.video.path =
+      r.path_is_relative ? (fs::path(image_->base_dir()) / std::string(path)).string() : std::string(path);
   t.video.from_s = r.from_s;
   t.video.to_s = r.to_s;
   t.num_frames = r.num_frames;
@@ -115,7 +119,8 @@ std::string_view TrajectoryIndex::id(int64_t i) const {
 
 Quality TrajectoryIndex::quality(int64_t i) const {
   const uint8_t q = image_->record(i).quality;
-  if (q > static_cast<uint8_t>(Quality::Failure)) image_->corrupt("record " + std::to_string(i) + " has quality " + std::to_string(q));
+  if (q > static_cast<uint8_t>(Quality::Failure))
+    image_->corrupt("record " + std::to_string(i) + " has quality " + std::to_string(q));
   return static_cast<Quality>(q);
 }
 
@@ -126,8 +131,9 @@ std::optional<float> TrajectoryIndex::partial_success(int64_t i) const {
 }
 
 int64_t TrajectoryIndex::find_source(std::string_view source) const {
-  auto it = std::lower_bound(sources_.begin(), sources_.end(), source,
-                             [](const std::string& a, std::string_view b) { return std::string_view(a) < b; });
+  auto it =
+      std::lower_bound(sources_.begin(), sources_.end(), source,
+                       [](const std::string& a, std::string_view b) { return std::string_view(a) < b; });
   return it != sources_.end() && *it == source ? it - sources_.begin() : -1;
 }
 
@@ -135,8 +141,10 @@ int64_t TrajectoryIndex::find_task(std::string_view task) const {
   uint32_t lo = 0, hi = image_->num_tasks();
   while (lo < hi) {
     const uint32_t mid = lo + (hi - lo) / 2;
-    if (image_->task_name(mid) < task) lo = mid + 1;
-    else hi = mid;
+    if (image_->task_name(mid) < task)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo < image_->num_tasks() && image_->task_name(lo) == task ? lo : -1;
 }
@@ -191,8 +199,10 @@ int64_t TrajectoryIndex::find(const std::string& key) const {
   size_t lo = 0, hi = ids.size();
   while (lo < hi) {
     const size_t mid = lo + (hi - lo) / 2;
-    if (id(ids[mid]) < key) lo = mid + 1;
-    else hi = mid;
+    if (id(ids[mid]) < key)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo < ids.size() && id(ids[lo]) == key ? ids[lo] : -1;
 }

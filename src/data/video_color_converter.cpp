@@ -28,12 +28,17 @@ struct AvFreer {
 // swscale's coefficient table for a frame's colorspace tag (untagged → BT.601, FFmpeg's default).
 int sws_colorspace(AVColorSpace cs) {
   switch (cs) {
-    case AVCOL_SPC_BT709: return SWS_CS_ITU709;
-    case AVCOL_SPC_FCC: return SWS_CS_FCC;
-    case AVCOL_SPC_SMPTE240M: return SWS_CS_SMPTE240M;
+    case AVCOL_SPC_BT709:
+      return SWS_CS_ITU709;
+    case AVCOL_SPC_FCC:
+      return SWS_CS_FCC;
+    case AVCOL_SPC_SMPTE240M:
+      return SWS_CS_SMPTE240M;
     case AVCOL_SPC_BT2020_NCL:
-    case AVCOL_SPC_BT2020_CL: return SWS_CS_BT2020;
-    default: return SWS_CS_ITU601;
+    case AVCOL_SPC_BT2020_CL:
+      return SWS_CS_BT2020;
+    default:
+      return SWS_CS_ITU601;
   }
 }
 
@@ -43,8 +48,8 @@ int sws_colorspace(AVColorSpace cs) {
 // picks a transpose direction, the matrix signs pick the mirroring.
 DisplayOrientation display_orientation(const AVStream* st, const std::string& path) {
   DisplayOrientation o;
-  const auto* m = reinterpret_cast<const int32_t*>(
-      av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, nullptr));
+  const auto* m =
+      reinterpret_cast<const int32_t*>(av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, nullptr));
   if (!m) return o;
   double theta = -std::round(av_display_rotation_get(m));
   if (std::isnan(theta)) return o;  // degenerate matrix: ffmpeg leaves the picture alone too
@@ -57,8 +62,8 @@ DisplayOrientation display_orientation(const AVStream* st, const std::string& pa
     o.flip_v = m[4] < 0;
   } else if (std::fabs(theta - 270) < 1.0) {
     o.transpose = true;
-    o.flip_u = true;                 // "cclock"
-    if (m[3] < 0) o.flip_v = true;   // "clock_flip"
+    o.flip_u = true;                // "cclock"
+    if (m[3] < 0) o.flip_v = true;  // "clock_flip"
   } else if (std::fabs(theta) > 1.0) {
     throw FormatError(path, "display rotation of " + std::to_string(theta) +
                                 " degrees is not a multiple of 90; set data.autorotate: false to read the "
@@ -101,12 +106,11 @@ SwsContext* ColorConverter::Impl::context_for(const AVFrame* frame, int w, int h
   if (frame->color_range == AVCOL_RANGE_MPEG) range = 0;
   if (cs != sws_cs || range != sws_range) {
     int *inv_table, *table, src_range, dst_range, brightness, contrast, saturation;
-    if (sws_getColorspaceDetails(ctx, &inv_table, &src_range, &table, &dst_range, &brightness,
-                                 &contrast, &saturation) >= 0) {
+    if (sws_getColorspaceDetails(ctx, &inv_table, &src_range, &table, &dst_range, &brightness, &contrast,
+                                 &saturation) >= 0) {
       // Untagged range keeps swscale's choice (full for yuvj*, limited otherwise).
       sws_setColorspaceDetails(ctx, sws_getCoefficients(cs), range >= 0 ? range : src_range,
-                               sws_getCoefficients(SWS_CS_DEFAULT), 1, brightness, contrast,
-                               saturation);
+                               sws_getCoefficients(SWS_CS_DEFAULT), 1, brightness, contrast, saturation);
     }
     sws_cs = cs;
     sws_range = range;

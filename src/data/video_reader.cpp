@@ -62,11 +62,11 @@ bool is_key_frame(const AVFrame* f) {
 
 // One frame of the stream, in presentation order.
 struct IndexEntry {
-  double time_s = 0;        // presentation time
-  double duration_s = 0;    // from the packet, 0 when unknown
+  double time_s = 0;             // presentation time
+  double duration_s = 0;         // from the packet, 0 when unknown
   int64_t pts = AV_NOPTS_VALUE;  // container timestamps (pts identity: the frame's key)
   int64_t dts = AV_NOPTS_VALUE;
-  int64_t ordinal = 0;      // position of its packet in decode order, from the start of the file
+  int64_t ordinal = 0;  // position of its packet in decode order, from the start of the file
   bool key = false;
 };
 
@@ -89,15 +89,15 @@ enum class FrameIdentity { ContainerPts, PacketOrdinal };
 
 // Where the demuxer and decoder stand between and within frames() calls.
 struct DecodeCursor {
-  int64_t last_out = -1;       // global index of the last frame taken from the decoder
-                               // (seek keyframe - 1 right after a seek)
-  int64_t seek_key = 0;        // the keyframe the last seek went to
-  int64_t next_ordinal = 0;    // PacketOrdinal: decode-order number of the next packet read
-  bool valid = true;           // false after an error or a drain: the next read seeks
-  bool draining = false;       // a null packet was sent: at EOF, or early once nothing further is wanted
-  bool after_seek = false;     // no frame at/after the seek keyframe received yet
+  int64_t last_out = -1;         // global index of the last frame taken from the decoder
+                                 // (seek keyframe - 1 right after a seek)
+  int64_t seek_key = 0;          // the keyframe the last seek went to
+  int64_t next_ordinal = 0;      // PacketOrdinal: decode-order number of the next packet read
+  bool valid = true;             // false after an error or a drain: the next read seeks
+  bool draining = false;         // a null packet was sent: at EOF, or early once nothing further is wanted
+  bool after_seek = false;       // no frame at/after the seek keyframe received yet
   bool landing_checked = false;  // the first identifiable packet after the seek was checked
-  std::string read_error;      // why av_read_frame stopped early, if it did
+  std::string read_error;        // why av_read_frame stopped early, if it did
 
   void reset_after_seek(int64_t key) {
     last_out = key - 1;
@@ -139,20 +139,20 @@ struct VideoReader::Impl {
   std::unique_ptr<AVFrame, FrameFreer> frame{av_frame_alloc()};
   std::unique_ptr<ColorConverter> converter;
   int stream = -1;
-  bool probed = false;        // avformat_find_stream_info was needed to describe the stream
-  bool exact_seek = false;    // the container keeps a sample index (mp4/mov, mkv/webm)
+  bool probed = false;      // avformat_find_stream_info was needed to describe the stream
+  bool exact_seek = false;  // the container keeps a sample index (mp4/mov, mkv/webm)
   AVRational time_base{0, 1};
   std::string codec;
   int src_w = 0, src_h = 0, out_w = 0, out_h = 0;
   double avg_fps = 0.0;
   FrameIdentity identity = FrameIdentity::ContainerPts;
 
-  std::vector<IndexEntry> index;     // every frame of the stream, in presentation order
-  std::vector<int64_t> key_before;   // key_before[i]: last keyframe at or before frame i
+  std::vector<IndexEntry> index;    // every frame of the stream, in presentation order
+  std::vector<int64_t> key_before;  // key_before[i]: last keyframe at or before frame i
   std::vector<std::pair<int64_t, int64_t>> ordinal_of_pts;  // ContainerPts: (pts, ordinal) of every packet
   std::vector<int64_t> frame_of_ordinal;  // PacketOrdinal: frame index of each packet, -1: none
-  int64_t first = 0, count = 0;      // the window, in global frame indices
-  bool open_gop = false;             // a keyframe has leading frames (presented before it, decoded after)
+  int64_t first = 0, count = 0;           // the window, in global frame indices
+  bool open_gop = false;  // a keyframe has leading frames (presented before it, decoded after)
 
   DecodeCursor cursor;
   WantedFrames wanted;
@@ -201,7 +201,8 @@ void VideoReader::Impl::open_container() {
   }
   if (stream == AVERROR_STREAM_NOT_FOUND) fail("no video stream");
   if (stream < 0) fail("cannot select the video stream: " + av_error_string(stream));
-  if (previous_stream >= 0 && stream != previous_stream) fail("the video stream changed on reopening the file");
+  if (previous_stream >= 0 && stream != previous_stream)
+    fail("the video stream changed on reopening the file");
   for (unsigned i = 0; i < fmt->nb_streams; ++i)
     if (static_cast<int>(i) != stream) fmt->streams[i]->discard = AVDISCARD_ALL;
   const std::string name = fmt->iformat->name;
@@ -224,7 +225,8 @@ void VideoReader::Impl::open() {
   src_h = st->codecpar->height;
   codec = avcodec_get_name(st->codecpar->codec_id);
   if (src_w <= 0 || src_h <= 0) fail("video stream has no frame size");
-  const DisplayOrientation orientation = opts.autorotate ? display_orientation(st, path) : DisplayOrientation{};
+  const DisplayOrientation orientation =
+      opts.autorotate ? display_orientation(st, path) : DisplayOrientation{};
   int display_w = 0, display_h = 0;
   orientation.display_size(src_w, src_h, display_w, display_h);
   resized_size(opts.resize, display_w, display_h, out_w, out_h);
@@ -241,7 +243,8 @@ void VideoReader::Impl::open() {
   for (const ScannedPacket& p : packets)
     if (!p.discard) pts.push_back(p.pts);
   std::sort(pts.begin(), pts.end());
-  bool by_pts = !pts.empty() && pts.front() != AV_NOPTS_VALUE && std::adjacent_find(pts.begin(), pts.end()) == pts.end();
+  bool by_pts = !pts.empty() && pts.front() != AV_NOPTS_VALUE &&
+                std::adjacent_find(pts.begin(), pts.end()) == pts.end();
   if (by_pts) {
     index_by_pts(packets);
     // The first shown frame must be decodable from the start: a keyframe, or preceded by
@@ -307,16 +310,20 @@ void VideoReader::Impl::index_by_pts(const std::vector<ScannedPacket>& packets) 
     if (p.pts != AV_NOPTS_VALUE) ordinal_of_pts.push_back({p.pts, ordinal});
     // Packets outside an edit list are decoded (they may be references) but never shown.
     if (!p.discard)
-      index.push_back({seconds(p.pts), p.duration > 0 ? seconds(p.duration) : 0.0, p.pts, p.dts, ordinal, p.key});
+      index.push_back(
+          {seconds(p.pts), p.duration > 0 ? seconds(p.duration) : 0.0, p.pts, p.dts, ordinal, p.key});
   }
   // Packets arrive in decode order; frame i is the i-th in presentation order.
   std::sort(ordinal_of_pts.begin(), ordinal_of_pts.end());
-  std::sort(index.begin(), index.end(), [](const IndexEntry& a, const IndexEntry& b) { return a.pts < b.pts; });
+  std::sort(index.begin(), index.end(),
+            [](const IndexEntry& a, const IndexEntry& b) { return a.pts < b.pts; });
   // Open GOP: a keyframe followed, in decode order, by frames shown before it.
   int64_t key_pts = AV_NOPTS_VALUE;
   for (const ScannedPacket& p : packets) {
-    if (p.key) key_pts = p.pts;
-    else if (key_pts != AV_NOPTS_VALUE && p.pts != AV_NOPTS_VALUE && p.pts < key_pts) open_gop = true;
+    if (p.key)
+      key_pts = p.pts;
+    else if (key_pts != AV_NOPTS_VALUE && p.pts != AV_NOPTS_VALUE && p.pts < key_pts)
+      open_gop = true;
   }
   if (avg_fps <= 0.0) {  // no rate in the header: derive it from the timestamps
     const double span = index.back().time_s - index.front().time_s;
@@ -351,7 +358,8 @@ void VideoReader::Impl::index_by_decoding(const std::vector<ScannedPacket>& pack
   avcodec_send_packet(dec.get(), nullptr);
   receive_all();
   avcodec_flush_buffers(dec.get());
-  if (order.empty()) fail("the decoder produced no frames from " + std::to_string(packets.size()) + " packets");
+  if (order.empty())
+    fail("the decoder produced no frames from " + std::to_string(packets.size()) + " packets");
   if (static_cast<size_t>(cursor.next_ordinal) != packets.size())
     fail("the stream has " + std::to_string(packets.size()) + " packets on the first read but " +
          std::to_string(cursor.next_ordinal) + " on the second");
@@ -360,8 +368,10 @@ void VideoReader::Impl::index_by_decoding(const std::vector<ScannedPacket>& pack
   double t0 = 0.0;
   for (const ScannedPacket& p : packets)
     if (!p.discard) {
-      if (p.pts != AV_NOPTS_VALUE) t0 = seconds(p.pts);
-      else if (p.dts != AV_NOPTS_VALUE) t0 = seconds(p.dts);
+      if (p.pts != AV_NOPTS_VALUE)
+        t0 = seconds(p.pts);
+      else if (p.dts != AV_NOPTS_VALUE)
+        t0 = seconds(p.dts);
       break;
     }
   frame_of_ordinal.assign(packets.size(), -1);
@@ -388,7 +398,8 @@ void VideoReader::Impl::apply_window() {
     return;
   }
   auto window_str = [&] {
-    return "window [" + std::to_string(from) + ", " + (to < 0 ? std::string("end") : std::to_string(to)) + ")";
+    return "window [" + std::to_string(from) + ", " + (to < 0 ? std::string("end") : std::to_string(to)) +
+           ")";
   };
   if (from < 0.0 || (to >= 0.0 && to <= from)) fail(window_str() + " is invalid");
   const double half = 0.5 / avg_fps;
@@ -447,7 +458,8 @@ int64_t VideoReader::Impl::packet_ordinal(int64_t pts) const {
 int64_t VideoReader::Impl::frame_of_decoded() const {
   if (identity == FrameIdentity::PacketOrdinal) {
     const int64_t ordinal = frame->pts;
-    return ordinal >= 0 && ordinal < static_cast<int64_t>(frame_of_ordinal.size()) ? frame_of_ordinal[ordinal] : -1;
+    return ordinal >= 0 && ordinal < static_cast<int64_t>(frame_of_ordinal.size()) ? frame_of_ordinal[ordinal]
+                                                                                   : -1;
   }
   return frame_of_pts(frame->pts != AV_NOPTS_VALUE ? frame->pts : frame->best_effort_timestamp);
 }
@@ -546,7 +558,8 @@ VideoReader::Impl::Next VideoReader::Impl::next_frame() {
     av_packet_unref(pkt.get());
     if (err < 0 && err != AVERROR(EAGAIN)) {
       const std::string where = container_pts != AV_NOPTS_VALUE
-                                    ? "at pts " + std::to_string(container_pts) + " (" + std::to_string(seconds(container_pts)) + " s)"
+                                    ? "at pts " + std::to_string(container_pts) + " (" +
+                                          std::to_string(seconds(container_pts)) + " s)"
                                     : "number " + std::to_string(stats.packets_read);
       fail("decoder rejected the packet " + where + ": " + av_error_string(err));
     }
@@ -629,8 +642,10 @@ double VideoReader::duration_s() const {
   // The last frame lasts until the next frame of the stream, else its packet duration, else
   // one average frame period.
   double last = 1.0 / m.avg_fps;
-  if (b + 1 < static_cast<int64_t>(m.index.size())) last = m.index[b + 1].time_s - m.index[b].time_s;
-  else if (m.index[b].duration_s > 0) last = m.index[b].duration_s;
+  if (b + 1 < static_cast<int64_t>(m.index.size()))
+    last = m.index[b + 1].time_s - m.index[b].time_s;
+  else if (m.index[b].duration_s > 0)
+    last = m.index[b].duration_s;
   return m.index[b].time_s - m.index[a].time_s + last;
 }
 
@@ -663,8 +678,7 @@ at::Tensor VideoReader::frames(const std::vector<int64_t>& indices) {
   // Visit the requested positions in ascending frame order; duplicates share one decode.
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t a, int64_t b) { return indices[a] < indices[b]; });
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return indices[a] < indices[b]; });
   m.wanted.frames.clear();
   for (int64_t i : indices) m.wanted.frames.push_back(m.first + i);
   std::sort(m.wanted.frames.begin(), m.wanted.frames.end());
@@ -696,8 +710,8 @@ std::string ffmpeg_version() {
     return std::to_string(AV_VERSION_MAJOR(v)) + "." + std::to_string(AV_VERSION_MINOR(v)) + "." +
            std::to_string(AV_VERSION_MICRO(v));
   };
-  return std::string(av_version_info()) + " (libavcodec " + ver(avcodec_version()) +
-         ", libavformat " + ver(avformat_version()) + ", libswscale " + ver(swscale_version()) + ")";
+  return std::string(av_version_info()) + " (libavcodec " + ver(avcodec_version()) + ", libavformat " +
+         ver(avformat_version()) + ", libswscale " + ver(swscale_version()) + ")";
 }
 
 }  // namespace robometer::data

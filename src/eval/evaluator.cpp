@@ -72,7 +72,8 @@ double cutoff_of(const EvalOptions& o, const std::string& source) {
 
 nlohmann::json evaluate(model::ModelBundle& bundle, const data::TrajectoryIndex& index,
                         const EvalOptions& opts) {
-  if (opts.frames < 1 || opts.voc_prefixes < 1) throw ConfigError("eval: frames and voc_prefixes must be >= 1");
+  if (opts.frames < 1 || opts.voc_prefixes < 1)
+    throw ConfigError("eval: frames and voc_prefixes must be >= 1");
   const auto t0 = std::chrono::steady_clock::now();
   Scorer scorer(bundle, {opts.frames, opts.batch_size});
   const int K = opts.frames;
@@ -191,25 +192,32 @@ nlohmann::json evaluate(model::ModelBundle& bundle, const data::TrajectoryIndex&
   mo.prefix_aggregation = original ? PrefixAggregation::ClipPosition : PrefixAggregation::LastFrame;
   mo.protocol = opts.protocol;
   nlohmann::json out = compute_metrics(trajs, pairs, mo, confusion);
-  out["protocol"] = {{"name", opts.protocol},
-                     {"frames", K},
-                     {"max_stored_frames", opts.max_stored_frames},
-                     {"voc_prefixes", opts.voc_prefixes},
-                     {"voc_prediction", original ? "clip position k of prefix k" : "last frame of each prefix"},
-                     {"voc_end_points", original ? "floor(linspace(0, S-1, P))" : "rint(linspace(0, S-1, P))"},
-                     {"max_trajectories_per_source", opts.max_trajectories},
-                     {"preference_pairs", static_cast<int64_t>(pairs.size())},
-                     {"confusion_entries", static_cast<int64_t>(confusion.size())},
-                     {"success_label", "quality == successful; score = last-frame P(success)"},
-                     {"success_threshold", opts.success_threshold}};
+  out["protocol"] = {
+      {"name", opts.protocol},
+      {"frames", K},
+      {"max_stored_frames", opts.max_stored_frames},
+      {"voc_prefixes", opts.voc_prefixes},
+      {"voc_prediction", original ? "clip position k of prefix k" : "last frame of each prefix"},
+      {"voc_end_points", original ? "floor(linspace(0, S-1, P))" : "rint(linspace(0, S-1, P))"},
+      {"max_trajectories_per_source", opts.max_trajectories},
+      {"preference_pairs", static_cast<int64_t>(pairs.size())},
+      {"confusion_entries", static_cast<int64_t>(confusion.size())},
+      {"success_label", "quality == successful; score = last-frame P(success)"},
+      {"success_threshold", opts.success_threshold}};
   if (opts.keep_trajectories) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& t : trajs)
-      arr.push_back({{"id", t.id}, {"task", t.task}, {"data_source", t.data_source},
-                     {"quality", data::quality_name(t.quality)}, {"gt_progress", t.gt_progress},
-                     {"pred_progress", t.pred_progress}, {"pred_success", t.pred_success},
-                     {"prefix_ends", t.prefix_ends}, {"stored_frames", t.prefix_ends.empty() ? 0 : t.prefix_ends.back() + 1},
-                     {"final_progress", *t.final_progress}, {"final_success", *t.final_success}});
+      arr.push_back({{"id", t.id},
+                     {"task", t.task},
+                     {"data_source", t.data_source},
+                     {"quality", data::quality_name(t.quality)},
+                     {"gt_progress", t.gt_progress},
+                     {"pred_progress", t.pred_progress},
+                     {"pred_success", t.pred_success},
+                     {"prefix_ends", t.prefix_ends},
+                     {"stored_frames", t.prefix_ends.empty() ? 0 : t.prefix_ends.back() + 1},
+                     {"final_progress", *t.final_progress},
+                     {"final_success", *t.final_success}});
     out["trajectories"] = arr;
   }
   out["timing_s"] = seconds_since(t0);

@@ -21,11 +21,20 @@ std::string html_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
+      case '&':
+        o += "&amp;";
+        break;
+      case '<':
+        o += "&lt;";
+        break;
+      case '>':
+        o += "&gt;";
+        break;
+      case '"':
+        o += "&quot;";
+        break;
+      default:
+        o += c;
     }
   }
   return o;
@@ -89,7 +98,8 @@ struct Figure {
 
 }  // namespace
 
-ReportFiles write_eval_report(const json& result, const std::string& metrics_markdown, const std::string& dir) {
+ReportFiles write_eval_report(const json& result, const std::string& metrics_markdown,
+                              const std::string& dir) {
   ReportFiles files;
   std::vector<Figure> figures;
   const json trajs = result.value("trajectories", json::array());
@@ -107,7 +117,8 @@ ReportFiles write_eval_report(const json& result, const std::string& metrics_mar
   for (const auto& t : trajs) by_source[t.value("data_source", std::string())].push_back(&t);
   for (const auto& [source, list] : by_source) {
     plot::XYChart c;
-    const json& voc = result["by_data_source"].contains(source) ? result["by_data_source"][source]["voc"] : json();
+    const json& voc =
+        result["by_data_source"].contains(source) ? result["by_data_source"][source]["voc"] : json();
     c.title = "VOC, " + source + ": predicted vs true progress at each prefix end (mean Pearson r " +
               number_text(voc.is_object() ? voc.value("pearson", json()) : json()) + ")";
     c.x_label = "true progress (Robometer label)";
@@ -124,7 +135,8 @@ ReportFiles write_eval_report(const json& result, const std::string& metrics_mar
       for (const json* t : list) {
         if (t->value("quality", std::string()) != qualities[q]) continue;
         const auto gt = doubles((*t)["gt_progress"]), pr = doubles((*t)["pred_progress"]);
-        for (size_t i = 0; i < std::min(gt.size(), pr.size()); ++i) s.x.push_back(gt[i]), s.y.push_back(pr[i]);
+        for (size_t i = 0; i < std::min(gt.size(), pr.size()); ++i)
+          s.x.push_back(gt[i]), s.y.push_back(pr[i]);
       }
       if (!s.x.empty()) c.series.push_back(std::move(s));
     }
@@ -138,17 +150,19 @@ ReportFiles write_eval_report(const json& result, const std::string& metrics_mar
     if (t.value("quality", std::string()) != "successful") continue;
     if (auto r = pearson(doubles(t["gt_progress"]), doubles(t["pred_progress"]))) ranked.emplace_back(*r, &t);
   }
-  std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
   if (ranked.empty()) {
-    if (!trajs.empty()) files.notes.push_back("no successful trajectory with a defined VOC: no reward curves");
+    if (!trajs.empty())
+      files.notes.push_back("no successful trajectory with a defined VOC: no reward curves");
   } else {
     const std::pair<const char*, size_t> picks[] = {
         {"best", 0}, {"median", ranked.size() / 2}, {"worst", ranked.size() - 1}};
     for (const auto& [name, at] : picks) {
       const json& t = *ranked[at].second;
       plot::XYChart c;
-      c.title = std::string(name) + " VOC (r " + number_text(ranked[at].first) + "): " + t.value("id", std::string()) + ", \"" +
-                t.value("task", std::string()) + "\"";
+      c.title = std::string(name) + " VOC (r " + number_text(ranked[at].first) +
+                "): " + t.value("id", std::string()) + ", \"" + t.value("task", std::string()) + "\"";
       c.x_label = "stored frame (end of each scored prefix)";
       c.y_label = "value";
       c.y_range = {0.0, 1.0};
@@ -165,8 +179,10 @@ ReportFiles write_eval_report(const json& result, const std::string& metrics_mar
       plot::Series p{"predicted progress", xs, doubles(t["pred_progress"]), plot::palette(0)};
       c.series = {g, p};
       const auto succ = doubles(t.value("pred_success", json::array()));
-      if (succ.size() == xs.size()) c.series.push_back({"P(success)", xs, succ, plot::palette(3), true, true, true});
-      add(std::string("reward_") + name + ".png", std::string(name) + " trajectory by VOC: " + t.value("id", std::string()),
+      if (succ.size() == xs.size())
+        c.series.push_back({"P(success)", xs, succ, plot::palette(3), true, true, true});
+      add(std::string("reward_") + name + ".png",
+          std::string(name) + " trajectory by VOC: " + t.value("id", std::string()),
           [&](const std::string& path) { plot::write_xy_chart(c, path); });
     }
   }
@@ -182,7 +198,8 @@ ReportFiles write_eval_report(const json& result, const std::string& metrics_mar
     for (const auto& t : conf["tasks"]) h.rows.push_back(t.get<std::string>());
     h.cols = h.rows;
     for (const auto& row : conf["matrix"]) h.values.push_back(doubles(row));
-    add("confusion.png", "Confusion matrix (raw mean rewards)", [&](const std::string& p) { plot::write_heatmap(h, p); });
+    add("confusion.png", "Confusion matrix (raw mean rewards)",
+        [&](const std::string& p) { plot::write_heatmap(h, p); });
   } else {
     files.notes.push_back("no confusion matrix (needs a data source with >= 2 tasks)");
   }
@@ -191,7 +208,9 @@ ReportFiles write_eval_report(const json& result, const std::string& metrics_mar
   if (!trajs.empty()) {
     plot::XYChart c;
     c.title = "Policy ranking: final progress by quality (Kendall tau-a " +
-              number_text(result.contains("overall") ? result["overall"]["policy_ranking"].value("kendall_tau_a", json()) : json()) +
+              number_text(result.contains("overall")
+                              ? result["overall"]["policy_ranking"].value("kendall_tau_a", json())
+                              : json()) +
               ")";
     c.x_label = "quality label";
     c.y_label = "final progress (whole trajectory)";
@@ -220,16 +239,18 @@ ReportFiles write_eval_report(const json& result, const std::string& metrics_mar
 
   std::string html =
       "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>robometer eval</title>\n<style>"
-      "body{font-family:sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
+      "body{font-family:sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse;font-size:"
+      "13px}"
       "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}"
       "figure{display:inline-block;margin:8px}img{max-width:100%;border:1px solid #ddd}"
       "pre{background:#f6f6f6;padding:8px;font-size:12px}</style></head><body>\n";
-  html += "<h1>robometer eval</h1>\n<p>model: " + html_escape(result.value("model", std::string("?"))) + "</p>\n";
+  html +=
+      "<h1>robometer eval</h1>\n<p>model: " + html_escape(result.value("model", std::string("?"))) + "</p>\n";
   html += "<h2>Metrics</h2>\n" + markdown_to_html(metrics_markdown);
   html += "<h2>Figures</h2>\n";
   for (const auto& f : figures)
-    html += "<figure><img src=\"" + html_escape(f.file) + "\" alt=\"" + html_escape(f.caption) + "\"><figcaption>" +
-            html_escape(f.caption) + "</figcaption></figure>\n";
+    html += "<figure><img src=\"" + html_escape(f.file) + "\" alt=\"" + html_escape(f.caption) +
+            "\"><figcaption>" + html_escape(f.caption) + "</figcaption></figure>\n";
   for (const auto& n : files.notes) html += "<p><i>" + html_escape(n) + "</i></p>\n";
   if (result.contains("protocol"))
     html += "<h2>Protocol</h2>\n<pre>" + html_escape(result["protocol"].dump(2)) + "</pre>\n";

@@ -20,10 +20,14 @@ ScoreMode parse_score_mode(const std::string& s) {
 
 const char* score_mode_name(ScoreMode m) {
   switch (m) {
-    case ScoreMode::Linspace: return "linspace";
-    case ScoreMode::Dense: return "dense";
-    case ScoreMode::All: return "all";
-    case ScoreMode::Stream: return "stream";
+    case ScoreMode::Linspace:
+      return "linspace";
+    case ScoreMode::Dense:
+      return "dense";
+    case ScoreMode::All:
+      return "all";
+    case ScoreMode::Stream:
+      return "stream";
   }
   return "?";
 }
@@ -43,8 +47,8 @@ at::Tensor select_frames(const at::Tensor& frames, const std::vector<int64_t>& p
 namespace {
 
 void check_video(const at::Tensor& frames, const std::string& task) {
-  if (!frames.defined() || frames.dim() != 4 || frames.size(3) != 3 ||
-      frames.scalar_type() != at::kByte || frames.size(0) == 0)
+  if (!frames.defined() || frames.dim() != 4 || frames.size(3) != 3 || frames.scalar_type() != at::kByte ||
+      frames.size(0) == 0)
     throw Error("score: expected uint8 frames [T>0, H, W, 3]");
   if (task.empty()) throw Error("score: empty task instruction");
 }
@@ -81,7 +85,8 @@ std::vector<ClipOutputs> Scorer::score_clips(const std::vector<model::ProgressQu
     const size_t end = std::min(queries.size(), start + static_cast<size_t>(opts_.batch_size));
     std::vector<model::ProgressQuery> chunk(queries.begin() + static_cast<std::ptrdiff_t>(start),
                                             queries.begin() + static_cast<std::ptrdiff_t>(end));
-    const model::RewardOutputs r = bundle_.model->forward(to_device(bundle_.processor->progress_inputs(chunk)));
+    const model::RewardOutputs r =
+        bundle_.model->forward(to_device(bundle_.processor->progress_inputs(chunk)));
     const at::Tensor prog = r.progress.to(at::kCPU, at::kDouble);
     const at::Tensor succ = at::sigmoid(r.success_logits.to(at::kFloat)).to(at::kCPU, at::kDouble);
     for (size_t i = 0; i < chunk.size(); ++i) {
@@ -145,10 +150,14 @@ ScoreResult Scorer::dense(const at::Tensor& frames, const std::string& task) {
 
 ScoreResult Scorer::score(const at::Tensor& frames, const std::string& task, ScoreMode mode) {
   switch (mode) {
-    case ScoreMode::Linspace: return linspace(frames, task);
-    case ScoreMode::Dense: return dense(frames, task);
-    case ScoreMode::All: return all_frames(frames, task);
-    case ScoreMode::Stream: return stream(frames, task);
+    case ScoreMode::Linspace:
+      return linspace(frames, task);
+    case ScoreMode::Dense:
+      return dense(frames, task);
+    case ScoreMode::All:
+      return all_frames(frames, task);
+    case ScoreMode::Stream:
+      return stream(frames, task);
   }
   throw Error("score: unknown mode");
 }

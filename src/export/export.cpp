@@ -13,15 +13,15 @@
 #include <set>
 
 #include "robometer/config/loader.h"
-#include "robometer/core/remove_tree.h"
 #include "robometer/core/error.h"
+#include "robometer/core/remove_tree.h"
 #include "robometer/export/load.h"
 #include "robometer/io/atomic_dir.h"
 #include "robometer/io/atomic_file.h"
 #include "robometer/io/safetensors.h"
+#include "robometer/model/factory.h"
 #include "robometer/model/lora.h"
 #include "robometer/model/tokenizer.h"
-#include "robometer/model/factory.h"
 #include "robometer/model/weights.h"
 
 namespace robometer::eval {
@@ -36,22 +36,30 @@ int64_t parse_size(const std::string& s) {
   std::string unit = s.substr(i);
   for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   double mul = 1;
-  if (unit.empty() || unit == "B") mul = 1;
-  else if (unit == "KB") mul = 1e3;
-  else if (unit == "MB") mul = 1e6;
-  else if (unit == "GB") mul = 1e9;
-  else if (unit == "KIB") mul = 1024.0;
-  else if (unit == "MIB") mul = 1024.0 * 1024;
-  else if (unit == "GIB") mul = 1024.0 * 1024 * 1024;
-  else throw ConfigError("size '" + s + "': unknown unit '" + unit + "'");
+  if (unit.empty() || unit == "B")
+    mul = 1;
+  else if (unit == "KB")
+    mul = 1e3;
+  else if (unit == "MB")
+    mul = 1e6;
+  else if (unit == "GB")
+    mul = 1e9;
+  else if (unit == "KIB")
+    mul = 1024.0;
+  else if (unit == "MIB")
+    mul = 1024.0 * 1024;
+  else if (unit == "GIB")
+    mul = 1024.0 * 1024 * 1024;
+  else
+    throw ConfigError("size '" + s + "': unknown unit '" + unit + "'");
   return static_cast<int64_t>(v * mul);
 }
 
 json robometer_experiment_config(const config::RunConfig& cfg, const ExportOptions& opts) {
   // Field names are Robometer's (robometer/configs/experiment_configs.py, config.yaml).
   const bool lora = cfg.model.lora.enabled && !opts.merge_lora;
-  const bool vision_frozen = std::find(cfg.model.freeze.begin(), cfg.model.freeze.end(), "model.visual.") !=
-                             cfg.model.freeze.end();
+  const bool vision_frozen =
+      std::find(cfg.model.freeze.begin(), cfg.model.freeze.end(), "model.visual.") != cfg.model.freeze.end();
   json j;
   j["trainer_cls"] = "rbm_heads";
   j["model"] = {{"model_type", "default"},
@@ -95,7 +103,8 @@ json robometer_experiment_config(const config::RunConfig& cfg, const ExportOptio
                 {cfg.data.strategy_ratios.rewind, cfg.data.strategy_ratios.suboptimal,
                  cfg.data.strategy_ratios.different_task, cfg.data.strategy_ratios.reverse}},
                {"seed", cfg.train.seed}};
-  j["loss"] = {{"progress_loss_type", "discrete"}, {"progress_discrete_bins", 10},
+  j["loss"] = {{"progress_loss_type", "discrete"},
+               {"progress_discrete_bins", 10},
                {"predict_last_frame_progress", false}};
   j["training"] = {{"predict_pref_progress", true},
                    {"learning_rate", cfg.train.lr},
@@ -115,7 +124,7 @@ bool is_head(const std::string& k) {
 void write_json(const fs::path& p, const json& j) { io::write_file_atomic(p.string(), j.dump(2) + "\n"); }
 
 json added_token_entry(int64_t id, const std::string& content) {
-  return {{"id", id}, {"content", content}, {"single_word", false}, {"lstrip", false},
+  return {{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
           {"rstrip", false}, {"normalized", false}, {"special", true}};
 }
 
@@ -148,8 +157,9 @@ void write_tokenizer_files(const model::ModelBundle& b, const fs::path& out) {
     cfg = json::parse(cin);
   } else {
     cfg = {{"tokenizer_class", "Qwen2Tokenizer"}, {"eos_token", "<|im_end|>"},
-           {"pad_token", "<|endoftext|>"}, {"add_bos_token", false}, {"model_max_length", 262144},
-           {"clean_up_tokenization_spaces", false}, {"split_special_tokens", false}};
+           {"pad_token", "<|endoftext|>"},        {"add_bos_token", false},
+           {"model_max_length", 262144},          {"clean_up_tokenization_spaces", false},
+           {"split_special_tokens", false}};
   }
   cfg["added_tokens_decoder"] = added_decoder;
   json specials = cfg.value("additional_special_tokens", json::array());
@@ -157,10 +167,9 @@ void write_tokenizer_files(const model::ModelBundle& b, const fs::path& out) {
     if (std::find(specials.begin(), specials.end(), t) == specials.end()) specials.push_back(t);
   cfg["additional_special_tokens"] = specials;
   write_json(out / "tokenizer_config.json", cfg);
-  write_json(out / "special_tokens_map.json",
-             {{"additional_special_tokens", specials},
-              {"eos_token", cfg.value("eos_token", "<|im_end|>")},
-              {"pad_token", cfg.value("pad_token", "<|endoftext|>")}});
+  write_json(out / "special_tokens_map.json", {{"additional_special_tokens", specials},
+                                               {"eos_token", cfg.value("eos_token", "<|im_end|>")},
+                                               {"pad_token", cfg.value("pad_token", "<|endoftext|>")}});
 }
 
 }  // namespace
@@ -175,7 +184,8 @@ bool non_empty_dir(const fs::path& p) {
 // Moves the finished staging directory to `final_dir`, replacing what is there whole.
 void publish(const fs::path& staging, const fs::path& final_dir) {
   const fs::path old = io::swap_directory_into_place(
-      staging, final_dir, final_dir.parent_path() / ("." + final_dir.filename().string() + ".old-" + std::to_string(::getpid())));
+      staging, final_dir,
+      final_dir.parent_path() / ("." + final_dir.filename().string() + ".old-" + std::to_string(::getpid())));
   std::error_code ec;
   if (!old.empty()) remove_tree(old.string(), ec);
   if (ec) spdlog::warn("export: cannot remove the previous contents in {}: {}", old.string(), ec.message());
@@ -186,7 +196,8 @@ void publish(const fs::path& staging, const fs::path& final_dir) {
 json export_model(const std::string& checkpoint_dir, const std::string& out_dir, const ExportOptions& opts) {
   if (opts.dtype != "fp32" && opts.dtype != "bf16") throw ConfigError("--dtype: expected fp32 or bf16");
   if (opts.peft_base != "model" && opts.peft_base != "for-conditional-generation")
-    throw ConfigError("--peft-base: expected model or for-conditional-generation, got '" + opts.peft_base + "'");
+    throw ConfigError("--peft-base: expected model or for-conditional-generation, got '" + opts.peft_base +
+                      "'");
   // The directory the weights really come from (a run dir or `latest` resolves to a step).
   const fs::path source = model::resolve_checkpoint_dir(checkpoint_dir);
   const fs::path final_dir = fs::weakly_canonical(out_dir);
@@ -208,8 +219,8 @@ json export_model(const std::string& checkpoint_dir, const std::string& out_dir,
   // Everything is written into a sibling staging directory and moved into place at the end:
   // an interrupted export leaves `--out` as it was, never a partial directory that loads.
   fs::create_directories(final_dir.parent_path());
-  const fs::path out = final_dir.parent_path() / ("." + final_dir.filename().string() + ".tmp-" +
-                                                  std::to_string(::getpid()));
+  const fs::path out =
+      final_dir.parent_path() / ("." + final_dir.filename().string() + ".tmp-" + std::to_string(::getpid()));
   remove_tree(out.string(), ec);
   fs::create_directories(out);
   struct Cleanup {
@@ -268,34 +279,34 @@ json export_model(const std::string& checkpoint_dir, const std::string& out_dir,
     io::save_safetensors((out / "adapter_model.safetensors").string(), adapter, meta);
     io::save_safetensors((out / "custom_heads.safetensors").string(), heads, meta);
     const auto& lc = m.config.model.lora;
-    write_json(out / "adapter_config.json",
-               {{"peft_type", "LORA"},
-                {"task_type", nullptr},
-                {"base_model_name_or_path", opts.base_model_id},
-                {"r", lc.r},
-                {"lora_alpha", lc.alpha},
-                {"lora_dropout", lc.dropout},
-                {"target_modules", lc.targets},
-                {"bias", "none"},
-                {"fan_in_fan_out", false},
-                {"inference_mode", true},
-                {"init_lora_weights", true},
-                {"use_rslora", false},
-                {"use_dora", false},
-                {"modules_to_save", nullptr},
-                {"layers_to_transform", nullptr},
-                {"layers_pattern", nullptr},
-                {"rank_pattern", json::object()},
-                {"alpha_pattern", json::object()},
-                {"revision", nullptr}});
+    write_json(out / "adapter_config.json", {{"peft_type", "LORA"},
+                                             {"task_type", nullptr},
+                                             {"base_model_name_or_path", opts.base_model_id},
+                                             {"r", lc.r},
+                                             {"lora_alpha", lc.alpha},
+                                             {"lora_dropout", lc.dropout},
+                                             {"target_modules", lc.targets},
+                                             {"bias", "none"},
+                                             {"fan_in_fan_out", false},
+                                             {"inference_mode", true},
+                                             {"init_lora_weights", true},
+                                             {"use_rslora", false},
+                                             {"use_dora", false},
+                                             {"modules_to_save", nullptr},
+                                             {"layers_to_transform", nullptr},
+                                             {"layers_pattern", nullptr},
+                                             {"rank_pattern", json::object()},
+                                             {"alpha_pattern", json::object()},
+                                             {"revision", nullptr}});
     for (const char* f : {"adapter_model.safetensors", "adapter_config.json", "custom_heads.safetensors"})
       files.push_back(f);
   }
   publish(out, final_dir);
   cleanup.done = true;
   spdlog::info("exported {} tensors ({:.1f} MB, {}) to {}", weights.size(), bytes / 1e6, opts.dtype, out_dir);
-  return {{"out", out_dir}, {"tensors", weights.size()}, {"bytes", bytes}, {"lora", lora},
-          {"merged", lora && opts.merge_lora}, {"dtype", opts.dtype}, {"files", files}};
+  return {{"out", out_dir}, {"tensors", weights.size()},         {"bytes", bytes},
+          {"lora", lora},   {"merged", lora && opts.merge_lora}, {"dtype", opts.dtype},
+          {"files", files}};
 }
 
 }  // namespace robometer::eval

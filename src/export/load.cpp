@@ -53,7 +53,8 @@ LoadedModel load_checkpoint(const std::string& given, at::Device device,
   config::ModelConfig mc = m.config.model;
   // The architecture comes from the directory itself, so the run's relative paths do not matter.
   if (fs::exists(fs::path(dir) / "config.json")) mc.config_json = (fs::path(dir) / "config.json").string();
-  if (fs::exists(fs::path(dir) / "tokenizer.json")) mc.tokenizer = (fs::path(dir) / "tokenizer.json").string();
+  if (fs::exists(fs::path(dir) / "tokenizer.json"))
+    mc.tokenizer = (fs::path(dir) / "tokenizer.json").string();
   mc.pretrained.clear();
   m.bundle = model::build_model(mc, device, static_cast<uint64_t>(m.config.train.seed));
   // Loaded after build_model so that LoRA adapters (attached there) are filled too.
@@ -66,7 +67,8 @@ LoadedModel load_checkpoint(const std::string& given, at::Device device,
   const fs::path adapter = fs::path(dir) / "adapter_model.safetensors";
   if (fs::exists(adapter)) {
     if (!m.config.model.lora.enabled)
-      throw ConfigError(dir + ": adapter_model.safetensors present but the run config has lora.enabled=false");
+      throw ConfigError(dir +
+                        ": adapter_model.safetensors present but the run config has lora.enabled=false");
     io::SafetensorsSet ad(adapter.string());
     model::LoadOptions ao = lo;
     ao.strict = false;
@@ -79,16 +81,19 @@ LoadedModel load_checkpoint(const std::string& given, at::Device device,
     // LoRA on, adapters neither in the weights (a training checkpoint) nor next to them (an
     // unmerged export): scoring would silently use the base model.
     const auto names = weights.names();
-    const bool in_weights = std::any_of(names.begin(), names.end(),
-                                        [](const std::string& n) { return n.find(".lora_A.") != std::string::npos; });
+    const bool in_weights = std::any_of(names.begin(), names.end(), [](const std::string& n) {
+      return n.find(".lora_A.") != std::string::npos;
+    });
     if (!in_weights)
-      throw FormatError(dir, "the run config has lora.enabled=true but neither the weights nor an "
-                             "adapter_model.safetensors hold LoRA tensors (an incomplete export?)");
+      throw FormatError(dir,
+                        "the run config has lora.enabled=true but neither the weights nor an "
+                        "adapter_model.safetensors hold LoRA tensors (an incomplete export?)");
   }
   // A diverged run's weights would score NaN without an error.
   if (const auto bad = model::first_non_finite_tensor(*m.bundle.model); !bad.empty())
-    throw FormatError(dir, "weight tensor '" + bad + "' holds non-finite values (NaN/Inf): the "
-                           "run diverged; refusing to use this checkpoint");
+    throw FormatError(dir, "weight tensor '" + bad +
+                               "' holds non-finite values (NaN/Inf): the "
+                               "run diverged; refusing to use this checkpoint");
   m.bundle.model->eval();
   return m;
 }

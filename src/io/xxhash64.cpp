@@ -78,7 +78,10 @@ void Xxh64::update(const void* data, size_t size) {
     p += 32;
     size -= 32;
   }
-  v_[0] = v0; v_[1] = v1; v_[2] = v2; v_[3] = v3;
+  v_[0] = v0;
+  v_[1] = v1;
+  v_[2] = v2;
+  v_[3] = v3;
   std::memcpy(buf_, p, size);
   buffered_ = size;
 }

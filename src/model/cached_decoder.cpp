@@ -59,7 +59,10 @@ at::Tensor attention_padded(const at::Tensor& q, const at::Tensor& k, const at::
     qp[i].narrow(1, 0, n).copy_(q[0].narrow(1, start, n));
     kp[i].narrow(1, 0, past + n).copy_(keys);
     vp[i].narrow(1, 0, past + n).copy_(values);
-    mask[i][0].narrow(0, 0, n).narrow(1, 0, past + n).copy_(at::ones({n, past + n}, mask.options()).tril(past));
+    mask[i][0]
+        .narrow(0, 0, n)
+        .narrow(1, 0, past + n)
+        .copy_(at::ones({n, past + n}, mask.options()).tril(past));
     mask[i][0].narrow(0, n, n_max - n).select(1, 0).fill_(true);  // padded rows: no empty softmax
     start += n;
   }
@@ -74,9 +77,9 @@ at::Tensor attention_padded(const at::Tensor& q, const at::Tensor& k, const at::
 }
 
 // TextAttentionImpl::forward's projections, norms and rotary on the packed new tokens.
-at::Tensor attention_cached(TextAttentionImpl& a, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                            const std::vector<int64_t>& segments, const std::vector<KvCache*>& caches,
-                            int64_t layer, const Heads& h, bool padded) {
+at::Tensor attention_cached(TextAttentionImpl& a, const at::Tensor& x, const at::Tensor& cos,
+                            const at::Tensor& sin, const std::vector<int64_t>& segments,
+                            const std::vector<KvCache*>& caches, int64_t layer, const Heads& h, bool padded) {
   const int64_t N = x.size(1);
   auto q = a.q_norm->forward(a.q_proj->forward(x).view({1, N, h.q, h.dim})).transpose(1, 2);
   auto k = a.k_norm->forward(a.k_proj->forward(x).view({1, N, h.kv, h.dim})).transpose(1, 2);
@@ -89,10 +92,10 @@ at::Tensor attention_cached(TextAttentionImpl& a, const at::Tensor& x, const at:
 
 }  // namespace
 
-at::Tensor text_forward_cached(TextModelImpl& text, const at::Tensor& inputs_embeds, const at::Tensor& position_ids,
-                               const std::vector<int64_t>& segments, const std::vector<KvCache*>& caches,
-                               const at::Tensor& visual_pos_mask, const std::vector<at::Tensor>& deepstack,
-                               bool padded_attention) {
+at::Tensor text_forward_cached(TextModelImpl& text, const at::Tensor& inputs_embeds,
+                               const at::Tensor& position_ids, const std::vector<int64_t>& segments,
+                               const std::vector<KvCache*>& caches, const at::Tensor& visual_pos_mask,
+                               const std::vector<at::Tensor>& deepstack, bool padded_attention) {
   if (inputs_embeds.dim() != 3 || inputs_embeds.size(0) != 1)
     throw Error("text_forward_cached: inputs_embeds must be packed as [1, N, H]");
   if (segments.size() != caches.size() || segments.empty())
@@ -102,7 +105,8 @@ at::Tensor text_forward_cached(TextModelImpl& text, const at::Tensor& inputs_emb
   if (n != inputs_embeds.size(1)) throw Error("text_forward_cached: segments do not add up to N");
   const TextConfig& cfg = text.config();
   const Heads heads{cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim};
-  auto [cos, sin] = text_mrope_cos_sin(position_ids.to(inputs_embeds.device()), cfg, inputs_embeds.scalar_type());
+  auto [cos, sin] =
+      text_mrope_cos_sin(position_ids.to(inputs_embeds.device()), cfg, inputs_embeds.scalar_type());
   at::Tensor h = inputs_embeds;
   for (size_t i = 0; i < text.layers->size(); ++i) {
     auto& layer = *text.layers->ptr<TextDecoderLayerImpl>(i);  // as TextDecoderLayerImpl::forward

@@ -15,8 +15,12 @@ bool KvCacheBudget::try_reserve(int64_t bytes) {
 
 KvCache::KvCache(int64_t layers, int64_t kv_heads, int64_t head_dim, at::TensorOptions options,
                  std::shared_ptr<KvCacheBudget> budget, int64_t max_tokens)
-    : layers_(layers), kv_heads_(kv_heads), head_dim_(head_dim), max_tokens_(max_tokens),
-      options_(options), budget_(std::move(budget)) {
+    : layers_(layers),
+      kv_heads_(kv_heads),
+      head_dim_(head_dim),
+      max_tokens_(max_tokens),
+      options_(options),
+      budget_(std::move(budget)) {
   if (layers < 1 || kv_heads < 1 || head_dim < 1) throw Error("kv cache: bad dimensions");
   bytes_per_token_ = 2 * layers_ * kv_heads_ * head_dim_ * static_cast<int64_t>(options_.dtype().itemsize());
 }

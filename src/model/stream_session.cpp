@@ -12,7 +12,8 @@
 namespace robometer::model {
 
 StreamModel::StreamModel(ModelBundle& bundle, StreamOptions opts) : bundle_(bundle), opts_(std::move(opts)) {
-  if (!bundle_.model || !bundle_.processor || !bundle_.tokenizer) throw Error("stream: incomplete model bundle");
+  if (!bundle_.model || !bundle_.processor || !bundle_.tokenizer)
+    throw Error("stream: incomplete model bundle");
   if (opts_.max_frames_per_session < 0) throw ConfigError("stream: max_frames_per_session must be >= 0");
   image_pad_id_ = bundle_.model->config().backbone.image_token_id;
   prog_id_ = bundle_.tokenizer->robometer_special_ids().prog;
@@ -28,7 +29,8 @@ std::unique_ptr<StreamSession> StreamModel::open(const std::string& task) const 
   auto s = std::unique_ptr<StreamSession>(new StreamSession());
   s->task_ = task;
   const auto options = at::TensorOptions().dtype(w.scalar_type()).device(w.device());
-  s->cache_ = std::make_unique<KvCache>(t.num_hidden_layers, t.num_key_value_heads, t.head_dim, options, opts_.budget);
+  s->cache_ = std::make_unique<KvCache>(t.num_hidden_layers, t.num_key_value_heads, t.head_dim, options,
+                                        opts_.budget);
   return s;
 }
 
@@ -56,7 +58,8 @@ StreamAppend StreamModel::prepare(StreamSession& s, const at::Tensor& frames) co
     const std::vector<int64_t> ids = bundle_.tokenizer->encode(text);
     const auto first_pad = std::find(ids.begin(), ids.end(), image_pad_id_);
     const int64_t before = first_pad - ids.begin();
-    if (first_pad == ids.end() || static_cast<int64_t>(ids.size()) != before + pads + 2 || ids.back() != prog_id_)
+    if (first_pad == ids.end() || static_cast<int64_t>(ids.size()) != before + pads + 2 ||
+        ids.back() != prog_id_)
       throw Error("stream: frame " + std::to_string(picture) + " does not tokenize as text, " +
                   std::to_string(pads) + " image pads, <|vision_end|>, <|prog_token|>");
     // M-RoPE as HF get_rope_index: text counts up; the image's tokens are (0, row, col) offset
@@ -89,8 +92,7 @@ std::vector<StreamFrameOutputs> StreamModel::run(const std::vector<StreamAppend>
   std::vector<at::Tensor> pixels;
   std::vector<int64_t> grid;
   for (const auto& a : batch) {
-    if (!a.session || !seen.insert(a.session).second)
-      throw Error("stream: one append per session and batch");
+    if (!a.session || !seen.insert(a.session).second) throw Error("stream: one append per session and batch");
     if (a.base_tokens != a.session->cache_->length() ||
         a.session->cache_->capacity() < a.base_tokens + static_cast<int64_t>(a.ids.size()))
       throw Error("stream: append was not prepared for the session's current state");
@@ -116,16 +118,17 @@ std::vector<StreamFrameOutputs> StreamModel::run(const std::vector<StreamAppend>
   const VisionOutput vis = bb.visual->forward(
       at::cat(pixels, 0).to(w.device(), bb.visual->patch_embed->proj->weight.scalar_type()), grid_t);
   const at::Tensor visual_mask = id_t.eq(bb.config().image_token_id);
-  embeds = embeds.masked_scatter(visual_mask.unsqueeze(-1).expand_as(embeds), vis.embeds.to(embeds.scalar_type()));
-  const at::Tensor positions = at::stack({at::tensor(pos[0], at::kLong), at::tensor(pos[1], at::kLong),
-                                          at::tensor(pos[2], at::kLong)})
-                                   .view({3, 1, N});
-  const at::Tensor h =
-      text_forward_cached(*bb.language_model, embeds, positions, segments, caches, visual_mask, vis.deepstack,
-                          opts_.padded_attention);
+  embeds =
+      embeds.masked_scatter(visual_mask.unsqueeze(-1).expand_as(embeds), vis.embeds.to(embeds.scalar_type()));
+  const at::Tensor positions =
+      at::stack({at::tensor(pos[0], at::kLong), at::tensor(pos[1], at::kLong), at::tensor(pos[2], at::kLong)})
+          .view({3, 1, N});
+  const at::Tensor h = text_forward_cached(*bb.language_model, embeds, positions, segments, caches,
+                                           visual_mask, vis.deepstack, opts_.padded_attention);
   const RewardOutputs r = rm->heads(h, at::tensor(prog, at::kLong).view({1, -1}), at::Tensor());
   const at::Tensor progress = r.progress[0].to(at::kCPU, at::kDouble).contiguous();
-  const at::Tensor success = at::sigmoid(r.success_logits[0].to(at::kFloat)).to(at::kCPU, at::kDouble).contiguous();
+  const at::Tensor success =
+      at::sigmoid(r.success_logits[0].to(at::kFloat)).to(at::kCPU, at::kDouble).contiguous();
   std::vector<StreamFrameOutputs> out;
   int64_t f = 0;
   for (const auto& a : batch) {

@@ -80,8 +80,9 @@ std::vector<uint32_t> byte_to_code_point() {
 
 // HF runs the Split regex with Oniguruma, whose Unicode \s is 09-0D, U+0085 and Z*; PCRE2's
 // UCP \s lacks U+0085. Spell \s / \S out so both engines agree.
-const char* kOnigSpaceItems = "\\x{09}-\\x{0d}\\x{20}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}"
-                              "\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}";
+const char* kOnigSpaceItems =
+    "\\x{09}-\\x{0d}\\x{20}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}"
+    "\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}";
 
 std::string onig_to_pcre2(const std::string& pattern) {
   std::string out;
@@ -126,8 +127,10 @@ std::string sanitize_utf8(const std::string& s) {
     const auto b0 = static_cast<unsigned char>(s[i]);
     int len = 0;
     unsigned char lo = 0x80, hi = 0xBF;
-    if (b0 < 0x80) len = 1;
-    else if (b0 >= 0xC2 && b0 <= 0xDF) len = 2;
+    if (b0 < 0x80)
+      len = 1;
+    else if (b0 >= 0xC2 && b0 <= 0xDF)
+      len = 2;
     else if (b0 >= 0xE0 && b0 <= 0xEF) {
       len = 3;
       if (b0 == 0xE0) lo = 0xA0;
@@ -168,8 +171,8 @@ struct PairHash {
 struct Tokenizer::Impl {
   fs::path path;
   std::unordered_map<std::string, int64_t> token_to_id;
-  std::vector<std::string> id_to_token;                 // "" for unused ids
-  std::vector<bool> is_added;                           // added/special tokens decode verbatim
+  std::vector<std::string> id_to_token;  // "" for unused ids
+  std::vector<bool> is_added;            // added/special tokens decode verbatim
   std::unordered_map<uint64_t, std::pair<int32_t, int32_t>, PairHash> merges;  // (a,b) -> (rank, id)
   int64_t byte_token[256] = {};
   std::vector<uint32_t> byte_to_cp;
@@ -234,8 +237,8 @@ struct Tokenizer::Impl {
     pcre2_match_data* md = pcre2_match_data_create_from_pattern(regex, nullptr);
     size_t start = 0, last_end = 0;
     while (start < text.size()) {
-      const int rc = pcre2_match(regex, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(),
-                                 start, PCRE2_NO_UTF_CHECK, md, nullptr);
+      const int rc = pcre2_match(regex, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), start,
+                                 PCRE2_NO_UTF_CHECK, md, nullptr);
       if (rc < 0) break;
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
       size_t b = ov[0], e = ov[1];
@@ -279,8 +282,7 @@ struct Tokenizer::Impl {
       const int nxt = sym[pos].next;
       const uint64_t key = (static_cast<uint64_t>(sym[pos].id) << 32) | static_cast<uint64_t>(sym[nxt].id);
       auto it = merges.find(key);
-      if (it != merges.end())
-        heap.push({it->second.first, pos, sym[pos].id, sym[nxt].id, it->second.second});
+      if (it != merges.end()) heap.push({it->second.first, pos, sym[pos].id, sym[nxt].id, it->second.second});
     };
     for (int i = 0; i + 1 < static_cast<int>(sym.size()); ++i) push_pair(i);
     while (!heap.empty()) {
@@ -343,7 +345,8 @@ uint64_t content_hash(const std::string& bytes) {
     std::memcpy(&w, bytes.data() + 8 * i, 8);
     h = (h ^ w) * 0x100000001b3ull;
   }
-  for (size_t i = 8 * words; i < bytes.size(); ++i) h = (h ^ static_cast<unsigned char>(bytes[i])) * 0x100000001b3ull;
+  for (size_t i = 8 * words; i < bytes.size(); ++i)
+    h = (h ^ static_cast<unsigned char>(bytes[i])) * 0x100000001b3ull;
   return h ^ bytes.size();
 }
 
@@ -352,7 +355,9 @@ struct SourceStamp {
   uint64_t size = 0;
   int64_t mtime_ns = 0;
   uint64_t hash = 0;
-  bool operator==(const SourceStamp& o) const { return size == o.size && mtime_ns == o.mtime_ns && hash == o.hash; }
+  bool operator==(const SourceStamp& o) const {
+    return size == o.size && mtime_ns == o.mtime_ns && hash == o.hash;
+  }
 };
 
 // Cache layout (native byte order; the magic's byte order tells a foreign file):
@@ -365,7 +370,9 @@ constexpr uint32_t kCacheVersion = 1;
 class CacheWriter {
  public:
   template <class T>
-  void pod(T v) { out_.append(reinterpret_cast<const char*>(&v), sizeof(T)); }
+  void pod(T v) {
+    out_.append(reinterpret_cast<const char*>(&v), sizeof(T));
+  }
   void str(const std::string& v) {
     pod(static_cast<uint32_t>(v.size()));
     out_ += v;
@@ -447,21 +454,26 @@ Tokenizer::Parsed Tokenizer::parse_json(const fs::path& path, const std::string&
   try {
     const json& model = j.at("model");
     if (model.value("type", std::string("BPE")) != "BPE")
-      throw FormatError(where, "model.type is '" + model.value("type", std::string()) + "', only BPE is supported");
+      throw FormatError(where,
+                        "model.type is '" + model.value("type", std::string()) + "', only BPE is supported");
 
     // Normalizer: NFC (Qwen) or none.
     const json& norm = j.contains("normalizer") ? j["normalizer"] : json();
     if (!norm.is_null()) {
       const std::string type = norm.value("type", std::string());
-      if (type == "NFC") p.use_nfc = true;
-      else throw FormatError(where, "normalizer.type '" + type + "' is not supported (only NFC)");
+      if (type == "NFC")
+        p.use_nfc = true;
+      else
+        throw FormatError(where, "normalizer.type '" + type + "' is not supported (only NFC)");
     }
 
     // Pre-tokenizer: Sequence[Split(regex, Isolated), ByteLevel(use_regex=false)].
     const json& pre = j.at("pre_tokenizer");
     std::vector<json> steps;
-    if (pre.value("type", std::string()) == "Sequence") steps = pre.at("pretokenizers").get<std::vector<json>>();
-    else steps.push_back(pre);
+    if (pre.value("type", std::string()) == "Sequence")
+      steps = pre.at("pretokenizers").get<std::vector<json>>();
+    else
+      steps.push_back(pre);
     bool byte_level = false;
     for (const json& step : steps) {
       const std::string type = step.value("type", std::string());
@@ -472,7 +484,8 @@ Tokenizer::Parsed Tokenizer::parse_json(const fs::path& path, const std::string&
         if (p.regex.empty()) throw FormatError(where, "pre_tokenizer Split: empty regex");
       } else if (type == "ByteLevel") {
         if (step.value("use_regex", true) || step.value("add_prefix_space", false))
-          throw FormatError(where, "pre_tokenizer ByteLevel: only use_regex=false, add_prefix_space=false is supported");
+          throw FormatError(
+              where, "pre_tokenizer ByteLevel: only use_regex=false, add_prefix_space=false is supported");
         byte_level = true;
       } else {
         throw FormatError(where, "pre_tokenizer type '" + type + "' is not supported");
@@ -497,7 +510,8 @@ Tokenizer::Parsed Tokenizer::parse_json(const fs::path& path, const std::string&
       if (m.is_string()) {  // legacy "a b"
         const std::string s = m.get<std::string>();
         const size_t sp = s.find(' ');
-        if (sp == std::string::npos) throw FormatError(where, "model.merges[" + std::to_string(rank) + "] has no space");
+        if (sp == std::string::npos)
+          throw FormatError(where, "model.merges[" + std::to_string(rank) + "] has no space");
         a = s.substr(0, sp);
         b = s.substr(sp + 1);
       } else {
@@ -506,7 +520,8 @@ Tokenizer::Parsed Tokenizer::parse_json(const fs::path& path, const std::string&
       }
       auto ia = ids.find(a), ib = ids.find(b), im = ids.find(a + b);
       if (ia == ids.end() || ib == ids.end() || im == ids.end())
-        throw FormatError(where, "model.merges[" + std::to_string(rank) + "] refers to a token not in the vocab");
+        throw FormatError(where,
+                          "model.merges[" + std::to_string(rank) + "] refers to a token not in the vocab");
       p.merges.push_back({ia->second, ib->second, im->second});
       ++rank;
     }
@@ -537,7 +552,8 @@ Tokenizer Tokenizer::from_file(const fs::path& path, TokenizerCache cache) {
   if (use_cache) {
     stamp.size = text.size();
     const auto mtime = fs::last_write_time(path, ec);
-    stamp.mtime_ns = ec ? 0 : std::chrono::duration_cast<std::chrono::nanoseconds>(mtime.time_since_epoch()).count();
+    stamp.mtime_ns =
+        ec ? 0 : std::chrono::duration_cast<std::chrono::nanoseconds>(mtime.time_since_epoch()).count();
     stamp.hash = content_hash(text);
   }
   stats.read_ms = ms_since(t0);
@@ -550,7 +566,8 @@ Tokenizer Tokenizer::from_file(const fs::path& path, TokenizerCache cache) {
     if (read_whole_file(cache_path, bytes)) {
       try {
         CacheReader r(bytes);
-        if (r.pod<uint64_t>() != kCacheMagic || r.pod<uint32_t>() != kCacheVersion) throw std::runtime_error("magic");
+        if (r.pod<uint64_t>() != kCacheMagic || r.pod<uint32_t>() != kCacheVersion)
+          throw std::runtime_error("magic");
         SourceStamp s;
         s.size = r.pod<uint64_t>();
         s.mtime_ns = r.pod<int64_t>();
@@ -571,7 +588,8 @@ Tokenizer Tokenizer::from_file(const fs::path& path, TokenizerCache cache) {
         stats.from_cache = true;
         stats.cache_path = cache_path.string();
       } catch (const std::exception& e) {
-        spdlog::debug("tokenizer cache {} not used ({}); parsing {}", cache_path.string(), e.what(), path.string());
+        spdlog::debug("tokenizer cache {} not used ({}); parsing {}", cache_path.string(), e.what(),
+                      path.string());
       }
     }
   }
@@ -668,10 +686,9 @@ std::string Tokenizer::nfc(const std::string& text) {
   if (std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
     return text;
   utf8proc_uint8_t* out = nullptr;
-  const utf8proc_ssize_t n =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                   static_cast<utf8proc_ssize_t>(text.size()), &out,
-                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                                          static_cast<utf8proc_ssize_t>(text.size()), &out,
+                                          static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
   if (n < 0) throw Error(std::string("tokenizer: text is not valid UTF-8 (") + utf8proc_errmsg(n) + ")");
   std::string result(reinterpret_cast<char*>(out), static_cast<size_t>(n));
   std::free(out);
@@ -762,7 +779,8 @@ const TokenizerLoadStats& Tokenizer::load_stats() const { return impl_->stats; }
 RobometerTokenIds Tokenizer::robometer_special_ids() const {
   auto need = [&](const std::string& t) {
     auto id = token_to_id(t);
-    if (!id) throw Error("tokenizer: special token " + t + " is missing (use Tokenizer::robometer_from_file)");
+    if (!id)
+      throw Error("tokenizer: special token " + t + " is missing (use Tokenizer::robometer_from_file)");
     return *id;
   };
   RobometerTokenIds ids;

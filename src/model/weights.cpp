@@ -1,5 +1,5 @@
-#include "robometer/core/compat.h"
 #include "robometer/model/weights.h"
+#include "robometer/core/compat.h"
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/normalization.h>
@@ -94,8 +94,8 @@ at::Tensor resize_embedding_rows(const at::Tensor& table, int64_t new_rows) {
 namespace {
 
 template <class GetFn>
-LoadReport load_impl(torch::nn::Module& model, const std::vector<std::string>& names,
-                     const GetFn& get, const LoadOptions& opts) {
+LoadReport load_impl(torch::nn::Module& model, const std::vector<std::string>& names, const GetFn& get,
+                     const LoadOptions& opts) {
   LoadReport rep;
   auto params = model.named_parameters(/*recurse=*/true);
   std::map<std::string, at::Tensor> by_path;
@@ -117,8 +117,8 @@ LoadReport load_impl(torch::nn::Module& model, const std::vector<std::string>& n
     at::Tensor src = get(key);
     at::Tensor& dst = it->second;
     if (src.sizes() != dst.sizes()) {
-      const bool is_embedding = ends_with(path, "embed_tokens.weight") && src.dim() == 2 &&
-                                dst.dim() == 2 && src.size(1) == dst.size(1);
+      const bool is_embedding = ends_with(path, "embed_tokens.weight") && src.dim() == 2 && dst.dim() == 2 &&
+                                src.size(1) == dst.size(1);
       if (is_embedding && opts.resize_embeddings) {
         rep.resized_from = src.size(0);
         src = resize_embedding_rows(src, dst.size(0));
@@ -156,8 +156,10 @@ LoadReport load_impl(torch::nn::Module& model, const std::vector<std::string>& n
 
 }  // namespace
 
-LoadReport load_weights(torch::nn::Module& model, const io::SafetensorsSet& weights, const LoadOptions& opts) {
-  return load_impl(model, weights.names(), [&](const std::string& k) { return weights.get(k); }, opts);
+LoadReport load_weights(torch::nn::Module& model, const io::SafetensorsSet& weights,
+                        const LoadOptions& opts) {
+  return load_impl(
+      model, weights.names(), [&](const std::string& k) { return weights.get(k); }, opts);
 }
 
 LoadReport load_weights(torch::nn::Module& model, const io::NamedTensors& weights, const LoadOptions& opts) {
@@ -168,7 +170,8 @@ LoadReport load_weights(torch::nn::Module& model, const io::NamedTensors& weight
     m[k] = t;
     names.push_back(k);
   }
-  return load_impl(model, names, [&](const std::string& k) { return m.at(k); }, opts);
+  return load_impl(
+      model, names, [&](const std::string& k) { return m.at(k); }, opts);
 }
 
 namespace {

@@ -31,16 +31,18 @@ inline cairo_surface_t* frame_surface(const at::Tensor& frame) {
 }
 
 // Line through the points (optionally dashed), then a dot on each.
-inline void polyline(cairo_t* cr, const std::vector<double>& xs, const std::vector<double>& ys, bool lines = true,
-                     bool points = true, bool dashed = false) {
+inline void polyline(cairo_t* cr, const std::vector<double>& xs, const std::vector<double>& ys,
+                     bool lines = true, bool points = true, bool dashed = false) {
   if (lines && xs.size() > 1) {
     if (dashed) {
       const double dash[] = {6.0, 4.0};
       cairo_set_dash(cr, dash, 2, 0);
     }
     for (size_t i = 0; i < xs.size(); ++i) {
-      if (i == 0) cairo_move_to(cr, xs[i], ys[i]);
-      else cairo_line_to(cr, xs[i], ys[i]);
+      if (i == 0)
+        cairo_move_to(cr, xs[i], ys[i]);
+      else
+        cairo_line_to(cr, xs[i], ys[i]);
     }
     cairo_stroke(cr);
     cairo_set_dash(cr, nullptr, 0, 0);

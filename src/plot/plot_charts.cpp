@@ -72,8 +72,8 @@ void write_xy_chart(const XYChart& c, const std::string& png_path) {
   double xmin = std::numeric_limits<double>::infinity(), xmax = -xmin, ymin = xmin, ymax = -xmin;
   for (const auto& s : c.series) {
     if (s.x.size() != s.y.size())
-      throw Error("plot " + png_path + ": series '" + s.label + "' has " + std::to_string(s.x.size()) + " x and " +
-                  std::to_string(s.y.size()) + " y values");
+      throw Error("plot " + png_path + ": series '" + s.label + "' has " + std::to_string(s.x.size()) +
+                  " x and " + std::to_string(s.y.size()) + " y values");
     for (size_t i = 0; i < s.x.size(); ++i) {
       if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
       xmin = std::min(xmin, s.x[i]), xmax = std::max(xmax, s.x[i]);
@@ -161,12 +161,14 @@ void write_xy_chart(const XYChart& c, const std::string& png_path) {
 
 void write_heatmap(const Heatmap& h, const std::string& png_path) {
   const size_t R = h.rows.size(), C = h.cols.size();
-  if (h.values.size() != R) throw Error("plot " + png_path + ": heatmap has " + std::to_string(h.values.size()) +
-                                        " value rows for " + std::to_string(R) + " row labels");
+  if (h.values.size() != R)
+    throw Error("plot " + png_path + ": heatmap has " + std::to_string(h.values.size()) + " value rows for " +
+                std::to_string(R) + " row labels");
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   for (const auto& row : h.values) {
-    if (row.size() != C) throw Error("plot " + png_path + ": heatmap row of " + std::to_string(row.size()) +
-                                     " values for " + std::to_string(C) + " column labels");
+    if (row.size() != C)
+      throw Error("plot " + png_path + ": heatmap row of " + std::to_string(row.size()) + " values for " +
+                  std::to_string(C) + " column labels");
     for (double v : row)
       if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
   }
@@ -188,7 +190,8 @@ void write_heatmap(const Heatmap& h, const std::string& png_path) {
       cairo_fill(cr);
       char buf[32];
       std::snprintf(buf, sizeof buf, "%.2f", v);
-      text(cr, left + j * cw + cw / 2 - text_width(cr, buf, font) / 2, top + i * ch + ch / 2 + font / 3, buf, font);
+      text(cr, left + j * cw + cw / 2 - text_width(cr, buf, font) / 2, top + i * ch + ch / 2 + font / 3, buf,
+           font);
     }
   for (size_t i = 0; i < R; ++i) {
     const std::string l = fit(cr, h.rows[i], 11, left - 16);

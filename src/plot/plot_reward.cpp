@@ -39,7 +39,8 @@ void write_reward_plot(const RewardPlot& p, const std::string& png_path) {
 
   // Axes: x = frame index over [0, last frame], y = [0, 1].
   const double x0 = margin_l, x1 = W - margin_r, y0 = top + plot_h, y1 = top;
-  const double last = static_cast<double>(std::max<int64_t>(1, has_strip ? p.frames.size(0) - 1 : p.frame_indices.back()));
+  const double last =
+      static_cast<double>(std::max<int64_t>(1, has_strip ? p.frames.size(0) - 1 : p.frame_indices.back()));
   auto X = [&](double f) { return x0 + (x1 - x0) * f / last; };
   auto Y = [&](double v) { return y0 - (y0 - y1) * v; };
   cairo_set_font_size(cr, 11);

@@ -41,7 +41,8 @@ std::string png_data_url(const at::Tensor& frame) {
   return "data:image/png;base64," + base64_encode(plot::encode_png(frame));
 }
 
-DatasetView::DatasetView(const std::string& dir, DatasetViewOptions opts) : dir_(dir), opts_(std::move(opts)) {
+DatasetView::DatasetView(const std::string& dir, DatasetViewOptions opts)
+    : dir_(dir), opts_(std::move(opts)) {
   index_ = std::make_shared<const data::TrajectoryIndex>(
       std::vector<data::WeightedManifest>{{data::read_manifest(dir), 1.0}});
   if (index_->size() == 0) throw Error("view: " + dir + " holds no trajectories");
@@ -52,14 +53,19 @@ json DatasetView::summary() const {
   json sources = json::object(), trajs = json::array();
   for (const auto& t : index_->trajectories()) {
     json& s = sources[t.data_source];
-    if (s.is_null()) s = {{"trajectories", 0}, {"frames", 0}, {"tasks", json::object()}, {"quality", json::object()}};
+    if (s.is_null())
+      s = {{"trajectories", 0}, {"frames", 0}, {"tasks", json::object()}, {"quality", json::object()}};
     s["trajectories"] = s["trajectories"].get<int64_t>() + 1;
     s["frames"] = s["frames"].get<int64_t>() + t.num_frames;
     s["tasks"][t.task] = s["tasks"].value(t.task, 0) + 1;
     const std::string q = data::quality_name(t.quality);
     s["quality"][q] = s["quality"].value(q, 0) + 1;
-    json j = {{"id", t.id}, {"task", t.task}, {"data_source", t.data_source}, {"quality", q},
-              {"num_frames", t.num_frames}, {"fps", t.fps}};
+    json j = {{"id", t.id},
+              {"task", t.task},
+              {"data_source", t.data_source},
+              {"quality", q},
+              {"num_frames", t.num_frames},
+              {"fps", t.fps}};
     if (t.partial_success) j["partial_success"] = *t.partial_success;
     trajs.push_back(j);
   }
@@ -80,12 +86,18 @@ json DatasetView::trajectory(const std::string& id, bool raw) const {
   const int64_t S = frames.size(0);
   json thumbs = json::array();
   for (int64_t k = 0; k < S; ++k) thumbs.push_back(png_data_url(frames[k]));
-  json out = {{"id", t.id}, {"task", t.task}, {"data_source", t.data_source},
-              {"quality", data::quality_name(t.quality)}, {"num_frames", t.num_frames},
-              {"stored_frames", S}, {"video_frame_indices", video_idx}, {"thumbs", thumbs}};
+  json out = {{"id", t.id},
+              {"task", t.task},
+              {"data_source", t.data_source},
+              {"quality", data::quality_name(t.quality)},
+              {"num_frames", t.num_frames},
+              {"stored_frames", S},
+              {"video_frame_indices", video_idx},
+              {"thumbs", thumbs}};
   // The objective supervises progress on successful trajectories and on graded ones only.
   const auto cut = opts_.sampling.success_cutoffs.find(t.data_source);
-  const double cutoff = cut != opts_.sampling.success_cutoffs.end() ? cut->second : opts_.sampling.default_success_cutoff;
+  const double cutoff =
+      cut != opts_.sampling.success_cutoffs.end() ? cut->second : opts_.sampling.default_success_cutoff;
   if (t.quality == data::Quality::Successful || t.partial_success) {
     std::vector<int64_t> all(S);
     for (int64_t k = 0; k < S; ++k) all[k] = k;
@@ -94,8 +106,8 @@ json DatasetView::trajectory(const std::string& id, bool raw) const {
     out["gt_note"] = "Robometer progress label of each stored frame (whole trajectory as one forward clip)";
   } else {
     out["gt_progress"] = nullptr;
-    out["gt_note"] = std::string("no progress label: the objective masks progress on ") + data::quality_name(t.quality) +
-                     " trajectories";
+    out["gt_note"] = std::string("no progress label: the objective masks progress on ") +
+                     data::quality_name(t.quality) + " trajectories";
   }
   if (t.partial_success) out["partial_success"] = *t.partial_success;
   if (raw) {

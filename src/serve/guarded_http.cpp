@@ -93,7 +93,8 @@ class DeadlineStream : public httplib::Stream {
     if (pos_ == len_) {
       if (!wait(POLLIN, read_wait_ms())) return -1;
       ssize_t n;
-      do n = ::recv(sock_, buf_, sizeof(buf_), 0); while (n < 0 && errno == EINTR);
+      do n = ::recv(sock_, buf_, sizeof(buf_), 0);
+      while (n < 0 && errno == EINTR);
       if (n <= 0) return n;
       pos_ = 0;
       len_ = static_cast<size_t>(n);
@@ -106,7 +107,8 @@ class DeadlineStream : public httplib::Stream {
   ssize_t write(const char* ptr, size_t size) override {
     if (!is_writable()) return -1;
     ssize_t n;
-    do n = ::send(sock_, ptr, size, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+    do n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
     return n;
   }
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
@@ -131,7 +133,8 @@ class DeadlineStream : public httplib::Stream {
   bool wait(short events, int ms) const {
     pollfd p{sock_, events, 0};
     int r;
-    do r = ::poll(&p, 1, ms); while (r < 0 && errno == EINTR);
+    do r = ::poll(&p, 1, ms);
+    while (r < 0 && errno == EINTR);
     return r > 0;
   }
   socket_t sock_;
@@ -143,10 +146,10 @@ class DeadlineStream : public httplib::Stream {
 
 void send_refusal(socket_t sock, int status, const std::string& message) {
   const std::string body = "{\"error\": \"" + message + "\"}";
-  const std::string reply = "HTTP/1.1 " + std::to_string(status) +
-                            (status == 429 ? " Too Many Requests" : " Service Unavailable") +
-                            "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-                            "\r\nConnection: close\r\n\r\n" + body;
+  const std::string reply =
+      "HTTP/1.1 " + std::to_string(status) + (status == 429 ? " Too Many Requests" : " Service Unavailable") +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\nConnection: close\r\n\r\n" + body;
   (void)::send(sock, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   // Read what the client already sent (briefly), so that closing does not reset the
   // connection before the client has read the reply.
@@ -170,8 +173,8 @@ struct GuardedHttpServer::State {
 
 GuardedHttpServer::GuardedHttpServer(ConnectionLimits limits) : state_(std::make_shared<State>()) {
   const ConnectionLimits& l = limits;
-  if (l.max_connections < 1 || l.max_connections_per_client < 1 || l.read_timeout_s < 1 || l.request_timeout_s < 1 ||
-      l.keep_alive_timeout_s < 0 || l.keep_alive_max_requests < 1)
+  if (l.max_connections < 1 || l.max_connections_per_client < 1 || l.read_timeout_s < 1 ||
+      l.request_timeout_s < 1 || l.keep_alive_timeout_s < 0 || l.keep_alive_max_requests < 1)
     throw ConfigError("serve: connection limits and timeouts must be >= 1");
   state_->limits = limits;
   // Spare threads so that connections over the cap are refused at once instead of waiting.
@@ -237,7 +240,8 @@ bool GuardedHttpServer::process_and_close_socket(socket_t sock) {
       if (!strm.has_buffered()) {
         pollfd p{sock, POLLIN, 0};
         int r;
-        do r = ::poll(&p, 1, l.keep_alive_timeout_s * 1000); while (r < 0 && errno == EINTR);
+        do r = ::poll(&p, 1, l.keep_alive_timeout_s * 1000);
+        while (r < 0 && errno == EINTR);
         if (r <= 0) break;
       }
       strm.set_deadline(Clock::now() + std::chrono::seconds(l.request_timeout_s));

@@ -11,7 +11,8 @@ json parse_json_body(const std::string& body, const RequestLimits& limits, const
   // stops a body of millions of tiny values or a deep nesting before it is built.
   const json::parser_callback_t guard = [&](int depth, json::parse_event_t event, json&) {
     if (depth > limits.max_json_depth)
-      throw ClientError(400, what + ": JSON nested deeper than " + std::to_string(limits.max_json_depth) + " levels");
+      throw ClientError(
+          400, what + ": JSON nested deeper than " + std::to_string(limits.max_json_depth) + " levels");
     if (event == json::parse_event_t::value || event == json::parse_event_t::object_start ||
         event == json::parse_event_t::array_start)
       if (++values > limits.max_json_values)
@@ -72,7 +73,8 @@ std::optional<bool> bool_field(const json& body, const char* key, const std::str
   const json* v = field(body, key);
   if (!v || v->is_null()) return std::nullopt;
   if (!v->is_boolean())
-    throw ClientError(400, where + "\"" + key + "\" must be true or false, got " + std::string(v->type_name()));
+    throw ClientError(400,
+                      where + "\"" + key + "\" must be true or false, got " + std::string(v->type_name()));
   return v->get<bool>();
 }
 

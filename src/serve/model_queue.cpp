@@ -54,11 +54,13 @@ struct ModelQueue::Impl {
         cv.wait(lk, [&] { return stopping || (!paused && !queue.empty()); });
         if (stopping) break;
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(opts.max_wait_ms);
-        cv.wait_until(lk, deadline, [&] { return stopping || static_cast<int>(queue.size()) >= opts.max_batch; });
+        cv.wait_until(lk, deadline,
+                      [&] { return stopping || static_cast<int>(queue.size()) >= opts.max_batch; });
         if (stopping) break;
         jobs = take_batch();
         busy = true;
-        last_used_unix = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+        last_used_unix =
+            std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
       }
       const auto t0 = std::chrono::steady_clock::now();
       run(jobs);
@@ -99,12 +101,16 @@ struct ModelQueue::Impl {
         for (const auto& j : jobs) run({j});
         return;
       }
-      try { jobs.front()->done.set_exception(std::current_exception()); } catch (...) {}
+      try {
+        jobs.front()->done.set_exception(std::current_exception());
+      } catch (...) {
+      }
     }
   }
 };
 
-ModelQueue::ModelQueue(eval::Scorer& scorer, ModelQueueOptions opts) : impl_(std::make_unique<Impl>(scorer, opts)) {
+ModelQueue::ModelQueue(eval::Scorer& scorer, ModelQueueOptions opts)
+    : impl_(std::make_unique<Impl>(scorer, opts)) {
   if (opts.max_batch < 1 || opts.queue < 1 || opts.max_wait_ms < 0 || opts.max_batch_tokens < 1)
     throw ConfigError("serve: max_batch, queue and max_batch_tokens must be >= 1, max_wait_ms >= 0");
 }
@@ -133,8 +139,8 @@ std::future<ModelResult> ModelQueue::submit(ModelJob job) {
     // After stop() nobody would answer this job: the client would wait forever.
     if (impl_->stopping) throw ClientError(503, "server stopping");
     if (static_cast<int>(impl_->queue.size()) >= impl_->opts.queue)
-      throw ClientError(503, "server busy: " + std::to_string(impl_->opts.queue) +
-                                 " requests already queued; retry later");
+      throw ClientError(
+          503, "server busy: " + std::to_string(impl_->opts.queue) + " requests already queued; retry later");
     impl_->queue.push_back(std::move(q));
   }
   impl_->cv.notify_all();

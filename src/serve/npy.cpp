@@ -22,7 +22,10 @@ struct HeaderReader {
   }
   bool eat(char c) {
     ws();
-    if (i < s.size() && s[i] == c) { ++i; return true; }
+    if (i < s.size() && s[i] == c) {
+      ++i;
+      return true;
+    }
     return false;
   }
   std::string quoted() {
@@ -37,8 +40,14 @@ struct HeaderReader {
   }
   bool boolean() {
     ws();
-    if (s.compare(i, 4, "True") == 0) { i += 4; return true; }
-    if (s.compare(i, 5, "False") == 0) { i += 5; return false; }
+    if (s.compare(i, 4, "True") == 0) {
+      i += 4;
+      return true;
+    }
+    if (s.compare(i, 5, "False") == 0) {
+      i += 5;
+      return false;
+    }
     fail("expected True or False");
   }
   std::vector<int64_t> tuple() {
@@ -71,7 +80,10 @@ void convert(const char* src, size_t n, uint8_t* dst) {
     T v;
     std::memcpy(&v, src + k * sizeof(T), sizeof(T));
     if constexpr (std::is_floating_point_v<T>) {
-      if (std::isnan(v)) { dst[k] = 0; continue; }
+      if (std::isnan(v)) {
+        dst[k] = 0;
+        continue;
+      }
       dst[k] = static_cast<uint8_t>(v <= 0 ? 0 : v >= 255 ? 255 : static_cast<int>(v));
     } else if constexpr (std::is_signed_v<T>) {
       dst[k] = static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
@@ -90,17 +102,21 @@ NpyArray parse_npy(const std::string& bytes, const std::string& what) {
   const int major = static_cast<unsigned char>(bytes[6]);
   size_t header_len, offset;
   if (major == 1) {
-    header_len = static_cast<unsigned char>(bytes[8]) | (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+    header_len = static_cast<unsigned char>(bytes[8]) |
+                 (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
     offset = 10;
   } else if (major == 2 || major == 3) {
     if (bytes.size() < 12) throw ClientError(400, what + ": truncated .npy header");
     header_len = 0;
-    for (int k = 0; k < 4; ++k) header_len |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + k])) << (8 * k);
+    for (int k = 0; k < 4; ++k)
+      header_len |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + k])) << (8 * k);
     offset = 12;
   } else {
-    throw ClientError(400, what + ": .npy format version " + std::to_string(major) + " is not supported (1, 2, 3 are)");
+    throw ClientError(
+        400, what + ": .npy format version " + std::to_string(major) + " is not supported (1, 2, 3 are)");
   }
-  if (header_len > 65536 || offset + header_len > bytes.size()) throw ClientError(400, what + ": truncated .npy header");
+  if (header_len > 65536 || offset + header_len > bytes.size())
+    throw ClientError(400, what + ": truncated .npy header");
   const std::string header = bytes.substr(offset, header_len);
   HeaderReader r{header, 0, what};
   NpyArray a;
@@ -109,10 +125,17 @@ NpyArray parse_npy(const std::string& bytes, const std::string& what) {
   while (!r.eat('}')) {
     const std::string key = r.quoted();
     if (!r.eat(':')) r.fail("expected ':'");
-    if (key == "descr") { a.descr = r.quoted(); have_descr = true; }
-    else if (key == "fortran_order") { a.fortran_order = r.boolean(); have_order = true; }
-    else if (key == "shape") { a.shape = r.tuple(); have_shape = true; }
-    else r.fail("unexpected key '" + key + "'");
+    if (key == "descr") {
+      a.descr = r.quoted();
+      have_descr = true;
+    } else if (key == "fortran_order") {
+      a.fortran_order = r.boolean();
+      have_order = true;
+    } else if (key == "shape") {
+      a.shape = r.tuple();
+      have_shape = true;
+    } else
+      r.fail("unexpected key '" + key + "'");
     if (!r.eat(',')) {
       if (!r.eat('}')) r.fail("expected ',' or '}'");
       break;
@@ -120,23 +143,25 @@ NpyArray parse_npy(const std::string& bytes, const std::string& what) {
   }
   if (!have_descr || !have_order || !have_shape) r.fail("needs 'descr', 'fortran_order' and 'shape'");
   static const std::pair<const char*, size_t> dtypes[] = {
-      {"|u1", 1}, {"<u1", 1}, {"|i1", 1}, {"<i1", 1}, {"|b1", 1}, {"<u2", 2}, {"<i2", 2}, {"<u4", 4},
-      {"<i4", 4}, {"<u8", 8}, {"<i8", 8}, {"<f4", 4}, {"<f8", 8}};
+      {"|u1", 1}, {"<u1", 1}, {"|i1", 1}, {"<i1", 1}, {"|b1", 1}, {"<u2", 2}, {"<i2", 2},
+      {"<u4", 4}, {"<i4", 4}, {"<u8", 8}, {"<i8", 8}, {"<f4", 4}, {"<f8", 8}};
   for (const auto& [name, size] : dtypes)
     if (a.descr == name) a.itemsize = size;
   if (a.itemsize == 0)
-    throw ClientError(400, what + ": .npy dtype '" + a.descr +
-                               "' is not supported (use uint8 frames; little-endian integers and floats are converted)");
+    throw ClientError(
+        400, what + ": .npy dtype '" + a.descr +
+                 "' is not supported (use uint8 frames; little-endian integers and floats are converted)");
   size_t count = 1;
   for (int64_t d : a.shape)
     if (__builtin_mul_overflow(count, static_cast<size_t>(d), &count))
       throw ClientError(400, what + ": .npy shape overflows");
   size_t nbytes;
-  if (__builtin_mul_overflow(count, a.itemsize, &nbytes)) throw ClientError(400, what + ": .npy shape overflows");
+  if (__builtin_mul_overflow(count, a.itemsize, &nbytes))
+    throw ClientError(400, what + ": .npy shape overflows");
   const size_t data_at = offset + header_len;
   if (bytes.size() - data_at != nbytes)
-    throw ClientError(400, what + ": .npy data has " + std::to_string(bytes.size() - data_at) + " bytes, its shape and dtype need " +
-                               std::to_string(nbytes));
+    throw ClientError(400, what + ": .npy data has " + std::to_string(bytes.size() - data_at) +
+                               " bytes, its shape and dtype need " + std::to_string(nbytes));
   a.data = bytes.data() + data_at;
   a.nbytes = nbytes;
   return a;
@@ -149,17 +174,28 @@ at::Tensor npy_to_uint8(const NpyArray& a) {
   at::Tensor t = at::empty(shape, at::kByte);
   uint8_t* dst = t.data_ptr<uint8_t>();
   const std::string& d = a.descr;
-  if (d == "|u1" || d == "<u1") std::memcpy(dst, a.data, n);
-  else if (d == "|b1") convert<uint8_t>(a.data, n, dst);
-  else if (d == "|i1" || d == "<i1") convert<int8_t>(a.data, n, dst);
-  else if (d == "<u2") convert<uint16_t>(a.data, n, dst);
-  else if (d == "<i2") convert<int16_t>(a.data, n, dst);
-  else if (d == "<u4") convert<uint32_t>(a.data, n, dst);
-  else if (d == "<i4") convert<int32_t>(a.data, n, dst);
-  else if (d == "<u8") convert<uint64_t>(a.data, n, dst);
-  else if (d == "<i8") convert<int64_t>(a.data, n, dst);
-  else if (d == "<f4") convert<float>(a.data, n, dst);
-  else if (d == "<f8") convert<double>(a.data, n, dst);
+  if (d == "|u1" || d == "<u1")
+    std::memcpy(dst, a.data, n);
+  else if (d == "|b1")
+    convert<uint8_t>(a.data, n, dst);
+  else if (d == "|i1" || d == "<i1")
+    convert<int8_t>(a.data, n, dst);
+  else if (d == "<u2")
+    convert<uint16_t>(a.data, n, dst);
+  else if (d == "<i2")
+    convert<int16_t>(a.data, n, dst);
+  else if (d == "<u4")
+    convert<uint32_t>(a.data, n, dst);
+  else if (d == "<i4")
+    convert<int32_t>(a.data, n, dst);
+  else if (d == "<u8")
+    convert<uint64_t>(a.data, n, dst);
+  else if (d == "<i8")
+    convert<int64_t>(a.data, n, dst);
+  else if (d == "<f4")
+    convert<float>(a.data, n, dst);
+  else if (d == "<f8")
+    convert<double>(a.data, n, dst);
   if (!a.fortran_order) return t;
   // Fortran order: the first index varies fastest, i.e. the reversed shape in C order.
   std::vector<int64_t> perm(shape.size());

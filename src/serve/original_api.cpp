@@ -34,8 +34,8 @@ struct Trajectory {
 
 struct Sample {
   bool preference = false;
-  Trajectory trajectory;         // progress
-  Trajectory chosen, rejected;   // preference
+  Trajectory trajectory;        // progress
+  Trajectory chosen, rejected;  // preference
 };
 
 // Checks every sample's sizes against the budget as it goes (frames over the whole request).
@@ -51,11 +51,13 @@ class SampleReader {
     if (type == "progress") {
       out.trajectory = trajectory(s, "trajectory", where);
       const int64_t t = out.trajectory.frames.size(0);
-      tokens_ = budget_.check_request_tokens(frame_steps ? t * kFrameStepFrames : t, out.trajectory.plan, tokens_);
+      tokens_ =
+          budget_.check_request_tokens(frame_steps ? t * kFrameStepFrames : t, out.trajectory.plan, tokens_);
     } else if (type == "preference") {
       out.preference = true;
       out.chosen = trajectory(s, "chosen_trajectory", where);
-      out.rejected = trajectory(s, "rejected_trajectory", where, /*needs_task=*/false);  // the prompt uses the chosen task
+      out.rejected = trajectory(s, "rejected_trajectory", where,
+                                /*needs_task=*/false);  // the prompt uses the chosen task
       tokens_ = budget_.check_request_tokens(out.chosen.frames.size(0), out.chosen.plan, tokens_);
       tokens_ = budget_.check_request_tokens(out.rejected.frames.size(0), out.rejected.plan, tokens_);
     } else {
@@ -67,7 +69,8 @@ class SampleReader {
   int64_t tokens() const { return tokens_; }
 
  private:
-  Trajectory trajectory(const json& sample, const char* key, const std::string& where, bool needs_task = true) {
+  Trajectory trajectory(const json& sample, const char* key, const std::string& where,
+                        bool needs_task = true) {
     const std::string at = where + "." + key;
     const auto it = sample.find(key);
     if (it == sample.end() || !it->is_object()) throw ClientError(400, at + ": missing or not an object");
@@ -83,7 +86,8 @@ class SampleReader {
     }
     const auto f = traj.find("frames");
     if (f == traj.end() || f->is_null()) throw ClientError(400, at + ".frames: missing");
-    at::Tensor frames = f->is_object() ? npy_frames(*f, at + ".frames", t.plan) : list_frames(*f, at + ".frames", t.plan);
+    at::Tensor frames =
+        f->is_object() ? npy_frames(*f, at + ".frames", t.plan) : list_frames(*f, at + ".frames", t.plan);
     t.frames = budget_.fit(frames, t.plan);
     return t;
   }
@@ -104,22 +108,26 @@ class SampleReader {
     if (!key) throw ClientError(400, at + ": expected frames or {\"__numpy_file__\": KEY}");
     if (!files_) throw ClientError(400, at + ": .npy references need POST /evaluate_batch_npy");
     const auto it = files_->find(*key);
-    if (it == files_->end()) throw ClientError(400, at + ": refers to the file '" + *key + "', which the request does not contain");
+    if (it == files_->end())
+      throw ClientError(400, at + ": refers to the file '" + *key + "', which the request does not contain");
     const NpyArray a = parse_npy(*it->second, at + " ('" + *key + "')");
     std::vector<int64_t> shape = a.shape;
     if (shape.size() == 3) shape.insert(shape.begin(), 1);  // one H x W x 3 frame
-    plan = admit(shape, at);  // before the conversion allocates
+    plan = admit(shape, at);                                // before the conversion allocates
     return npy_to_uint8(a).reshape(shape);
   }
 
   // Nested lists [T][H][W][3] (or [H][W][3]) of numbers 0..255 (others clipped like numpy).
   at::Tensor list_frames(const json& v, const std::string& at, FramePlan& plan) {
-    if (!v.is_array() || v.empty()) throw ClientError(400, at + ": expected nested lists [T][H][W][3] of numbers");
+    if (!v.is_array() || v.empty())
+      throw ClientError(400, at + ": expected nested lists [T][H][W][3] of numbers");
     if (v[0].is_string())
-      throw ClientError(400, at + ": frames as file paths are not accepted; send the pixels (nested lists or .npy)");
+      throw ClientError(
+          400, at + ": frames as file paths are not accepted; send the pixels (nested lists or .npy)");
     std::vector<int64_t> shape;
     for (const json* p = &v; p->is_array(); p = &(*p)[0]) {
-      if (p->empty() || shape.size() >= 4) throw ClientError(400, at + ": expected nested lists [T][H][W][3] of numbers");
+      if (p->empty() || shape.size() >= 4)
+        throw ClientError(400, at + ": expected nested lists [T][H][W][3] of numbers");
       shape.push_back(static_cast<int64_t>(p->size()));
     }
     const bool single = shape.size() == 3;  // one [H][W][3] frame
@@ -129,17 +137,21 @@ class SampleReader {
     uint8_t* dst = out.data_ptr<uint8_t>();
     size_t n = 0;
     auto pixel = [&](const json& px) {
-      if (!px.is_array() || px.size() != 3) throw ClientError(400, at + ": every pixel must be a list of 3 numbers");
+      if (!px.is_array() || px.size() != 3)
+        throw ClientError(400, at + ": every pixel must be a list of 3 numbers");
       for (const auto& c : px) {
-        if (!c.is_number()) throw ClientError(400, at + ": pixel values must be numbers, got " + std::string(c.type_name()));
+        if (!c.is_number())
+          throw ClientError(400, at + ": pixel values must be numbers, got " + std::string(c.type_name()));
         const double x = c.get<double>();
         dst[n++] = static_cast<uint8_t>(std::isnan(x) || x <= 0 ? 0 : x >= 255 ? 255 : static_cast<int>(x));
       }
     };
     auto frame = [&](const json& f) {
-      if (!f.is_array() || static_cast<int64_t>(f.size()) != shape[1]) throw ClientError(400, at + ": frames of different heights");
+      if (!f.is_array() || static_cast<int64_t>(f.size()) != shape[1])
+        throw ClientError(400, at + ": frames of different heights");
       for (const auto& row : f) {
-        if (!row.is_array() || static_cast<int64_t>(row.size()) != shape[2]) throw ClientError(400, at + ": rows of different widths");
+        if (!row.is_array() || static_cast<int64_t>(row.size()) != shape[2])
+          throw ClientError(400, at + ": rows of different widths");
         for (const auto& px : row) pixel(px);
       }
     };
@@ -170,7 +182,8 @@ bool frame_steps_flag(const json* v) {
 
 // Scores the samples on the model queue and builds the original's response.
 json evaluate(const RouteContext& ctx, const json& samples, bool frame_steps, const NpyFiles* files) {
-  if (!samples.is_array() || samples.empty()) throw ClientError(400, "\"samples\" must be a non-empty list of samples");
+  if (!samples.is_array() || samples.empty())
+    throw ClientError(400, "\"samples\" must be a non-empty list of samples");
   SampleReader reader(ctx.budget, files);
   std::vector<Sample> parsed;
   for (size_t i = 0; i < samples.size(); ++i) parsed.push_back(reader.read(samples[i], i, frame_steps));
@@ -183,7 +196,8 @@ json evaluate(const RouteContext& ctx, const json& samples, bool frame_steps, co
     } else if (frame_steps) {
       const int64_t t = s.trajectory.frames.size(0);
       for (int64_t i = 0; i < t; ++i)
-        job.progress.push_back({s.trajectory.task, eval::select_frames(s.trajectory.frames, frame_step_positions(i))});
+        job.progress.push_back(
+            {s.trajectory.task, eval::select_frames(s.trajectory.frames, frame_step_positions(i))});
       queries_of.push_back(static_cast<size_t>(t));
     } else {
       job.progress.push_back({s.trajectory.task, s.trajectory.frames.contiguous()});
@@ -220,7 +234,8 @@ json evaluate(const RouteContext& ctx, const json& samples, bool frame_steps, co
       preds.push_back(p > 0.5 ? 1 : 0);
       labels.push_back(1.0);  // inference keeps chosen first
     }
-    out["outputs_preference"] = {{"predictions", preds}, {"prediction_probs", r.preference}, {"preference_labels", labels}};
+    out["outputs_preference"] = {
+        {"predictions", preds}, {"prediction_probs", r.preference}, {"preference_labels", labels}};
   }
   return out;
 }
@@ -230,10 +245,12 @@ json evaluate(const RouteContext& ctx, const json& samples, bool frame_steps, co
 void handle_evaluate_batch(const RouteContext& ctx, const httplib::Request& req, httplib::Response& res) {
   const json body = parse_json_body(req.body, ctx.budget.limits());
   if (body.is_array()) return reply_json(res, 200, evaluate(ctx, body, false, nullptr));
-  if (!body.is_object()) throw ClientError(400, "body must be a JSON object {\"samples\": [...], \"use_frame_steps\": false}");
+  if (!body.is_object())
+    throw ClientError(400, "body must be a JSON object {\"samples\": [...], \"use_frame_steps\": false}");
   const auto steps = body.find("use_frame_steps");
   const bool frame_steps = frame_steps_flag(steps == body.end() ? nullptr : &*steps);
-  if (const auto it = body.find("samples"); it != body.end()) return reply_json(res, 200, evaluate(ctx, *it, frame_steps, nullptr));
+  if (const auto it = body.find("samples"); it != body.end())
+    return reply_json(res, 200, evaluate(ctx, *it, frame_steps, nullptr));
   if (steps != body.end() && body.size() == 2) {
     for (const auto& [k, v] : body.items())
       if (k != "use_frame_steps") return reply_json(res, 200, evaluate(ctx, v, frame_steps, nullptr));
@@ -244,7 +261,9 @@ void handle_evaluate_batch(const RouteContext& ctx, const httplib::Request& req,
 // Multipart: .npy files by form key; fields sample_0 ... (JSON) and use_frame_steps.
 void handle_evaluate_batch_npy(const RouteContext& ctx, const httplib::Request& req, httplib::Response& res) {
   if (!req.is_multipart_form_data())
-    throw ClientError(400, "/evaluate_batch_npy needs a multipart/form-data body (requests.post(url, files=..., data=...))");
+    throw ClientError(
+        400,
+        "/evaluate_batch_npy needs a multipart/form-data body (requests.post(url, files=..., data=...))");
   NpyFiles files;
   std::map<std::string, const std::string*> fields;
   for (const auto& [key, part] : req.files) {
@@ -300,7 +319,8 @@ json model_info(const RouteContext& ctx) {
             {"total_parameters", total},
             {"trainable_parameters", trainable},
             {"frozen_parameters", total - trainable},
-            {"trainable_percentage", total > 0 ? 100.0 * static_cast<double>(trainable) / static_cast<double>(total) : 0.0},
+            {"trainable_percentage",
+             total > 0 ? 100.0 * static_cast<double>(trainable) / static_cast<double>(total) : 0.0},
             {"architecture_summary", summary}}}};
 }
 
@@ -338,10 +358,12 @@ httplib::Server::Handler guarded(const RouteContext& ctx, F f) {
 void register_original_api(const RouteContext& ctx) {
   ctx.http.Post("/evaluate_batch", guarded(ctx, handle_evaluate_batch));
   ctx.http.Post("/evaluate_batch_npy", guarded(ctx, handle_evaluate_batch_npy));
-  ctx.http.Get("/model_info", guarded(ctx, [](const RouteContext& c, const httplib::Request&, httplib::Response& res) {
+  ctx.http.Get("/model_info",
+               guarded(ctx, [](const RouteContext& c, const httplib::Request&, httplib::Response& res) {
                  reply_json(res, 200, model_info(c));
                }));
-  ctx.http.Get("/gpu_status", guarded(ctx, [](const RouteContext& c, const httplib::Request&, httplib::Response& res) {
+  ctx.http.Get("/gpu_status",
+               guarded(ctx, [](const RouteContext& c, const httplib::Request&, httplib::Response& res) {
                  reply_json(res, 200, gpu_status(c));
                }));
 }

@@ -3,12 +3,12 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -62,15 +62,24 @@ std::string base64_encode(const std::string& in) {
   std::string out;
   size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) | uint8_t(in[i + 2]);
-    out += tbl[v >> 18]; out += tbl[(v >> 12) & 63]; out += tbl[(v >> 6) & 63]; out += tbl[v & 63];
+    const uint32_t v =
+        (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) | uint8_t(in[i + 2]);
+    out += tbl[v >> 18];
+    out += tbl[(v >> 12) & 63];
+    out += tbl[(v >> 6) & 63];
+    out += tbl[v & 63];
   }
   if (i + 1 == in.size()) {
     const uint32_t v = uint32_t(uint8_t(in[i])) << 16;
-    out += tbl[v >> 18]; out += tbl[(v >> 12) & 63]; out += "==";
+    out += tbl[v >> 18];
+    out += tbl[(v >> 12) & 63];
+    out += "==";
   } else if (i + 2 == in.size()) {
     const uint32_t v = (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8);
-    out += tbl[v >> 18]; out += tbl[(v >> 12) & 63]; out += tbl[(v >> 6) & 63]; out += '=';
+    out += tbl[v >> 18];
+    out += tbl[(v >> 12) & 63];
+    out += tbl[(v >> 6) & 63];
+    out += '=';
   }
   return out;
 }
@@ -88,7 +97,8 @@ std::vector<int64_t> shape_field(const json& req) {
   for (const auto& v : *it) {
     // An unsigned value above INT64_MAX would wrap negative: reject it as what it is.
     if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > (uint64_t{1} << 62)))
-      throw ClientError(400, "\"shape\": integers expected, got " + v.dump(-1, ' ', false, json::error_handler_t::replace));
+      throw ClientError(
+          400, "\"shape\": integers expected, got " + v.dump(-1, ' ', false, json::error_handler_t::replace));
     shape.push_back(v.get<int64_t>());
   }
   return shape;
@@ -115,7 +125,8 @@ RequestFrames frames_from_request(const json& req, const RequestBudget& budget, 
       throw ClientError(400, std::string("\"frames\": ") + e.what());
     }
     if (static_cast<int64_t>(raw.size()) != expect)
-      throw ClientError(400, "\"frames\": " + std::to_string(raw.size()) + " bytes, shape needs " + std::to_string(expect));
+      throw ClientError(
+          400, "\"frames\": " + std::to_string(raw.size()) + " bytes, shape needs " + std::to_string(expect));
     out.frames = at::empty(shape, at::kByte);
     std::memcpy(out.frames.data_ptr<uint8_t>(), raw.data(), raw.size());
     return out;
@@ -129,8 +140,8 @@ RequestFrames frames_from_request(const json& req, const RequestBudget& budget, 
     }
     if (bytes.empty()) throw ClientError(400, "\"video\": empty");
     static std::atomic<uint64_t> counter{0};
-    const fs::path tmp = fs::temp_directory_path() /
-                         ("robometer_serve_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".bin");
+    const fs::path tmp = fs::temp_directory_path() / ("robometer_serve_" + std::to_string(::getpid()) + "_" +
+                                                      std::to_string(counter++) + ".bin");
     struct Remove {
       fs::path p;
       ~Remove() {
@@ -190,7 +201,8 @@ void handle_score(const RouteContext& ctx, const httplib::Request& req, httplib:
     } else if (mode == eval::ScoreMode::Dense) {
       job.visual_tokens = ctx.budget.check_request_tokens(n * k, in.plan);
       const at::Tensor frames = ctx.budget.fit(in.frames, in.plan);
-      for (int64_t t = 0; t < n; ++t) job.progress.push_back({task, eval::select_frames(frames, eval::prefix_positions(t, k))});
+      for (int64_t t = 0; t < n; ++t)
+        job.progress.push_back({task, eval::select_frames(frames, eval::prefix_positions(t, k))});
     } else {
       job.visual_tokens = ctx.budget.check_request_tokens(n, in.plan);
       job.progress.push_back({task, ctx.budget.fit(in.frames, in.plan).contiguous()});
@@ -207,11 +219,13 @@ void handle_score(const RouteContext& ctx, const httplib::Request& req, httplib:
     } else {
       out.progress = r.progress.front().progress;
       out.success = r.progress.front().success;
-      if (mode == eval::ScoreMode::Linspace) out.frame_indices = data::linspace_positions(n, k);
+      if (mode == eval::ScoreMode::Linspace)
+        out.frame_indices = data::linspace_positions(n, k);
       else
         for (int64_t i = 0; i < n; ++i) out.frame_indices.push_back(i);
     }
-    reply_json(res, 200, {{"progress", out.progress}, {"success", out.success}, {"frame_indices", out.frame_indices}});
+    reply_json(res, 200,
+               {{"progress", out.progress}, {"success", out.success}, {"frame_indices", out.frame_indices}});
   } catch (const std::exception& e) {
     const auto [status, message] = error_reply(e);
     reply_error(res, status, message);
@@ -223,9 +237,11 @@ void handle_score(const RouteContext& ctx, const httplib::Request& req, httplib:
 void register_score_routes(const RouteContext& ctx) {
   ctx.http.Get("/health", [&ctx](const httplib::Request&, httplib::Response& res) {
     const auto s = ctx.queue.stats();
-    reply_json(res, 200, {{"status", "ok"}, {"queued", s.queued}, {"served", s.served}, {"batches", s.batches}});
+    reply_json(res, 200,
+               {{"status", "ok"}, {"queued", s.queued}, {"served", s.served}, {"batches", s.batches}});
   });
-  ctx.http.Post("/score", [&ctx](const httplib::Request& req, httplib::Response& res) { handle_score(ctx, req, res); });
+  ctx.http.Post("/score",
+                [&ctx](const httplib::Request& req, httplib::Response& res) { handle_score(ctx, req, res); });
 }
 
 // ------------------------------------------------------------------------------ server
@@ -274,13 +290,18 @@ int RewardServer::start() {
     if (!res.body.empty()) return;
     std::string msg = "HTTP " + std::to_string(res.status);
     if (res.status == 413)
-      msg = "request body larger than the limit of " + std::to_string(limit) + " bytes (raise it with serve --max-request-mb)";
+      msg = "request body larger than the limit of " + std::to_string(limit) +
+            " bytes (raise it with serve --max-request-mb)";
     // httplib caps form-encoded bodies far lower (curl --data's default content type).
-    if (res.status == 413 && req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0)
-      msg = "form-encoded request body over httplib's form limit: send it with "
-            "'Content-Type: application/json' (curl -H 'Content-Type: application/json' --data-binary @req.json)";
+    if (res.status == 413 &&
+        req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0)
+      msg =
+          "form-encoded request body over httplib's form limit: send it with "
+          "'Content-Type: application/json' (curl -H 'Content-Type: application/json' --data-binary "
+          "@req.json)";
     if (res.status == 404) msg = "not found: " + req.method + " " + req.path + " (see README, section serve)";
-    res.set_content(json{{"error", msg}}.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+    res.set_content(json{{"error", msg}}.dump(-1, ' ', false, json::error_handler_t::replace),
+                    "application/json");
   });
   // Anything a handler lets escape: one line, never a backtrace.
   m.http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {

@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -17,7 +18,6 @@
 #include <random>
 #include <set>
 #include <thread>
-#include <unistd.h>
 
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
@@ -161,7 +161,8 @@ struct SessionApi::Impl {
         stream(bundle, {opts.max_frames_per_session, budget}) {
     if (opts.ttl_s <= 0 || opts.max_sessions < 1 || opts.kv_cache_mb < 1 || opts.max_frames_per_session < 1 ||
         opts.max_batch < 1 || opts.max_wait_ms < 0 || opts.max_frames_per_request < 1)
-      throw ConfigError("serve: --session-ttl-s, --max-sessions, --kv-cache-mb and --max-frames-per-session must be > 0");
+      throw ConfigError(
+          "serve: --session-ttl-s, --max-sessions, --kv-cache-mb and --max-frames-per-session must be > 0");
     model_thread = std::thread([this] { model_loop(); });
   }
 
@@ -196,7 +197,8 @@ struct SessionApi::Impl {
         if (stopping) break;
         if (queue.empty()) continue;
         const auto deadline = Clock::now() + std::chrono::milliseconds(opts.max_wait_ms);
-        cv.wait_until(lk, deadline, [&] { return stopping || static_cast<int>(queue.size()) >= opts.max_batch; });
+        cv.wait_until(lk, deadline,
+                      [&] { return stopping || static_cast<int>(queue.size()) >= opts.max_batch; });
         if (stopping) break;
         // Distinct sessions only (a session's frames run in order); the rest wait their turn.
         std::set<const Session*> taken;
@@ -245,7 +247,8 @@ struct SessionApi::Impl {
     forward(ready, batch);
   }
 
-  void forward(const std::vector<std::shared_ptr<FrameJob>>& jobs, const std::vector<model::StreamAppend>& batch) {
+  void forward(const std::vector<std::shared_ptr<FrameJob>>& jobs,
+               const std::vector<model::StreamAppend>& batch) {
     if (jobs.empty()) return;
     try {
       const auto outs = stream.run(batch);
@@ -297,9 +300,8 @@ struct SessionApi::Impl {
                                " sessions open (serve --max-sessions " + std::to_string(opts.max_sessions) +
                                "); DELETE finished ones or let idle ones expire (--session-ttl-s)");
     sessions[s->id] = s;
-    return {{"session", s->id},
-            {"ttl_s", opts.ttl_s},
-            {"max_frames_per_session", opts.max_frames_per_session}};
+    return {
+        {"session", s->id}, {"ttl_s", opts.ttl_s}, {"max_frames_per_session", opts.max_frames_per_session}};
   }
 
   FrameResult frames(const std::string& id, const json& body) {
@@ -328,8 +330,12 @@ struct SessionApi::Impl {
     std::lock_guard<std::mutex> lk(mu);
     const auto s = find_locked(id);
     const double idle = std::chrono::duration<double>(Clock::now() - s->last_used).count();
-    return {{"session", id}, {"task", s->stream->task()}, {"frames", s->stream->frames()},
-            {"tokens", s->stream->tokens()}, {"cache_bytes", s->stream->cache_bytes()}, {"idle_s", idle}};
+    return {{"session", id},
+            {"task", s->stream->task()},
+            {"frames", s->stream->frames()},
+            {"tokens", s->stream->tokens()},
+            {"cache_bytes", s->stream->cache_bytes()},
+            {"idle_s", idle}};
   }
 
   SessionStats stats() const {
@@ -383,14 +389,22 @@ void SessionApi::register_routes(httplib::Server& http) {
             }));
   http.Get("/sessions", guarded([&m](const httplib::Request&, httplib::Response& res) {
              const SessionStats s = m.stats();
-             reply(res, 200, {{"sessions", s.sessions}, {"max_sessions", m.opts.max_sessions},
-                              {"cache_bytes", s.cache_bytes}, {"cache_limit_bytes", s.cache_limit_bytes},
-                              {"frames_served", s.frames_served}, {"batches", s.batches}});
+             reply(res, 200,
+                   {{"sessions", s.sessions},
+                    {"max_sessions", m.opts.max_sessions},
+                    {"cache_bytes", s.cache_bytes},
+                    {"cache_limit_bytes", s.cache_limit_bytes},
+                    {"frames_served", s.frames_served},
+                    {"batches", s.batches}});
            }));
-  http.Post(R"(/sessions/([0-9a-f]+)/frames)", guarded([&m](const httplib::Request& req, httplib::Response& res) {
+  http.Post(R"(/sessions/([0-9a-f]+)/frames)",
+            guarded([&m](const httplib::Request& req, httplib::Response& res) {
               const FrameResult r = m.frames(req.matches[1], parse_object(req.body));
-              reply(res, 200, {{"frame_indices", r.frame_indices}, {"progress", r.progress},
-                               {"success", r.success}, {"frames", r.total_frames}});
+              reply(res, 200,
+                    {{"frame_indices", r.frame_indices},
+                     {"progress", r.progress},
+                     {"success", r.success},
+                     {"frames", r.total_frames}});
             }));
   http.Get(R"(/sessions/([0-9a-f]+))", guarded([&m](const httplib::Request& req, httplib::Response& res) {
              reply(res, 200, m.describe(req.matches[1]));

@@ -9,9 +9,9 @@
 #include "robometer/serve/web_ui.h"
 
 #include <httplib.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -130,13 +130,18 @@ void register_web_ui(httplib::Server& http, WebUiOptions opts) {
   });
 
   http.Get("/ui/api/info", [o](const httplib::Request&, httplib::Response& res) {
-    json info = {{"scoring", o->scoring}, {"model", o->model}, {"dataset", o->dataset != nullptr},
-                 {"tasks", json::array()}, {"trajectories", json::array()}};
+    json info = {{"scoring", o->scoring},
+                 {"model", o->model},
+                 {"dataset", o->dataset != nullptr},
+                 {"tasks", json::array()},
+                 {"trajectories", json::array()}};
     if (o->dataset) {
       std::set<std::string> tasks;
       for (const auto& t : o->dataset->index().trajectories()) {
         tasks.insert(t.task);
-        info["trajectories"].push_back({{"id", t.id}, {"task", t.task}, {"quality", data::quality_name(t.quality)},
+        info["trajectories"].push_back({{"id", t.id},
+                                        {"task", t.task},
+                                        {"quality", data::quality_name(t.quality)},
                                         {"num_frames", t.num_frames}});
       }
       info["tasks"] = tasks;
@@ -172,7 +177,8 @@ void register_web_ui(httplib::Server& http, WebUiOptions opts) {
       if (req.body.empty()) throw Error("frames: the request body must be the video's bytes");
       const auto wanted = parse_indices(req.get_param_value("indices"));
       if (static_cast<int64_t>(wanted.size()) > o->max_frames)
-        throw Error("frames: " + std::to_string(wanted.size()) + " indices, at most " + std::to_string(o->max_frames));
+        throw Error("frames: " + std::to_string(wanted.size()) + " indices, at most " +
+                    std::to_string(o->max_frames));
       const TempVideo tmp(req.body);
       data::VideoReaderOptions ro;
       ro.resize = o->resize;
@@ -191,9 +197,9 @@ void register_web_ui(httplib::Server& http, WebUiOptions opts) {
   });
 }
 
-std::function<void(httplib::Server&)> web_ui_routes(const std::string& checkpoint, const config::RunConfig& cfg,
-                                                    const std::string& data_dir, const data::ResizeSpec& resize,
-                                                    int64_t max_frames) {
+std::function<void(httplib::Server&)> web_ui_routes(const std::string& checkpoint,
+                                                    const config::RunConfig& cfg, const std::string& data_dir,
+                                                    const data::ResizeSpec& resize, int64_t max_frames) {
   WebUiOptions o;
   o.model = checkpoint;
   o.resize = resize;

@@ -12,8 +12,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "robometer/core/remove_tree.h"
 #include "robometer/core/error.h"
+#include "robometer/core/remove_tree.h"
 #include "robometer/io/atomic_dir.h"
 #include "robometer/io/atomic_file.h"
 #include "robometer/io/xxhash64.h"
@@ -67,8 +67,10 @@ void remove_leftovers_before(const fs::path& root, int64_t step) {
       if (!s || *s >= step) continue;
       std::error_code rm;
       remove_tree(entry.path().string(), rm);
-      if (rm) spdlog::warn("checkpoint: cannot remove leftover {}: {}", entry.path().string(), rm.message());
-      else spdlog::info("checkpoint: removed leftover {} of an interrupted save", entry.path().string());
+      if (rm)
+        spdlog::warn("checkpoint: cannot remove leftover {}: {}", entry.path().string(), rm.message());
+      else
+        spdlog::info("checkpoint: removed leftover {} of an interrupted save", entry.path().string());
     }
   }
 }
@@ -125,8 +127,7 @@ std::optional<int64_t> parse_checkpoint_dir_name(const std::string& name) {
 CheckpointWriter::CheckpointWriter(const fs::path& run_dir, int64_t step)
     : run_dir_(run_dir), root_(checkpoints_root(run_dir)), step_(step) {
   if (step < 0) throw Error("checkpoint: negative step " + std::to_string(step));
-  temp_ = root_ / (std::string(kTempPrefix) + checkpoint_dir_name(step) + "-" +
-                   std::to_string(::getpid()));
+  temp_ = root_ / (std::string(kTempPrefix) + checkpoint_dir_name(step) + "-" + std::to_string(::getpid()));
   std::error_code ec;
   fs::create_directories(root_, ec);
   if (ec) throw Error(root_.string() + ": cannot create: " + ec.message());
@@ -163,8 +164,8 @@ fs::path CheckpointWriter::commit(const Retention& retention) {
   // 1. COMPLETE, last inside the temp dir, listing every file with its size and content hash.
   nlohmann::json complete;
   complete["step"] = step_;
-  complete["time"] = std::chrono::duration<double>(
-                         std::chrono::system_clock::now().time_since_epoch()).count();
+  complete["time"] =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   complete["files"] = nlohmann::json::object();
   for (const auto& f : files_) {
     const auto p = temp_ / f;
@@ -181,7 +182,8 @@ fs::path CheckpointWriter::commit(const Retention& retention) {
   // moved back if the rename fails.
   const fs::path final_dir = root_ / checkpoint_dir_name(step_);
   const fs::path old = io::swap_directory_into_place(
-      temp_, final_dir, root_ / (std::string(kOldPrefix) + checkpoint_dir_name(step_) + "-" + std::to_string(::getpid())));
+      temp_, final_dir,
+      root_ / (std::string(kOldPrefix) + checkpoint_dir_name(step_) + "-" + std::to_string(::getpid())));
   committed_ = true;
   std::error_code ec;
   fsync_path(root_, true);
@@ -246,8 +248,7 @@ void CheckpointWriter::prune(const Retention& retention) const {
                    retention.keep_best, retention.best_metric);
       continue;
     }
-    spdlog::info("checkpoint: removing {} (keep_last_n = {})", older[i].dir.string(),
-                 retention.keep_last_n);
+    spdlog::info("checkpoint: removing {} (keep_last_n = {})", older[i].dir.string(), retention.keep_last_n);
     std::error_code ec;
     remove_tree(older[i].dir.string(), ec);
     if (ec) spdlog::warn("checkpoint: cannot remove {}: {}", older[i].dir.string(), ec.message());
@@ -280,13 +281,13 @@ std::string checkpoint_problem(const fs::path& dir) {
   } catch (const std::exception& e) {
     return std::string("unreadable COMPLETE marker: ") + e.what();
   }
-  if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer() ||
-      !j.contains("files") || !j["files"].is_object())
+  if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer() || !j.contains("files") ||
+      !j["files"].is_object())
     return "COMPLETE marker lacks an integer step or a files object";
   const auto named = parse_checkpoint_dir_name(dir.filename().string());
   if (named && *named != j["step"].get<int64_t>())
-    return "COMPLETE says step " + std::to_string(j["step"].get<int64_t>()) +
-           " but the directory is " + dir.filename().string();
+    return "COMPLETE says step " + std::to_string(j["step"].get<int64_t>()) + " but the directory is " +
+           dir.filename().string();
   for (const auto& [f, entry] : j["files"].items()) {
     const auto p = dir / f;
     std::error_code ec;
@@ -327,8 +328,8 @@ std::string checkpoint_content_problem(const fs::path& dir) {
       if (st.is_object() && st.contains("step") && st["step"].is_number_integer() &&
           st["step"].get<int64_t>() != step)
         return std::string(checkpoint_files::kTrainerState) + " says step " +
-               std::to_string(st["step"].get<int64_t>()) +
-               " but COMPLETE and the directory name say " + std::to_string(step);
+               std::to_string(st["step"].get<int64_t>()) + " but COMPLETE and the directory name say " +
+               std::to_string(step);
     } catch (const nlohmann::json::exception&) {
     }
   }
@@ -345,8 +346,7 @@ CheckpointScan scan_checkpoints(const fs::path& run_dir) {
     if (!entry.is_directory()) continue;
     if (name.rfind(kTempPrefix, 0) == 0 || name.rfind(kOldPrefix, 0) == 0 ||
         name.rfind(kStagingPrefix, 0) == 0) {
-      scan.ignored.push_back(entry.path().string() +
-                             ": leftover of an interrupted checkpoint save, ignored");
+      scan.ignored.push_back(entry.path().string() + ": leftover of an interrupted checkpoint save, ignored");
       continue;
     }
     const auto step = parse_checkpoint_dir_name(name);
@@ -367,8 +367,7 @@ CheckpointScan scan_checkpoints(const fs::path& run_dir) {
     const auto name = trim(read_all(latest_file));
     const auto target = root / name;
     const bool ok = parse_checkpoint_dir_name(name) &&
-                    std::find(scan.complete.begin(), scan.complete.end(), target) !=
-                        scan.complete.end();
+                    std::find(scan.complete.begin(), scan.complete.end(), target) != scan.complete.end();
     if (ok) {
       scan.latest = target;
     } else {
@@ -385,7 +384,7 @@ CheckpointScan scan_checkpoints(const fs::path& run_dir) {
 }
 
 std::optional<fs::path> newest_verified_checkpoint(const fs::path& run_dir,
-                                                  std::vector<std::string>* problems) {
+                                                   std::vector<std::string>* problems) {
   const auto scan = scan_checkpoints(run_dir);
   if (problems) problems->insert(problems->end(), scan.ignored.begin(), scan.ignored.end());
   if (!scan.resume) return std::nullopt;
@@ -404,8 +403,7 @@ std::optional<fs::path> newest_verified_checkpoint(const fs::path& run_dir,
 bool holds_step_directories(const fs::path& run_dir) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(checkpoints_root(run_dir), ec))
-    if (entry.is_directory() && parse_checkpoint_dir_name(entry.path().filename().string()))
-      return true;
+    if (entry.is_directory() && parse_checkpoint_dir_name(entry.path().filename().string())) return true;
   return false;
 }
 
@@ -424,22 +422,20 @@ std::optional<fs::path> find_resume(const fs::path& run_dir, const std::string& 
       std::string what;
       for (const auto& line : problems) what += "\n  " + line;
       throw Error("--resume auto: no usable checkpoint in " + checkpoints_root(run_dir).string() +
-                        ", although it holds checkpoint directories:" + what +
-                        "\nrepair or remove them, or pass --resume none to start afresh over them");
+                  ", although it holds checkpoint directories:" + what +
+                  "\nrepair or remove them, or pass --resume none to start afresh over them");
     }
     return found;
   }
   const fs::path dir(spec);
   const auto problem = checkpoint_content_problem(dir);
-  if (!problem.empty())
-    throw Error("resume: " + dir.string() + " is not a complete checkpoint: " + problem);
+  if (!problem.empty()) throw Error("resume: " + dir.string() + " is not a complete checkpoint: " + problem);
   return dir;
 }
 
 Checkpoint::Checkpoint(const fs::path& dir) : dir_(dir) {
   const auto problem = checkpoint_problem(dir);
-  if (!problem.empty())
-    throw Error(dir.string() + ": not a complete checkpoint: " + problem);
+  if (!problem.empty()) throw Error(dir.string() + ": not a complete checkpoint: " + problem);
   complete_ = nlohmann::json::parse(read_all(dir / checkpoint_files::kComplete));
   step_ = complete_["step"].get<int64_t>();
 }

@@ -46,8 +46,12 @@ CheckpointerOptions CheckpointerOptions::from_config(const config::RunConfig& cf
 TrainCheckpointer::TrainCheckpointer(CheckpointerOptions opts, World& world, torch::nn::Module& model,
                                      ParamOptimizer& optimizer, const LrSchedule& schedule,
                                      data::Loader& loader)
-    : opts_(std::move(opts)), world_(world), model_(model), optimizer_(optimizer),
-      schedule_(schedule), loader_(loader) {}
+    : opts_(std::move(opts)),
+      world_(world),
+      model_(model),
+      optimizer_(optimizer),
+      schedule_(schedule),
+      loader_(loader) {}
 
 std::string TrainCheckpointer::save(const TrainState& state, const nlohmann::json& last_eval) {
   std::string where;
@@ -71,10 +75,12 @@ std::string TrainCheckpointer::save(const TrainState& state, const nlohmann::jso
     w.write_json(checkpoint_files::kScheduler, schedule_.to_json());
     w.write_tensors(checkpoint_files::kRng, rng_state_tensors(capture_rng_state()));
     if (per_rank) add_staged_rank_state(w, staging, world_.size());
-    w.write_json(checkpoint_files::kTrainerState,
-                 {{"step", state.step}, {"consecutive_bad", state.consecutive_bad},
-                  {"skipped", state.skipped}, {"world_size", world_.size()},
-                  {"format", "robometer-checkpoint"}, {"version", 1}});
+    w.write_json(checkpoint_files::kTrainerState, {{"step", state.step},
+                                                   {"consecutive_bad", state.consecutive_bad},
+                                                   {"skipped", state.skipped},
+                                                   {"world_size", world_.size()},
+                                                   {"format", "robometer-checkpoint"},
+                                                   {"version", 1}});
     w.write_json(checkpoint_files::kLoader, loader_.state().to_json());
     w.write_text(checkpoint_files::kConfig, opts_.config_yaml);
     w.write_json(checkpoint_files::kMetrics, {{"step", state.step}, {"eval", last_eval}});
@@ -108,8 +114,8 @@ TrainState TrainCheckpointer::load(const fs::path& dir) {
   };
   const int saved_world = static_cast<int>(int_of("world_size", 1));
   if (saved_world != world_.size() && optimizer_.sharded())
-    throw Error(dir.string() + ": saved with world size " + std::to_string(saved_world) +
-                ", resumed with " + std::to_string(world_.size()) + " (sharded optimizer state)");
+    throw Error(dir.string() + ": saved with world size " + std::to_string(saved_world) + ", resumed with " +
+                std::to_string(world_.size()) + " (sharded optimizer state)");
   TrainState state;
   state.step = int_of("step", std::nullopt);
   // Resuming at another step than the directory's would skip (or repeat) steps silently.
@@ -135,13 +141,17 @@ TrainState TrainCheckpointer::load(const fs::path& dir) {
   // them (saved by as many ranks); otherwise from rank 0's.
   const bool own = saved_world == world_.size() && world_.size() > 1;
   const std::string loader_file = own && ck.has(rank_loader_file(world_.rank()))
-                                      ? rank_loader_file(world_.rank()) : checkpoint_files::kLoader;
-  const std::string rng_file = own && ck.has(rank_rng_file(world_.rank()))
-                                   ? rank_rng_file(world_.rank()) : checkpoint_files::kRng;
+                                      ? rank_loader_file(world_.rank())
+                                      : checkpoint_files::kLoader;
+  const std::string rng_file =
+      own && ck.has(rank_rng_file(world_.rank())) ? rank_rng_file(world_.rank()) : checkpoint_files::kRng;
   if (world_.size() > 1 && rng_file == checkpoint_files::kRng)
-    spdlog::warn("{}: no RNG state of rank {} (saved by {} rank(s)): using rank 0's; dropout "
-                 "masks will differ from an uninterrupted run", dir.string(), world_.rank(), saved_world);
-  const auto ls = reading(ck, loader_file, [&] { return data::LoaderState::from_json(ck.json(loader_file)); });
+    spdlog::warn(
+        "{}: no RNG state of rank {} (saved by {} rank(s)): using rank 0's; dropout "
+        "masks will differ from an uninterrupted run",
+        dir.string(), world_.rank(), saved_world);
+  const auto ls =
+      reading(ck, loader_file, [&] { return data::LoaderState::from_json(ck.json(loader_file)); });
   if (saved_world == world_.size()) {
     loader_.restore(ls);
   } else {
@@ -149,8 +159,8 @@ TrainState TrainCheckpointer::load(const fs::path& dir) {
     data::LoaderState s = ls;
     s.next_sample = ls.next_sample * saved_world / world_.size();
     loader_.restore(s);
-    spdlog::warn("resuming a {}-rank checkpoint on {} ranks: data order is not bitwise",
-                 saved_world, world_.size());
+    spdlog::warn("resuming a {}-rank checkpoint on {} ranks: data order is not bitwise", saved_world,
+                 world_.size());
   }
   reading(ck, rng_file, [&] { restore_rng_state(rng_state_from_tensors(ck.tensors(rng_file))); });
   spdlog::info("resumed from {} at step {}", dir.string(), state.step);
@@ -181,7 +191,8 @@ std::optional<fs::path> decide_resume(const fs::path& run_dir, const std::string
     const fs::path from = fs::weakly_canonical(*dir, ec).parent_path();
     if (from != own && !scan_checkpoints(run_dir).complete.empty())
       throw ConfigError("--resume " + spec + " is a checkpoint of another run, and output.run_dir '" +
-                        run_dir.string() + "' already holds checkpoints that it would overwrite or "
+                        run_dir.string() +
+                        "' already holds checkpoints that it would overwrite or "
                         "prune: choose an empty output.run_dir");
   }
   return dir;

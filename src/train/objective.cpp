@@ -71,25 +71,23 @@ LossDenominators loss_counts(const data::Batch& batch) {
 at::Tensor preference_loss(const at::Tensor& logit, const at::Tensor& label, double clamp,
                            double denominator) {
   require(logit.dim() == 1 && label.dim() == 1 && logit.size(0) == label.size(0),
-          "preference logit " + shape_str(logit) + " and label " + shape_str(label) +
-              " must both be [B]");
+          "preference logit " + shape_str(logit) + " and label " + shape_str(label) + " must both be [B]");
   auto u = at::clamp(logit.to(at::kFloat), -clamp, clamp);
   auto y = label.to(u.device(), at::kFloat);
   if (denominator <= 0) return at::binary_cross_entropy_with_logits(u, y, {}, {}, at::Reduction::Mean);
   return at::binary_cross_entropy_with_logits(u, y, {}, {}, at::Reduction::Sum) / denominator;
 }
 
-at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target,
-                         const at::Tensor& mask, ProgressLossScale scale, double denominator,
-                         const at::Tensor& frame_mask) {
-  require(logits.dim() == 3 && target.sizes() == logits.sizes(),
-          "progress logits " + shape_str(logits) + " and target " + shape_str(target) +
-              " must both be [B, K, bins]");
+at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target, const at::Tensor& mask,
+                         ProgressLossScale scale, double denominator, const at::Tensor& frame_mask) {
+  require(logits.dim() == 3 && target.sizes() == logits.sizes(), "progress logits " + shape_str(logits) +
+                                                                     " and target " + shape_str(target) +
+                                                                     " must both be [B, K, bins]");
   require(mask.dim() == 1 && mask.size(0) == logits.size(0),
           "progress mask " + shape_str(mask) + " must be [B] for logits " + shape_str(logits));
   const int64_t K = logits.size(1);
-  require(!frame_mask.defined() || (frame_mask.dim() == 2 && frame_mask.size(0) == logits.size(0) &&
-                                    frame_mask.size(1) == K),
+  require(!frame_mask.defined() ||
+              (frame_mask.dim() == 2 && frame_mask.size(0) == logits.size(0) && frame_mask.size(1) == K),
           "progress frame mask " + shape_str(frame_mask) + " must be [B, K] for logits " + shape_str(logits));
   auto m = mask.to(logits.device(), at::kFloat).view({-1, 1});  // [B, 1]
   auto w = frame_mask.defined() ? m * frame_mask.to(logits.device(), at::kFloat) : m.expand({-1, K});
@@ -108,12 +106,11 @@ at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target,
   return weighted.sum() / denom;
 }
 
-at::Tensor success_loss(const at::Tensor& logits, const at::Tensor& label,
-                        const at::Tensor& include, double clamp, double denominator) {
-  require(logits.dim() == 2 && label.sizes() == logits.sizes() &&
-              include.sizes() == logits.sizes(),
-          "success logits " + shape_str(logits) + ", labels " + shape_str(label) +
-              " and inclusion mask " + shape_str(include) + " must all be [B, K]");
+at::Tensor success_loss(const at::Tensor& logits, const at::Tensor& label, const at::Tensor& include,
+                        double clamp, double denominator) {
+  require(logits.dim() == 2 && label.sizes() == logits.sizes() && include.sizes() == logits.sizes(),
+          "success logits " + shape_str(logits) + ", labels " + shape_str(label) + " and inclusion mask " +
+              shape_str(include) + " must all be [B, K]");
   auto inc = include.to(logits.device()) > 0;
   const auto zero = at::zeros({}, logits.options().dtype(at::kFloat));
   // Excluded frames are zeroed before the BCE so that NaN there cannot reach loss or gradient.
@@ -137,15 +134,15 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
   const LossDenominators d = denominators ? *denominators : LossDenominators{};
   LossTerms r;
   at::Tensor total;
-  auto add = [&](at::Tensor term, double weight, const char* name, bool& nan_flag,
-                 at::Tensor& slot, double& value, bool supervised) {
+  auto add = [&](at::Tensor term, double weight, const char* name, bool& nan_flag, at::Tensor& slot,
+                 double& value, bool supervised) {
     const double v = term.detach().item<double>();
     if (supervised && !std::isnan(v)) ++r.finite_components;
     if (std::isnan(v)) {
       nan_flag = true;
       ++nan_count_;
-      spdlog::warn("objective: NaN in the {} loss, replaced with 0 ({} NaN components so far)",
-                   name, nan_count_);
+      spdlog::warn("objective: NaN in the {} loss, replaced with 0 ({} NaN components so far)", name,
+                   nan_count_);
       slot = at::zeros({}, term.options().dtype(at::kFloat));
       value = 0.0;
       return;
@@ -170,14 +167,12 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
   }
 
   if (cfg_.progress_weight != 0 || cfg_.success_weight != 0) {
-    require(tgt.defined() && tgt.dim() == 3, "progress_target_a " + shape_str(tgt) +
-                                                  " must be [B, K, bins]");
+    require(tgt.defined() && tgt.dim() == 3, "progress_target_a " + shape_str(tgt) + " must be [B, K, bins]");
     const int64_t B = tgt.size(0), K = tgt.size(1);
     if (cfg_.progress_weight != 0) {
-      require(z.defined() && z.dim() == 3 && z.size(0) == B && z.size(1) >= K &&
-                  z.size(2) == tgt.size(2),
-              "progress_logits " + shape_str(z) + " do not cover progress_target_a " +
-                  shape_str(tgt) + " (need [B, T >= K, bins])");
+      require(z.defined() && z.dim() == 3 && z.size(0) == B && z.size(1) >= K && z.size(2) == tgt.size(2),
+              "progress_logits " + shape_str(z) + " do not cover progress_target_a " + shape_str(tgt) +
+                  " (need [B, T >= K, bins])");
       auto za = z.narrow(1, 0, K);
       r.progress_samples = (batch.progress_mask_a > 0).sum().item<int64_t>();
       add(progress_loss(za, tgt, batch.progress_mask_a, cfg_.progress_scale, d.progress,
@@ -189,19 +184,18 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
     if (cfg_.success_weight != 0) {
       const auto& s = out.success_logits;
       require(s.defined() && s.dim() == 2 && s.size(0) == B && s.size(1) >= K,
-              "success_logits " + shape_str(s) + " do not cover success_a [B=" +
-                  std::to_string(B) + ", K=" + std::to_string(K) + "]");
+              "success_logits " + shape_str(s) + " do not cover success_a [B=" + std::to_string(B) +
+                  ", K=" + std::to_string(K) + "]");
       auto sa = s.narrow(1, 0, K);
       r.success_frames = (batch.success_mask_a > 0).sum().item<int64_t>();
       add(success_loss(sa, batch.success_a, batch.success_mask_a, cfg_.logit_clamp, d.success),
-          cfg_.success_weight, "success", r.success_nan, r.success, r.success_value,
-          r.success_frames > 0);
+          cfg_.success_weight, "success", r.success_nan, r.success, r.success_value, r.success_frames > 0);
       device_ref = s;
     }
   }
 
-  auto opts = device_ref.defined() ? device_ref.options().dtype(at::kFloat)
-                                   : at::TensorOptions().dtype(at::kFloat);
+  auto opts =
+      device_ref.defined() ? device_ref.options().dtype(at::kFloat) : at::TensorOptions().dtype(at::kFloat);
   auto zero = [&] { return at::zeros({}, opts); };
   if (!r.preference.defined()) r.preference = zero();
   if (!r.progress.defined()) r.progress = zero();

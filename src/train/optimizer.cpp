@@ -1,5 +1,5 @@
-#include "robometer/core/compat.h"
 #include "robometer/train/optimizer.h"
+#include "robometer/core/compat.h"
 
 #include <spdlog/spdlog.h>
 
@@ -35,14 +35,13 @@ bool is_no_decay_name(const std::string& name) {
   std::stringstream ss(lower(name));
   std::string part;
   while (std::getline(ss, part, '.')) {
-    if (part.find("bias") != std::string::npos || part.find("norm") != std::string::npos)
-      return true;
+    if (part.find("bias") != std::string::npos || part.find("norm") != std::string::npos) return true;
   }
   return false;
 }
 
-void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg,
-                  at::Tensor& exp_avg_sq, int64_t step, const AdamWHyper& h) {
+void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
+                  int64_t step, const AdamWHyper& h) {
   // Same operation order as torch.optim.AdamW / torch::optim::AdamW so results are bitwise
   // equal for fp32.
   const auto g = grad.scalar_type() == param.scalar_type() ? grad : grad.to(param.scalar_type());
@@ -86,8 +85,8 @@ std::vector<ParamPlan> plan_parameters(const NamedParameters& named_params, cons
     try {
       rules.emplace_back(cfg.lr_rules[i].pattern, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {
-      throw ConfigError("optimizer lr rule " + std::to_string(i) + ": bad regex '" +
-                        cfg.lr_rules[i].pattern + "': " + e.what());
+      throw ConfigError("optimizer lr rule " + std::to_string(i) + ": bad regex '" + cfg.lr_rules[i].pattern +
+                        "': " + e.what());
     }
   }
   const std::set<std::string> exempt(cfg.no_decay_names.begin(), cfg.no_decay_names.end());
@@ -145,8 +144,8 @@ AdamW::AdamW(const NamedParameters& named_params, AdamWConfig cfg) : cfg_(std::m
     params_.push_back(std::move(p));
   }
   for (const auto& g : groups_) {
-    spdlog::debug("optimizer group {}: {} tensors, lr {}, weight decay {}", g.name,
-                  g.params.size(), g.base_lr, g.weight_decay);
+    spdlog::debug("optimizer group {}: {} tensors, lr {}, weight decay {}", g.name, g.params.size(),
+                  g.base_lr, g.weight_decay);
   }
 }
 
@@ -164,8 +163,7 @@ void AdamW::step() {
       p.exp_avg_sq = at::zeros_like(target, at::MemoryFormat::Preserve);
     }
     ++p.step;
-    const AdamWHyper h{group.base_lr * lr_factor_, cfg_.beta1, cfg_.beta2, cfg_.eps,
-                       group.weight_decay};
+    const AdamWHyper h{group.base_lr * lr_factor_, cfg_.beta1, cfg_.beta2, cfg_.eps, group.weight_decay};
     adamw_update(target, grad, p.exp_avg, p.exp_avg_sq, p.step, h);
     if (p.master.defined()) p.param.detach().copy_(p.master);
   }
@@ -195,11 +193,15 @@ io::NamedTensors AdamW::state_tensors() const {
   io::NamedTensors out;
   for (const auto& p : params_) {
     if (p.exp_avg.defined()) {
-      out.emplace_back(p.name + ".exp_avg", p.exp_avg.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous());
-      out.emplace_back(p.name + ".exp_avg_sq", p.exp_avg_sq.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous());
+      out.emplace_back(p.name + ".exp_avg",
+                       p.exp_avg.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous());
+      out.emplace_back(
+          p.name + ".exp_avg_sq",
+          p.exp_avg_sq.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous());
     }
     if (p.master.defined())
-      out.emplace_back(p.name + ".master", p.master.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous());
+      out.emplace_back(p.name + ".master",
+                       p.master.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous());
   }
   return out;
 }
@@ -208,19 +210,20 @@ nlohmann::json AdamW::state_json() const {
   nlohmann::json j;
   j["format"] = "robometer.adamw";
   j["version"] = 1;
-  j["hyper"] = {{"lr", cfg_.lr},         {"beta1", cfg_.beta1},
-                {"beta2", cfg_.beta2},   {"eps", cfg_.eps},
-                {"weight_decay", cfg_.weight_decay}, {"fp32_master", cfg_.fp32_master},
+  j["hyper"] = {{"lr", cfg_.lr},
+                {"beta1", cfg_.beta1},
+                {"beta2", cfg_.beta2},
+                {"eps", cfg_.eps},
+                {"weight_decay", cfg_.weight_decay},
+                {"fp32_master", cfg_.fp32_master},
                 {"decay_1d_params", cfg_.decay_1d_params}};
   j["lr_factor"] = lr_factor_;
   j["groups"] = nlohmann::json::array();
   for (const auto& g : groups_) {
     nlohmann::json names = nlohmann::json::array();
     for (auto i : g.params) names.push_back(params_[i].name);
-    j["groups"].push_back({{"name", g.name},
-                           {"base_lr", g.base_lr},
-                           {"weight_decay", g.weight_decay},
-                           {"params", names}});
+    j["groups"].push_back(
+        {{"name", g.name}, {"base_lr", g.base_lr}, {"weight_decay", g.weight_decay}, {"params", names}});
   }
   j["steps"] = nlohmann::json::object();
   for (const auto& p : params_) j["steps"][p.name] = p.step;
@@ -235,8 +238,7 @@ void AdamW::load_state(const io::NamedTensors& tensors, const nlohmann::json& st
   std::set<std::string> own;
   for (const auto& p : params_) {
     own.insert(p.name);
-    if (!steps.contains(p.name))
-      throw Error("optimizer state: no entry for parameter '" + p.name + "'");
+    if (!steps.contains(p.name)) throw Error("optimizer state: no entry for parameter '" + p.name + "'");
   }
   for (const auto& [name, _] : steps.items()) {
     if (!own.count(name))
@@ -250,8 +252,8 @@ void AdamW::load_state(const io::NamedTensors& tensors, const nlohmann::json& st
       return {};
     }
     if (it->second.sizes() != like.sizes())
-      throw Error("optimizer state: '" + p.name + suffix + "' has shape " +
-                  shape_str(it->second.sizes()) + ", parameter has " + shape_str(like.sizes()));
+      throw Error("optimizer state: '" + p.name + suffix + "' has shape " + shape_str(it->second.sizes()) +
+                  ", parameter has " + shape_str(like.sizes()));
     return it->second.to(like.device()).clone();
   };
   for (auto& p : params_) {
@@ -266,8 +268,7 @@ void AdamW::load_state(const io::NamedTensors& tensors, const nlohmann::json& st
   auto check = [&](const char* key, double now) {
     const double saved = h.value(key, now);
     if (saved != now)
-      spdlog::warn("optimizer: {} was {} in the checkpoint, now {} (using {})", key, saved, now,
-                   now);
+      spdlog::warn("optimizer: {} was {} in the checkpoint, now {} (using {})", key, saved, now, now);
   };
   check("lr", cfg_.lr);
   check("beta1", cfg_.beta1);

@@ -14,7 +14,8 @@ AdamWConfig adamw_config_from_config(const config::RunConfig& cfg, torch::nn::Mo
   oc.beta2 = t.beta2;
   oc.eps = t.eps;
   oc.weight_decay = t.weight_decay;
-  if (t.head_lr > 0) oc.lr_rules.push_back({"^(progress_head|success_head|preference_head)\\.", t.head_lr, 1.0});
+  if (t.head_lr > 0)
+    oc.lr_rules.push_back({"^(progress_head|success_head|preference_head)\\.", t.head_lr, 1.0});
   if (t.vision_lr > 0) oc.lr_rules.push_back({"^model\\.visual\\.", t.vision_lr, 1.0});
   oc.no_decay_names = model::layer_norm_parameter_names(model);
   return oc;
@@ -42,8 +43,8 @@ LrScheduleConfig lr_schedule_config_from_config(const config::RunConfig& cfg) {
 }
 
 bool bf16_autocast_from_config(const config::RunConfig& cfg, const at::Device& device) {
-  const bool wanted = cfg.train.compute_dtype == "bfloat16" ||
-                      (cfg.train.compute_dtype == "auto" && device.is_cuda());
+  const bool wanted =
+      cfg.train.compute_dtype == "bfloat16" || (cfg.train.compute_dtype == "auto" && device.is_cuda());
   return wanted && cfg.model.dtype != "bfloat16";  // already bf16: nothing to cast
 }
 

@@ -33,9 +33,7 @@ std::atomic<int>& stop_signal() {
 
 namespace {
 
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // Peak resident set of this process (VmHWM), in bytes; -1 when unknown.
 int64_t peak_host_memory() {
@@ -49,9 +47,9 @@ int64_t peak_host_memory() {
 
 // ------------------------------------------------------------------------------ helpers
 
-std::shared_ptr<const data::TrajectoryIndex> load_index(
-    const std::vector<config::DatasetEntry>& datasets, const std::string& what, data::IndexPolicy policy,
-    const config::DataConfig* filters) {
+std::shared_ptr<const data::TrajectoryIndex> load_index(const std::vector<config::DatasetEntry>& datasets,
+                                                        const std::string& what, data::IndexPolicy policy,
+                                                        const config::DataConfig* filters) {
   if (datasets.empty()) throw ConfigError("data." + what + ": no dataset listed");
   std::vector<data::DatasetRef> refs;
   for (const auto& d : datasets) refs.push_back({d.path, d.weight});
@@ -72,9 +70,15 @@ model::ModelInputs pair_inputs(const model::Processor& processor, const data::Ba
   for (const auto& s : batch.samples) queries.push_back({s.task, s.a.frames, s.b.frames});
   model::ModelInputs in = processor.pair_inputs(queries);
   if (device.is_cpu()) return in;
-  auto to = [&](at::Tensor& t) { if (t.defined()) t = t.to(device, /*non_blocking=*/true); };
-  to(in.input_ids); to(in.attention_mask); to(in.pixel_values); to(in.image_grid_thw);
-  to(in.prog_positions); to(in.pref_positions);
+  auto to = [&](at::Tensor& t) {
+    if (t.defined()) t = t.to(device, /*non_blocking=*/true);
+  };
+  to(in.input_ids);
+  to(in.attention_mask);
+  to(in.pixel_values);
+  to(in.image_grid_thw);
+  to(in.prog_positions);
+  to(in.pref_positions);
   return in;
 }
 
@@ -102,12 +106,11 @@ struct Trainer::Impl {
   std::unique_ptr<data::Loader> loader;
   std::unique_ptr<RunLog> log;
   std::unique_ptr<TrainCheckpointer> checkpointer;
-  TrainState state;            // step (optimizer steps done), non-finite step counters
+  TrainState state;  // step (optimizer steps done), non-finite step counters
   bool autocast_bf16 = false;
   nlohmann::json last_eval = nlohmann::json::object();
 
-  Impl(config::RunConfig c, TrainerSetup s)
-      : cfg(std::move(c)), setup(std::move(s)), world(*setup.world) {}
+  Impl(config::RunConfig c, TrainerSetup s) : cfg(std::move(c)), setup(std::move(s)), world(*setup.world) {}
 
   void build() {
     run_dir = cfg.output.run_dir;
@@ -134,21 +137,20 @@ struct Trainer::Impl {
     objective = Objective(objective_config_from_config(cfg));
 
     train_index = load_index(cfg.data.train, "train", data::parse_index_policy(cfg.data.index), &cfg.data);
-    loader = std::make_unique<data::Loader>(train_index,
-                                            data::loader_options_from_config(cfg, false, world.rank(), world.size()));
+    loader = std::make_unique<data::Loader>(
+        train_index, data::loader_options_from_config(cfg, false, world.rank(), world.size()));
     if (!cfg.data.eval.empty())
       eval_index = load_index(cfg.data.eval, "eval", data::parse_index_policy(cfg.data.index), &cfg.data);
-    checkpointer = std::make_unique<TrainCheckpointer>(
-        CheckpointerOptions::from_config(cfg, bundle.config_json_text), world, *bundle.model,
-        *optimizer, *schedule, *loader);
+    checkpointer =
+        std::make_unique<TrainCheckpointer>(CheckpointerOptions::from_config(cfg, bundle.config_json_text),
+                                            world, *bundle.model, *optimizer, *schedule, *loader);
 
     const int64_t total = bundle.model->num_parameters(false);
     const int64_t train_n = bundle.model->num_parameters(true);
-    spdlog::info("model: {:.2f} M parameters, {:.2f} M trainable, {} on {}", total / 1e6,
-                 train_n / 1e6, cfg.model.dtype, device.str());
-    spdlog::info("data: {} training trajectories ({} sources), {} eval trajectories",
-                 train_index->size(), train_index->sources().size(),
-                 eval_index ? eval_index->size() : 0);
+    spdlog::info("model: {:.2f} M parameters, {:.2f} M trainable, {} on {}", total / 1e6, train_n / 1e6,
+                 cfg.model.dtype, device.str());
+    spdlog::info("data: {} training trajectories ({} sources), {} eval trajectories", train_index->size(),
+                 train_index->sources().size(), eval_index ? eval_index->size() : 0);
   }
 
   // Next training batch; rolls over to the next epoch when one is exhausted.
@@ -177,7 +179,9 @@ struct Trainer::Impl {
     std::vector<double> c(3, 0.0);
     for (const auto& b : micro) {
       const auto d = loss_counts(b);
-      c[0] += d.preference; c[1] += d.progress; c[2] += d.success;
+      c[0] += d.preference;
+      c[1] += d.progress;
+      c[2] += d.success;
     }
     if (world.size() > 1) {
       std::vector<at::Tensor> t{at::tensor(c, at::kDouble)};  // World moves it to its device
@@ -254,7 +258,8 @@ struct Trainer::Impl {
     if (!eval_index) return nlohmann::json::object();
     torch::NoGradGuard no_grad;
     bundle.model->eval();
-    data::Loader eval_loader(eval_index, data::loader_options_from_config(cfg, true, world.rank(), world.size()));
+    data::Loader eval_loader(eval_index,
+                             data::loader_options_from_config(cfg, true, world.rank(), world.size()));
     LossTerms sum;
     int64_t n = 0;
     for (int i = 0; i < cfg.train.eval_batches; ++i) {
@@ -275,20 +280,22 @@ struct Trainer::Impl {
     }
     bundle.model->train();
     std::vector<at::Tensor> v{at::tensor({sum.total_value, sum.preference_value, sum.progress_value,
-                                          sum.success_value, sum.preference_accuracy,
-                                          static_cast<double>(n)}, at::kDouble)};
+                                          sum.success_value, sum.preference_accuracy, static_cast<double>(n)},
+                                         at::kDouble)};
     world.all_reduce_sum(v);
     const auto r = v[0];
     const double cnt = std::max(1.0, r[5].item<double>());
     nlohmann::json out = {{"eval_loss", r[0].item<double>() / cnt},
-            {"eval_preference_loss", r[1].item<double>() / cnt},
-            {"eval_progress_loss", r[2].item<double>() / cnt},
-            {"eval_success_loss", r[3].item<double>() / cnt},
-            {"eval_preference_accuracy", r[4].item<double>() / cnt},
-            {"eval_batches", r[5].item<double>()}};
+                          {"eval_preference_loss", r[1].item<double>() / cnt},
+                          {"eval_progress_loss", r[2].item<double>() / cnt},
+                          {"eval_success_loss", r[3].item<double>() / cnt},
+                          {"eval_preference_accuracy", r[4].item<double>() / cnt},
+                          {"eval_batches", r[5].item<double>()}};
     if (metrics.contains("overall")) {
       const auto& o = metrics["overall"];
-      auto take = [&](const char* key, const nlohmann::json& v) { if (v.is_number()) out[key] = v; };
+      auto take = [&](const char* key, const nlohmann::json& v) {
+        if (v.is_number()) out[key] = v;
+      };
       if (o.contains("voc")) {
         take("eval_voc_pearson", o["voc"].value("pearson", nlohmann::json()));
         take("eval_voc_spearman", o["voc"].value("spearman", nlohmann::json()));
@@ -325,7 +332,8 @@ TrainSummary Trainer::fit() {
   TrainSummary summary;
 
   // Resume (the checkpoint was chosen in the constructor) or start fresh.
-  if (m.resume_dir) m.state = m.checkpointer->load(*m.resume_dir);
+  if (m.resume_dir)
+    m.state = m.checkpointer->load(*m.resume_dir);
   else if (m.setup.resume == "auto")
     spdlog::info("resume auto: no checkpoint in {}, starting fresh", m.run_dir.string());
   summary.first_step = m.state.step;
@@ -344,32 +352,31 @@ TrainSummary Trainer::fit() {
     summary.last_loss = terms.total_value;
 
     // Metrics averaged over ranks.
-    std::vector<at::Tensor> v{at::tensor({terms.total_value, terms.preference_value,
-                                          terms.progress_value, terms.success_value,
-                                          terms.preference_accuracy,
-                                          static_cast<double>(res.tokens)}, at::kDouble)};
+    std::vector<at::Tensor> v{
+        at::tensor({terms.total_value, terms.preference_value, terms.progress_value, terms.success_value,
+                    terms.preference_accuracy, static_cast<double>(res.tokens)},
+                   at::kDouble)};
     m.world.all_reduce_sum(v);
     const auto r = v[0] / m.world.size();
-    nlohmann::json rec = {
-        {"step", step},
-        {"loss", r[0].item<double>()},
-        {"loss_preference", r[1].item<double>()},
-        {"loss_progress", r[2].item<double>()},
-        {"loss_success", r[3].item<double>()},
-        {"preference_accuracy", r[4].item<double>()},
-        {"lr", m.optimizer->lr()},
-        {"grad_norm", res.grad_norm},
-        {"step_time_s", t.total_s},
-        {"samples_per_s", samples_per_step / t.total_s},
-        {"frames_per_s", samples_per_step * 2 * K / t.total_s},
-        {"tokens_per_s", r[5].item<double>() * m.world.size() / t.total_s},
-        {"data_wait_share", t.data_s / t.total_s},
-        {"time_forward_s", t.forward_s},
-        {"time_backward_s", t.backward_s},
-        {"time_sync_s", t.sync_s},
-        {"time_optimizer_s", t.optimizer_s},
-        {"peak_host_memory_mb", peak_host_memory() / 1048576.0},
-        {"skipped_steps", m.state.skipped}};
+    nlohmann::json rec = {{"step", step},
+                          {"loss", r[0].item<double>()},
+                          {"loss_preference", r[1].item<double>()},
+                          {"loss_progress", r[2].item<double>()},
+                          {"loss_success", r[3].item<double>()},
+                          {"preference_accuracy", r[4].item<double>()},
+                          {"lr", m.optimizer->lr()},
+                          {"grad_norm", res.grad_norm},
+                          {"step_time_s", t.total_s},
+                          {"samples_per_s", samples_per_step / t.total_s},
+                          {"frames_per_s", samples_per_step * 2 * K / t.total_s},
+                          {"tokens_per_s", r[5].item<double>() * m.world.size() / t.total_s},
+                          {"data_wait_share", t.data_s / t.total_s},
+                          {"time_forward_s", t.forward_s},
+                          {"time_backward_s", t.backward_s},
+                          {"time_sync_s", t.sync_s},
+                          {"time_optimizer_s", t.optimizer_s},
+                          {"peak_host_memory_mb", peak_host_memory() / 1048576.0},
+                          {"skipped_steps", m.state.skipped}};
     const bool eval_now = tc.eval_every > 0 && (step % tc.eval_every == 0 || step == tc.max_steps);
     if (eval_now) {
       m.last_eval = m.evaluate();
@@ -382,13 +389,12 @@ TrainSummary Trainer::fit() {
     m.log->record(rec, step % tc.log_every == 0 || eval_now || step == tc.max_steps);
 
     const bool stop = m.world.any(stop_signal().load() != 0);
-    const bool ck_now = step == tc.max_steps || stop ||
-                        (tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0);
+    const bool ck_now =
+        step == tc.max_steps || stop || (tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0);
     if (ck_now) summary.last_checkpoint = m.checkpointer->save(m.state, m.last_eval);
     if (stop) {
       summary.interrupted = true;
-      spdlog::warn("stopped by signal at step {}; checkpoint written; continue with --resume auto",
-                   step);
+      spdlog::warn("stopped by signal at step {}; checkpoint written; continue with --resume auto", step);
       break;
     }
   }

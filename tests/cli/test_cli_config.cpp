@@ -1,11 +1,11 @@
 // Runs the real `robometer` binary: exit codes and messages of `config validate|print`.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
 #include <array>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
-#include <sys/wait.h>
 
 #include "common/test_util.h"
 
@@ -65,11 +65,11 @@ TEST(CliConfig, PrintShowsResolvedValues) {
 TEST(CliConfig, PrintListsTheShippedPerSourceTables) {
   const auto r = run("config print configs/robometer_4b.yaml data.train=[] data.eval=[]");
   EXPECT_EQ(r.code, 0) << r.out;
-  for (const char* want : {"oxe_droid: 0.95", "oxe_berkeley_rpt_converted_externally_to_rlds: 0.76",
-                           "oxe_nyu_rot_dataset_converted_externally_to_rlds: 0.7", "oxe_bc_z: preference_only",
-                           "roboarena: preference_only+suboptimal_fail", "soar_rfm: suboptimal_fail",
-                           "mixing: strategy_first", "partial_success_progress_match: roboreward",
-                           "protocol: original"})
+  for (const char* want :
+       {"oxe_droid: 0.95", "oxe_berkeley_rpt_converted_externally_to_rlds: 0.76",
+        "oxe_nyu_rot_dataset_converted_externally_to_rlds: 0.7", "oxe_bc_z: preference_only",
+        "roboarena: preference_only+suboptimal_fail", "soar_rfm: suboptimal_fail", "mixing: strategy_first",
+        "partial_success_progress_match: roboreward", "protocol: original"})
     EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
 }
 
@@ -82,7 +82,10 @@ TEST(CliConfig, EveryCommandHasHelp) {
   bool in_subcommands = false;
   int n = 0;
   while (std::getline(in, line)) {
-    if (line.rfind("Subcommands:", 0) == 0) { in_subcommands = true; continue; }
+    if (line.rfind("Subcommands:", 0) == 0) {
+      in_subcommands = true;
+      continue;
+    }
     if (!in_subcommands || line.size() < 3 || line[0] != ' ') continue;
     std::istringstream words(line);
     std::string name;
@@ -97,12 +100,15 @@ TEST(CliConfig, EveryCommandHasHelp) {
 // Before scripts/demo has rendered runs/synth, the shipped config names data that does not exist
 // yet: print and validate warn about it (naming the key and path); validate --strict fails.
 TEST(CliConfig, MissingDataPathsAreWarningsUnlessStrict) {
-  const std::string missing = "'data.train=[{path: /no/such/train_dir}]' 'data.eval=[{path: /no/such/eval_dir}]'";
+  const std::string missing =
+      "'data.train=[{path: /no/such/train_dir}]' 'data.eval=[{path: /no/such/eval_dir}]'";
   auto r = run("config print configs/tiny.yaml " + missing);
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("warning: "), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("data.train[0].path: path '/no/such/train_dir' does not exist"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("data.eval[0].path: path '/no/such/eval_dir' does not exist"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("data.train[0].path: path '/no/such/train_dir' does not exist"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("data.eval[0].path: path '/no/such/eval_dir' does not exist"), std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("max_steps: 2000"), std::string::npos) << r.out;  // the config is still printed
 
   r = run("config validate configs/tiny.yaml " + missing);
@@ -112,7 +118,8 @@ TEST(CliConfig, MissingDataPathsAreWarningsUnlessStrict) {
 
   r = run("config validate --strict configs/tiny.yaml " + missing);
   EXPECT_EQ(r.code, 2) << r.out;
-  EXPECT_NE(r.out.find("data.train[0].path: path '/no/such/train_dir' does not exist"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("data.train[0].path: path '/no/such/train_dir' does not exist"), std::string::npos)
+      << r.out;
 
   // Other errors stay errors without --strict.
   r = run("config validate configs/tiny.yaml " + missing + " train.warmup_ratio=2");

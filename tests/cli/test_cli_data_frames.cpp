@@ -50,16 +50,20 @@ TEST(CliDataFrames, WritesFfmpegsFramesAsRgbNpyAndPng) {
   ROBOMETER_REQUIRE_FFMPEG_CLI();
   TempDir dir;
   const fs::path clip = dir / "a.avi";
-  ASSERT_TRUE(ffmpeg("-f lavfi -i testsrc2=size=320x240:rate=30:duration=2 -c:v mpeg4 -bf 2 '" + clip.string() + "'"));
-  ASSERT_TRUE(ffmpeg("-noautorotate -i '" + clip.string() + "' -f rawvideo -pix_fmt rgb24 -fps_mode passthrough '" +
-                     (dir / "ffmpeg.rgb").string() + "'"));
+  ASSERT_TRUE(ffmpeg("-f lavfi -i testsrc2=size=320x240:rate=30:duration=2 -c:v mpeg4 -bf 2 '" +
+                     clip.string() + "'"));
+  ASSERT_TRUE(ffmpeg("-noautorotate -i '" + clip.string() +
+                     "' -f rawvideo -pix_fmt rgb24 -fps_mode passthrough '" + (dir / "ffmpeg.rgb").string() +
+                     "'"));
   const std::vector<uint8_t> all = read_bytes(dir / "ffmpeg.rgb");
   ASSERT_EQ(all.size(), 60 * kFrameBytes);
   const std::vector<uint8_t> want = pick(all, {0, 5, 9});
   const std::string base = "'" + binary() + "' data frames '" + clip.string() + "' --indices 0,5,9 ";
 
   // stdout
-  ASSERT_EQ(exit_status(std::system((base + "--out - > '" + (dir / "stdout.rgb").string() + "' 2>/dev/null").c_str())), 0);
+  ASSERT_EQ(exit_status(std::system(
+                (base + "--out - > '" + (dir / "stdout.rgb").string() + "' 2>/dev/null").c_str())),
+            0);
   EXPECT_EQ(read_bytes(dir / "stdout.rgb"), want);
   // one .rgb file, one .npy array
   auto r = robometer::test::run_robometer("data frames '" + clip.string() + "' --indices 0,5,9 --out '" +
@@ -102,7 +106,8 @@ TEST(CliDataFrames, ErrorsNameTheFileAndTheIndex) {
   ROBOMETER_REQUIRE_FFMPEG_CLI();
   TempDir dir;
   const fs::path clip = dir / "a.mp4";
-  ASSERT_TRUE(ffmpeg("-f lavfi -i testsrc2=size=64x48:rate=10:duration=1 -c:v libx264 '" + clip.string() + "'"));
+  ASSERT_TRUE(
+      ffmpeg("-f lavfi -i testsrc2=size=64x48:rate=10:duration=1 -c:v libx264 '" + clip.string() + "'"));
   auto r = robometer::test::run_robometer("data frames '" + clip.string() + "' --indices 0,10 --out '" +
                                           (dir / "x.rgb").string() + "'");
   EXPECT_EQ(r.code, 2) << r.out;

@@ -18,7 +18,9 @@ using nlohmann::json;
 
 using CliResult = robometer::test::CommandResult;
 
-CliResult run_cli(const std::string& args) { return robometer::test::run_robometer("--log-level warn " + args); }
+CliResult run_cli(const std::string& args) {
+  return robometer::test::run_robometer("--log-level warn " + args);
+}
 
 class CliEval : public ::testing::Test {
  protected:
@@ -28,9 +30,11 @@ class CliEval : public ::testing::Test {
     const std::string d = tmp_->path().string();
     auto s = run_cli("synth --out " + d + "/synth --episodes 12 --eval-episodes 6 --size 64 --tasks 2");
     ASSERT_EQ(s.code, 0) << s.out;
-    auto t = run_cli("train configs/tiny.yaml 'data.train=[{path: " + d + "/synth/train}]' 'data.eval=[{path: " + d +
-                     "/synth/eval}]' train.max_steps=2 train.batch_size=2 data.num_workers=1 train.eval_every=0 "
-                     "train.checkpoint_every=0 output.tensorboard=false output.run_dir=" + d + "/run --no-progress");
+    auto t = run_cli(
+        "train configs/tiny.yaml 'data.train=[{path: " + d + "/synth/train}]' 'data.eval=[{path: " + d +
+        "/synth/eval}]' train.max_steps=2 train.batch_size=2 data.num_workers=1 train.eval_every=0 "
+        "train.checkpoint_every=0 output.tensorboard=false output.run_dir=" +
+        d + "/run --no-progress");
     ASSERT_EQ(t.code, 0) << t.out;
     checkpoint_ = d + "/run/checkpoints/step_00000002";
   }
@@ -47,7 +51,8 @@ std::string CliEval::checkpoint_;
 
 TEST_F(CliEval, EvalWritesJsonAndMarkdownForTrainedAndUntrained) {
   const std::string d = tmp_->path().string();
-  auto r = run_cli("eval --checkpoint " + checkpoint_ + " --data " + d + "/synth/eval --pairs 4 --out " + d + "/ev");
+  auto r = run_cli("eval --checkpoint " + checkpoint_ + " --data " + d + "/synth/eval --pairs 4 --out " + d +
+                   "/ev");
   ASSERT_EQ(r.code, 0) << r.out;
   std::ifstream f(d + "/ev/metrics.json");
   const json j = json::parse(f);
@@ -55,7 +60,8 @@ TEST_F(CliEval, EvalWritesJsonAndMarkdownForTrainedAndUntrained) {
   EXPECT_TRUE(j["overall"].contains("voc"));
   EXPECT_TRUE(fs::exists(d + "/ev/metrics.md"));
   EXPECT_NE(r.out.find("| data source"), std::string::npos);
-  auto u = run_cli("eval --untrained --config configs/tiny.yaml --data " + d + "/synth/eval --pairs 2 --max-trajectories 2");
+  auto u = run_cli("eval --untrained --config configs/tiny.yaml --data " + d +
+                   "/synth/eval --pairs 2 --max-trajectories 2");
   EXPECT_EQ(u.code, 0) << u.out;
   auto bad = run_cli("eval --data " + d + "/synth/eval");
   EXPECT_EQ(bad.code, 2) << bad.out;
@@ -65,15 +71,16 @@ TEST_F(CliEval, EvalWritesJsonAndMarkdownForTrainedAndUntrained) {
 // confusion heatmap (2 tasks), the policy-ranking plot, and report.html showing them.
 TEST_F(CliEval, EvalWritesFiguresAndReportHtml) {
   const std::string d = tmp_->path().string();
-  auto r = run_cli("eval --checkpoint " + checkpoint_ + " --data " + d + "/synth/eval --pairs 4 --out " + d + "/ev_report");
+  auto r = run_cli("eval --checkpoint " + checkpoint_ + " --data " + d + "/synth/eval --pairs 4 --out " + d +
+                   "/ev_report");
   ASSERT_EQ(r.code, 0) << r.out;
   std::ifstream hf(d + "/ev_report/report.html");
   const std::string html((std::istreambuf_iterator<char>(hf)), std::istreambuf_iterator<char>());
   std::vector<std::string> pngs;
   for (const auto& e : fs::directory_iterator(d + "/ev_report"))
     if (e.path().extension() == ".png") pngs.push_back(e.path().filename().string());
-  for (const std::string want : {"reward_best.png", "reward_median.png", "reward_worst.png", "confusion.png",
-                                 "policy_ranking.png"})
+  for (const std::string want :
+       {"reward_best.png", "reward_median.png", "reward_worst.png", "confusion.png", "policy_ranking.png"})
     EXPECT_NE(std::find(pngs.begin(), pngs.end(), want), pngs.end()) << want;
   size_t voc = 0;
   for (const auto& p : pngs) {
@@ -99,7 +106,8 @@ TEST_F(CliEval, EvalWritesFiguresAndReportHtml) {
 TEST_F(CliEval, CheckpointMayBeTheLatestPointerOrTheRunDirectory) {
   const std::string d = tmp_->path().string();
   for (const std::string& given : {d + "/run/checkpoints/latest", d + "/run"}) {
-    auto r = run_cli("eval --checkpoint " + given + " --data " + d + "/synth/eval --pairs 2 --max-trajectories 2");
+    auto r =
+        run_cli("eval --checkpoint " + given + " --data " + d + "/synth/eval --pairs 2 --max-trajectories 2");
     EXPECT_EQ(r.code, 0) << given << "\n" << r.out;
   }
   auto missing = run_cli("eval --checkpoint " + d + "/no_such_run --data " + d + "/synth/eval");
@@ -110,10 +118,14 @@ TEST_F(CliEval, CheckpointMayBeTheLatestPointerOrTheRunDirectory) {
 TEST_F(CliEval, ScoreJsonCsvPlotAndExportRoundTrip) {
   const std::string d = tmp_->path().string();
   std::string video;
-  for (const auto& e : fs::directory_iterator(d + "/synth/eval/videos")) { video = e.path().string(); break; }
+  for (const auto& e : fs::directory_iterator(d + "/synth/eval/videos")) {
+    video = e.path().string();
+    break;
+  }
   ASSERT_FALSE(video.empty());
   auto r = run_cli("score --checkpoint " + checkpoint_ + " --video " + video +
-                   " --task 'pick up the red cube' --mode dense --frames 4 --out " + d + "/s.json --plot " + d + "/s.png");
+                   " --task 'pick up the red cube' --mode dense --frames 4 --out " + d + "/s.json --plot " +
+                   d + "/s.png");
   ASSERT_EQ(r.code, 0) << r.out;
   std::ifstream f(d + "/s.json");
   const json j = json::parse(f);

@@ -69,8 +69,9 @@ TEST(ReadmeCommands, EveryMarkedCommandRunsInOrderOnDemoData) {
   for (const auto& readme_cmd : cmds) {
     ASSERT_EQ(readme_cmd.rfind("robometer ", 0), 0u) << "not a robometer command: " << readme_cmd;
     const std::string cmd = with_test_speedups(readme_cmd);
-    const auto r = robometer::test::capture_command("cd '" + work.path().string() + "' && OMP_NUM_THREADS=1 '" +
-                                                    bin + "'" + cmd.substr(std::string("robometer").size()));
+    const auto r =
+        robometer::test::capture_command("cd '" + work.path().string() + "' && OMP_NUM_THREADS=1 '" + bin +
+                                         "'" + cmd.substr(std::string("robometer").size()));
     ASSERT_EQ(r.code, 0) << "README command failed: " << readme_cmd << "\n(ran: " << cmd << ")\n" << r.out;
     if (readme_cmd.find("config print") != std::string::npos)  // before synth: warned, not failed
       EXPECT_NE(r.out.find("warning: "), std::string::npos) << r.out;

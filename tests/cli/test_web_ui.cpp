@@ -3,8 +3,8 @@
 // the page's file input and scores it; the values the page shows must be `robometer score`'s for
 // the same video. The dataset page's training pair is checked too. Screenshots are kept and their
 // paths printed. Skips (with the reason) where chromium or node is missing.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,9 +47,12 @@ class ServeProcess {
       std::ifstream f(log);
       const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
       std::smatch m;
-      if (std::regex_search(text, m, re)) port_ = std::stoi(m[1]);
-      else if (::waitpid(pid_, nullptr, WNOHANG) == pid_) break;
-      else std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (std::regex_search(text, m, re))
+        port_ = std::stoi(m[1]);
+      else if (::waitpid(pid_, nullptr, WNOHANG) == pid_)
+        break;
+      else
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
   ~ServeProcess() {
@@ -71,34 +74,41 @@ TEST(WebUi, BrowserUploadShowsTheScoresOfRobometerScore) {
   if (!bin) GTEST_SKIP() << "ROBOMETER_BINARY not set (run through ctest)";
   if (capture_command("command -v chromium").code != 0)
     GTEST_SKIP() << "chromium not installed (Debian package `chromium`, scripts/setup): browser test skipped";
-  if (capture_command("node --experimental-websocket -e 'process.exit(typeof WebSocket === \"function\" ? 0 : 1)'").code != 0)
+  if (capture_command(
+          "node --experimental-websocket -e 'process.exit(typeof WebSocket === \"function\" ? 0 : 1)'")
+          .code != 0)
     GTEST_SKIP() << "node with WebSocket (node >= 20) not available: browser test skipped";
 
   // Kept (not a TempDir) so that the screenshots outlive the test; printed below.
   const fs::path dir = fs::temp_directory_path() / ("robometer_web_ui_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const std::string d = dir.string();
-  auto synth = robometer::test::run_robometer("--log-level warn synth --out " + d + "/synth --episodes 4 --eval-episodes 3 --tasks 2");
+  auto synth = robometer::test::run_robometer("--log-level warn synth --out " + d +
+                                              "/synth --episodes 4 --eval-episodes 3 --tasks 2");
   ASSERT_EQ(synth.code, 0) << synth.out;
   robometer::test::write_tiny_checkpoint(dir / "ckpt");
   const std::string video = d + "/synth/eval/videos/synth_eval_0000.mp4";
   const std::string task = "put the red block in the blue bowl";
 
-  auto score = robometer::test::run_robometer("--log-level warn score --checkpoint " + d + "/ckpt --video " + video +
-                                              " --task '" + task + "' --mode dense --out " + d + "/expected.json");
+  auto score =
+      robometer::test::run_robometer("--log-level warn score --checkpoint " + d + "/ckpt --video " + video +
+                                     " --task '" + task + "' --mode dense --out " + d + "/expected.json");
   ASSERT_EQ(score.code, 0) << score.out;
   std::ifstream ef(d + "/expected.json");
   const json expected = json::parse(ef);
 
-  ServeProcess server(bin, {"--log-level", "warn", "serve", "--checkpoint", d + "/ckpt", "--port", "0", "--data",
-                            d + "/synth/eval"}, dir / "serve.log");
+  ServeProcess server(bin,
+                      {"--log-level", "warn", "serve", "--checkpoint", d + "/ckpt", "--port", "0", "--data",
+                       d + "/synth/eval"},
+                      dir / "serve.log");
   ASSERT_GT(server.port(), 0) << "serve did not start; log: " << (dir / "serve.log");
   const std::string base = "http://127.0.0.1:" + std::to_string(server.port());
   const std::string driver = "node --experimental-websocket '" +
                              (robometer::test::source_dir() / "tests/cli/web_ui_driver.mjs").string() + "' ";
 
   const std::string shot = d + "/reward_page.png";
-  auto r = capture_command(driver + "reward " + base + "/ '" + video + "' '" + task + "' dense '" + shot + "' 2>&1");
+  auto r = capture_command(driver + "reward " + base + "/ '" + video + "' '" + task + "' dense '" + shot +
+                           "' 2>&1");
   ASSERT_EQ(r.code, 0) << r.out;
   const json page = json::parse(r.out.substr(r.out.find('{')));
   std::cout << "[ screenshot ] reward page: " << shot << std::endl;
@@ -112,8 +122,8 @@ TEST(WebUi, BrowserUploadShowsTheScoresOfRobometerScore) {
     EXPECT_NEAR(page["values"][i]["progress"].get<double>(), want_p[i].get<double>(), 1e-5) << i;
     EXPECT_NEAR(page["values"][i]["success"].get<double>(), want_s[i].get<double>(), 1e-5) << i;
   }
-  EXPECT_EQ(page["thumbs"], want_p.size());              // one frame per value in the strip
-  EXPECT_EQ(page["curve_points"], 2 * want_p.size());    // progress + P(success), no ground truth
+  EXPECT_EQ(page["thumbs"], want_p.size());            // one frame per value in the strip
+  EXPECT_EQ(page["curve_points"], 2 * want_p.size());  // progress + P(success), no ground truth
   EXPECT_NE(page["frame_info"].get<std::string>().find("progress"), std::string::npos);
   EXPECT_GT(fs::file_size(shot), 10000u);
 

@@ -38,7 +38,8 @@ void expect_same_trajectory(const Trajectory& a, const Trajectory& b) {
   EXPECT_EQ(a.is_robot, b.is_robot) << a.id;
 }
 
-std::vector<int64_t> where(const std::vector<Trajectory>& ts, const std::function<bool(const Trajectory&)>& f) {
+std::vector<int64_t> where(const std::vector<Trajectory>& ts,
+                           const std::function<bool(const Trajectory&)>& f) {
   std::vector<int64_t> out;
   for (size_t i = 0; i < ts.size(); ++i)
     if (f(ts[i])) out.push_back(static_cast<int64_t>(i));
@@ -56,13 +57,17 @@ void expect_tables_match(const TrajectoryIndex& idx, const std::vector<Trajector
     expect_same_trajectory(idx.at(static_cast<int64_t>(i)), ts[i]);
     EXPECT_EQ(idx.find(ts[i].id), static_cast<int64_t>(i));
   }
-  const bool any_unsuccessful = !where(ts, [](const Trajectory& t) { return t.quality != Quality::Successful; }).empty();
+  const bool any_unsuccessful =
+      !where(ts, [](const Trajectory& t) { return t.quality != Quality::Successful; }).empty();
   EXPECT_EQ(idx.has_unsuccessful(), any_unsuccessful);
   std::vector<std::string> with_success;
   for (const auto& task : tasks) {
-    auto ok = where(ts, [&](const Trajectory& t) { return t.task == task && t.quality == Quality::Successful; });
-    auto bad = where(ts, [&](const Trajectory& t) { return t.task == task && t.quality != Quality::Successful; });
-    EXPECT_EQ(idx.by_task(task).to_vector(), where(ts, [&](const Trajectory& t) { return t.task == task; })) << task;
+    auto ok =
+        where(ts, [&](const Trajectory& t) { return t.task == task && t.quality == Quality::Successful; });
+    auto bad =
+        where(ts, [&](const Trajectory& t) { return t.task == task && t.quality != Quality::Successful; });
+    EXPECT_EQ(idx.by_task(task).to_vector(), where(ts, [&](const Trajectory& t) { return t.task == task; }))
+        << task;
     EXPECT_EQ(idx.successful_by_task(task).to_vector(), ok) << task;
     EXPECT_EQ(idx.unsuccessful_by_task(task).to_vector(), bad) << task;
     EXPECT_EQ(idx.task_has_both(task), !ok.empty() && !bad.empty()) << task;
@@ -73,7 +78,8 @@ void expect_tables_match(const TrajectoryIndex& idx, const std::vector<Trajector
   EXPECT_EQ(got_with_success, with_success);
   for (uint32_t s = 0; s < idx.sources().size(); ++s) {
     const std::string& src = idx.sources()[s];
-    EXPECT_EQ(idx.by_source(src).to_vector(), where(ts, [&](const Trajectory& t) { return t.data_source == src; }));
+    EXPECT_EQ(idx.by_source(src).to_vector(),
+              where(ts, [&](const Trajectory& t) { return t.data_source == src; }));
     EXPECT_EQ(idx.successful_by_source(s).to_vector(), where(ts, [&](const Trajectory& t) {
                 return t.data_source == src && t.quality == Quality::Successful;
               }));
@@ -85,11 +91,12 @@ void expect_tables_match(const TrajectoryIndex& idx, const std::vector<Trajector
       if (t.data_source == src) st.insert(t.task);
     EXPECT_EQ(idx.tasks_of_source(src), std::vector<std::string>(st.begin(), st.end()));
     EXPECT_EQ(idx.source_has_unsuccessful(src), !where(ts, [&](const Trajectory& t) {
-                                                     return t.data_source == src && t.quality != Quality::Successful;
-                                                   }).empty());
+                                                   return t.data_source == src &&
+                                                          t.quality != Quality::Successful;
+                                                 }).empty());
     EXPECT_EQ(idx.source_has_partial_success(src), !where(ts, [&](const Trajectory& t) {
-                                                        return t.data_source == src && t.partial_success;
-                                                      }).empty());
+                                                      return t.data_source == src && t.partial_success;
+                                                    }).empty());
   }
 }
 
@@ -107,8 +114,8 @@ void expect_same_clip(const ClipPlan& a, const ClipPlan& b) {
 }
 
 // N pairs drawn with the same seeds from both indexes are identical; returns the strategies seen.
-std::set<Strategy> expect_same_pairs(std::shared_ptr<const TrajectoryIndex> a, std::shared_ptr<const TrajectoryIndex> b,
-                                     int n) {
+std::set<Strategy> expect_same_pairs(std::shared_ptr<const TrajectoryIndex> a,
+                                     std::shared_ptr<const TrajectoryIndex> b, int n) {
   std::set<Strategy> seen;
   PairSampler sa(a, SamplerOptions{}), sb(b, SamplerOptions{});
   for (int k = 0; k < n; ++k) {
@@ -120,7 +127,8 @@ std::set<Strategy> expect_same_pairs(std::shared_ptr<const TrajectoryIndex> a, s
     EXPECT_EQ(pa.chosen_first, pb.chosen_first);
     EXPECT_EQ(pa.task, pb.task);
     EXPECT_EQ(pa.attempts, pb.attempts);
-    EXPECT_EQ(ra.next_u64(), rb.next_u64()) << "the two paths consumed different random numbers at pair " << k;
+    EXPECT_EQ(ra.next_u64(), rb.next_u64())
+        << "the two paths consumed different random numbers at pair " << k;
     seen.insert(pa.strategy);
     if (::testing::Test::HasFailure()) break;
   }
@@ -237,7 +245,8 @@ TEST(BinaryIndex, StaleIndexIsRebuiltOrRefused) {
   const fs::path idx = dir / kIndexFileName;
   // mtime changes with the same bytes (a copy, a checkout): the content hash keeps it fresh.
   const auto index_mtime = fs::last_write_time(idx);
-  fs::last_write_time(dir / "trajectories.jsonl", fs::last_write_time(dir / "trajectories.jsonl") + std::chrono::seconds(5));
+  fs::last_write_time(dir / "trajectories.jsonl",
+                      fs::last_write_time(dir / "trajectories.jsonl") + std::chrono::seconds(5));
   EXPECT_EQ(open_trajectory_index({{dir.string(), 1.0}}, IndexPolicy::Require)->size(), 10);
   EXPECT_EQ(fs::last_write_time(idx), index_mtime);
   // The manifest grows: require refuses, naming the index and the command; auto rebuilds.
@@ -262,11 +271,13 @@ TEST(BinaryIndex, StaleIndexIsRebuiltOrRefused) {
     jsonl[at + 5] = 'X';
     std::ofstream(dir / "trajectories.jsonl", std::ios::trunc) << jsonl;
   }
-  EXPECT_NE(error_of([&] { open_index(dir.string(), IndexPolicy::Require); }).find("hash differs"), std::string::npos);
+  EXPECT_NE(error_of([&] { open_index(dir.string(), IndexPolicy::Require); }).find("hash differs"),
+            std::string::npos);
   EXPECT_GE(open_trajectory_index({{dir.string(), 1.0}}, IndexPolicy::Auto)->find_task("task X"), 0);
   // A missing index under require.
   fs::remove(idx);
-  EXPECT_NE(error_of([&] { open_index(dir.string(), IndexPolicy::Require); }).find("missing"), std::string::npos);
+  EXPECT_NE(error_of([&] { open_index(dir.string(), IndexPolicy::Require); }).find("missing"),
+            std::string::npos);
 }
 
 TEST(BinaryIndex, CorruptIndexIsNamed) {

@@ -20,7 +20,8 @@ Trajectory t(const std::string& id, const std::string& task, const std::string& 
 
 TEST(TrajectoryIndex, Lookups) {
   TrajectoryIndex idx({t("a", "pick", "lab", Quality::Successful), t("b", "pick", "lab", Quality::Failure),
-                       t("c", "place", "lab", Quality::Suboptimal), t("d", "push", "sim", Quality::Successful)});
+                       t("c", "place", "lab", Quality::Suboptimal),
+                       t("d", "push", "sim", Quality::Successful)});
   EXPECT_EQ(idx.size(), 4);
   EXPECT_EQ(idx.sources(), (std::vector<std::string>{"lab", "sim"}));
   EXPECT_EQ(idx.by_source("lab").to_vector(), (std::vector<int64_t>{0, 1, 2}));

@@ -78,7 +78,8 @@ TEST(OriginalRules, ShippedCategoriesAndUserOverride) {
   EXPECT_FALSE(o.preference_only_sources.count("soar_rfm"));
 
   auto idx = std::make_shared<TrajectoryIndex>(std::vector<Trajectory>{traj("b", "t", "oxe_bc_z", 30)});
-  EXPECT_EQ(PairSampler(idx, o).clip_from_segment(0, ClipOrder::Forward, range(0, 9), false).progress_mask, 0.f);
+  EXPECT_EQ(PairSampler(idx, o).clip_from_segment(0, ClipOrder::Forward, range(0, 9), false).progress_mask,
+            0.f);
   const auto user = base_config({"data.source_categories={oxe_bc_z: none}"});
   EXPECT_EQ(source_rules(user.data, "oxe_bc_z").category(), "default");
   EXPECT_EQ(source_rules(user.data, "epic").category(), "preference_only");
@@ -103,7 +104,8 @@ TEST(OriginalRules, RoboRewardPartialSuccessClipEndingAtLastFrame) {
   g.partial_success = 0.4f;
   auto idx = std::make_shared<TrajectoryIndex>(std::vector<Trajectory>{t, g});
   for (bool flag : {false, true}) {
-    auto cfg = base_config({"data.predict_last_frame_partial_progress=" + std::string(flag ? "true" : "false")});
+    auto cfg =
+        base_config({"data.predict_last_frame_partial_progress=" + std::string(flag ? "true" : "false")});
     PairSampler s(idx, sampler_options(cfg.data));
     const ClipPlan c = s.clip_from_segment(0, ClipOrder::Forward, range(10, 19), false);
     EXPECT_EQ(c.stored_indices, (std::vector<int64_t>{10, 11, 13, 14, 15, 16, 18, 19}));
@@ -142,8 +144,10 @@ TEST(OriginalRules, RoboRewardPartialSuccessClipEndingAtLastFrame) {
 // source uniformly (P = 0.5).
 TEST(OriginalRules, RbmMixingDrawsSourcesInProportionToSize) {
   std::vector<Trajectory> ts;
-  for (int i = 0; i < 30; ++i) ts.push_back(traj("a" + std::to_string(i), "ta" + std::to_string(i % 3), "big", 20));
-  for (int i = 0; i < 10; ++i) ts.push_back(traj("b" + std::to_string(i), "tb" + std::to_string(i % 2), "small", 20));
+  for (int i = 0; i < 30; ++i)
+    ts.push_back(traj("a" + std::to_string(i), "ta" + std::to_string(i % 3), "big", 20));
+  for (int i = 0; i < 10; ++i)
+    ts.push_back(traj("b" + std::to_string(i), "tb" + std::to_string(i % 2), "small", 20));
   auto idx = std::make_shared<TrajectoryIndex>(ts);
   for (Mixing m : {Mixing::Rbm, Mixing::StrategyFirst}) {
     SamplerOptions o;
@@ -188,8 +192,8 @@ TEST(OriginalRules, FiltersShortTrajectoriesAndTasksWithoutSuccess) {
                                  traj("f1", "lost", "lab", 30, Quality::Failure),
                                  traj("f2", "lost", "lab", 30, Quality::Suboptimal)};
   // The only success of "push" has 4 frames: after the frame filter its failure is dropped too.
-  ms[1].manifest.trajectories = {traj("p1", "push", "sim", 4), traj("p2", "push", "sim", 30, Quality::Failure),
-                                 graded};
+  ms[1].manifest.trajectories = {traj("p1", "push", "sim", 4),
+                                 traj("p2", "push", "sim", 30, Quality::Failure), graded};
   const FilterReport r = filter_trajectories(ms, 5, true);
   EXPECT_EQ(r.too_short.at("lab"), 1);
   EXPECT_EQ(r.too_short.at("sim"), 1);

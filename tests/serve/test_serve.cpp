@@ -6,16 +6,17 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "serve_test_util.h"
 #include "robometer/core/error.h"
 #include "robometer/serve/server.h"
+#include "serve_test_util.h"
 
 namespace robometer::serve {
 namespace {
 using nlohmann::json;
 
 TEST(Base64, RoundTripAndRejectsGarbage) {
-  for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)})
+  for (const std::string& s :
+       std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)})
     EXPECT_EQ(base64_decode(base64_encode(s)), s);
   EXPECT_EQ(base64_encode("hello"), "aGVsbG8=");
   EXPECT_THROW(base64_decode("aGV$bG8="), robometer::Error);
@@ -68,15 +69,19 @@ TEST_F(Serve, HealthScoreAndConcurrentClients) {
       cl.set_read_timeout(120, 0);
       for (int r = 0; r < 3; ++r) {
         const auto f = robometer::test::test_frames(2 + (c + r) % 4, 64, 10 + c);
-        auto rr = cl.Post("/score", frames_request(f, "task " + std::to_string(c)).dump(), "application/json");
-        if (rr && rr->status == 200 && json::parse(rr->body)["progress"].size() == std::min<size_t>(4, f.size(0))) ++ok;
+        auto rr =
+            cl.Post("/score", frames_request(f, "task " + std::to_string(c)).dump(), "application/json");
+        if (rr && rr->status == 200 &&
+            json::parse(rr->body)["progress"].size() == std::min<size_t>(4, f.size(0)))
+          ++ok;
       }
     });
   for (auto& t : clients) t.join();
   EXPECT_EQ(ok.load(), 24);
 
   // Bad requests -> 400 with a JSON error.
-  auto bad = cli.Post("/score", R"({"task": "x", "frames": "AAAA", "shape": [1, 2, 2, 3]})", "application/json");
+  auto bad =
+      cli.Post("/score", R"({"task": "x", "frames": "AAAA", "shape": [1, 2, 2, 3]})", "application/json");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
   EXPECT_TRUE(json::parse(bad->body).contains("error"));
@@ -127,7 +132,6 @@ TEST_F(Serve, FullQueueAnswers503AndOversizedBody413) {
   r.server.stop();
 }
 
-
 // Requests over the frame limit get 413 before any decoding or scoring; fields of the wrong
 // JSON type are named; a stopped server answers 503 instead of leaving a request hanging.
 TEST_F(Serve, FrameLimitFieldTypesAndStop) {
@@ -136,11 +140,14 @@ TEST_F(Serve, FrameLimitFieldTypesAndStop) {
   Running r(*bundle_, o);
   httplib::Client cli("127.0.0.1", r.port);
   cli.set_read_timeout(60, 0);
-  auto many = cli.Post("/score", frames_request(robometer::test::test_frames(6), "wipe").dump(), "application/json");
+  auto many =
+      cli.Post("/score", frames_request(robometer::test::test_frames(6), "wipe").dump(), "application/json");
   ASSERT_TRUE(many);
   EXPECT_EQ(many->status, 413);
-  EXPECT_NE(json::parse(many->body)["error"].get<std::string>().find("limit is 5"), std::string::npos) << many->body;
-  auto ok = cli.Post("/score", frames_request(robometer::test::test_frames(5), "wipe").dump(), "application/json");
+  EXPECT_NE(json::parse(many->body)["error"].get<std::string>().find("limit is 5"), std::string::npos)
+      << many->body;
+  auto ok =
+      cli.Post("/score", frames_request(robometer::test::test_frames(5), "wipe").dump(), "application/json");
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200) << ok->body;
 
@@ -149,7 +156,8 @@ TEST_F(Serve, FrameLimitFieldTypesAndStop) {
   auto typed = cli.Post("/score", bad.dump(), "application/json");
   ASSERT_TRUE(typed);
   EXPECT_EQ(typed->status, 400);
-  EXPECT_NE(json::parse(typed->body)["error"].get<std::string>().find("\"mode\" must be a string"), std::string::npos)
+  EXPECT_NE(json::parse(typed->body)["error"].get<std::string>().find("\"mode\" must be a string"),
+            std::string::npos)
       << typed->body;
 
   r.server.set_paused(true);
@@ -159,11 +167,13 @@ TEST_F(Serve, FrameLimitFieldTypesAndStop) {
   });
   httplib::Client c2("127.0.0.1", r.port);
   c2.set_read_timeout(30, 0);
-  auto late_res = c2.Post("/score", frames_request(robometer::test::test_frames(2), "wipe").dump(), "application/json");
+  auto late_res =
+      c2.Post("/score", frames_request(robometer::test::test_frames(2), "wipe").dump(), "application/json");
   late.join();
   // Queued before stop: 500 "server stopping"; arriving after it: 503. Never a hang.
   if (late_res) {
-    EXPECT_TRUE(late_res->status == 500 || late_res->status == 503) << late_res->status << " " << late_res->body;
+    EXPECT_TRUE(late_res->status == 500 || late_res->status == 503)
+        << late_res->status << " " << late_res->body;
   }
 }
 

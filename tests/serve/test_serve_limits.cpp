@@ -43,14 +43,17 @@ TEST_F(Limits, HugeFrameAndHugeTaskAre413AndTheServerKeepsAnswering) {
   auto res = cli.Post("/score", body, "application/json");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 413) << res->body;
-  EXPECT_NE(error_of(res).find("the limit is 2073600 (raise it with serve --max-frame-pixels)"), std::string::npos)
+  EXPECT_NE(error_of(res).find("the limit is 2073600 (raise it with serve --max-frame-pixels)"),
+            std::string::npos)
       << res->body;
 
-  auto task = cli.Post("/score", frames_request(robometer::test::test_frames(2), std::string(100000, 'a')).dump(),
-                       "application/json");
+  auto task =
+      cli.Post("/score", frames_request(robometer::test::test_frames(2), std::string(100000, 'a')).dump(),
+               "application/json");
   ASSERT_TRUE(task);
   EXPECT_EQ(task->status, 413) << task->body;
-  EXPECT_NE(error_of(task).find("length in characters: 100000; the limit is 2048 (raise it with serve --max-task-chars)"),
+  EXPECT_NE(error_of(task).find(
+                "length in characters: 100000; the limit is 2048 (raise it with serve --max-task-chars)"),
             std::string::npos)
       << task->body;
 
@@ -61,19 +64,23 @@ TEST_F(Limits, HugeFrameAndHugeTaskAre413AndTheServerKeepsAnswering) {
   few_tokens.limits.max_task_tokens = 8;
   Running t(*bundle_, few_tokens);
   auto tcli = t.client();
-  auto tok = tcli.Post("/score", frames_request(robometer::test::test_frames(2), "pick up the red block and put it in the bowl").dump(),
-                       "application/json");
+  auto tok = tcli.Post(
+      "/score",
+      frames_request(robometer::test::test_frames(2), "pick up the red block and put it in the bowl").dump(),
+      "application/json");
   ASSERT_TRUE(tok);
   EXPECT_EQ(tok->status, 413) << tok->body;
   EXPECT_NE(error_of(tok).find("--max-task-tokens"), std::string::npos) << tok->body;
   // 2048 characters of 3 bytes each: within the character limit (so a 413 can only be tokens).
-  auto chars = cli.Post("/score", frames_request(robometer::test::test_frames(2), wide).dump(), "application/json");
+  auto chars =
+      cli.Post("/score", frames_request(robometer::test::test_frames(2), wide).dump(), "application/json");
   ASSERT_TRUE(chars);
   if (chars->status != 200) {
     EXPECT_EQ(chars->status, 413) << chars->body;
     EXPECT_NE(error_of(chars).find("--max-task-tokens"), std::string::npos) << chars->body;
   }
-  auto ok = cli.Post("/score", frames_request(robometer::test::test_frames(3), "open the drawer").dump(), "application/json");
+  auto ok = cli.Post("/score", frames_request(robometer::test::test_frames(3), "open the drawer").dump(),
+                     "application/json");
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200) << ok->body;
   EXPECT_TRUE(healthy(r));
@@ -92,7 +99,8 @@ TEST_F(Limits, RequestTokensAndPixelsAre413) {
   auto res = cli.Post("/score", dense.dump(), "application/json");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 413) << res->body;
-  EXPECT_NE(error_of(res).find("visual tokens in one request (20 frames of 4 tokens): 80; the limit is 64"), std::string::npos)
+  EXPECT_NE(error_of(res).find("visual tokens in one request (20 frames of 4 tokens): 80; the limit is 64"),
+            std::string::npos)
       << res->body;
   dense = frames_request(robometer::test::test_frames(4), "wipe");
   dense["mode"] = "dense";
@@ -150,7 +158,8 @@ TEST_F(Limits, BatchTokenBudgetSplitsBatches) {
     for (int i = 0; i < 3; ++i)
       clients.emplace_back([&, i] {
         auto c = r.client(120);
-        auto res = c.Post("/score", frames_request(robometer::test::test_frames(4, 64, i), "wipe").dump(), "application/json");
+        auto res = c.Post("/score", frames_request(robometer::test::test_frames(4, 64, i), "wipe").dump(),
+                          "application/json");
         if (res && res->status == 200) ++ok;
       });
     auto cli = r.client();
@@ -190,7 +199,8 @@ std::string read_until_closed(int fd, int ms, bool* closed) {
   const auto until = Clock::now() + std::chrono::milliseconds(ms);
   while (Clock::now() < until) {
     pollfd p{fd, POLLIN, 0};
-    const int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count());
+    const int left =
+        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count());
     if (::poll(&p, 1, std::max(1, left)) <= 0) continue;
     char buf[1024];
     const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
@@ -273,7 +283,9 @@ TEST_F(Limits, ConnectionCapsPerClientAndTotal) {
       if (closed && !reply.empty()) break;
     }
     EXPECT_EQ(reply.rfind(per_client ? "HTTP/1.1 429" : "HTTP/1.1 503", 0), 0u) << reply;
-    EXPECT_NE(reply.find(per_client ? "--max-connections-per-client" : "--max-connections"), std::string::npos) << reply;
+    EXPECT_NE(reply.find(per_client ? "--max-connections-per-client" : "--max-connections"),
+              std::string::npos)
+        << reply;
     for (int fd : idle) ::close(fd);
     bool back = false;
     for (int i = 0; i < 100 && !back; ++i) {
@@ -291,12 +303,14 @@ struct Hostile {
   const char* path;
   std::string body;
   const char* content_type;
-  int status;              // expected status
-  const char* message;     // a part of the expected error
+  int status;           // expected status
+  const char* message;  // a part of the expected error
 };
 
 std::string frames_body(const std::vector<int64_t>& shape, int64_t bytes, const std::string& extra = "") {
-  json j = {{"task", "wipe"}, {"frames", base64_encode(std::string(static_cast<size_t>(bytes), '\x10'))}, {"shape", shape}};
+  json j = {{"task", "wipe"},
+            {"frames", base64_encode(std::string(static_cast<size_t>(bytes), '\x10'))},
+            {"shape", shape}};
   std::string s = j.dump();
   if (!extra.empty()) s = s.substr(0, s.size() - 1) + "," + extra + "}";
   return s;
@@ -305,11 +319,14 @@ std::string frames_body(const std::vector<int64_t>& shape, int64_t bytes, const 
 std::string npy_sample_body(const std::string& npy) {
   // A multipart body as requests.post(files=..., data=...) builds it.
   const std::string b = "robometerboundary";
-  const json sample = {{"sample_type", "progress"},
-                       {"trajectory", {{"task", "wipe"}, {"frames", {{"__numpy_file__", "sample_0_trajectory_frames"}}}}}};
-  return "--" + b + "\r\nContent-Disposition: form-data; name=\"sample_0\"\r\n\r\n" + sample.dump() + "\r\n--" + b +
-         "\r\nContent-Disposition: form-data; name=\"use_frame_steps\"\r\n\r\nfalse\r\n--" + b +
-         "\r\nContent-Disposition: form-data; name=\"sample_0_trajectory_frames\"; filename=\"sample_0_trajectory_frames.npy\"\r\n"
+  const json sample = {
+      {"sample_type", "progress"},
+      {"trajectory", {{"task", "wipe"}, {"frames", {{"__numpy_file__", "sample_0_trajectory_frames"}}}}}};
+  return "--" + b + "\r\nContent-Disposition: form-data; name=\"sample_0\"\r\n\r\n" + sample.dump() +
+         "\r\n--" + b + "\r\nContent-Disposition: form-data; name=\"use_frame_steps\"\r\n\r\nfalse\r\n--" +
+         b +
+         "\r\nContent-Disposition: form-data; name=\"sample_0_trajectory_frames\"; "
+         "filename=\"sample_0_trajectory_frames.npy\"\r\n"
          "Content-Type: application/octet-stream\r\n\r\n" +
          npy + "\r\n--" + b + "--\r\n";
 }
@@ -329,69 +346,84 @@ TEST_F(Limits, HostileRequestsGetOneLine4xx) {
   const char* mp = "multipart/form-data; boundary=robometerboundary";
   const std::string good_npy = npy_encode_uint8(robometer::test::test_frames(2, 32));
   std::vector<Hostile> table = {
-      {"invalid UTF-8 in the task", "/score", "{\"task\": \"\xff\xfe wipe\", \"video\": \"AAAA\"}", "application/json", 400, "bad JSON"},
+      {"invalid UTF-8 in the task", "/score", "{\"task\": \"\xff\xfe wipe\", \"video\": \"AAAA\"}",
+       "application/json", 400, "bad JSON"},
       {"invalid UTF-8 outside strings", "/score", "{\xc3\x28: 1}", "application/json", 400, "bad JSON"},
-      {"overflowing shape", "/score", frames_body({4611686018427387904LL, 4611686018427387904LL, 4611686018427387904LL, 3}, 3),
+      {"overflowing shape", "/score",
+       frames_body({4611686018427387904LL, 4611686018427387904LL, 4611686018427387904LL, 3}, 3),
        "application/json", 413, "frames in one request"},
-      {"overflowing pixels", "/score", frames_body({1, 4294967296LL, 4294967296LL, 3}, 3), "application/json", 413,
-       "--max-frame-pixels"},
+      {"overflowing pixels", "/score", frames_body({1, 4294967296LL, 4294967296LL, 3}, 3), "application/json",
+       413, "--max-frame-pixels"},
       {"shape above int64", "/score",
-       "{\"task\": \"wipe\", \"frames\": \"AAAA\", \"shape\": [18446744073709551615, 1, 1, 3]}", "application/json", 400,
-       "integers expected"},
-      {"float shape", "/score", "{\"task\": \"wipe\", \"frames\": \"AAAA\", \"shape\": [1.5, 2, 2, 3]}", "application/json", 400,
-       "integers expected"},
+       "{\"task\": \"wipe\", \"frames\": \"AAAA\", \"shape\": [18446744073709551615, 1, 1, 3]}",
+       "application/json", 400, "integers expected"},
+      {"float shape", "/score", "{\"task\": \"wipe\", \"frames\": \"AAAA\", \"shape\": [1.5, 2, 2, 3]}",
+       "application/json", 400, "integers expected"},
       {"negative shape", "/score", frames_body({1, -2, 2, 3}, 12), "application/json", 400, "positive"},
       {"aspect ratio over 200", "/score", frames_body({1, 2, 402, 3}, 2 * 402 * 3), "application/json", 400,
        "aspect ratio above 200"},
-      {"bytes do not match the shape", "/score", frames_body({1, 4, 4, 3}, 5), "application/json", 400, "shape needs 48"},
-      {"task of the wrong type", "/score", "{\"task\": 5, \"video\": \"AAAA\"}", "application/json", 400, "\"task\" must be a string"},
-      {"frames of the wrong type", "/score", "{\"task\": \"wipe\", \"frames\": [1, 2]}", "application/json", 400,
-       "\"frames\" must be a string"},
-      {"shape of the wrong type", "/score", "{\"task\": \"wipe\", \"frames\": \"AAAA\", \"shape\": \"1,2,2,3\"}",
-       "application/json", 400, "needs \"shape\""},
-      {"mode of the wrong type", "/score", frames_body({1, 4, 4, 3}, 48, "\"mode\": []"), "application/json", 400,
-       "\"mode\" must be a string"},
-      {"unknown mode", "/score", frames_body({1, 4, 4, 3}, 48, "\"mode\": \"fast\""), "application/json", 400, "linspace"},
+      {"bytes do not match the shape", "/score", frames_body({1, 4, 4, 3}, 5), "application/json", 400,
+       "shape needs 48"},
+      {"task of the wrong type", "/score", "{\"task\": 5, \"video\": \"AAAA\"}", "application/json", 400,
+       "\"task\" must be a string"},
+      {"frames of the wrong type", "/score", "{\"task\": \"wipe\", \"frames\": [1, 2]}", "application/json",
+       400, "\"frames\" must be a string"},
+      {"shape of the wrong type", "/score",
+       "{\"task\": \"wipe\", \"frames\": \"AAAA\", \"shape\": \"1,2,2,3\"}", "application/json", 400,
+       "needs \"shape\""},
+      {"mode of the wrong type", "/score", frames_body({1, 4, 4, 3}, 48, "\"mode\": []"), "application/json",
+       400, "\"mode\" must be a string"},
+      {"unknown mode", "/score", frames_body({1, 4, 4, 3}, 48, "\"mode\": \"fast\""), "application/json", 400,
+       "linspace"},
       {"body is an array", "/score", "[1, 2, 3]", "application/json", 400, "JSON object"},
       {"body is empty", "/score", "", "application/json", 400, "bad JSON"},
       {"deep nesting", "/score", std::string(100000, '[') + std::string(100000, ']'), "application/json", 400,
        "nested deeper"},
-      {"special token in the task", "/score", "{\"task\": \"wipe<|image_pad|>\", \"frames\": \"AAAA\", \"shape\": [1, 1, 1, 3]}",
-       "application/json", 400, "special token"},
-      {"bad base64", "/score", "{\"task\": \"wipe\", \"frames\": \"AA$A\", \"shape\": [1, 1, 1, 3]}", "application/json", 400,
-       "base64"},
-      {"not a video", "/score", "{\"task\": \"wipe\", \"video\": \"AAAAAAAA\"}", "application/json", 400, "\"video\""},
+      {"special token in the task", "/score",
+       "{\"task\": \"wipe<|image_pad|>\", \"frames\": \"AAAA\", \"shape\": [1, 1, 1, 3]}", "application/json",
+       400, "special token"},
+      {"bad base64", "/score", "{\"task\": \"wipe\", \"frames\": \"AA$A\", \"shape\": [1, 1, 1, 3]}",
+       "application/json", 400, "base64"},
+      {"not a video", "/score", "{\"task\": \"wipe\", \"video\": \"AAAAAAAA\"}", "application/json", 400,
+       "\"video\""},
       {"unknown path", "/nope", "{}", "application/json", 404, "not found"},
-      {"samples not a list", "/evaluate_batch", "{\"samples\": 3}", "application/json", 400, "non-empty list"},
-      {"unknown sample type", "/evaluate_batch", "{\"samples\": [{\"sample_type\": \"similarity\"}]}", "application/json", 400,
-       "Unsupported sample_type: similarity"},
+      {"samples not a list", "/evaluate_batch", "{\"samples\": 3}", "application/json", 400,
+       "non-empty list"},
+      {"unknown sample type", "/evaluate_batch", "{\"samples\": [{\"sample_type\": \"similarity\"}]}",
+       "application/json", 400, "Unsupported sample_type: similarity"},
       {"frames as file paths", "/evaluate_batch",
-       "{\"samples\": [{\"sample_type\": \"progress\", \"trajectory\": {\"task\": \"wipe\", \"frames\": [\"/etc/passwd\"]}}]}",
+       "{\"samples\": [{\"sample_type\": \"progress\", \"trajectory\": {\"task\": \"wipe\", \"frames\": "
+       "[\"/etc/passwd\"]}}]}",
        "application/json", 400, "file paths are not accepted"},
       {"ragged nested frames", "/evaluate_batch",
        "{\"samples\": [{\"sample_type\": \"progress\", \"trajectory\": {\"task\": \"wipe\", \"frames\": "
        "[[[[1,2,3],[1,2,3]]],[[[1,2,3]]]]}}]}",
        "application/json", 400, "different widths"},
-      {"use_frame_steps of the wrong type", "/evaluate_batch", "{\"samples\": [], \"use_frame_steps\": 5}", "application/json",
-       400, "use_frame_steps"},
+      {"use_frame_steps of the wrong type", "/evaluate_batch", "{\"samples\": [], \"use_frame_steps\": 5}",
+       "application/json", 400, "use_frame_steps"},
       {"npy endpoint without multipart", "/evaluate_batch_npy", "{}", "application/json", 400, "multipart"},
-      {"npy with a bad magic", "/evaluate_batch_npy", npy_sample_body("NOTNUMPY" + good_npy.substr(8)), mp, 400, "magic"},
+      {"npy with a bad magic", "/evaluate_batch_npy", npy_sample_body("NOTNUMPY" + good_npy.substr(8)), mp,
+       400, "magic"},
       {"npy big-endian", "/evaluate_batch_npy",
-       npy_sample_body(npy_with_header("{'descr': '>f8', 'fortran_order': False, 'shape': (1, 2, 2, 3), }", 96)), mp, 400,
-       "dtype '>f8'"},
-      {"npy data shorter than its shape", "/evaluate_batch_npy",
-       npy_sample_body(npy_with_header("{'descr': '|u1', 'fortran_order': False, 'shape': (1, 2, 2, 3), }", 5)), mp, 400,
-       "shape and dtype need 12"},
-      {"npy shape overflow", "/evaluate_batch_npy",
        npy_sample_body(
-           npy_with_header("{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776, 1099511627776, 3), }", 8)),
+           npy_with_header("{'descr': '>f8', 'fortran_order': False, 'shape': (1, 2, 2, 3), }", 96)),
+       mp, 400, "dtype '>f8'"},
+      {"npy data shorter than its shape", "/evaluate_batch_npy",
+       npy_sample_body(
+           npy_with_header("{'descr': '|u1', 'fortran_order': False, 'shape': (1, 2, 2, 3), }", 5)),
+       mp, 400, "shape and dtype need 12"},
+      {"npy shape overflow", "/evaluate_batch_npy",
+       npy_sample_body(npy_with_header(
+           "{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776, 1099511627776, 3), }", 8)),
        mp, 400, "overflows"},
       {"npy huge frame", "/evaluate_batch_npy",
-       npy_sample_body(npy_with_header("{'descr': '|u1', 'fortran_order': False, 'shape': (1, 4096, 4096, 3), }", 0)), mp, 400,
-       "shape and dtype need"},
+       npy_sample_body(
+           npy_with_header("{'descr': '|u1', 'fortran_order': False, 'shape': (1, 4096, 4096, 3), }", 0)),
+       mp, 400, "shape and dtype need"},
       {"npy with too many frames", "/evaluate_batch_npy",
-       npy_sample_body(npy_with_header("{'descr': '|u1', 'fortran_order': False, 'shape': (600, 1, 1, 3), }", 1800)), mp, 413,
-       "frames in one request: 600"},
+       npy_sample_body(
+           npy_with_header("{'descr': '|u1', 'fortran_order': False, 'shape': (600, 1, 1, 3), }", 1800)),
+       mp, 413, "frames in one request: 600"},
       {"npy reference to a missing file", "/evaluate_batch",
        "{\"samples\": [{\"sample_type\": \"progress\", \"trajectory\": {\"task\": \"wipe\", \"frames\": "
        "{\"__numpy_file__\": \"x\"}}}]}",

@@ -50,7 +50,8 @@ class Sessions : public test::TinyModelSuite {
   };
 };
 
-void expect_equal_to_all(const json& progress, const json& success, const eval::ScoreResult& all, size_t from) {
+void expect_equal_to_all(const json& progress, const json& success, const eval::ScoreResult& all,
+                         size_t from) {
   for (size_t i = 0; i < progress.size(); ++i) {
     const double p = all.progress[from + i], s = all.success[from + i];
     EXPECT_LE(std::abs(progress[i].get<double>() - p), 1e-5 * p) << "frame " << from + i;
@@ -118,7 +119,8 @@ TEST_F(Sessions, StreamOverHttpEqualsAllModeAndBatchesConcurrentSessions) {
       const std::string sid = json::parse(o->body)["session"];
       json prog = json::array(), succ = json::array();
       for (int t = 0; t < 3; ++t) {
-        auto rr = cli.Post(("/sessions/" + sid + "/frames").c_str(), raw_frames(f[t]).dump(), "application/json");
+        auto rr =
+            cli.Post(("/sessions/" + sid + "/frames").c_str(), raw_frames(f[t]).dump(), "application/json");
         if (!rr || rr->status != 200) return void(errors[c] = rr ? rr->body : "no reply");
         const json bb = json::parse(rr->body);
         prog.push_back(bb["progress"][0]);
@@ -129,7 +131,8 @@ TEST_F(Sessions, StreamOverHttpEqualsAllModeAndBatchesConcurrentSessions) {
   for (auto& t : clients) t.join();
   for (int c = 0; c < 8; ++c) {
     ASSERT_EQ(errors[c], "") << "client " << c;
-    const auto want = srv.scorer.all_frames(frames.slice(0, c % 2, c % 2 + 3), c < 4 ? "open the drawer" : "fold the towel");
+    const auto want = srv.scorer.all_frames(frames.slice(0, c % 2, c % 2 + 3),
+                                            c < 4 ? "open the drawer" : "fold the towel");
     expect_equal_to_all(got[c]["progress"], got[c]["success"], want, 0);
   }
   const int batches = srv.get("/sessions")["batches"].get<int>() - before;
@@ -143,7 +146,9 @@ TEST_F(Sessions, StreamOverHttpEqualsAllModeAndBatchesConcurrentSessions) {
   EXPECT_EQ(r->status, 404);
 }
 
-bool contains(const httplib::Result& r, const std::string& s) { return r && r->body.find(s) != std::string::npos; }
+bool contains(const httplib::Result& r, const std::string& s) {
+  return r && r->body.find(s) != std::string::npos;
+}
 
 TEST_F(Sessions, LimitsAnswerWithTheirStatusAndFlag) {
   ServerOptions o;

@@ -42,9 +42,7 @@ bool mentions(const std::vector<std::string>& lines, const std::string& what) {
   return false;
 }
 
-void write(const fs::path& p, const std::string& s) {
-  std::ofstream(p, std::ios::binary) << s;
-}
+void write(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p);
@@ -318,17 +316,20 @@ TEST(Checkpoint, KeepBestByMetricBesidesTheLastN) {
   r.keep_last_n = 2;
   r.keep_best = 2;
   r.best_metric = "eval_kendall_tau";
-  for (size_t i = 0; i < tau.size(); ++i) save_with(run.path(), static_cast<int64_t>(i + 1), tau[i], r, "eval_kendall_tau");
+  for (size_t i = 0; i < tau.size(); ++i)
+    save_with(run.path(), static_cast<int64_t>(i + 1), tau[i], r, "eval_kendall_tau");
   EXPECT_EQ(kept(run.path()), (std::vector<int64_t>{2, 4, 6, 7}));  // best: 2 (0.9), 4 (0.8); last: 6, 7
 
   TempDir loss_run;
   r.best_metric = "eval_loss";  // lower is better
-  for (size_t i = 0; i < tau.size(); ++i) save_with(loss_run.path(), static_cast<int64_t>(i + 1), tau[i], r, "eval_loss");
+  for (size_t i = 0; i < tau.size(); ++i)
+    save_with(loss_run.path(), static_cast<int64_t>(i + 1), tau[i], r, "eval_loss");
   EXPECT_EQ(kept(loss_run.path()), (std::vector<int64_t>{1, 5, 6, 7}));  // best: 1 (0.1), 5 (0.2)
 
   TempDir none;
   r.keep_best = 0;
-  for (size_t i = 0; i < tau.size(); ++i) save_with(none.path(), static_cast<int64_t>(i + 1), tau[i], r, "eval_loss");
+  for (size_t i = 0; i < tau.size(); ++i)
+    save_with(none.path(), static_cast<int64_t>(i + 1), tau[i], r, "eval_loss");
   EXPECT_EQ(kept(none.path()), (std::vector<int64_t>{6, 7}));
 }
 

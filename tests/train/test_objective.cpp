@@ -60,14 +60,12 @@ TEST(Objective, ProgressLossMeanAndReferenceScale) {
   ProgCase c;
   auto both = T({1.f, 1.f}, {2});
   // mean: Σ m_b mean_t CE / Σ m_b = (s0 + s1)/2; reference divides again by K = 2.
-  EXPECT_NEAR(progress_loss(c.z, c.q, both, ProgressLossScale::Mean).item<double>(),
-              (c.s0 + c.s1) / 2, 1e-6);
-  EXPECT_NEAR(progress_loss(c.z, c.q, both, ProgressLossScale::Reference).item<double>(),
-              (c.s0 + c.s1) / 4, 1e-6);
+  EXPECT_NEAR(progress_loss(c.z, c.q, both, ProgressLossScale::Mean).item<double>(), (c.s0 + c.s1) / 2, 1e-6);
+  EXPECT_NEAR(progress_loss(c.z, c.q, both, ProgressLossScale::Reference).item<double>(), (c.s0 + c.s1) / 4,
+              1e-6);
   auto first = T({1.f, 0.f}, {2});
   EXPECT_NEAR(progress_loss(c.z, c.q, first, ProgressLossScale::Mean).item<double>(), c.s0, 1e-6);
-  EXPECT_NEAR(progress_loss(c.z, c.q, first, ProgressLossScale::Reference).item<double>(),
-              c.s0 / 2, 1e-6);
+  EXPECT_NEAR(progress_loss(c.z, c.q, first, ProgressLossScale::Reference).item<double>(), c.s0 / 2, 1e-6);
 }
 
 // The original's per-frame mask (rbm_heads_trainer.py _compute_progress_loss: mask = mask *
@@ -238,8 +236,7 @@ TEST(Objective, GradientsReachOnlySupervisedTokens) {
 
 TEST(Objective, NaNComponentIsZeroedAndReported) {
   PairCase c;
-  c.out.preference_logit =
-      T({std::numeric_limits<float>::quiet_NaN(), 0.f}, {2}).requires_grad_(true);
+  c.out.preference_logit = T({std::numeric_limits<float>::quiet_NaN(), 0.f}, {2}).requires_grad_(true);
   Objective obj;
   auto r = obj(c.out, c.batch);
   EXPECT_TRUE(r.preference_nan);

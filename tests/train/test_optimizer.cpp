@@ -78,8 +78,7 @@ TEST(Optimizer, LayerNormParametersAreExemptFromDecayByModuleType) {
   EXPECT_EQ(wd["2.weight"], 0.1);
   AdamW opt(named(*head), cfg);  // and the optimizer groups them so
   for (const auto& g : opt.groups())
-    for (auto i : g.params)
-      EXPECT_EQ(g.weight_decay, wd[opt.params()[i].name]) << opt.params()[i].name;
+    for (auto i : g.params) EXPECT_EQ(g.weight_decay, wd[opt.params()[i].name]) << opt.params()[i].name;
 }
 
 TEST(Optimizer, MatchesTorchAdamW) {

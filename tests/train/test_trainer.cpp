@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/test_util.h"
@@ -218,7 +218,8 @@ TEST_F(TrainerTest, OptimizerOptionsExemptTheHeadsLayerNormsFromDecay) {
   for (const char* head : {"progress_head", "success_head", "preference_head"})
     for (const char* p : {".1.weight", ".1.bias"})
       EXPECT_NE(std::find(oc.no_decay_names.begin(), oc.no_decay_names.end(), std::string(head) + p),
-                oc.no_decay_names.end()) << head << p;
+                oc.no_decay_names.end())
+          << head << p;
 }
 
 void flip_last_byte(const fs::path& p) {
@@ -281,11 +282,12 @@ TEST_F(TrainerTest, DamagedCheckpointIsSkippedAndAllDamagedRefusesResumeAuto) {
   TempDir b;
   run(b.path(), 2, "");
   flip_last_byte(b.path() / "checkpoints" / "step_00000002" / "model.safetensors");
-  robometer::test::expect_throw_contains([&] { run(b.path(), 3, "auto"); },
-                                         {"no usable checkpoint", "step_00000002", "model.safetensors",
-                                          "--resume none"});
-  robometer::test::expect_throw_contains([&] { run(b.path(), 3, b.path().string() + "/checkpoints/step_00000002"); },
-                                         {"model.safetensors", "content hash"});
+  robometer::test::expect_throw_contains(
+      [&] { run(b.path(), 3, "auto"); },
+      {"no usable checkpoint", "step_00000002", "model.safetensors", "--resume none"});
+  robometer::test::expect_throw_contains(
+      [&] { run(b.path(), 3, b.path().string() + "/checkpoints/step_00000002"); },
+      {"model.safetensors", "content hash"});
   const auto fresh = run(b.path(), 3, "none");
   EXPECT_EQ(fresh.first_step, 0);
   EXPECT_EQ(fresh.last_step, 3);

@@ -10,8 +10,8 @@
 namespace robometer::config {
 
 struct DatasetEntry {
-  std::string path;      // a manifest directory (robometer ingest/synth output)
-  double weight = 1.0;   // sampling weight of this dataset
+  std::string path;     // a manifest directory (robometer ingest/synth output)
+  double weight = 1.0;  // sampling weight of this dataset
   template <class V>
   void visit(V& v) {
     v("path", path, doc("manifest directory").existing_path());
@@ -59,8 +59,8 @@ struct DataConfig {
   std::map<std::string, double> success_cutoffs;  // per data source, default 1.0
   std::vector<std::string> preference_only_sources;
   double max_bad_fraction = 0.05;
-  int samples_per_epoch = 0;  // 0: number of trajectories
-  bool autorotate = true;     // apply a video's display rotation, as the ffmpeg CLI does
+  int samples_per_epoch = 0;   // 0: number of trajectories
+  bool autorotate = true;      // apply a video's display rotation, as the ffmpeg CLI does
   std::string index = "auto";  // trajectories.rbmidx: auto (build/rebuild) | require | off (JSONL)
   std::string mixing = "rbm";  // rbm: trajectory first (the original's default); strategy_first
   // Per data source: preference_only | suboptimal_fail | preference_only+suboptimal_fail | none
@@ -87,12 +87,13 @@ struct DataConfig {
     v("max_bad_fraction", max_bad_fraction, doc("abort above this share of bad videos").range(0, 1));
     v("samples_per_epoch", samples_per_epoch, doc("0 = number of trajectories").non_negative());
     v("autorotate", autorotate, doc("apply the display rotation stored with a video"));
-    v("index", index, doc("binary trajectory index: auto (build or rebuild when stale), require, off (parse JSONL)")
-                          .choices({"auto", "require", "off"}));
+    v("index", index,
+      doc("binary trajectory index: auto (build or rebuild when stale), require, off (parse JSONL)")
+          .choices({"auto", "require", "off"}));
     v("mixing", mixing, doc("how pairs are drawn").choices({"rbm", "strategy_first"}));
     v("source_categories", source_categories,
-      doc("per-source category").choices({"preference_only", "suboptimal_fail",
-                                          "preference_only+suboptimal_fail", "none"}));
+      doc("per-source category")
+          .choices({"preference_only", "suboptimal_fail", "preference_only+suboptimal_fail", "none"}));
     v("partial_success_progress_match", partial_success_progress_match,
       doc("partial_success gives progress labels only on sources whose name contains this"));
     v("min_frames", min_frames, doc("drop trajectories with <= this many frames").non_negative());
@@ -106,7 +107,7 @@ struct LoraConfig {
   int r = 32;
   double alpha = 64;
   double dropout = 0.05;
-  std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj",
+  std::vector<std::string> targets = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                       "gate_proj", "up_proj", "down_proj"};
   template <class V>
   void visit(V& v) {
@@ -119,14 +120,14 @@ struct LoraConfig {
 };
 
 struct ModelConfig {
-  std::string config_json;   // HF-style config.json of the backbone (+ Robometer fields)
-  std::string pretrained;    // HF or Robometer safetensors dir; empty = random init
-  std::string tokenizer;     // tokenizer.json; empty = auto (ROBOMETER_TOKENIZER or .deps)
+  std::string config_json;  // HF-style config.json of the backbone (+ Robometer fields)
+  std::string pretrained;   // HF or Robometer safetensors dir; empty = random init
+  std::string tokenizer;    // tokenizer.json; empty = auto (ROBOMETER_TOKENIZER or .deps)
   std::string dtype = "float32";
   std::vector<std::string> freeze = {"model.visual."};
   bool activation_checkpointing = false;
   LoraConfig lora;
-  int min_pixels = 0;        // 0 = processor default
+  int min_pixels = 0;  // 0 = processor default
   int max_pixels = 0;
   template <class V>
   void visit(V& v) {
@@ -154,11 +155,11 @@ struct LossWeights {
 
 struct TrainConfig {
   int max_steps = 1000;
-  int batch_size = 16;        // pairs per device per micro-step
+  int batch_size = 16;  // pairs per device per micro-step
   int grad_accum = 1;
   double lr = 2e-5;
-  double head_lr = 0;         // 0 = lr
-  double vision_lr = 0;       // 0 = lr (only when vision layers are trainable)
+  double head_lr = 0;    // 0 = lr
+  double vision_lr = 0;  // 0 = lr (only when vision layers are trainable)
   double weight_decay = 0.01;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   std::string schedule = "cosine";
@@ -203,10 +204,13 @@ struct TrainConfig {
     v("eval_batches", eval_batches, doc("batches per evaluation").range(1, 1e6));
     v("checkpoint_every", checkpoint_every, doc("steps between checkpoints (0 = end only)").non_negative());
     v("keep_last_n", keep_last_n, doc("checkpoints kept").range(1, 1e6));
-    v("keep_best", keep_best, doc("best checkpoints by best_metric kept besides the last n (0 = none)").range(0, 1e6));
-    v("best_metric", best_metric, doc("eval metric ranking checkpoints (higher is better unless it ends in loss)"));
-    v("nan_rule", nan_rule, doc("original: a NaN progress term drops the pair loss; per_term: only that term")
-                                .choices({"original", "per_term"}));
+    v("keep_best", keep_best,
+      doc("best checkpoints by best_metric kept besides the last n (0 = none)").range(0, 1e6));
+    v("best_metric", best_metric,
+      doc("eval metric ranking checkpoints (higher is better unless it ends in loss)"));
+    v("nan_rule", nan_rule,
+      doc("original: a NaN progress term drops the pair loss; per_term: only that term")
+          .choices({"original", "per_term"}));
     v("nan_abort_after", nan_abort_after, doc("consecutive non-finite steps before abort").range(1, 1e6));
     v("log_every", log_every, doc("steps between log lines").range(1, 1e9));
   }
@@ -229,10 +233,14 @@ struct DistConfig {
 struct EvalConfig {
   double success_threshold = 0.5;
   int voc_prefixes = 5;
-  int max_trajectories = 0;  // 0 = all
+  int max_trajectories = 0;           // 0 = all
   std::string protocol = "original";  // original (compile_results.py) | robometer_cpp
   // Frames at inference (score, serve, eval): native size into smart_resize by default.
-  ResizeConfig resize = [] { ResizeConfig r; r.mode = "none"; return r; }();
+  ResizeConfig resize = [] {
+    ResizeConfig r;
+    r.mode = "none";
+    return r;
+  }();
   template <class V>
   void visit(V& v) {
     v("protocol", protocol, doc("evaluation protocol").choices({"original", "robometer_cpp"}));

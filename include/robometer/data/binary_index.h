@@ -50,7 +50,7 @@ struct IndexRecord {  // 72 bytes
   double from_s, to_s;
   int64_t num_frames;
   double fps;
-  float partial_success;  // valid when has_partial
+  float partial_success;                                     // valid when has_partial
   uint8_t has_partial, quality, is_robot, path_is_relative;  // relative: to the manifest dir
 };
 #pragma pack(pop)
@@ -131,12 +131,19 @@ class IndexImage {
   std::string_view source_name(uint32_t s) const { return str(source_names_[s].off, source_names_[s].len); }
 
   // CSR groups: positions (ascending) of group g.
-  enum Table { ByTask, SuccessfulByTask, UnsuccessfulByTask, BySource, SuccessfulBySource,
-               BothOutcomesBySource, kNumTables };
+  enum Table {
+    ByTask,
+    SuccessfulByTask,
+    UnsuccessfulByTask,
+    BySource,
+    SuccessfulBySource,
+    BothOutcomesBySource,
+    kNumTables
+  };
   Span<int64_t> group(Table t, uint32_t g) const;
   Span<uint32_t> tasks_of_source(uint32_t s) const;  // task ids, ascending
   Span<uint32_t> tasks_with_successful() const { return tasks_with_successful_; }
-  Span<int64_t> by_id() const { return by_id_; }          // positions sorted by id
+  Span<int64_t> by_id() const { return by_id_; }                       // positions sorted by id
   uint8_t source_flags(uint32_t s) const { return source_flags_[s]; }  // 1: unsuccessful, 2: partial
   int64_t source_frames(uint32_t s) const { return source_frames_[s]; }
   int64_t task_frames(uint32_t t) const { return task_frames_[t]; }

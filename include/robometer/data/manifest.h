@@ -21,10 +21,10 @@ namespace robometer::data {
 constexpr int kManifestVersion = 1;
 
 struct Manifest {
-  std::string dir;                        // absolute directory of the manifest
+  std::string dir;  // absolute directory of the manifest
   std::string name;
-  nlohmann::json source;                  // free-form provenance
-  std::vector<Trajectory> trajectories;   // video paths resolved to absolute paths
+  nlohmann::json source;                 // free-form provenance
+  std::vector<Trajectory> trajectories;  // video paths resolved to absolute paths
 };
 
 // Throws FormatError naming the file and line of the first bad record.

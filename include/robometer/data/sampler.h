@@ -33,15 +33,15 @@ enum class Mixing {
 
 struct SamplerOptions {
   Mixing mixing = Mixing::StrategyFirst;  // code default; configs default to rbm (base.yaml)
-  int frames_per_clip = 8;      // K: clips are linspace-subsampled to K, then right-padded to K
-  int max_stored_frames = 32;   // the original preprocessing cap (see stored_frame_indices)
+  int frames_per_clip = 8;                // K: clips are linspace-subsampled to K, then right-padded to K
+  int max_stored_frames = 32;             // the original preprocessing cap (see stored_frame_indices)
   // [rewind, suboptimal, different_task, reverse] (the order of enum Strategy); zero disables.
   std::array<double, 4> strategy_ratios{1, 1, 1, 1};
-  std::map<std::string, double> source_weights;  // per data source; overrides manifest weights
-  std::map<std::string, double> success_cutoffs; // per data source c; others use the default
-  double default_success_cutoff = 1.0;           // the original max_success
-  double min_success = 0.5;                      // success frames with g < this are negatives
-  std::set<std::string> preference_only_sources; // progress never supervised on these
+  std::map<std::string, double> source_weights;   // per data source; overrides manifest weights
+  std::map<std::string, double> success_cutoffs;  // per data source c; others use the default
+  double default_success_cutoff = 1.0;            // the original max_success
+  double min_success = 0.5;                       // success frames with g < this are negatives
+  std::set<std::string> preference_only_sources;  // progress never supervised on these
   // is_suboptimal_fail_ds: strategy_first draws its suboptimal pairs from these sources (all
   // sources when none of them is present, as the original).
   std::set<std::string> suboptimal_fail_sources;
@@ -54,7 +54,7 @@ struct SamplerOptions {
   // progress mask (1 where the clip shows the trajectory's last stored frame) for graded clips.
   // The labels [0, ..., 0, p] of a clip ending at the last frame with p < 1 are always used.
   bool last_frame_partial_progress = false;
-  bool is_eval = false;                          // chosen always A (else A/B with p = 0.5)
+  bool is_eval = false;  // chosen always A (else A/B with p = 0.5)
 };
 
 // How a clip walks through its trajectory's stored frames.
@@ -67,7 +67,7 @@ enum class ClipOrder {
 const char* clip_order_name(ClipOrder o);
 
 struct ClipPlan {
-  int64_t trajectory = -1;              // position in the TrajectoryIndex
+  int64_t trajectory = -1;  // position in the TrajectoryIndex
   ClipOrder order = ClipOrder::Forward;
   int64_t num_stored = 0;               // S = min(num_frames, max_stored_frames)
   std::vector<int64_t> stored_indices;  // K entries (after linspace and padding), in [0, S)
@@ -77,7 +77,7 @@ struct ClipPlan {
   std::vector<double> success_mask;     // K: inclusion in the success loss
   float progress_mask = 0.f;
   std::vector<double> progress_frame_mask;  // K: per-frame progress mask (predict_last_frame_mask)
-  int64_t valid_frames = 0;             // frames before right padding
+  int64_t valid_frames = 0;                 // frames before right padding
 };
 
 struct PairPlan {
@@ -108,10 +108,9 @@ class PairSampler {
   std::optional<ClipPlan> make_clip(int64_t trajectory, ClipOrder order, Rng& rng,
                                     bool zero_labels = false) const;
   // The same clip for explicitly given segment indices (stored space, before subsampling).
-  ClipPlan clip_from_segment(int64_t trajectory, ClipOrder order,
-                             const std::vector<int64_t>& segment, bool zero_labels) const;
-  std::optional<PairPlan> sample_for(int64_t trajectory, std::optional<Strategy> preferred,
-                                     Rng& rng) const;
+  ClipPlan clip_from_segment(int64_t trajectory, ClipOrder order, const std::vector<int64_t>& segment,
+                             bool zero_labels) const;
+  std::optional<PairPlan> sample_for(int64_t trajectory, std::optional<Strategy> preferred, Rng& rng) const;
 
   double success_cutoff(const std::string& source) const;
   double source_weight(const std::string& source) const;
@@ -128,8 +127,7 @@ class PairSampler {
                                       std::optional<Strategy> filter,
                                       std::optional<Strategy> preferred) const;
   TrajectoryIndex::Ids eligible(const std::string& source, std::optional<Strategy> s) const;
-  std::optional<PairPlan> create_pair(int64_t chosen, std::optional<Strategy> preferred,
-                                      Rng& rng) const;
+  std::optional<PairPlan> create_pair(int64_t chosen, std::optional<Strategy> preferred, Rng& rng) const;
   std::optional<Rejected> execute(Strategy s, int64_t chosen, Rng& rng) const;
   std::optional<int64_t> same_task_unsuccessful(int64_t ref, Rng& rng) const;
   std::optional<int64_t> different_partial_success(int64_t ref, Rng& rng) const;

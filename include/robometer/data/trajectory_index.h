@@ -67,14 +67,16 @@ class TrajectoryIndex {
   bool is_successful(int64_t i) const { return quality(i) == Quality::Successful; }
 
   const std::vector<std::string>& sources() const { return sources_; }  // sorted; id = position
-  int64_t find_source(std::string_view source) const;                  // -1 when absent
+  int64_t find_source(std::string_view source) const;                   // -1 when absent
   uint32_t num_tasks() const { return image_->num_tasks(); }
   std::string_view task_name(uint32_t task) const { return image_->task_name(task); }
   int64_t find_task(std::string_view task) const;  // task id (rank by name), -1 when absent
 
   Ids by_source(const std::string& source) const;
   Ids by_source(uint32_t source) const { return image_->group(IndexImage::BySource, source); }
-  Ids successful_by_source(uint32_t source) const { return image_->group(IndexImage::SuccessfulBySource, source); }
+  Ids successful_by_source(uint32_t source) const {
+    return image_->group(IndexImage::SuccessfulBySource, source);
+  }
   // Trajectories of the source whose task has both successful and non-successful trajectories.
   Ids both_outcomes_by_source(uint32_t source) const {
     return image_->group(IndexImage::BothOutcomesBySource, source);
@@ -89,11 +91,15 @@ class TrajectoryIndex {
   Ids unsuccessful_by_task(const std::string& task) const;  // suboptimal + failure
   Ids by_task(const std::string& task) const;
   Ids successful_by_task(uint32_t task) const { return image_->group(IndexImage::SuccessfulByTask, task); }
-  Ids unsuccessful_by_task(uint32_t task) const { return image_->group(IndexImage::UnsuccessfulByTask, task); }
+  Ids unsuccessful_by_task(uint32_t task) const {
+    return image_->group(IndexImage::UnsuccessfulByTask, task);
+  }
   Ids by_task(uint32_t task) const { return image_->group(IndexImage::ByTask, task); }
   Span<uint32_t> tasks_with_successful() const { return image_->tasks_with_successful(); }  // task ids
   bool task_has_both(const std::string& task) const;  // successful and non-successful
-  bool task_has_both(uint32_t task) const { return !successful_by_task(task).empty() && !unsuccessful_by_task(task).empty(); }
+  bool task_has_both(uint32_t task) const {
+    return !successful_by_task(task).empty() && !unsuccessful_by_task(task).empty();
+  }
   bool has_unsuccessful() const { return has_unsuccessful_; }
 
   int64_t find(const std::string& id) const;  // -1 when absent

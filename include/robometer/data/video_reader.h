@@ -80,7 +80,7 @@ ResizeSpec parse_resize_spec(const std::string& text, const std::string& what = 
 
 struct VideoReaderOptions {
   ResizeSpec resize;
-  int threads = 1;          // decoder threads (0 = FFmpeg auto); the loader parallelises across files
+  int threads = 1;  // decoder threads (0 = FFmpeg auto); the loader parallelises across files
   double window_from_s = 0.0;
   double window_to_s = -1.0;  // < 0: to the end
   bool flush_early = true;    // see the rules above; false for chunk-by-chunk sequential reads
@@ -106,16 +106,16 @@ class VideoReader {
   VideoReader(VideoReader&&) noexcept;
   VideoReader& operator=(VideoReader&&) noexcept;
 
-  int64_t num_frames() const;      // inside the window
-  double fps() const;              // average frame rate of the stream
-  double duration_s() const;       // inside the window, from pts (last frame's duration included)
-  int source_width() const;        // stored size
+  int64_t num_frames() const;  // inside the window
+  double fps() const;          // average frame rate of the stream
+  double duration_s() const;   // inside the window, from pts (last frame's duration included)
+  int source_width() const;    // stored size
   int source_height() const;
-  int width() const;               // output size after autorotate and resize
+  int width() const;  // output size after autorotate and resize
   int height() const;
   const std::string& codec_name() const;
   const std::string& path() const;
-  std::vector<double> timestamps_s() const;  // presentation time of each frame in the window
+  std::vector<double> timestamps_s() const;       // presentation time of each frame in the window
   std::vector<int64_t> keyframe_indices() const;  // window-relative indices of keyframes
 
   // uint8 RGB frames, layout [N, H, W, 3] (contiguous, HWC), in the order of `indices`.

@@ -81,7 +81,7 @@ struct TrajectoryScores {
   // P(success) at the last frame of the whole trajectory; when absent pred_success.back().
   std::optional<double> final_success;
 
-  double last_progress() const;                 // throws Error when nothing was predicted
+  double last_progress() const;                // throws Error when nothing was predicted
   std::optional<double> last_success() const;  // nullopt without a success head
 };
 
@@ -93,10 +93,10 @@ struct TrajectoryScores {
 std::vector<int64_t> voc_end_points(int64_t stored, int prefixes, bool original);
 
 struct VocResult {
-  std::optional<double> pearson;   // mean over trajectories with a defined value
+  std::optional<double> pearson;  // mean over trajectories with a defined value
   std::optional<double> spearman;
-  int64_t trajectories = 0;        // trajectories considered
-  int64_t pearson_undefined = 0;   // excluded: constant gt or prediction, or < 2 prefixes
+  int64_t trajectories = 0;       // trajectories considered
+  int64_t pearson_undefined = 0;  // excluded: constant gt or prediction, or < 2 prefixes
   int64_t spearman_undefined = 0;
 };
 
@@ -131,8 +131,8 @@ struct RankingResult {
   // Fraction of gold-distinct pairs (within a task) ordered correctly; predicted ties count
   // as wrong.
   std::optional<double> ranking_accuracy;
-  int64_t tasks = 0;          // tasks seen
-  int64_t tasks_ranked = 0;   // tasks with >= 2 trajectories (kendall_tau_a)
+  int64_t tasks = 0;              // tasks seen
+  int64_t tasks_ranked = 0;       // tasks with >= 2 trajectories (kendall_tau_a)
   int64_t tasks_label_tuple = 0;  // tasks with >= 2 quality labels present
   std::map<std::string, double> per_task_tau_a;
 };
@@ -160,9 +160,9 @@ SuccFailDiff success_failure_difference(const std::vector<TrajectoryScores>& tra
 
 struct DetectionResult {
   int64_t tp = 0, fp = 0, tn = 0, fn = 0;
-  std::optional<double> tpr;  // TP/(TP+FN); nullopt without positives
-  std::optional<double> tnr;  // TN/(TN+FP); nullopt without negatives
-  std::optional<double> f1;   // 2TP/(2TP+FP+FN); nullopt when no positives exist or are predicted
+  std::optional<double> tpr;       // TP/(TP+FN); nullopt without positives
+  std::optional<double> tnr;       // TN/(TN+FP); nullopt without negatives
+  std::optional<double> f1;        // 2TP/(2TP+FP+FN); nullopt when no positives exist or are predicted
   std::optional<double> accuracy;  // nullopt on empty input
 };
 

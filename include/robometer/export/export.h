@@ -37,10 +37,10 @@ namespace robometer::eval {
 
 struct ExportOptions {
   bool merge_lora = false;
-  std::string dtype = "fp32";           // fp32 | bf16 (floating tensors)
-  int64_t shard_bytes = 5'000'000'000;  // <= 0: one file
+  std::string dtype = "fp32";                               // fp32 | bf16 (floating tensors)
+  int64_t shard_bytes = 5'000'000'000;                      // <= 0: one file
   std::string base_model_id = "Qwen/Qwen3-VL-4B-Instruct";  // recorded in config.yaml / adapter_config.json
-  bool force = false;  // replace a non-empty --out (never the checkpoint being exported)
+  bool force = false;               // replace a non-empty --out (never the checkpoint being exported)
   std::string peft_base = "model";  // model | for-conditional-generation (adapter key prefix)
 };
 

@@ -17,9 +17,9 @@ namespace robometer::model {
 // keys/values are written into the caches without committing them (KvCache::commit).
 // padded_attention: one SDPA call over the caches copied into a zero-padded batch, instead of
 // one call per session against its cache in place (the default; faster, see README).
-at::Tensor text_forward_cached(TextModelImpl& text, const at::Tensor& inputs_embeds, const at::Tensor& position_ids,
-                               const std::vector<int64_t>& segments, const std::vector<KvCache*>& caches,
-                               const at::Tensor& visual_pos_mask, const std::vector<at::Tensor>& deepstack,
-                               bool padded_attention = false);
+at::Tensor text_forward_cached(TextModelImpl& text, const at::Tensor& inputs_embeds,
+                               const at::Tensor& position_ids, const std::vector<int64_t>& segments,
+                               const std::vector<KvCache*>& caches, const at::Tensor& visual_pos_mask,
+                               const std::vector<at::Tensor>& deepstack, bool padded_attention = false);
 
 }  // namespace robometer::model

@@ -1,6 +1,7 @@
 // Robometer's prompt text (robometer/data/collators/rbm_heads.py) rendered through the
 // Qwen3-VL chat template with add_vision_id=True, one user turn, add_generation_prompt=False:
-//   <|im_start|>user\n{instruction}Picture 1: <|vision_start|><|image_pad|>...<|vision_end|><|prog_token|>...<|im_end|>\n
+//   <|im_start|>user\n{instruction}Picture 1:
+//   <|vision_start|><|image_pad|>...<|vision_end|><|prog_token|>...<|im_end|>\n
 #pragma once
 #include <cstdint>
 #include <string>

@@ -26,11 +26,11 @@ enum class TokenizerCache { Use, Off };
 
 // Where one load spent its time (`robometer bench tokenizer` prints it).
 struct TokenizerLoadStats {
-  double read_ms = 0;     // reading tokenizer.json and hashing it
-  double parse_ms = 0;    // JSON → DOM, or reading the cache
-  double vocab_ms = 0;    // token ↔ id maps, byte tokens
-  double merges_ms = 0;   // merge-rank map
-  double regex_ms = 0;    // pre-tokenizer regex compile + JIT
+  double read_ms = 0;    // reading tokenizer.json and hashing it
+  double parse_ms = 0;   // JSON → DOM, or reading the cache
+  double vocab_ms = 0;   // token ↔ id maps, byte tokens
+  double merges_ms = 0;  // merge-rank map
+  double regex_ms = 0;   // pre-tokenizer regex compile + JIT
   double cache_write_ms = 0;
   bool from_cache = false;
   std::string cache_path;  // the cache used or written; "" when none
@@ -78,7 +78,8 @@ class Tokenizer {
   struct Impl;
   struct Parsed;
   static Parsed parse_json(const std::filesystem::path& path, const std::string& text);
-  static Tokenizer from_parsed(const std::filesystem::path& path, const Parsed& parsed, TokenizerLoadStats stats);
+  static Tokenizer from_parsed(const std::filesystem::path& path, const Parsed& parsed,
+                               TokenizerLoadStats stats);
   explicit Tokenizer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -41,22 +41,22 @@ enum class PeftBase { Model, ForConditionalGeneration };
 std::string peft_adapter_key(const std::string& module_path, PeftBase base = PeftBase::Model);
 
 struct StateDictOptions {
-  bool include_lora = true;            // lora_A/lora_B tensors (module-path names)
-  bool trainable_only = false;         // e.g. a LoRA-only adapter checkpoint
-  bool peft_names = false;             // name adapters as PEFT does (base_model.model.*)
+  bool include_lora = true;              // lora_A/lora_B tensors (module-path names)
+  bool trainable_only = false;           // e.g. a LoRA-only adapter checkpoint
+  bool peft_names = false;               // name adapters as PEFT does (base_model.model.*)
   PeftBase peft_base = PeftBase::Model;  // with peft_names: the module PEFT wrapped
-  at::ScalarType dtype = at::kFloat;   // stored dtype for floating tensors (kFloat/kBFloat16/kHalf)
-  bool keep_dtype = true;              // true: store each tensor as it is in the model
+  at::ScalarType dtype = at::kFloat;     // stored dtype for floating tensors (kFloat/kBFloat16/kHalf)
+  bool keep_dtype = true;                // true: store each tensor as it is in the model
 };
 
 // Named CPU tensors, keys through the map above.
 io::NamedTensors state_dict(torch::nn::Module& model, const StateDictOptions& opts = {});
 
 struct LoadOptions {
-  bool strict = true;             // missing/unexpected keys or shape mismatches -> one Error
+  bool strict = true;                // missing/unexpected keys or shape mismatches -> one Error
   bool allow_missing_heads = false;  // backbone-only checkpoints (HF Qwen3-VL): heads keep init
-  bool resize_embeddings = false; // a vocab of different size is resized to the model's (see below)
-  std::string source;             // where the tensors came from (a file or directory), for errors
+  bool resize_embeddings = false;    // a vocab of different size is resized to the model's (see below)
+  std::string source;                // where the tensors came from (a file or directory), for errors
 };
 
 struct LoadReport {

@@ -28,7 +28,7 @@ struct XYChart {
   std::string title, x_label, y_label;
   std::vector<Series> series;
   std::optional<std::pair<double, double>> x_range, y_range;  // default: the data's range
-  bool identity_line = false;              // draw y = x (predicted vs true)
+  bool identity_line = false;                                 // draw y = x (predicted vs true)
   std::vector<std::string> x_tick_labels;  // categorical ticks at x = 0, 1, 2, ... when given
 };
 

@@ -13,9 +13,9 @@ struct RewardPlot {
   std::string title;                   // e.g. the task
   std::vector<int64_t> frame_indices;  // x of each value (frame numbers of `frames`)
   std::vector<double> progress;
-  std::vector<double> success;         // may be empty
-  std::vector<double> ground_truth;    // true progress at the same frames; may be empty
-  at::Tensor frames;                   // uint8 [T, H, W, 3] (for the strip; may be undefined)
+  std::vector<double> success;       // may be empty
+  std::vector<double> ground_truth;  // true progress at the same frames; may be empty
+  at::Tensor frames;                 // uint8 [T, H, W, 3] (for the strip; may be undefined)
   int max_thumbs = 8;
 };
 

@@ -15,7 +15,8 @@ namespace robometer::serve {
 
 // Parses `body`; malformed JSON -> ClientError 400, deeper than max_json_depth -> 400, more
 // than max_json_values values -> 413 (checked while parsing, before the document is built).
-nlohmann::json parse_json_body(const std::string& body, const RequestLimits& limits, const std::string& what = "body");
+nlohmann::json parse_json_body(const std::string& body, const RequestLimits& limits,
+                               const std::string& what = "body");
 
 // Sets status and a JSON body; strings that are not UTF-8 are written with U+FFFD.
 void reply_json(httplib::Response& res, int status, const nlohmann::json& body);
@@ -28,7 +29,8 @@ std::pair<int, std::string> error_reply(const std::exception& e);
 std::string one_line_message(const std::exception& e);
 
 // body[key] as a string / bool; absent -> nullopt; another JSON type -> 400 naming the key.
-std::optional<std::string> string_field(const nlohmann::json& body, const char* key, const std::string& where = "");
+std::optional<std::string> string_field(const nlohmann::json& body, const char* key,
+                                        const std::string& where = "");
 std::optional<bool> bool_field(const nlohmann::json& body, const char* key, const std::string& where = "");
 
 }  // namespace robometer::serve

@@ -25,9 +25,9 @@ struct ModelResult {
 };
 
 struct ModelQueueOptions {
-  int max_batch = 16;       // jobs per model step
-  int max_wait_ms = 5;      // how long to wait to fill a batch
-  int queue = 256;          // jobs waiting; more -> 503
+  int max_batch = 16;   // jobs per model step
+  int max_wait_ms = 5;  // how long to wait to fill a batch
+  int queue = 256;      // jobs waiting; more -> 503
   int64_t max_batch_tokens = 262144;
 };
 
@@ -49,9 +49,9 @@ class ModelQueue {
   struct Stats {
     size_t queued = 0;
     int64_t served = 0, batches = 0;
-    bool busy = false;             // a batch is running
-    double busy_seconds = 0;       // total time spent in batches
-    double last_used_unix = 0;     // when the last batch started (0 = never)
+    bool busy = false;          // a batch is running
+    double busy_seconds = 0;    // total time spent in batches
+    double last_used_unix = 0;  // when the last batch started (0 = never)
   };
   Stats stats() const;
   eval::Scorer& scorer();

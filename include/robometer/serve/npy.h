@@ -11,12 +11,12 @@
 namespace robometer::serve {
 
 struct NpyArray {
-  std::string descr;            // e.g. "|u1", "<f4"
+  std::string descr;  // e.g. "|u1", "<f4"
   std::vector<int64_t> shape;
   bool fortran_order = false;
   size_t itemsize = 0;
-  const char* data = nullptr;   // points into the buffer given to parse_npy
-  size_t nbytes = 0;            // == itemsize * product(shape), checked
+  const char* data = nullptr;  // points into the buffer given to parse_npy
+  size_t nbytes = 0;           // == itemsize * product(shape), checked
 };
 
 // Throws ClientError 400 naming `what` on a bad magic, header, dtype (accepted: u1, i1 and

@@ -17,17 +17,18 @@
 namespace robometer::serve {
 
 struct RequestLimits {
-  int64_t max_request_bytes = 64LL << 20;   // HTTP body (--max-request-mb)
-  int64_t max_frames = 512;                 // input frames per request, all samples (--max-frames)
-  int64_t max_frame_pixels = 1920 * 1080;   // H*W of one input frame (--max-frame-pixels)
-  int64_t max_request_pixels = 1LL << 26;   // T*H*W of every input frame of a request, 192 MiB RGB (--max-request-pixels)
-  int64_t max_frame_tokens = 1024;          // visual tokens per frame; larger frames are resized (--max-frame-tokens)
-  int64_t max_request_tokens = 131072;      // visual tokens of every query of a request (--max-request-tokens)
-  int64_t max_batch_tokens = 262144;        // visual tokens of one model step (--max-batch-tokens)
-  int64_t max_task_chars = 2048;            // task instruction, Unicode characters (--max-task-chars)
-  int64_t max_task_tokens = 512;            // task instruction, tokenizer tokens (--max-task-tokens)
-  int64_t max_json_values = 1 << 22;        // values in one JSON document (--max-json-values)
-  int max_json_depth = 16;                  // nesting of one JSON document
+  int64_t max_request_bytes = 64LL << 20;  // HTTP body (--max-request-mb)
+  int64_t max_frames = 512;                // input frames per request, all samples (--max-frames)
+  int64_t max_frame_pixels = 1920 * 1080;  // H*W of one input frame (--max-frame-pixels)
+  int64_t max_request_pixels =
+      1LL << 26;  // T*H*W of every input frame of a request, 192 MiB RGB (--max-request-pixels)
+  int64_t max_frame_tokens = 1024;  // visual tokens per frame; larger frames are resized (--max-frame-tokens)
+  int64_t max_request_tokens = 131072;  // visual tokens of every query of a request (--max-request-tokens)
+  int64_t max_batch_tokens = 262144;    // visual tokens of one model step (--max-batch-tokens)
+  int64_t max_task_chars = 2048;        // task instruction, Unicode characters (--max-task-chars)
+  int64_t max_task_tokens = 512;        // task instruction, tokenizer tokens (--max-task-tokens)
+  int64_t max_json_values = 1 << 22;    // values in one JSON document (--max-json-values)
+  int max_json_depth = 16;              // nesting of one JSON document
 };
 
 // A client error: HTTP `status` (4xx, or 503 for "busy") with a one-line message.
@@ -41,10 +42,10 @@ struct ClientError : Error {
 
 // How frames of one input size are scored.
 struct FramePlan {
-  int64_t height = 0, width = 0;  // input size
+  int64_t height = 0, width = 0;                // input size
   int64_t scored_height = 0, scored_width = 0;  // size the processor sees (multiples of 32)
-  bool resize = false;            // resized here (the server's cap binds; the model's would not)
-  int64_t tokens = 0;             // visual tokens per frame
+  bool resize = false;  // resized here (the server's cap binds; the model's would not)
+  int64_t tokens = 0;   // visual tokens per frame
 };
 
 class RequestBudget {

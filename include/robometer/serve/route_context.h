@@ -14,10 +14,10 @@ struct ServerOptions;
 
 struct RouteContext {
   httplib::Server& http;
-  ModelQueue& queue;             // the only way to run the model (one model thread)
-  const RequestBudget& budget;   // check sizes before allocating
+  ModelQueue& queue;            // the only way to run the model (one model thread)
+  const RequestBudget& budget;  // check sizes before allocating
   const ServerOptions& options;
-  eval::Scorer& scorer;          // options() and bundle() for reading; never call the model here
+  eval::Scorer& scorer;  // options() and bundle() for reading; never call the model here
 };
 
 // Route groups (one per file); RewardServer::start registers each of them.

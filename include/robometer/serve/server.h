@@ -32,19 +32,19 @@ namespace robometer::serve {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8000;             // 0 = an ephemeral port (see RewardServer::port())
-  int max_batch = 16;          // requests per model step
-  int max_wait_ms = 5;         // how long the model thread waits to fill a batch
-  int queue = 256;             // requests waiting for the model; more -> 503
-  RequestLimits limits;        // memory budget of one request / one batch
+  int port = 8000;       // 0 = an ephemeral port (see RewardServer::port())
+  int max_batch = 16;    // requests per model step
+  int max_wait_ms = 5;   // how long the model thread waits to fill a batch
+  int queue = 256;       // requests waiting for the model; more -> 503
+  RequestLimits limits;  // memory budget of one request / one batch
   ConnectionLimits connections;
   eval::ScoreMode mode = eval::ScoreMode::Linspace;
   data::ResizeSpec resize = data::ResizeSpec::none();  // for "video" requests
   // What GET /model_info reports (the original API).
   std::string model_path;
-  std::string experiment_config_json = "{}";  // the run config the model was trained with, as JSON
-  std::function<void(httplib::Server&)> extra_routes;   // more routes on the same port (the web UI)
-  SessionOptions sessions;     // streaming sessions (/sessions, serve/session_api.h)
+  std::string experiment_config_json = "{}";           // the run config the model was trained with, as JSON
+  std::function<void(httplib::Server&)> extra_routes;  // more routes on the same port (the web UI)
+  SessionOptions sessions;                             // streaming sessions (/sessions, serve/session_api.h)
 };
 
 class RewardServer {

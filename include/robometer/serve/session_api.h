@@ -33,14 +33,14 @@ class Server;
 namespace robometer::serve {
 
 struct SessionOptions {
-  double ttl_s = 300;                    // serve --session-ttl-s
-  int max_sessions = 256;                // serve --max-sessions
-  int64_t kv_cache_mb = 2048;            // serve --kv-cache-mb (MiB, all sessions together)
-  int64_t max_frames_per_session = 1024; // serve --max-frames-per-session
-  int max_batch = 16;                    // as serve --max-batch
-  int max_wait_ms = 5;                   // as serve --max-wait-ms
-  int64_t max_frames_per_request = 512;  // as serve --max-frames
-  data::ResizeSpec resize;               // for "image" requests (the checkpoint's data.resize)
+  double ttl_s = 300;                     // serve --session-ttl-s
+  int max_sessions = 256;                 // serve --max-sessions
+  int64_t kv_cache_mb = 2048;             // serve --kv-cache-mb (MiB, all sessions together)
+  int64_t max_frames_per_session = 1024;  // serve --max-frames-per-session
+  int max_batch = 16;                     // as serve --max-batch
+  int max_wait_ms = 5;                    // as serve --max-wait-ms
+  int64_t max_frames_per_request = 512;   // as serve --max-frames
+  data::ResizeSpec resize;                // for "image" requests (the checkpoint's data.resize)
 };
 
 struct SessionStats {

@@ -24,19 +24,19 @@ namespace robometer::serve {
 class DatasetView;
 
 struct WebUiOptions {
-  bool scoring = true;                          // POST /score exists (serve); false for `robometer view`
-  std::string model;                            // shown on the page
-  std::shared_ptr<const DatasetView> dataset;   // --data DIR; null = upload only
+  bool scoring = true;                         // POST /score exists (serve); false for `robometer view`
+  std::string model;                           // shown on the page
+  std::shared_ptr<const DatasetView> dataset;  // --data DIR; null = upload only
   data::ResizeSpec resize = data::ResizeSpec::none();  // uploads decode as POST /score decodes them
-  int64_t max_frames = 512;                     // frames returned per /ui/api/frames request
+  int64_t max_frames = 512;                            // frames returned per /ui/api/frames request
 };
 
 void register_web_ui(httplib::Server& http, WebUiOptions opts);
 
 // For `robometer serve`: the UI of a model loaded from `checkpoint` with run config `cfg`;
 // `data_dir` ("" = none) is opened now (errors name it) with cfg's frame and sampler settings.
-std::function<void(httplib::Server&)> web_ui_routes(const std::string& checkpoint, const config::RunConfig& cfg,
-                                                    const std::string& data_dir, const data::ResizeSpec& resize,
-                                                    int64_t max_frames);
+std::function<void(httplib::Server&)> web_ui_routes(const std::string& checkpoint,
+                                                    const config::RunConfig& cfg, const std::string& data_dir,
+                                                    const data::ResizeSpec& resize, int64_t max_frames);
 
 }  // namespace robometer::serve

@@ -5,13 +5,12 @@
 //   w.write_json(checkpoint_files::kOptimizerState, opt.state_json());  ...
 //   w.commit(keep_last_n);
 //
-// commit() writes COMPLETE (JSON: step, time, every file with its size and XXH64 content hash) last inside the temp
-// dir, fsyncs, renames the directory into place, then rewrites checkpoints/latest (the
-// directory name) atomically, then deletes old checkpoints beyond keep_last_n. A crash at any
-// point leaves either the previous state or a complete new checkpoint; half-written
-// directories are recognisable (temp name, or no valid COMPLETE) and ignored on resume; so are
-// checkpoints whose files no longer match their recorded hash (checked when resuming), and
-// leftovers of killed saves are removed once a later checkpoint is complete.
+// commit() writes COMPLETE (JSON: step, time, every file with its size and XXH64 content hash) last inside
+// the temp dir, fsyncs, renames the directory into place, then rewrites checkpoints/latest (the directory
+// name) atomically, then deletes old checkpoints beyond keep_last_n. A crash at any point leaves either the
+// previous state or a complete new checkpoint; half-written directories are recognisable (temp name, or no
+// valid COMPLETE) and ignored on resume; so are checkpoints whose files no longer match their recorded hash
+// (checked when resuming), and leftovers of killed saves are removed once a later checkpoint is complete.
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -98,10 +97,10 @@ std::string checkpoint_problem(const fs::path& dir);
 std::string checkpoint_content_problem(const fs::path& dir);
 
 struct CheckpointScan {
-  std::vector<fs::path> complete;     // sorted by step, ascending
-  std::vector<std::string> ignored;   // one line per leftover temp / incomplete dir
-  std::optional<fs::path> latest;     // where `latest` points, if it is complete
-  std::optional<fs::path> resume;     // latest if complete, else the newest complete one
+  std::vector<fs::path> complete;    // sorted by step, ascending
+  std::vector<std::string> ignored;  // one line per leftover temp / incomplete dir
+  std::optional<fs::path> latest;    // where `latest` points, if it is complete
+  std::optional<fs::path> resume;    // latest if complete, else the newest complete one
 };
 CheckpointScan scan_checkpoints(const fs::path& run_dir);
 
@@ -109,7 +108,7 @@ CheckpointScan scan_checkpoints(const fs::path& run_dir);
 // the newest older one that does (nullopt when there is none). Every directory passed over is
 // appended to `problems` with the reason.
 std::optional<fs::path> newest_verified_checkpoint(const fs::path& run_dir,
-                                                  std::vector<std::string>* problems = nullptr);
+                                                   std::vector<std::string>* problems = nullptr);
 // Whether run_dir/checkpoints holds any step_XXXXXXXX directory, complete or not.
 bool holds_step_directories(const fs::path& run_dir);
 

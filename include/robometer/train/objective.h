@@ -45,18 +45,16 @@ struct ObjectiveConfig {
 struct LossTerms {
   at::Tensor total, preference, progress, success;
   double total_value = 0, preference_value = 0, progress_value = 0, success_value = 0;
-  double preference_accuracy = 0;   // fraction of pairs with (u > 0) == (y > 0.5)
-  int64_t progress_samples = 0;     // samples with progress mask > 0
-  int64_t success_frames = 0;       // frames included in the success loss
+  double preference_accuracy = 0;  // fraction of pairs with (u > 0) == (y > 0.5)
+  int64_t progress_samples = 0;    // samples with progress mask > 0
+  int64_t success_frames = 0;      // frames included in the success loss
   bool preference_nan = false, progress_nan = false, success_nan = false;
-  bool pair_dropped = false;        // NanRule::Original dropped the whole pair loss
-  int finite_components = 0;        // terms with something to supervise that came out finite
+  bool pair_dropped = false;  // NanRule::Original dropped the whole pair loss
+  int finite_components = 0;  // terms with something to supervise that came out finite
   int nan_components() const { return preference_nan + progress_nan + success_nan; }
   // NaN left nothing to train on: the pair loss was dropped, or every term with something to
   // supervise was NaN. The loop counts such a batch as a non-finite step.
-  bool nothing_finite() const {
-    return pair_dropped || (nan_components() > 0 && finite_components == 0);
-  }
+  bool nothing_finite() const { return pair_dropped || (nan_components() > 0 && finite_components == 0); }
   // this += other · scale on the detached values (the accumulation over micro-batches).
   void add_scaled_values(const LossTerms& other, double scale);
   // False when every term was zeroed/absent: the loop must skip backward() for this batch.
@@ -88,17 +86,16 @@ at::Tensor preference_loss(const at::Tensor& logit, const at::Tensor& label, dou
 // and W = Σ w / K (= Σ mask for full frame masks): mean scale Σ w·CE / (K·W), reference scale
 // (the original's masked_loss.mean(1).sum() / mask.sum()) Σ w·CE / (K·K·W). Returns 0 (with
 // graph) when W = 0. denominator > 0 replaces W.
-at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target,
-                         const at::Tensor& mask, ProgressLossScale scale, double denominator = 0,
-                         const at::Tensor& frame_mask = {});
+at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target, const at::Tensor& mask,
+                         ProgressLossScale scale, double denominator = 0, const at::Tensor& frame_mask = {});
 
 // Mean over frames with include > 0 of BCE(σ(clamp(s)), y). logits, label, include: [B, K].
 // Returns 0 (with graph) when nothing is included. The original also computes a minority-class
 // weight w, multiplies the per-frame BCE by it and then divides by (w + 1e-8): the two cancel
 // (to a factor w/(w+1e-8) that rounds to 1 in fp32), so the effective loss is this plain mean.
 // denominator > 0 replaces the count of included frames.
-at::Tensor success_loss(const at::Tensor& logits, const at::Tensor& label,
-                        const at::Tensor& include, double clamp = 50.0, double denominator = 0);
+at::Tensor success_loss(const at::Tensor& logits, const at::Tensor& label, const at::Tensor& include,
+                        double clamp = 50.0, double denominator = 0);
 
 // Fraction of pairs where the sign of the logit matches the label.
 double preference_accuracy(const at::Tensor& logit, const at::Tensor& label);

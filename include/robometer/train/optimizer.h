@@ -36,9 +36,9 @@ struct AdamWConfig {
   double eps = 1e-8;
   double weight_decay = 0.01;
   std::vector<LrRule> lr_rules;
-  bool decay_1d_params = true;  // false: every 1-D tensor is also exempt from decay
+  bool decay_1d_params = true;              // false: every 1-D tensor is also exempt from decay
   std::vector<std::string> no_decay_names;  // exempt by exact name (the model's LayerNorm params)
-  bool fp32_master = true;      // keep an fp32 copy of non-fp32 params and update that
+  bool fp32_master = true;                  // keep an fp32 copy of non-fp32 params and update that
 };
 
 // Whether `name` is exempt from weight decay (HF get_decay_parameter_names, by name only):
@@ -66,8 +66,8 @@ struct AdamWHyper {
 // One AdamW step on plain tensors (any shape, e.g. flat shards). `param` is updated in place
 // and must have the dtype of exp_avg/exp_avg_sq; `step` is the step count after this update
 // (1 for the first). grad is converted to param's dtype.
-void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg,
-                  at::Tensor& exp_avg_sq, int64_t step, const AdamWHyper& h);
+void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
+                  int64_t step, const AdamWHyper& h);
 
 // Global L2 norm over all defined grads (computed in fp32); when it exceeds max_norm every
 // grad is scaled by max_norm / (norm + 1e-6) as torch.nn.utils.clip_grad_norm_ does. A
@@ -78,15 +78,15 @@ double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm = 1
 class AdamW {
  public:
   struct Group {
-    std::string name;        // e.g. "decay", "no_decay", "rule0_decay"
-    double base_lr;          // lr at schedule factor 1
+    std::string name;  // e.g. "decay", "no_decay", "rule0_decay"
+    double base_lr;    // lr at schedule factor 1
     double weight_decay;
     std::vector<size_t> params;  // indices into params()
   };
   struct Param {
     std::string name;
-    at::Tensor param;        // the model's tensor (updated in place)
-    at::Tensor master;       // fp32 copy when param is low precision and fp32_master is on
+    at::Tensor param;                // the model's tensor (updated in place)
+    at::Tensor master;               // fp32 copy when param is low precision and fp32_master is on
     at::Tensor exp_avg, exp_avg_sq;  // undefined until the first step with a grad
     int64_t step = 0;
     size_t group = 0;
