@@ -15,8 +15,8 @@
 
 #include "robometer/bench/benchmarks.h"
 #include "robometer/core/error.h"
-#include "robometer/eval/load.h"
 #include "robometer/eval/scorer.h"
+#include "robometer/export/load.h"
 #include "robometer/model/stream_session.h"
 
 namespace robometer::bench {

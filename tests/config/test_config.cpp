@@ -114,8 +114,8 @@ TEST(Config, OutOfRangeNamesWhereTheValueWasSet) {
 TEST(Config, OversizedIntegersAndNaNAreRejected) {
   TempDir d;
   const auto ok = write(d, "ok.yaml", "train: {lr: 0.1}\n");
-  for (const std::string& v : {"5000000000", "1e10", "-3000000000"}) {
-    const auto msg = error_of(ok, {"train.max_steps=" + v});
+  for (const char* v : {"5000000000", "1e10", "-3000000000"}) {
+    const auto msg = error_of(ok, {std::string("train.max_steps=") + v});
     EXPECT_NE(msg.find("does not fit"), std::string::npos) << v << ": " << msg;
     EXPECT_NE(msg.find(v), std::string::npos) << msg;
   }
