@@ -51,7 +51,8 @@ DatasetView::DatasetView(const std::string& dir, DatasetViewOptions opts)
 
 json DatasetView::summary() const {
   json sources = json::object(), trajs = json::array();
-  for (const auto& t : index_->trajectories()) {
+  for (int64_t i = 0; i < index_->size(); ++i) {
+    const data::Trajectory t = index_->at(i);
     json& s = sources[t.data_source];
     if (s.is_null())
       s = {{"trajectories", 0}, {"frames", 0}, {"tasks", json::object()}, {"quality", json::object()}};

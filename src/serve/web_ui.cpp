@@ -137,7 +137,9 @@ void register_web_ui(httplib::Server& http, WebUiOptions opts) {
                  {"trajectories", json::array()}};
     if (o->dataset) {
       std::set<std::string> tasks;
-      for (const auto& t : o->dataset->index().trajectories()) {
+      const auto& index = o->dataset->index();
+      for (int64_t i = 0; i < index.size(); ++i) {
+        const data::Trajectory t = index.at(i);
         tasks.insert(t.task);
         info["trajectories"].push_back({{"id", t.id},
                                         {"task", t.task},
