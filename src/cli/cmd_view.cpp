@@ -14,8 +14,7 @@
 #include "robometer/cli/command.h"
 #include "robometer/config/loader.h"
 #include "robometer/core/error.h"
-#include "robometer/eval/evaluator.h"
-#include "robometer/export/load.h"
+#include "robometer/data/options_from_config.h"
 #include "robometer/serve/dataset_view.h"
 #include "robometer/serve/web_ui.h"
 
@@ -39,8 +38,7 @@ int run_view(const ViewArgs& a) {
     config::apply_overrides(cfg, a.overrides);
   serve::DatasetViewOptions dv;
   dv.resize = data::resize_spec_from_config(cfg);
-  dv.sampling = eval::eval_options(cfg).sampling;
-  dv.sampling.is_eval = false;
+  dv.sampling = data::sampler_options_from_config(cfg);  // the training sampler's pairs
   serve::WebUiOptions ui;
   ui.scoring = false;
   ui.model = "no model (robometer view)";

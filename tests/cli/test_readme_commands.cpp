@@ -73,8 +73,9 @@ TEST(ReadmeCommands, EveryMarkedCommandRunsInOrderOnDemoData) {
         robometer::test::capture_command("cd '" + work.path().string() + "' && OMP_NUM_THREADS=1 '" + bin +
                                          "'" + cmd.substr(std::string("robometer").size()));
     ASSERT_EQ(r.code, 0) << "README command failed: " << readme_cmd << "\n(ran: " << cmd << ")\n" << r.out;
-    if (readme_cmd.find("config print") != std::string::npos)  // before synth: warned, not failed
+    if (readme_cmd.find("config print") != std::string::npos) {  // before synth: warned, not failed
       EXPECT_NE(r.out.find("warning: "), std::string::npos) << r.out;
+    }
   }
   EXPECT_TRUE(fs::exists(work / "runs/tiny/eval/report.html"));
   EXPECT_TRUE(fs::exists(work / "runs/tiny/curve.png"));

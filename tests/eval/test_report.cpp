@@ -74,9 +74,9 @@ TEST(EvalReport, WritesFiguresOfTheExpectedSizeAndAnHtmlThatShowsThem) {
   for (const auto& name : expect) {
     const auto size = png_size(dir / name);
     if (name == "confusion.png")
-      EXPECT_EQ(size, std::make_pair<uint32_t, uint32_t>(plot::kHeatmapWidth, plot::kHeatmapHeight));
+      EXPECT_EQ(size, (std::pair<uint32_t, uint32_t>(plot::kHeatmapWidth, plot::kHeatmapHeight)));
     else
-      EXPECT_EQ(size, std::make_pair<uint32_t, uint32_t>(plot::kChartWidth, plot::kChartHeight)) << name;
+      EXPECT_EQ(size, (std::pair<uint32_t, uint32_t>(plot::kChartWidth, plot::kChartHeight))) << name;
     EXPECT_NE(html.str().find("<img src=\"" + name + "\""), std::string::npos) << name;
   }
   // r = 1 (perfect), r ≈ 0.76 (noisy), r = -1 (backwards); the failure is not ranked.

@@ -143,7 +143,7 @@ TEST(Tokenizer, BadFilesAreFormatErrors) {
 // The binary cache next to tokenizer.json gives the same tokenizer as parsing the JSON, and is
 // used only while it matches the file (size, mtime and content hash).
 TEST(Tokenizer, BinaryCacheMatchesTheJsonAndFollowsTheSource) {
-  const fs::path src = locate_tokenizer_json(test::source_dir());
+  const fs::path src = locate_tokenizer_json();
   if (src.empty() || !fs::exists(src)) GTEST_SKIP() << "Qwen3 tokenizer.json not found";
   test::TempDir tmp;
   const fs::path p = tmp / "tokenizer.json";
