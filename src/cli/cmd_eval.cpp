@@ -9,6 +9,7 @@
 #include "robometer/cli/command.h"
 #include "robometer/core/error.h"
 #include "robometer/data/manifest.h"
+#include "robometer/data/run_options.h"
 #include "robometer/eval/evaluator.h"
 #include "robometer/eval/report.h"
 #include "robometer/export/load.h"
@@ -47,11 +48,20 @@ int run_eval(const EvalArgs& a) {
 
   std::vector<data::WeightedManifest> manifests;
   for (const auto& d : a.data) manifests.push_back({data::read_manifest(d), 1.0});
+  // As the original's evaluation datasets (BaseDataset with is_evaluation: the min-frames filter
+  // is skipped, _filter_task_based_criteria still runs): trajectories without partial_success whose
+  // task has no successful trajectory are dropped (data.drop_tasks_without_success=false keeps them).
+  const data::FilterReport filtered =
+      data::filter_trajectories(manifests, /*min_frames=*/0, m.config.data.drop_tasks_without_success);
+  if (filtered.dropped() > 0) spdlog::info("eval: {}", filtered.summary());
   const data::TrajectoryIndex index(manifests);
   if (index.size() == 0) {
     std::string dirs;
     for (const auto& d : a.data) dirs += (dirs.empty() ? "" : ", ") + d;
-    throw ConfigError("eval: --data " + dirs + " holds no trajectories");
+    throw ConfigError("eval: --data " + dirs + " holds no trajectories" +
+                      (filtered.dropped() > 0 ? " after the original's task filter (" + filtered.summary() +
+                                                    "; data.drop_tasks_without_success=false keeps them)"
+                                              : std::string()));
   }
   spdlog::info("eval: {} trajectories from {} source(s) on {}", index.size(), index.sources().size(),
                device.str());

@@ -103,6 +103,41 @@ TEST_F(CliEval, EvalWritesFiguresAndReportHtml) {
 
 // scripts/demo passes <run>/checkpoints/latest (a pointer file); the run directory works too,
 // and a missing path is a usage error naming it.
+// The original's evaluation datasets (datasets/base.py BaseDataset, is_evaluation: the min-frames
+// filter is skipped, _filter_task_based_criteria runs): an ungraded trajectory whose task has no
+// successful trajectory is not evaluated. The synth eval set has 4 successful and 2 suboptimal
+// episodes; giving the suboptimal ones a task of their own leaves 4, unless the filter is off.
+TEST_F(CliEval, EvalDropsTasksWithoutASuccessAsTheOriginalDoes) {
+  const fs::path src = tmp_->path() / "synth/eval", dir = tmp_->path() / "eval_failed_task";
+  fs::copy(src, dir, fs::copy_options::recursive);
+  std::ifstream in(src / "trajectories.jsonl");
+  std::ofstream out(dir / "trajectories.jsonl", std::ios::trunc);
+  int successful = 0, others = 0;
+  for (std::string line; std::getline(in, line);) {
+    json t = json::parse(line);
+    if (t["quality_label"] == "successful") {
+      ++successful;
+    } else {
+      ++others;
+      t["task"] = "open the drawer nobody opens";
+    }
+    out << t.dump() << "\n";
+  }
+  out.close();
+  ASSERT_GT(successful, 0);
+  ASSERT_GT(others, 0);
+  auto metrics = [&](const std::string& extra, const std::string& name) {
+    auto r = run_cli("eval --checkpoint " + checkpoint_ + " --data " + dir.string() + " --pairs 0 --out " +
+                     (tmp_->path() / name).string() + extra);
+    EXPECT_EQ(r.code, 0) << r.out;
+    std::ifstream f(tmp_->path() / name / "metrics.json");
+    return json::parse(f);
+  };
+  EXPECT_EQ(metrics("", "ev_filtered")["overall"]["num_trajectories"], successful);
+  EXPECT_EQ(metrics(" --set data.drop_tasks_without_success=false", "ev_all")["overall"]["num_trajectories"],
+            successful + others);
+}
+
 TEST_F(CliEval, CheckpointMayBeTheLatestPointerOrTheRunDirectory) {
   const std::string d = tmp_->path().string();
   for (const std::string& given : {d + "/run/checkpoints/latest", d + "/run"}) {

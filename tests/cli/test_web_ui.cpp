@@ -15,6 +15,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "common/test_util.h"
@@ -24,6 +25,17 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using robometer::test::capture_command;
+
+// The driver prints one JSON line; anything else it says (stderr is merged) is shown, not parsed.
+json driver_json(const std::string& out) {
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] == '{') return json::parse(line);
+    if (!line.empty()) std::cout << "[ driver     ] " << line << std::endl;
+  }
+  ADD_FAILURE() << "the driver printed no JSON line:\n" << out;
+  return json::object();
+}
 
 // A `robometer serve` child process (own process group), stopped with SIGTERM.
 class ServeProcess {
@@ -110,7 +122,7 @@ TEST(WebUi, BrowserUploadShowsTheScoresOfRobometerScore) {
   auto r = capture_command(driver + "reward " + base + "/ '" + video + "' '" + task + "' dense '" + shot +
                            "' 2>&1");
   ASSERT_EQ(r.code, 0) << r.out;
-  const json page = json::parse(r.out.substr(r.out.find('{')));
+  const json page = driver_json(r.out);
   std::cout << "[ screenshot ] reward page: " << shot << std::endl;
   ASSERT_EQ(page["state"], "done") << page.dump();
   const auto& want_p = expected["progress"];
@@ -130,7 +142,7 @@ TEST(WebUi, BrowserUploadShowsTheScoresOfRobometerScore) {
   const std::string shot2 = d + "/dataset_page.png";
   auto v = capture_command(driver + "pair " + base + "/view 3 '" + shot2 + "' 2>&1");
   ASSERT_EQ(v.code, 0) << v.out;
-  const json view = json::parse(v.out.substr(v.out.find('{')));
+  const json view = driver_json(v.out);
   std::cout << "[ screenshot ] dataset page: " << shot2 << std::endl;
   EXPECT_EQ(view["state"], "done") << view.dump();
   EXPECT_EQ(view["clip_images"], json({8, 8})) << view.dump();  // K = 8 frames per clip, both clips

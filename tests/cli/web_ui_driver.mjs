@@ -13,12 +13,24 @@ const [what, url, ...rest] = process.argv.slice(2);
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), "robometer-chromium-"));
 const chrome = spawn(process.env.CHROMIUM || "chromium",
   ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--remote-debugging-port=0",
-   `--user-data-dir=${profile}`, "about:blank"], { stdio: ["ignore", "ignore", "ignore"] });
+   // The machine is offline: no background connections to be refused.
+   "--disable-quic", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+   `--user-data-dir=${profile}`, "about:blank"],
+  { stdio: ["ignore", "ignore", "ignore"], detached: true });  // own process group: killed whole
+const chromeExited = new Promise((res) => chrome.once("exit", res));
 let ws;
-const finish = (code) => {
+// Chromium's helper processes (its process group) write into the profile until they die: kill
+// the group, wait for the browser's exit, then remove the profile with retries; a leftover temporary profile
+// is reported, never the test's result.
+const finish = async (code) => {
   try { ws && ws.close(); } catch {}
-  chrome.kill("SIGKILL");
-  fs.rmSync(profile, { recursive: true, force: true });
+  try { process.kill(-chrome.pid, "SIGKILL"); } catch { chrome.kill("SIGKILL"); }
+  await Promise.race([chromeExited, sleep(5000)]);
+  try {
+    fs.rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
+  } catch (e) {
+    console.error(`driver: could not remove ${profile}: ${e.message}`);
+  }
   process.exit(code);
 };
 setTimeout(() => { console.error("driver: timed out"); finish(3); }, 240000);
@@ -101,8 +113,8 @@ try {
     throw new Error("usage: reward URL VIDEO TASK MODE SHOT | pair URL SEED SHOT");
   }
   console.log(JSON.stringify(out));
-  finish(0);
+  await finish(0);
 } catch (e) {
   console.error("driver: " + e.message);
-  finish(2);
+  await finish(2);
 }

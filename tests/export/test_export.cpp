@@ -22,6 +22,15 @@ json read_json(const fs::path& p) {
   return json::parse(f);
 }
 
+// config.yaml is JSON (valid YAML) after one '#' comment line.
+json read_json_yaml(const fs::path& p) {
+  std::ifstream f(p);
+  std::string line, body;
+  while (std::getline(f, line))
+    if (line.rfind('#', 0) != 0) body += line + "\n";
+  return json::parse(body);
+}
+
 std::vector<double> outputs(model::ModelBundle& b) {
   Scorer s(b, {4, 4});
   return s.linspace(test::test_frames(6), "put the block in the bowl").progress;
@@ -192,14 +201,14 @@ TEST(Export, LoraAdapterInPeftFormatAndMergedExportAgree) {
   const auto names = ad.names();
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()), hf_names("base_model.model."));
   EXPECT_FALSE(fs::exists(peft / "peft_target_module.json"));  // save.py writes none
-  EXPECT_EQ(read_json(peft / "config.yaml")["model"]["use_unsloth"], false);
+  EXPECT_EQ(read_json_yaml(peft / "config.yaml")["model"]["use_unsloth"], false);
   ExportOptions fcg = o;
   fcg.peft_base = "for-conditional-generation";
   export_model((tmp / "ckpt").string(), (tmp / "peft_fcg").string(), fcg);
   io::SafetensorsFile ad2((tmp / "peft_fcg" / "adapter_model.safetensors").string());
   const auto names2 = ad2.names();
   EXPECT_EQ(std::set<std::string>(names2.begin(), names2.end()), hf_names("base_model.model.model."));
-  EXPECT_EQ(read_json(tmp / "peft_fcg" / "config.yaml")["model"]["use_unsloth"], true);
+  EXPECT_EQ(read_json_yaml(tmp / "peft_fcg" / "config.yaml")["model"]["use_unsloth"], true);
   auto reloaded_fcg = load_checkpoint((tmp / "peft_fcg").string(), at::kCPU);  // both spellings import
   const auto rf = outputs(reloaded_fcg.bundle);
   for (size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR(rf[i], ref[i], 1e-6);

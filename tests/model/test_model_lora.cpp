@@ -52,8 +52,12 @@ TEST(ModelLora, FreshAdapterIsIdentityAndOnlyAdaptersTrain) {
   so.peft_names = true;
   auto sd = state_dict(*f.m, so);
   ASSERT_EQ(sd.size(), 2u * 21);
-  EXPECT_EQ(sd[0].first, "base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight");
+  // Default: PEFT wrapped Qwen3VLModel (the original's setup_utils.py load path).
+  EXPECT_EQ(sd[0].first, "base_model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight");
   EXPECT_EQ(sd[0].second.sizes(), (at::IntArrayRef{4, 64}));
+  so.peft_base = PeftBase::ForConditionalGeneration;  // the unsloth path wraps the LM-head model
+  EXPECT_EQ(state_dict(*f.m, so)[0].first,
+            "base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight");
 }
 
 TEST(ModelLora, MergedEqualsUnmergedAndUnmergeRestores) {
