@@ -341,6 +341,7 @@ void RewardServer::wait() {
 }
 
 int RewardServer::port() const { return impl_->port; }
+int RewardServer::open_connections() const { return impl_->http.open_connections(); }
 
 void RewardServer::set_paused(bool paused) { impl_->queue.set_paused(paused); }
 

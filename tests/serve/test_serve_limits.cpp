@@ -271,9 +271,15 @@ TEST_F(Limits, ConnectionCapsPerClientAndTotal) {
     o.connections.max_connections_per_client = per_client ? 3 : 100;
     o.connections.max_connections = per_client ? 100 : 3;
     Running r(*bundle_, o);
+    // One at a time, each admitted before the next: the server's threads admit connections in
+    // the order they run, so under load a later connection could take an earlier one's place.
     std::vector<int> idle;
-    for (int i = 0; i < 3; ++i) idle.push_back(connect_local(r.port));
-    // Bounded wait until the server has taken all three.
+    for (int i = 0; i < 3; ++i) {
+      idle.push_back(connect_local(r.port));
+      for (int w = 0; w < 400 && r.server.open_connections() < i + 1; ++w)
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+      ASSERT_EQ(r.server.open_connections(), i + 1) << "connection " << i << " was not admitted";
+    }
     std::string reply;
     for (int attempt = 0; attempt < 40; ++attempt) {
       const int extra = connect_local(r.port);

@@ -60,6 +60,8 @@ class RewardServer {
   void stop();
   void wait();  // until stop() (e.g. from a signal handler thread)
   int port() const;
+  // Connections admitted and not yet closed (over the caps ones are refused, not counted).
+  int open_connections() const;
 
   // For tests: a paused model thread takes no jobs (so the queue can be filled on purpose).
   void set_paused(bool paused);
