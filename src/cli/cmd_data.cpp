@@ -1,21 +1,36 @@
-// `robometer data stats DIR`: trajectories and frames per data source, task and quality.
-// `robometer data validate DIR`: every video exists with the recorded size/mtime, opens, and
-// its window holds the recorded number of frames; exit 1 listing the problems.
+// `robometer data stats DIR`: trajectories and frames per data source, task and quality (read
+// from the binary index, built first when missing; `--index off` parses trajectories.jsonl).
+// `robometer data index DIR`: builds DIR/trajectories.rbmidx from the manifest.
+// `robometer data validate DIR`: streams the manifest in bounded memory: every video exists with
+// the recorded size/mtime, stays inside the dataset, opens, and its window holds the recorded
+// number of frames; no duplicate ids, no empty dataset; the index, when present, is fresh and
+// intact. Exit 1 listing the problems (file:line).
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <list>
 #include <map>
+#include <memory>
 
 #include "robometer/cli/command.h"
+#include "robometer/cli/data_frames.h"
+#include "robometer/config/loader.h"
 #include "robometer/core/error.h"
+#include "robometer/data/binary_index.h"
 #include "robometer/data/dataset_readers.h"
 #include "robometer/data/manifest.h"
+#include "robometer/data/rng.h"
+#include "robometer/data/run_options.h"
+#include "robometer/data/trajectory_index.h"
 #include "robometer/data/video_reader.h"
 
 namespace robometer::cli {
 namespace {
+namespace fs = std::filesystem;
 
 struct Count {
   int64_t trajectories = 0, frames = 0;
@@ -31,94 +46,367 @@ void print_table(const char* title, const std::map<std::string, Count>& rows) {
                 static_cast<long long>(v.trajectories), static_cast<long long>(v.frames));
 }
 
-int run_stats(const std::string& dir) {
-  data::Manifest m = data::read_manifest(dir);
+// Per source: the success cutoff and category a training run with `config_path` applies, and
+// what the original's filters (data.min_frames, data.drop_tasks_without_success) drop.
+void print_source_rules(const std::string& dir, data::IndexPolicy policy, const std::string& config_path) {
+  namespace fs = std::filesystem;
+  config::RunConfig cfg;
+  if (fs::exists(config_path))
+    cfg = config::load_run_config(config_path).config;
+  else
+    std::printf("\n(config %s not found: built-in defaults, no shipped per-source tables)\n",
+                config_path.c_str());
+  const auto index = data::open_trajectory_index({{dir, 1.0}}, policy);
+  data::FilterReport rep;
+  data::filter_index(index, cfg.data.min_frames, cfg.data.drop_tasks_without_success, &rep);
+  std::map<std::string, int64_t> n;
+  for (uint32_t i = 0; i < index->sources().size(); ++i)
+    n[index->sources()[i]] = static_cast<int64_t>(index->by_source(i).size());
+  size_t w = 11;
+  for (const auto& [k, v] : n) w = std::max(w, k.size());
+  w = std::min<size_t>(w, 70);
+  std::printf("\nper-source rules of %s (success cutoff, category; trajectories the filters drop)\n",
+              config_path.c_str());
+  std::printf("%-*s %8s %-32s %10s %12s\n", static_cast<int>(w), "data_source", "cutoff", "category",
+              "too_short", "task_no_succ");
+  for (const auto& [source, count] : n) {
+    const auto r = data::source_rules(cfg.data, source);
+    auto get = [&](const std::map<std::string, int64_t>& mm) {
+      auto it = mm.find(source);
+      return static_cast<long long>(it == mm.end() ? 0 : it->second);
+    };
+    std::printf("%-*.*s %8.4g %-32s %10lld %12lld\n", static_cast<int>(w), static_cast<int>(w),
+                source.c_str(), r.success_cutoff, r.category().c_str(), get(rep.too_short),
+                get(rep.no_success));
+  }
+  std::printf("filters: %s\n", rep.summary().c_str());
+}
+
+struct Stats {
+  std::string dir, name;
   std::map<std::string, Count> by_source, by_task, by_quality;
   Count total;
+};
+
+// The JSONL path: every record parsed.
+Stats stats_from_manifest(const std::string& dir) {
+  data::Manifest m = data::read_manifest(dir);
+  Stats s{m.dir, m.name, {}, {}, {}, {}};
   for (const auto& t : m.trajectories) {
-    for (auto* map : {&by_source, &by_task, &by_quality}) {
-      const std::string& key = map == &by_source ? t.data_source : map == &by_task ? t.task : std::string(data::quality_name(t.quality));
+    for (auto* map : {&s.by_source, &s.by_task, &s.by_quality}) {
+      const std::string& key = map == &s.by_source ? t.data_source
+                               : map == &s.by_task ? t.task
+                                                   : std::string(data::quality_name(t.quality));
       (*map)[key].trajectories++;
       (*map)[key].frames += t.num_frames;
     }
-    total.trajectories++;
-    total.frames += t.num_frames;
+    s.total.trajectories++;
+    s.total.frames += t.num_frames;
   }
-  std::printf("manifest %s (%s): %lld trajectories, %lld frames\n", m.dir.c_str(), m.name.c_str(),
-              static_cast<long long>(total.trajectories), static_cast<long long>(total.frames));
-  print_table("data_source", by_source);
-  print_table("task", by_task);
-  print_table("quality", by_quality);
+  return s;
+}
+
+// The index path: the per-group counts are table sizes; no record is read.
+Stats stats_from_index(const std::string& dir, data::IndexPolicy policy) {
+  auto img = data::open_index(dir, policy);
+  data::TrajectoryIndex index({{img, 1.0}});
+  Stats s{img->base_dir(), std::string(img->name()), {}, {}, {}, {}};
+  for (uint32_t i = 0; i < index.sources().size(); ++i)
+    s.by_source[index.sources()[i]] = {static_cast<int64_t>(index.by_source(i).size()),
+                                       img->source_frames(i)};
+  for (uint32_t t = 0; t < index.num_tasks(); ++t)
+    s.by_task[std::string(index.task_name(t))] = {static_cast<int64_t>(index.by_task(t).size()),
+                                                  img->task_frames(t)};
+  for (auto q : {data::Quality::Successful, data::Quality::Suboptimal, data::Quality::Failure}) {
+    const auto [n, frames] = img->quality_stats(q);
+    if (n > 0) s.by_quality[data::quality_name(q)] = {n, frames};
+    s.total.trajectories += n;
+    s.total.frames += frames;
+  }
+  return s;
+}
+
+int run_stats(const std::string& dir, const std::string& policy, const std::string& config_path) {
+  const auto p = data::parse_index_policy(policy);
+  const Stats s = p == data::IndexPolicy::Off ? stats_from_manifest(dir) : stats_from_index(dir, p);
+  std::printf("manifest %s (%s): %lld trajectories, %lld frames\n", s.dir.c_str(), s.name.c_str(),
+              static_cast<long long>(s.total.trajectories), static_cast<long long>(s.total.frames));
+  print_table("data_source", s.by_source);
+  print_table("task", s.by_task);
+  print_table("quality", s.by_quality);
+  print_source_rules(dir, p, config_path);
   return 0;
 }
 
-int run_validate(const std::string& dir) {
-  namespace fs = std::filesystem;
-  data::Manifest m = data::read_manifest(dir);
-  // Size and mtime are not part of Manifest: read them from the records themselves.
-  std::vector<std::pair<int64_t, int64_t>> recorded;
-  {
-    std::ifstream in(fs::path(m.dir) / "trajectories.jsonl");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      auto j = nlohmann::json::parse(line);
-      recorded.emplace_back(j.value("video_size", int64_t{-1}), j.value("video_mtime", int64_t{-1}));
-    }
-  }
-  std::vector<std::string> problems;
-  std::map<std::string, std::pair<std::vector<double>, double>> opened;  // path → timestamps, fps
-  std::map<std::string, std::string> open_error;
-  for (size_t i = 0; i < m.trajectories.size(); ++i) {
-    const auto& t = m.trajectories[i];
-    const std::string where = "trajectory " + std::to_string(i) + " ('" + t.id + "'): ";
-    struct stat st {};
-    if (::stat(t.video.path.c_str(), &st) != 0) {
-      problems.push_back(where + t.video.path + " does not exist");
-      continue;
-    }
-    if (i < recorded.size()) {
-      if (recorded[i].first >= 0 && recorded[i].first != static_cast<int64_t>(st.st_size))
-        problems.push_back(where + t.video.path + " size is " + std::to_string(st.st_size) + ", recorded " +
-                           std::to_string(recorded[i].first));
-      if (recorded[i].second >= 0 && recorded[i].second != static_cast<int64_t>(st.st_mtime))
-        problems.push_back(where + t.video.path + " was modified after ingest (mtime differs)");
-    }
-    if (!opened.count(t.video.path) && !open_error.count(t.video.path)) {
-      try {
-        data::VideoReader v(t.video.path);
-        opened[t.video.path] = {v.timestamps_s(), v.fps()};
-      } catch (const std::exception& e) {
-        open_error[t.video.path] = e.what();
-      }
-    }
-    if (open_error.count(t.video.path)) {
-      problems.push_back(where + "does not open: " + open_error[t.video.path]);
-      continue;
-    }
-    const auto& [ts, fps] = opened[t.video.path];
-    const int64_t n = data::frames_in_window(ts, fps, t.video.from_s, t.video.to_s);
-    if (n != t.num_frames)
-      problems.push_back(where + "window holds " + std::to_string(n) + " frames, manifest says " +
-                         std::to_string(t.num_frames));
-  }
-  for (const auto& p : problems) std::printf("%s\n", p.c_str());
-  std::printf("%s: %zu trajectories, %zu video files, %zu problems\n", m.dir.c_str(), m.trajectories.size(),
-              opened.size() + open_error.size(), problems.size());
-  return problems.empty() ? 0 : 1;
+int run_index(const std::string& dir) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t n = data::build_index(dir);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const fs::path path = fs::absolute(dir) / data::kIndexFileName;
+  std::printf("indexed %lld trajectories into %s (%.1f MB) in %.2f s\n", static_cast<long long>(n),
+              path.string().c_str(), fs::file_size(path) / 1e6, s);
+  return 0;
 }
 
-Registrar reg("data", "Inspect a manifest: `data stats DIR`, `data validate DIR`",
-              [](CLI::App& sub, int& exit_code) {
-                static std::string stats_dir, validate_dir;
-                sub.require_subcommand(1);
-                CLI::App* stats = sub.add_subcommand("stats", "Trajectories and frames per source, task and quality");
-                stats->add_option("dir", stats_dir, "Manifest directory")->required();
-                stats->callback([&exit_code] { exit_code = run_stats(stats_dir); });
-                CLI::App* validate = sub.add_subcommand("validate", "Check every video exists, is unchanged and opens");
-                validate->add_option("dir", validate_dir, "Manifest directory")->required();
-                validate->callback([&exit_code] { exit_code = run_validate(validate_dir); });
-              });
+// ------------------------------------------------------------------------------------ validate
+
+// Keeps the first problems in memory and counts the rest (1M bad records must not hold 1M lines).
+struct Problems {
+  static constexpr size_t kKept = 200;
+  std::vector<std::string> kept;
+  int64_t count = 0;
+  void add(std::string p) {
+    if (kept.size() < kKept) kept.push_back(std::move(p));
+    ++count;
+  }
+};
+
+// The last few opened videos (LeRobot v3.0 episodes of one file are consecutive records).
+class VideoCache {
+ public:
+  struct Entry {
+    std::vector<double> timestamps;
+    double fps = 0;
+    std::string error;
+  };
+  const Entry& get(const std::string& path) {
+    for (auto it = entries_.begin(); it != entries_.end(); ++it)
+      if (it->first == path) {
+        entries_.splice(entries_.begin(), entries_, it);
+        return entries_.front().second;
+      }
+    Entry e;
+    try {
+      data::VideoReader v(path);
+      e.timestamps = v.timestamps_s();
+      e.fps = v.fps();
+    } catch (const std::exception& ex) {
+      e.error = ex.what();
+    }
+    ++opened_;
+    entries_.emplace_front(path, std::move(e));
+    if (entries_.size() > kSize) entries_.pop_back();
+    return entries_.front().second;
+  }
+  int64_t opened() const { return opened_; }
+
+ private:
+  static constexpr size_t kSize = 16;
+  std::list<std::pair<std::string, Entry>> entries_;
+  int64_t opened_ = 0;
+};
+
+// True when `path` (absolute, normal) lies under `root`.
+bool inside(const fs::path& path, const fs::path& root) {
+  if (root.empty()) return false;
+  const fs::path rel = path.lexically_relative(root);
+  return !rel.empty() && *rel.begin() != "..";
+}
+
+int run_validate(const std::string& dir, bool check_videos) {
+  const data::ManifestHeader header = data::read_manifest_header(dir);
+  const std::string records = (fs::path(header.dir) / "trajectories.jsonl").string();
+  // Videos must stay inside the manifest directory or the dataset it was ingested from.
+  const fs::path root = fs::path(header.dir);
+  fs::path source_root;
+  if (header.source.is_object() && header.source.contains("path") && header.source["path"].is_string())
+    source_root = fs::absolute(header.source["path"].get<std::string>()).lexically_normal();
+
+  Problems problems;
+  VideoCache videos;
+  std::vector<std::pair<uint64_t, int64_t>> id_hashes;  // (hash of id, line): duplicates in bounded memory
+  int64_t n = 0;
+  std::string last_stat_path;
+  struct stat last_st {};
+  bool last_exists = false;
+  data::for_each_record(header, [&](data::Trajectory&& t, const nlohmann::json& raw, int64_t line) {
+    ++n;
+    const std::string where = records + ":" + std::to_string(line) + " ('" + t.id + "'): ";
+    id_hashes.emplace_back(data::hash_seed({std::hash<std::string>{}(t.id), t.id.size()}), line);
+    const fs::path video(t.video.path);
+    if (!inside(video, root) && !inside(video, source_root)) {
+      problems.add(where + "video " + t.video.path + " leaves the dataset directory " + root.string() +
+                   (source_root.empty() ? "" : " (and the ingested dataset " + source_root.string() + ")") +
+                   "; refused");
+      return;
+    }
+    if (t.video.path != last_stat_path) {
+      last_stat_path = t.video.path;
+      last_exists = ::stat(t.video.path.c_str(), &last_st) == 0;
+    }
+    if (!last_exists) {
+      problems.add(where + t.video.path + " does not exist");
+      return;
+    }
+    const int64_t size = raw.value("video_size", int64_t{-1}), mtime = raw.value("video_mtime", int64_t{-1});
+    if (size >= 0 && size != static_cast<int64_t>(last_st.st_size))
+      problems.add(where + t.video.path + " size is " + std::to_string(last_st.st_size) + ", recorded " +
+                   std::to_string(size));
+    if (mtime >= 0 && mtime != static_cast<int64_t>(last_st.st_mtime))
+      problems.add(where + t.video.path + " was modified after ingest (mtime differs)");
+    if (!check_videos) return;
+    const auto& v = videos.get(t.video.path);
+    if (!v.error.empty()) {
+      problems.add(where + "does not open: " + v.error);
+      return;
+    }
+    const int64_t frames = data::frames_in_window(v.timestamps, v.fps, t.video.from_s, t.video.to_s);
+    if (frames != t.num_frames)
+      problems.add(where + "window holds " + std::to_string(frames) + " frames, manifest says " +
+                   std::to_string(t.num_frames));
+  });
+  if (n == 0) problems.add(records + ": the dataset is empty (no trajectories)");
+
+  // Duplicate ids: equal hashes are confirmed on the ids themselves (a second, selective pass).
+  std::sort(id_hashes.begin(), id_hashes.end());
+  std::map<int64_t, int64_t> suspect;  // line → first line with the same hash
+  for (size_t k = 1; k < id_hashes.size(); ++k)
+    if (id_hashes[k].first == id_hashes[k - 1].first) suspect[id_hashes[k].second] = id_hashes[k - 1].second;
+  if (!suspect.empty()) {
+    std::map<int64_t, std::string> ids;
+    for (const auto& [a, b] : suspect) ids[a], ids[b];
+    data::for_each_record(header, [&](data::Trajectory&& t, const nlohmann::json&, int64_t line) {
+      auto it = ids.find(line);
+      if (it != ids.end()) it->second = t.id;
+    });
+    for (const auto& [line, first] : suspect)
+      if (ids[line] == ids[first])
+        problems.add(records + ":" + std::to_string(line) + ": duplicate trajectory id '" + ids[line] +
+                     "' (first at line " + std::to_string(first) + ")");
+  }
+
+  // The binary index, when there is one: fresh and intact (a stale one is rebuilt by data.index: auto).
+  const fs::path index_path = root / data::kIndexFileName;
+  std::string index_note = "no index";
+  if (fs::exists(index_path)) {
+    try {
+      auto img = data::IndexImage::map_file(index_path.string(), root.string());
+      const std::string stale = data::index_staleness(root.string(), *img);
+      if (!img->body_hash_ok())
+        problems.add(index_path.string() +
+                     ": corrupt (content hash mismatch); rebuild it with `robometer data index " +
+                     root.string() + "`");
+      else if (!stale.empty())
+        index_note = "index stale (" + stale + "); `robometer data index` or data.index: auto rebuilds it";
+      else
+        index_note = "index fresh";
+    } catch (const std::exception& e) {
+      problems.add(e.what());
+    }
+  }
+  for (const auto& p : problems.kept) std::printf("%s\n", p.c_str());
+  if (problems.count > static_cast<int64_t>(problems.kept.size()))
+    std::printf("... and %lld more problems\n",
+                static_cast<long long>(problems.count - problems.kept.size()));
+  std::printf("%s: %lld trajectories, %lld video files opened, %s, %lld problems\n", header.dir.c_str(),
+              static_cast<long long>(n), static_cast<long long>(videos.opened()), index_note.c_str(),
+              static_cast<long long>(problems.count));
+  return problems.count == 0 ? 0 : 1;
+}
+
+// ------------------------------------------------------------------------------------ generate
+
+struct GenerateArgs {
+  std::string dir, video;
+  int64_t trajectories = 1000000;
+  int sources = 30, tasks = 40000;
+  uint64_t seed = 0;
+};
+
+// A synthetic manifest for scale benchmarks: every record points at one real clip (copied into
+// DIR/videos/) so that training and validation can decode it; tasks belong to one source each;
+// 70% successful, 20% failure, 10% suboptimal; every tenth source grades partial_success.
+int run_generate(const GenerateArgs& a) {
+  if (a.trajectories < 1 || a.sources < 1 || a.tasks < a.sources)
+    throw ConfigError("data generate-manifest: need trajectories >= 1, sources >= 1, tasks >= sources");
+  const fs::path dir = fs::absolute(a.dir).lexically_normal();
+  fs::create_directories(dir / "videos");
+  const fs::path clip = dir / "videos" / ("clip" + fs::path(a.video).extension().string());
+  fs::copy_file(a.video, clip, fs::copy_options::overwrite_existing);
+  data::VideoReader v(clip.string());
+  const int64_t frames = static_cast<int64_t>(v.timestamps_s().size());
+  struct stat st {};
+  ::stat(clip.c_str(), &st);
+  std::ofstream out(dir / "trajectories.jsonl", std::ios::trunc);
+  data::Rng rng(a.seed);
+  char buf[64];
+  for (int64_t i = 0; i < a.trajectories; ++i) {
+    const int64_t task = rng.below(a.tasks);
+    const int64_t source = task % a.sources;
+    const double u = rng.uniform();
+    const char* q = u < 0.7 ? "successful" : u < 0.9 ? "failure" : "suboptimal";
+    nlohmann::json ps = nullptr;
+    if (source % 10 == 0) ps = std::round(rng.uniform() * 100) / 100;
+    std::snprintf(buf, sizeof buf, "source_%02lld/episode_%08lld", static_cast<long long>(source),
+                  static_cast<long long>(i));
+    nlohmann::json rec{
+        {"id", buf},
+        {"task", "task " + std::to_string(task) + ": pick up the object and place it in bin " +
+                     std::to_string(task % 7)},
+        {"data_source", "source_" + std::to_string(source)},
+        {"video", {{"path", "videos/" + clip.filename().string()}, {"from_s", 0.0}, {"to_s", nullptr}}},
+        {"num_frames", frames},
+        {"fps", v.fps()},
+        {"quality_label", q},
+        {"partial_success", ps},
+        {"is_robot", true},
+        {"video_size", static_cast<int64_t>(st.st_size)},
+        {"video_mtime", static_cast<int64_t>(st.st_mtime)}};
+    out << rec.dump() << '\n';
+  }
+  out.close();
+  if (!out) throw Error((dir / "trajectories.jsonl").string() + ": cannot write");
+  std::ofstream h(dir / "manifest.json", std::ios::trunc);
+  h << nlohmann::json{{"format", "robometer-manifest"},
+                      {"version", data::kManifestVersion},
+                      {"name", "generated"},
+                      {"created", "generated"},
+                      {"source", {{"tool", "robometer data generate-manifest"}, {"seed", a.seed}}},
+                      {"num_trajectories", a.trajectories}}
+           .dump(2)
+    << "\n";
+  std::printf("wrote %lld trajectories (%d sources, %d tasks, %lld frames each) to %s\n",
+              static_cast<long long>(a.trajectories), a.sources, a.tasks, static_cast<long long>(frames),
+              dir.string().c_str());
+  return 0;
+}
+
+Registrar reg(
+    "data", "Inspect a manifest: `data stats DIR`, `data validate DIR`, `data index DIR`",
+    [](CLI::App& sub, int& exit_code) {
+      static std::string stats_dir, stats_policy = "auto", stats_config = "configs/base.yaml", validate_dir,
+                                    index_dir;
+      static bool no_videos = false;
+      static GenerateArgs gen;
+      sub.require_subcommand(1);
+      CLI::App* stats = sub.add_subcommand("stats", "Trajectories and frames per source, task and quality");
+      stats->add_option("dir", stats_dir, "Manifest directory")->required();
+      stats
+          ->add_option("--index", stats_policy,
+                       "auto (build when missing/stale) | require | off (parse JSONL)")
+          ->check(CLI::IsMember({"auto", "require", "off"}));
+      stats->add_option("--config", stats_config, "run config whose per-source rules are shown")
+          ->capture_default_str();
+      stats->callback([&exit_code] { exit_code = run_stats(stats_dir, stats_policy, stats_config); });
+      CLI::App* validate = sub.add_subcommand(
+          "validate", "Check ids, paths and every video (exists, unchanged, opens, frame count)");
+      validate->add_option("dir", validate_dir, "Manifest directory")->required();
+      validate->add_flag("--no-videos", no_videos, "Skip opening videos (existence, size and mtime only)");
+      validate->callback([&exit_code] { exit_code = run_validate(validate_dir, !no_videos); });
+      CLI::App* index = sub.add_subcommand("index", "Build the binary index DIR/trajectories.rbmidx");
+      index->add_option("dir", index_dir, "Manifest directory")->required();
+      index->callback([&exit_code] { exit_code = run_index(index_dir); });
+      CLI::App* g = sub.add_subcommand("generate-manifest", "Synthetic large manifest (benchmarks)");
+      g->group("");  // hidden
+      g->add_option("dir", gen.dir, "Output manifest directory")->required();
+      g->add_option("--video", gen.video, "A real clip every record points at")->required();
+      g->add_option("--trajectories", gen.trajectories, "Number of records");
+      g->add_option("--sources", gen.sources, "Data sources");
+      g->add_option("--tasks", gen.tasks, "Tasks");
+      g->add_option("--seed", gen.seed, "Random seed");
+      g->callback([&exit_code] { exit_code = run_generate(gen); });
+      add_data_frames_subcommand(sub, exit_code);
+    });
 
 }  // namespace
 }  // namespace robometer::cli

@@ -9,8 +9,10 @@
 #include "robometer/cli/command.h"
 #include "robometer/core/error.h"
 #include "robometer/data/manifest.h"
+#include "robometer/data/run_options.h"
 #include "robometer/eval/evaluator.h"
-#include "robometer/eval/load.h"
+#include "robometer/eval/report.h"
+#include "robometer/export/load.h"
 #include "robometer/io/atomic_file.h"
 
 namespace robometer::cli {
@@ -28,7 +30,8 @@ struct EvalArgs {
 int run_eval(const EvalArgs& a) {
   if (a.untrained && !a.checkpoint.empty())
     throw ConfigError("eval: give either --checkpoint DIR or --untrained --config YAML, not both");
-  if (!a.untrained && a.checkpoint.empty()) throw ConfigError("eval: --checkpoint DIR is required (or --untrained --config YAML)");
+  if (!a.untrained && a.checkpoint.empty())
+    throw ConfigError("eval: --checkpoint DIR is required (or --untrained --config YAML)");
   if (a.untrained && a.config.empty()) throw ConfigError("eval: --untrained needs --config YAML");
   if (a.data.empty()) throw ConfigError("eval: --data DATASET (a manifest directory) is required");
 
@@ -41,14 +44,24 @@ int run_eval(const EvalArgs& a) {
   if (a.voc_prefixes > 0) opts.voc_prefixes = a.voc_prefixes;
   if (a.success_threshold >= 0) opts.success_threshold = a.success_threshold;
   opts.batch_size = a.batch_size;
+  opts.keep_trajectories = !a.out.empty();  // the report's figures; not kept in metrics.json
 
   std::vector<data::WeightedManifest> manifests;
   for (const auto& d : a.data) manifests.push_back({data::read_manifest(d), 1.0});
+  // As the original's evaluation datasets (BaseDataset with is_evaluation: the min-frames filter
+  // is skipped, _filter_task_based_criteria still runs): trajectories without partial_success whose
+  // task has no successful trajectory are dropped (data.drop_tasks_without_success=false keeps them).
+  const data::FilterReport filtered =
+      data::filter_trajectories(manifests, /*min_frames=*/0, m.config.data.drop_tasks_without_success);
+  if (filtered.dropped() > 0) spdlog::info("eval: {}", filtered.summary());
   const data::TrajectoryIndex index(manifests);
   if (index.size() == 0) {
     std::string dirs;
     for (const auto& d : a.data) dirs += (dirs.empty() ? "" : ", ") + d;
-    throw ConfigError("eval: --data " + dirs + " holds no trajectories");
+    throw ConfigError("eval: --data " + dirs + " holds no trajectories" +
+                      (filtered.dropped() > 0 ? " after the original's task filter (" + filtered.summary() +
+                                                    "; data.drop_tasks_without_success=false keeps them)"
+                                              : std::string()));
   }
   spdlog::info("eval: {} trajectories from {} source(s) on {}", index.size(), index.sources().size(),
                device.str());
@@ -59,9 +72,13 @@ int run_eval(const EvalArgs& a) {
   std::printf("%s", md.c_str());
   if (!a.out.empty()) {
     fs::create_directories(a.out);
+    const eval::ReportFiles report = eval::write_eval_report(result, md, a.out);
+    for (const auto& note : report.notes) spdlog::info("report: {}", note);
+    result.erase("trajectories");
     io::write_file_atomic((fs::path(a.out) / "metrics.json").string(), result.dump(2) + "\n");
     io::write_file_atomic((fs::path(a.out) / "metrics.md").string(), md);
-    std::printf("wrote %s/metrics.json and metrics.md\n", a.out.c_str());
+    std::printf("wrote %s/metrics.json, metrics.md, report.html and %zu figure(s)\n", a.out.c_str(),
+                report.figures.size());
   }
   return 0;
 }
@@ -79,7 +96,8 @@ Registrar reg("eval", "Evaluate a reward model: VOC, Kendall tau, preference/suc
                 sub.add_option("--success-threshold", a.success_threshold, "P(success) threshold");
                 sub.add_option("--batch-size", a.batch_size, "queries per forward pass");
                 sub.add_option("--device", a.device, "auto | cpu | cuda");
-                sub.add_option("--out", a.out, "directory for metrics.json / metrics.md");
+                sub.add_option("--out", a.out,
+                               "directory for metrics.json, metrics.md, report.html and figures");
                 sub.add_option("--set", a.overrides, "config override key=value (repeatable)");
                 sub.callback([&exit_code] { exit_code = run_eval(a); });
               });

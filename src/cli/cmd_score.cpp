@@ -1,5 +1,6 @@
 // `robometer score --checkpoint DIR --video FILE [--video FILE2 ...] --task TEXT
-//   [--mode linspace|dense|all] [--frames 8] [--fps F] [--format json|csv] [--out FILE] [--plot out.png]`
+//   [--mode linspace|dense|all|stream] [--frames 8] [--fps F] [--format json|csv] [--out FILE] [--plot
+//   out.png]`
 // Per-frame progress and P(success) of each video (eval/scorer.h).
 #include <spdlog/spdlog.h>
 
@@ -11,10 +12,11 @@
 
 #include "robometer/cli/command.h"
 #include "robometer/core/error.h"
-#include "robometer/eval/load.h"
+#include "robometer/data/options_from_config.h"
 #include "robometer/eval/scorer.h"
+#include "robometer/export/load.h"
 #include "robometer/io/atomic_file.h"
-#include "robometer/serve/plot.h"
+#include "robometer/plot/reward_plot.h"
 
 namespace robometer::cli {
 namespace {
@@ -22,26 +24,23 @@ namespace fs = std::filesystem;
 
 struct ScoreArgs {
   std::string checkpoint, task, mode = "linspace", format = "json", out, plot, device = "auto";
-  std::string resize;  // empty: the checkpoint's data.resize
+  std::string resize;  // empty: the checkpoint's eval.resize (native by default)
   std::vector<std::string> videos;
   int frames = 8, batch_size = 8;
   double fps = 0;
 };
 
 data::ResizeSpec parse_resize(const std::string& s, const config::RunConfig& cfg) {
-  if (s.empty()) return eval::resize_spec(cfg);
-  if (s == "none") return data::ResizeSpec::none();
-  int w = 0, h = 0;
-  if (std::sscanf(s.c_str(), "%dx%d", &w, &h) == 2 && w > 0 && h > 0) return data::ResizeSpec::exact(w, h);
-  if (std::sscanf(s.c_str(), "%d", &w) == 1 && w > 0) return data::ResizeSpec::shortest_edge(w);
-  throw ConfigError("--resize '" + s + "': expected none, WxH or a short-edge length");
+  return s.empty() ? eval::resize_spec(cfg) : data::parse_resize_spec(s);
 }
 
 // "x.png" for one video; "x_<stem>.png" per video otherwise.
 std::string plot_path(const std::string& base, const std::string& video, size_t n_videos) {
   if (n_videos == 1) return base;
   fs::path p(base);
-  return (p.parent_path() / (p.stem().string() + "_" + fs::path(video).stem().string() + p.extension().string())).string();
+  return (p.parent_path() /
+          (p.stem().string() + "_" + fs::path(video).stem().string() + p.extension().string()))
+      .string();
 }
 
 int run_score(const ScoreArgs& a) {
@@ -69,23 +68,27 @@ int run_score(const ScoreArgs& a) {
                        {"progress", r.progress},
                        {"success", r.success}});
     for (size_t i = 0; i < r.progress.size(); ++i)
-      csv << '"' << video << "\"," << r.frame_indices[i] << ',' << r.progress[i] << ',' << r.success[i] << '\n';
+      csv << '"' << video << "\"," << r.frame_indices[i] << ',' << r.progress[i] << ',' << r.success[i]
+          << '\n';
     if (!a.plot.empty()) {
-      serve::RewardPlot p;
-      p.title = a.task + "  (" + fs::path(video).filename().string() + ", " + eval::score_mode_name(mode) + ")";
+      plot::RewardPlot p;
+      p.title =
+          a.task + "  (" + fs::path(video).filename().string() + ", " + eval::score_mode_name(mode) + ")";
       p.frame_indices = r.frame_indices;
       p.progress = r.progress;
       p.success = r.success;
       p.frames = frames;
       const std::string path = plot_path(a.plot, video, a.videos.size());
-      serve::write_reward_plot(p, path);
+      plot::write_reward_plot(p, path);
       spdlog::info("plot: {}", path);
     }
   }
-  const std::string text = a.format == "csv" ? csv.str()
-                           : (a.videos.size() == 1 ? results[0] : results).dump(2) + "\n";
-  if (a.out.empty()) std::printf("%s", text.c_str());
-  else io::write_file_atomic(a.out, text);
+  const std::string text =
+      a.format == "csv" ? csv.str() : (a.videos.size() == 1 ? results[0] : results).dump(2) + "\n";
+  if (a.out.empty())
+    std::printf("%s", text.c_str());
+  else
+    io::write_file_atomic(a.out, text);
   return 0;
 }
 
@@ -95,10 +98,13 @@ Registrar reg("score", "Per-frame progress and success probability of videos for
                 sub.add_option("--checkpoint", a.checkpoint, "checkpoint or export directory")->required();
                 sub.add_option("--video", a.videos, "video file (repeatable)")->required();
                 sub.add_option("--task", a.task, "task instruction")->required();
-                sub.add_option("--mode", a.mode, "linspace (K frames, one query), dense (one query per frame) or all (every frame in one query)");
+                sub.add_option("--mode", a.mode,
+                               "linspace (K frames, one query), dense (one query per frame), all (every "
+                               "frame in one query) or stream (all's numbers, one KV-cached step per frame)");
                 sub.add_option("--frames", a.frames, "K frames per query");
                 sub.add_option("--fps", a.fps, "subsample the video to this frame rate first");
-                sub.add_option("--resize", a.resize, "none | WxH | short-edge px (default: as trained)");
+                sub.add_option("--resize", a.resize,
+                               "none | WxH | short-edge px (default: eval.resize, native)");
                 sub.add_option("--batch-size", a.batch_size, "queries per forward (dense)");
                 sub.add_option("--format", a.format, "json | csv");
                 sub.add_option("--out", a.out, "write here instead of stdout");

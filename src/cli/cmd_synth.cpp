@@ -29,27 +29,28 @@ int run_synth(const SynthArgs& a) {
   return 0;
 }
 
-Registrar reg("synth", "Write the procedural demo dataset (robot-like pick-and-place videos + manifests)",
-              [](CLI::App& sub, int& exit_code) {
-                static SynthArgs a;
-                sub.add_option("--out", a.out, "Output directory (DIR/train and DIR/eval are created)")->required();
-                sub.add_option("--episodes", a.opts.train_episodes, "Training episodes")->capture_default_str();
-                sub.add_option("--eval-episodes", a.opts.eval_episodes, "Held-out evaluation episodes")
-                    ->capture_default_str();
-                sub.add_option("--tasks", a.opts.tasks, "Number of tasks (1-6)")->capture_default_str();
-                sub.add_option("--size", a.opts.size, "Frame width and height in pixels (even)")->capture_default_str();
-                sub.add_option("--frames", a.frames,
-                               "Frames per episode (default: uniform in [--min-frames, --max-frames])");
-                sub.add_option("--min-frames", a.opts.min_frames, "Fewest frames per episode")->capture_default_str();
-                sub.add_option("--max-frames", a.opts.max_frames, "Most frames per episode")->capture_default_str();
-                sub.add_option("--fps", a.opts.fps, "Frame rate of the videos")->capture_default_str();
-                sub.add_option("--seed", a.opts.seed, "Random seed (same seed, same dataset)")->capture_default_str();
-                sub.add_option("--layout-jitter", a.opts.layout_jitter,
-                               "Per-episode scene variation around each task's canonical scene, in pixels of "
-                               "the 64-px design (negative: a new random scene per episode)")
-                    ->capture_default_str();
-                sub.callback([&exit_code] { exit_code = run_synth(a); });
-              });
+Registrar reg(
+    "synth", "Write the procedural demo dataset (robot-like pick-and-place videos + manifests)",
+    [](CLI::App& sub, int& exit_code) {
+      static SynthArgs a;
+      sub.add_option("--out", a.out, "Output directory (DIR/train and DIR/eval are created)")->required();
+      sub.add_option("--episodes", a.opts.train_episodes, "Training episodes")->capture_default_str();
+      sub.add_option("--eval-episodes", a.opts.eval_episodes, "Held-out evaluation episodes")
+          ->capture_default_str();
+      sub.add_option("--tasks", a.opts.tasks, "Number of tasks (1-6)")->capture_default_str();
+      sub.add_option("--size", a.opts.size, "Frame width and height in pixels (even)")->capture_default_str();
+      sub.add_option("--frames", a.frames,
+                     "Frames per episode (default: uniform in [--min-frames, --max-frames])");
+      sub.add_option("--min-frames", a.opts.min_frames, "Fewest frames per episode")->capture_default_str();
+      sub.add_option("--max-frames", a.opts.max_frames, "Most frames per episode")->capture_default_str();
+      sub.add_option("--fps", a.opts.fps, "Frame rate of the videos")->capture_default_str();
+      sub.add_option("--seed", a.opts.seed, "Random seed (same seed, same dataset)")->capture_default_str();
+      sub.add_option("--layout-jitter", a.opts.layout_jitter,
+                     "Per-episode scene variation around each task's canonical scene, in pixels of "
+                     "the 64-px design (negative: a new random scene per episode)")
+          ->capture_default_str();
+      sub.callback([&exit_code] { exit_code = run_synth(a); });
+    });
 
 }  // namespace
 }  // namespace robometer::cli

@@ -1,11 +1,9 @@
 // `robometer tokenize`: shows how text, or a whole Robometer prompt, is tokenized
 // (ids + pieces, image pad runs collapsed) for debugging prompts.
-#include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
 
-#include "robometer/cli/bench.h"
 #include "robometer/cli/command.h"
 #include "robometer/core/error.h"
 #include "robometer/model/processor.h"
@@ -32,11 +30,16 @@ std::string escape(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\\') out += "\\\\";
+    if (c == '\n')
+      out += "\\n";
+    else if (c == '\r')
+      out += "\\r";
+    else if (c == '\t')
+      out += "\\t";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\\')
+      out += "\\\\";
     else if (c < 0x20 || c == 0x7F) {
       char buf[8];
       std::snprintf(buf, sizeof(buf), "\\x%02X", c);
@@ -67,8 +70,10 @@ void print_tokens(const model::Tokenizer& tok, const std::vector<int64_t>& ids) 
     size_t j = i + 1;
     if (image_pad && ids[i] == *image_pad)
       while (j < ids.size() && ids[j] == ids[i]) ++j;
-    if (j - i > 1) std::printf(" %lld\xC3\x97%zu", static_cast<long long>(ids[i]), j - i);
-    else std::printf(" %lld", static_cast<long long>(ids[i]));
+    if (j - i > 1)
+      std::printf(" %lld\xC3\x97%zu", static_cast<long long>(ids[i]), j - i);
+    else
+      std::printf(" %lld", static_cast<long long>(ids[i]));
     i = j;
   }
   std::printf("\n");
@@ -78,7 +83,8 @@ void print_tokens(const model::Tokenizer& tok, const std::vector<int64_t>& ids) 
       while (j < ids.size() && ids[j] == ids[i]) ++j;
     const std::string piece = escape(tok.id_to_bytes(ids[i]));
     if (j - i > 1)
-      std::printf("%6zu-%-6zu %7lld  %s\xC3\x97%zu\n", i, j - 1, static_cast<long long>(ids[i]), piece.c_str(), j - i);
+      std::printf("%6zu-%-6zu %7lld  %s\xC3\x97%zu\n", i, j - 1, static_cast<long long>(ids[i]),
+                  piece.c_str(), j - i);
     else
       std::printf("%6zu        %7lld  \"%s\"\n", i, static_cast<long long>(ids[i]), piece.c_str());
     i = j;
@@ -86,25 +92,30 @@ void print_tokens(const model::Tokenizer& tok, const std::vector<int64_t>& ids) 
 }
 
 int run_tokenize(const TokenizeOptions& o) {
-  if (o.progress_prompt && o.pair_prompt) throw ConfigError("tokenize: use --progress-prompt or --pair-prompt, not both");
+  if (o.progress_prompt && o.pair_prompt)
+    throw ConfigError("tokenize: use --progress-prompt or --pair-prompt, not both");
   if (!o.progress_prompt && !o.pair_prompt && o.text.empty())
     throw ConfigError("tokenize: give TEXT, --progress-prompt or --pair-prompt");
-  std::filesystem::path path = o.tokenizer.empty() ? model::locate_tokenizer_json() : std::filesystem::path(o.tokenizer);
+  std::filesystem::path path =
+      o.tokenizer.empty() ? model::locate_tokenizer_json() : std::filesystem::path(o.tokenizer);
   if (path.empty())
-    throw ConfigError("tokenize: no tokenizer.json found; pass --tokenizer PATH, set ROBOMETER_TOKENIZER, "
-                      "or run scripts/deps-node in the repository");
+    throw ConfigError(
+        "tokenize: no tokenizer.json found; pass --tokenizer PATH, set ROBOMETER_TOKENIZER, "
+        "or run scripts/deps-node in the repository");
   const model::Tokenizer tok = model::Tokenizer::robometer_from_file(path);
   if (!o.progress_prompt && !o.pair_prompt) {
     print_tokens(tok, tok.encode(o.text));
     return 0;
   }
-  if (o.frames <= 0 || o.height <= 0 || o.width <= 0) throw ConfigError("tokenize: --frames/--height/--width must be > 0");
+  if (o.frames <= 0 || o.height <= 0 || o.width <= 0)
+    throw ConfigError("tokenize: --frames/--height/--width must be > 0");
   model::ProcessorOptions popts;
   popts.predict_pref_progress = !o.no_pref_progress;
   const model::Processor proc(tok, popts);
   const std::vector<int64_t> pads(o.frames, proc.image_pad_count(o.height, o.width));
-  const std::string prompt = o.progress_prompt ? model::render_progress_prompt(o.task, pads)
-                                               : model::render_pair_prompt(o.task, pads, pads, popts.predict_pref_progress);
+  const std::string prompt = o.progress_prompt
+                                 ? model::render_progress_prompt(o.task, pads)
+                                 : model::render_pair_prompt(o.task, pads, pads, popts.predict_pref_progress);
   const auto ids = tok.encode(prompt);
   std::printf("prompt: %s, %d frame(s) of %dx%d -> %lld image pad tokens each, %zu tokens\n",
               o.progress_prompt ? "progress" : "pair", o.frames, o.height, o.width,
@@ -113,66 +124,23 @@ int run_tokenize(const TokenizeOptions& o) {
   return 0;
 }
 
-Registrar reg("tokenize", "Show the Qwen3 token ids/pieces of a text or of a whole Robometer prompt",
-              [](CLI::App& sub, int& exit_code) {
-                auto o = std::make_shared<TokenizeOptions>();
-                sub.add_option("--tokenizer", o->tokenizer,
-                               "tokenizer.json (default: $ROBOMETER_TOKENIZER, else the npm copy under .deps/node)");
-                sub.add_option("text", o->text, "text to tokenize");
-                sub.add_flag("--progress-prompt", o->progress_prompt, "tokenize a progress (single trajectory) prompt");
-                sub.add_flag("--pair-prompt", o->pair_prompt, "tokenize a pair (A, split, B, pref) prompt");
-                sub.add_flag("--no-pref-progress", o->no_pref_progress,
-                             "pair prompt without the per-frame progress sentence");
-                sub.add_option("--task", o->task, "instruction in the prompt");
-                sub.add_option("--frames", o->frames, "frames per trajectory")->check(CLI::PositiveNumber);
-                sub.add_option("--height", o->height, "frame height before smart_resize")->check(CLI::PositiveNumber);
-                sub.add_option("--width", o->width, "frame width before smart_resize")->check(CLI::PositiveNumber);
-                sub.callback([o, &exit_code] { exit_code = run_tokenize(*o); });
-              });
-
-// `robometer bench tokenizer`: load time, encode throughput, and processor cost of the
-// 8-frame progress query and the 8+8-frame pair at 240x320.
-int run_bench(const std::string& tokenizer_path, int reps) {
-  using clock = std::chrono::steady_clock;
-  auto ms = [](clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
-  std::filesystem::path path = tokenizer_path.empty() ? model::locate_tokenizer_json() : std::filesystem::path(tokenizer_path);
-  if (path.empty()) throw ConfigError("bench tokenizer: no tokenizer.json found (--tokenizer PATH)");
-  auto t0 = clock::now();
-  const model::Tokenizer tok = model::Tokenizer::robometer_from_file(path);
-  std::printf("load tokenizer.json             %8.1f ms\n", ms(clock::now() - t0));
-
-  // Fresh words each rep so the per-word cache does not hide the BPE cost.
-  std::string text;
-  for (int i = 0; i < 2000; ++i)
-    text += "The robot number " + std::to_string(i * 7919) + " picks up cup_" + std::to_string(i) + " and moves it. ";
-  t0 = clock::now();
-  const auto ids = tok.encode(text);
-  const double cold = ms(clock::now() - t0);
-  t0 = clock::now();
-  for (int r = 0; r < reps; ++r) (void)tok.encode(text);
-  const double warm = ms(clock::now() - t0) / reps;
-  std::printf("encode %zu bytes -> %zu ids: cold %.1f ms (%.1f MB/s), cached %.1f ms (%.1f MB/s)\n", text.size(),
-              ids.size(), cold, text.size() / cold / 1e3, warm, text.size() / warm / 1e3);
-
-  const model::Processor proc(tok);
-  const at::Tensor frames = at::randint(0, 256, {8, 240, 320, 3}, at::kByte);
-  t0 = clock::now();
-  for (int r = 0; r < reps; ++r) (void)proc.progress_inputs({{"pick up the cup", frames}});
-  std::printf("progress_inputs 8 x 240x320      %8.1f ms\n", ms(clock::now() - t0) / reps);
-  t0 = clock::now();
-  for (int r = 0; r < reps; ++r) (void)proc.pair_inputs({{"pick up the cup", frames, frames}});
-  std::printf("pair_inputs 8+8 x 240x320        %8.1f ms\n", ms(clock::now() - t0) / reps);
-  return 0;
-}
-
-BenchRegistrar bench_reg("tokenizer", "Tokenizer load/encode speed and processor cost per query",
-                         [](CLI::App& sub, int& exit_code) {
-                           auto path = std::make_shared<std::string>();
-                           auto reps = std::make_shared<int>(5);
-                           sub.add_option("--tokenizer", *path, "tokenizer.json");
-                           sub.add_option("--reps", *reps, "repetitions")->check(CLI::PositiveNumber);
-                           sub.callback([path, reps, &exit_code] { exit_code = run_bench(*path, *reps); });
-                         });
+Registrar reg(
+    "tokenize", "Show the Qwen3 token ids/pieces of a text or of a whole Robometer prompt",
+    [](CLI::App& sub, int& exit_code) {
+      auto o = std::make_shared<TokenizeOptions>();
+      sub.add_option("--tokenizer", o->tokenizer,
+                     "tokenizer.json (default: $ROBOMETER_TOKENIZER, else the npm copy under .deps/node)");
+      sub.add_option("text", o->text, "text to tokenize");
+      sub.add_flag("--progress-prompt", o->progress_prompt, "tokenize a progress (single trajectory) prompt");
+      sub.add_flag("--pair-prompt", o->pair_prompt, "tokenize a pair (A, split, B, pref) prompt");
+      sub.add_flag("--no-pref-progress", o->no_pref_progress,
+                   "pair prompt without the per-frame progress sentence");
+      sub.add_option("--task", o->task, "instruction in the prompt");
+      sub.add_option("--frames", o->frames, "frames per trajectory")->check(CLI::PositiveNumber);
+      sub.add_option("--height", o->height, "frame height before smart_resize")->check(CLI::PositiveNumber);
+      sub.add_option("--width", o->width, "frame width before smart_resize")->check(CLI::PositiveNumber);
+      sub.callback([o, &exit_code] { exit_code = run_tokenize(*o); });
+    });
 
 }  // namespace
 }  // namespace robometer::cli

@@ -36,11 +36,9 @@ int run_train(const TrainArgs& a) {
   const auto s = trainer.fit();
   if (ctx.world->is_main()) {
     std::printf("train: steps %lld..%lld%s, last loss %.4f", static_cast<long long>(s.first_step),
-                static_cast<long long>(s.last_step), s.interrupted ? " (interrupted)" : "",
-                s.last_loss);
+                static_cast<long long>(s.last_step), s.interrupted ? " (interrupted)" : "", s.last_loss);
     if (s.eval_loss >= 0)
-      std::printf(", eval loss %.4f, eval preference accuracy %.3f", s.eval_loss,
-                  s.eval_preference_accuracy);
+      std::printf(", eval loss %.4f, eval preference accuracy %.3f", s.eval_loss, s.eval_preference_accuracy);
     std::printf("\ncheckpoint: %s\n", s.last_checkpoint.c_str());
   }
   return 0;
@@ -51,8 +49,9 @@ Registrar reg("train", "Train or fine-tune a reward model from a YAML config",
                 static TrainArgs a;
                 sub.add_option("config", a.config, "YAML config (see configs/)")->required();
                 sub.add_option("overrides", a.overrides, "key.sub=value overrides");
-                sub.add_option("--resume", a.resume,
-                               "auto (latest complete checkpoint of output.run_dir, if any) or a checkpoint DIR");
+                sub.add_option(
+                    "--resume", a.resume,
+                    "auto (latest complete checkpoint of output.run_dir, if any) or a checkpoint DIR");
                 sub.add_flag("--no-progress", a.no_progress, "plain log lines instead of a progress bar");
                 sub.callback([&exit_code] { exit_code = run_train(a); });
               });

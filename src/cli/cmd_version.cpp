@@ -29,8 +29,8 @@ int run_version() {
   std::printf("nccl      not compiled in (CPU build: Gloo only)\n");
 #endif
 #ifndef ROBOMETER_NO_VIDEO
-  std::printf("ffmpeg    %s (libavcodec %d.%d.%d)\n", av_version_info(),
-              LIBAVCODEC_VERSION_MAJOR, LIBAVCODEC_VERSION_MINOR, LIBAVCODEC_VERSION_MICRO);
+  std::printf("ffmpeg    %s (libavcodec %d.%d.%d)\n", av_version_info(), LIBAVCODEC_VERSION_MAJOR,
+              LIBAVCODEC_VERSION_MINOR, LIBAVCODEC_VERSION_MICRO);
 #else
   std::printf("ffmpeg    not compiled in (ROBOMETER_WITH_VIDEO=OFF)\n");
 #endif

@@ -94,8 +94,8 @@ T convert(const YAML::Node& n, const std::string& where, const std::string& key)
     if (!n.IsScalar() || !YAML::convert<long long>::decode(n, v)) {
       // Accept 1e3-style integers written as floats, but not 1.5.
       double d;
-      if (!(n.IsScalar() && YAML::convert<double>::decode(n, d) && std::isfinite(d) &&
-            d == std::floor(d) && std::fabs(d) < 9e15))
+      if (!(n.IsScalar() && YAML::convert<double>::decode(n, d) && std::isfinite(d) && d == std::floor(d) &&
+            std::fabs(d) < 9e15))
         fail(where, key, "expected an integer, got " + describe(n));
       v = static_cast<long long>(d);
     }
@@ -106,8 +106,9 @@ T convert(const YAML::Node& n, const std::string& where, const std::string& key)
                           : v >= 0 && static_cast<unsigned long long>(v) <=
                                           static_cast<unsigned long long>(std::numeric_limits<T>::max());
     if (!fits)
-      fail(where, key, "integer " + describe(n) + " does not fit (at most " +
-                           std::to_string(std::numeric_limits<T>::max()) + ")");
+      fail(where, key,
+           "integer " + describe(n) + " does not fit (at most " +
+               std::to_string(std::numeric_limits<T>::max()) + ")");
     return static_cast<T>(v);
   } else {
     double v;
@@ -120,8 +121,8 @@ T convert(const YAML::Node& n, const std::string& where, const std::string& key)
 
 // ---------------------------------------------------------------- applying one YAML layer
 struct Applier {
-  const YAML::Node& node;   // a mapping
-  std::string prefix;       // "train."
+  const YAML::Node& node;  // a mapping
+  std::string prefix;      // "train."
   const Origin& origin;
   std::map<std::string, std::string>* where_set;  // dotted key -> origin of its value
 
@@ -141,19 +142,20 @@ struct Applier {
       if (!n.IsMap()) fail(where, key, "expected a mapping, got " + describe(n));
       apply_map(value, n, key + ".", origin, where_set);
     } else if constexpr (std::is_same_v<T, std::vector<std::string>> ||
-                         std::is_same_v<T, std::vector<double>> ||
-                         std::is_same_v<T, std::vector<int>>) {
+                         std::is_same_v<T, std::vector<double>> || std::is_same_v<T, std::vector<int>>) {
       if (!n.IsSequence()) fail(where, key, "expected a list, got " + describe(n));
       T out;
       for (size_t i = 0; i < n.size(); ++i)
-        out.push_back(convert<typename T::value_type>(n[i], origin.at(n[i]),
-                                                      key + "[" + std::to_string(i) + "]"));
+        out.push_back(
+            convert<typename T::value_type>(n[i], origin.at(n[i]), key + "[" + std::to_string(i) + "]"));
       value = std::move(out);
-    } else if constexpr (std::is_same_v<T, std::map<std::string, double>>) {
-      if (!n.IsMap()) fail(where, key, "expected a mapping of name: number, got " + describe(n));
+    } else if constexpr (std::is_same_v<T, std::map<std::string, double>> ||
+                         std::is_same_v<T, std::map<std::string, std::string>>) {
+      // Maps merge entry by entry, so a later layer overrides single sources of a shipped table.
+      if (!n.IsMap()) fail(where, key, "expected a mapping of name: value, got " + describe(n));
       for (auto it = n.begin(); it != n.end(); ++it) {
         const std::string k = it->first.Scalar();
-        value[k] = convert<double>(it->second, origin.at(it->second), key + "." + k);
+        value[k] = convert<typename T::mapped_type>(it->second, origin.at(it->second), key + "." + k);
       }
     } else if constexpr (is_vector_of_structs<T>::value) {
       if (!n.IsSequence()) fail(where, key, "expected a list, got " + describe(n));
@@ -181,8 +183,8 @@ struct Applier {
   template <class T, class = void>
   struct is_vector_of_structs : std::false_type {};
   template <class T>
-  struct is_vector_of_structs<std::vector<T>, std::enable_if_t<is_config_struct<T>::value>>
-      : std::true_type {};
+  struct is_vector_of_structs<std::vector<T>, std::enable_if_t<is_config_struct<T>::value>> : std::true_type {
+  };
 
   template <class S>
   static void apply_map(S& s, const YAML::Node& n, const std::string& prefix, const Origin& origin,
@@ -195,16 +197,19 @@ struct Applier {
       if (prefix.empty() && k == "defaults") continue;  // handled by the file loader
       const std::string full = prefix + k;
       if (k.find('.') != std::string::npos)
-        throw ConfigError(origin.at(it->first) + ": key '" + k + "': dotted keys are for command-line "
+        throw ConfigError(origin.at(it->first) + ": key '" + k +
+                          "': dotted keys are for command-line "
                           "overrides only; in a file nest them (e.g. train: {lr: 1e-4})");
       std::string msg = "unknown key '" + full + "'";
       const std::string hint = suggest_key(full);
-      if (!hint.empty()) msg += " (did you mean '" + hint + "'?)";
-      else msg += "; known keys here: " + [&] {
-        std::string list;
-        for (const auto& kk : known) list += (list.empty() ? "" : ", ") + kk;
-        return list;
-      }();
+      if (!hint.empty())
+        msg += " (did you mean '" + hint + "'?)";
+      else
+        msg += "; known keys here: " + [&] {
+          std::string list;
+          for (const auto& kk : known) list += (list.empty() ? "" : ", ") + kk;
+          return list;
+        }();
       throw ConfigError(origin.at(it->first) + ": " + msg);
     }
     Applier a{n, prefix, origin, where_set};
@@ -216,6 +221,7 @@ struct Applier {
 struct Validator {
   std::string prefix;
   const std::map<std::string, std::string>* where_set;
+  std::vector<std::string>* missing_paths = nullptr;  // collect instead of throwing when set
 
   std::string where(const std::string& key) const {
     auto it = where_set->find(key);
@@ -226,7 +232,7 @@ struct Validator {
   void operator()(const char* name, T& value, const FieldSpec& spec = {}) {
     const std::string key = prefix + name;
     if constexpr (is_config_struct<T>::value) {
-      Validator sub{key + ".", where_set};
+      Validator sub{key + ".", where_set, missing_paths};
       value.visit(sub);
     } else if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
       const double v = static_cast<double>(value);
@@ -234,8 +240,10 @@ struct Validator {
       if (low || v > spec.max) {
         std::ostringstream msg;
         msg << key << " = " << v << " is out of range: expected ";
-        if (std::isinf(spec.max)) msg << (spec.min_exclusive ? "a value > " : "a value >= ") << spec.min;
-        else msg << "a value in " << (spec.min_exclusive ? "(" : "[") << spec.min << ", " << spec.max << "]";
+        if (std::isinf(spec.max))
+          msg << (spec.min_exclusive ? "a value > " : "a value >= ") << spec.min;
+        else
+          msg << "a value in " << (spec.min_exclusive ? "(" : "[") << spec.min << ", " << spec.max << "]";
         throw ConfigError(where(key) + ": " + msg.str());
       }
     } else if constexpr (std::is_same_v<T, std::string>) {
@@ -245,18 +253,34 @@ struct Validator {
         for (const auto& o : spec.one_of) opts += (opts.empty() ? "" : ", ") + o;
         throw ConfigError(where(key) + ": " + key + " = '" + value + "' is not one of: " + opts);
       }
-      if (spec.must_exist && !value.empty() && !fs::exists(value))
-        throw ConfigError(where(key) + ": " + key + ": path '" + value + "' does not exist" +
-                          " (relative paths are resolved against " + fs::current_path().string() + ")");
+      if (spec.must_exist && !value.empty() && !fs::exists(value)) {
+        const std::string msg = where(key) + ": " + key + ": path '" + value + "' does not exist" +
+                                " (relative paths are resolved against " + fs::current_path().string() + ")";
+        if (!missing_paths) throw ConfigError(msg);
+        missing_paths->push_back(msg);
+      }
     } else if constexpr (Applier::is_vector_of_structs<T>::value) {
       for (size_t i = 0; i < value.size(); ++i) {
-        Validator sub{key + "[" + std::to_string(i) + "].", where_set};
+        Validator sub{key + "[" + std::to_string(i) + "].", where_set, missing_paths};
         value[i].visit(sub);
       }
     } else if constexpr (std::is_same_v<T, std::map<std::string, double>>) {
-      for (const auto& [k, v] : value)
+      for (const auto& [k, v] : value) {
         if (!std::isfinite(v))
           throw ConfigError(where(key + "." + k) + ": " + key + "." + k + " must be finite");
+        if (v < spec.min || v > spec.max)
+          throw ConfigError(where(key) + ": " + key + "." + k + " = " + std::to_string(v) +
+                            " is out of range [" + std::to_string(spec.min) + ", " +
+                            std::to_string(spec.max) + "]");
+      }
+    } else if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
+      for (const auto& [k, v] : value)
+        if (!spec.one_of.empty() &&
+            std::find(spec.one_of.begin(), spec.one_of.end(), v) == spec.one_of.end()) {
+          std::string opts;
+          for (const auto& o : spec.one_of) opts += (opts.empty() ? "" : ", ") + o;
+          throw ConfigError(where(key) + ": " + key + "." + k + " = '" + v + "' is not one of: " + opts);
+        }
     }
   }
 };
@@ -280,12 +304,12 @@ struct Emitter {
       for (auto& item : value) emit(item);
       out << YAML::EndSeq;
     } else if constexpr (std::is_same_v<T, std::vector<std::string>> ||
-                         std::is_same_v<T, std::vector<double>> ||
-                         std::is_same_v<T, std::vector<int>>) {
+                         std::is_same_v<T, std::vector<double>> || std::is_same_v<T, std::vector<int>>) {
       out << YAML::Flow << YAML::BeginSeq;
       for (auto& item : value) out << item;
       out << YAML::EndSeq;
-    } else if constexpr (std::is_same_v<T, std::map<std::string, double>>) {
+    } else if constexpr (std::is_same_v<T, std::map<std::string, double>> ||
+                         std::is_same_v<T, std::map<std::string, std::string>>) {
       out << YAML::BeginMap;
       for (auto& [k, v] : value) out << YAML::Key << k << YAML::Value << v;
       out << YAML::EndMap;
@@ -299,15 +323,13 @@ struct Emitter {
 
 // ---------------------------------------------------------------- files
 YAML::Node parse_file(const fs::path& path, const std::string& referenced_from) {
-  if (!fs::exists(path))
-    throw ConfigError(referenced_from + "config file '" + path.string() + "' not found");
+  if (!fs::exists(path)) throw ConfigError(referenced_from + "config file '" + path.string() + "' not found");
   if (!fs::is_regular_file(path))
     throw ConfigError(referenced_from + "config file '" + path.string() + "' is not a regular file");
   try {
     return YAML::LoadFile(path.string());
   } catch (const YAML::Exception& e) {
-    throw ConfigError(path.string() + ":" + std::to_string(e.mark.line + 1) +
-                      ": invalid YAML: " + e.msg);
+    throw ConfigError(path.string() + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
   } catch (const std::exception& e) {
     throw ConfigError(path.string() + ": cannot read: " + e.what());
   }
@@ -341,12 +363,10 @@ void apply_file(RunConfig& cfg, const fs::path& path, std::vector<std::string>& 
   stack.pop_back();
 }
 
-void apply_override(RunConfig& cfg, const std::string& text,
-                    std::map<std::string, std::string>& where_set) {
+void apply_override(RunConfig& cfg, const std::string& text, std::map<std::string, std::string>& where_set) {
   const auto eq = text.find('=');
   const std::string origin = "override '" + text + "'";
-  if (eq == std::string::npos || eq == 0)
-    throw ConfigError(origin + ": expected key.sub=value");
+  if (eq == std::string::npos || eq == 0) throw ConfigError(origin + ": expected key.sub=value");
   const std::string key = text.substr(0, eq);
   const std::string raw = text.substr(eq + 1);
   YAML::Node value;
@@ -404,13 +424,14 @@ std::string suggest_key(const std::string& key) {
   return "";
 }
 
-LoadResult load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
+LoadResult load_run_config(const std::string& path, const std::vector<std::string>& overrides,
+                           MissingPaths missing) {
   LoadResult result;
   std::vector<std::string> stack;
   std::map<std::string, std::string> where_set;
   apply_file(result.config, path, stack, result.files, where_set, "");
   for (const auto& o : overrides) apply_override(result.config, o, where_set);
-  Validator v{"", &where_set};
+  Validator v{"", &where_set, missing == MissingPaths::Warn ? &result.missing_paths : nullptr};
   result.config.visit(v);
   return result;
 }

@@ -12,9 +12,8 @@ namespace robometer {
 
 spdlog::level::level_enum parse_log_level(const std::string& level) {
   static const std::pair<const char*, spdlog::level::level_enum> kLevels[] = {
-      {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
-      {"info", spdlog::level::info},   {"warn", spdlog::level::warn},
-      {"warning", spdlog::level::warn}, {"error", spdlog::level::err},
+      {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},  {"info", spdlog::level::info},
+      {"warn", spdlog::level::warn},   {"warning", spdlog::level::warn}, {"error", spdlog::level::err},
       {"off", spdlog::level::off}};
   for (const auto& [name, lvl] : kLevels)
     if (level == name) return lvl;

@@ -14,15 +14,24 @@ size_t sequence_length(std::string_view s, size_t i) {
   if (b0 < 0x80) return 1;
   size_t n = 0;
   uint8_t lo = 0x80, hi = 0xbf;  // allowed range of the second byte
-  if (b0 >= 0xc2 && b0 <= 0xdf) n = 2;
-  else if (b0 == 0xe0) n = 3, lo = 0xa0;
-  else if (b0 >= 0xe1 && b0 <= 0xec) n = 3;
-  else if (b0 == 0xed) n = 3, hi = 0x9f;  // no surrogates
-  else if (b0 >= 0xee && b0 <= 0xef) n = 3;
-  else if (b0 == 0xf0) n = 4, lo = 0x90;
-  else if (b0 >= 0xf1 && b0 <= 0xf3) n = 4;
-  else if (b0 == 0xf4) n = 4, hi = 0x8f;  // <= U+10FFFF
-  else return 0;
+  if (b0 >= 0xc2 && b0 <= 0xdf)
+    n = 2;
+  else if (b0 == 0xe0)
+    n = 3, lo = 0xa0;
+  else if (b0 >= 0xe1 && b0 <= 0xec)
+    n = 3;
+  else if (b0 == 0xed)
+    n = 3, hi = 0x9f;  // no surrogates
+  else if (b0 >= 0xee && b0 <= 0xef)
+    n = 3;
+  else if (b0 == 0xf0)
+    n = 4, lo = 0x90;
+  else if (b0 >= 0xf1 && b0 <= 0xf3)
+    n = 4;
+  else if (b0 == 0xf4)
+    n = 4, hi = 0x8f;  // <= U+10FFFF
+  else
+    return 0;
   if (i + n > s.size()) return 0;
   if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
   for (size_t k = 2; k < n; ++k)

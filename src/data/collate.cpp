@@ -7,10 +7,14 @@ namespace robometer::data {
 
 const char* strategy_name(Strategy s) {
   switch (s) {
-    case Strategy::Rewind: return "rewind";
-    case Strategy::Suboptimal: return "suboptimal";
-    case Strategy::DifferentTask: return "different_task";
-    case Strategy::Reverse: return "reverse";
+    case Strategy::Rewind:
+      return "rewind";
+    case Strategy::Suboptimal:
+      return "suboptimal";
+    case Strategy::DifferentTask:
+      return "different_task";
+    case Strategy::Reverse:
+      return "reverse";
   }
   return "?";
 }
@@ -29,6 +33,13 @@ void check_clip(const Clip& c, int64_t K, size_t i, const char* which) {
   if (!c.success.defined() || c.success.numel() != K) bad("success must be [K]");
   if (!c.success_mask.defined() || c.success_mask.numel() != K) bad("success_mask must be [K]");
   if (c.frames.defined() && c.frames.size(0) != K) bad("frames must have K rows");
+  if (c.progress_frame_mask.defined() && c.progress_frame_mask.numel() != K)
+    bad("progress_frame_mask must be [K]");
+}
+
+at::Tensor frame_mask_or_ones(const Clip& c, int64_t K) {
+  return c.progress_frame_mask.defined() ? c.progress_frame_mask.to(at::kFloat).reshape({K})
+                                         : at::ones({K}, at::kFloat);
 }
 
 }  // namespace
@@ -37,7 +48,7 @@ Batch collate(std::vector<PairSample> samples) {
   Batch b;
   if (samples.empty()) throw Error("collate: empty batch");
   const int64_t K = samples[0].a.progress.defined() ? samples[0].a.progress.numel() : 0;
-  std::vector<at::Tensor> pa, ta, sa, ma, pb, tb, sb, mb;
+  std::vector<at::Tensor> pa, ta, sa, ma, pb, tb, sb, mb, fa, fb;
   std::vector<float> pref, pma, pmb;
   for (size_t i = 0; i < samples.size(); ++i) {
     const PairSample& s = samples[i];
@@ -51,6 +62,8 @@ Batch collate(std::vector<PairSample> samples) {
     tb.push_back(s.b.progress_target);
     sb.push_back(s.b.success);
     mb.push_back(s.b.success_mask);
+    fa.push_back(frame_mask_or_ones(s.a, K));
+    fb.push_back(frame_mask_or_ones(s.b, K));
     pref.push_back(s.preference);
     pma.push_back(s.a.progress_mask);
     pmb.push_back(s.b.progress_mask);
@@ -60,11 +73,13 @@ Batch collate(std::vector<PairSample> samples) {
   b.progress_a = at::stack(pa);
   b.progress_target_a = at::stack(ta);
   b.progress_mask_a = at::tensor(pma, at::kFloat).view({n});
+  b.progress_frame_mask_a = at::stack(fa);
   b.success_a = at::stack(sa);
   b.success_mask_a = at::stack(ma);
   b.progress_b = at::stack(pb);
   b.progress_target_b = at::stack(tb);
   b.progress_mask_b = at::tensor(pmb, at::kFloat).view({n});
+  b.progress_frame_mask_b = at::stack(fb);
   b.success_b = at::stack(sb);
   b.success_mask_b = at::stack(mb);
   b.samples = std::move(samples);

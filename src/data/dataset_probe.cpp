@@ -15,10 +15,14 @@ namespace robometer::data {
 
 DatasetScan scan_dataset(const std::string& format, const std::string& root, const IngestOptions& opts) {
   DatasetScan scan;
-  if (format == "lerobot") scan = scan_lerobot(root, opts);
-  else if (format == "rbm") scan = scan_rbm(root, opts);
-  else if (format == "folder") scan = scan_folder(root, opts);
-  else throw ConfigError("unknown dataset format '" + format + "' (expected lerobot | rbm | folder)");
+  if (format == "lerobot")
+    scan = scan_lerobot(root, opts);
+  else if (format == "rbm")
+    scan = scan_rbm(root, opts);
+  else if (format == "folder")
+    scan = scan_folder(root, opts);
+  else
+    throw ConfigError("unknown dataset format '" + format + "' (expected lerobot | rbm | folder)");
   move_invalid_utf8_to_problems(scan);
   return scan;
 }
@@ -35,7 +39,8 @@ std::vector<int64_t> parse_episode_list(const std::string& spec) {
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != s.size() || s.empty() || v < 0) throw ConfigError("bad episode list '" + spec + "': '" + s + "'");
+    if (used != s.size() || s.empty() || v < 0)
+      throw ConfigError("bad episode list '" + spec + "': '" + s + "'");
     return static_cast<int64_t>(v);
   };
   while (std::getline(ss, item, ',')) {
@@ -119,10 +124,11 @@ ProbeSummary probe_trajectories(DatasetScan& scan, const ProbeOptions& opts) {
                  std::to_string(r.end_s) + " s)";
       } else {
         const int64_t n = frames_in_window(r.ts, r.fps, t.video.from_s, t.video.to_s);
-        if (n == 0) reason = "window holds no frames";
+        if (n == 0)
+          reason = "window holds no frames";
         else if (t.num_frames > 0 && n != t.num_frames)
-          scan.notes.push_back(t.id + ": metadata says " + std::to_string(t.num_frames) + " frames, the video window holds " +
-                               std::to_string(n));
+          scan.notes.push_back(t.id + ": metadata says " + std::to_string(t.num_frames) +
+                               " frames, the video window holds " + std::to_string(n));
         t.num_frames = n;
         t.fps = r.fps;
       }
@@ -134,8 +140,10 @@ ProbeSummary probe_trajectories(DatasetScan& scan, const ProbeOptions& opts) {
   }
   std::vector<Trajectory> kept;
   for (size_t i = 0; i < scan.trajectories.size(); ++i)
-    if (!drop[i]) kept.push_back(std::move(scan.trajectories[i]));
-    else ++s.failed;
+    if (!drop[i])
+      kept.push_back(std::move(scan.trajectories[i]));
+    else
+      ++s.failed;
   scan.trajectories = std::move(kept);
   s.trajectories = scan.trajectories.size();
   return s;

@@ -21,8 +21,10 @@ void move_invalid_utf8_to_problems(DatasetScan& scan) {
         break;
       }
     }
-    if (reason.empty()) kept.push_back(std::move(t));
-    else scan.problems.push_back({t.id, t.video.path, reason});
+    if (reason.empty())
+      kept.push_back(std::move(t));
+    else
+      scan.problems.push_back({t.id, t.video.path, reason});
   }
   scan.trajectories = std::move(kept);
 }

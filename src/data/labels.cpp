@@ -49,8 +49,7 @@ void append_range(std::vector<int64_t>& out, int64_t from, int64_t to) {  // inc
 }
 }  // namespace
 
-std::vector<int64_t> segment_indices(int64_t s, int64_t start, int64_t end,
-                                     std::optional<int64_t> middle) {
+std::vector<int64_t> segment_indices(int64_t s, int64_t start, int64_t end, std::optional<int64_t> middle) {
   if (s <= 0) return {};
   if (s == 1) return {0};
   if (s == 2) return {0, 1};
@@ -71,8 +70,8 @@ std::vector<int64_t> segment_indices(int64_t s, int64_t start, int64_t end,
   return out;
 }
 
-std::vector<double> progress_labels(int64_t num_stored, const std::vector<int64_t>& indices,
-                                    double cutoff, std::optional<float> partial_success) {
+std::vector<double> progress_labels(int64_t num_stored, const std::vector<int64_t>& indices, double cutoff,
+                                    std::optional<float> partial_success) {
   std::vector<double> g;
   if (indices.empty()) return g;
   const int64_t s = *std::min_element(indices.begin(), indices.end());
@@ -91,17 +90,15 @@ std::vector<double> progress_labels(int64_t num_stored, const std::vector<int64_
   return g;
 }
 
-std::vector<double> success_labels(const std::vector<double>& progress, double cutoff,
-                                   Quality quality) {
+std::vector<double> success_labels(const std::vector<double>& progress, double cutoff, Quality quality) {
   std::vector<double> y(progress.size(), 0.0);
   if (quality != Quality::Successful) return y;
   for (size_t t = 0; t < progress.size(); ++t) y[t] = progress[t] >= cutoff ? 1.0 : 0.0;
   return y;
 }
 
-std::vector<double> success_inclusion(const std::vector<double>& progress,
-                                      const std::vector<double>& success, Quality quality,
-                                      double min_success) {
+std::vector<double> success_inclusion(const std::vector<double>& progress, const std::vector<double>& success,
+                                      Quality quality, double min_success) {
   if (progress.size() != success.size())
     throw Error("success_inclusion: progress and success lengths differ");
   std::vector<double> m(progress.size());
@@ -116,6 +113,18 @@ float progress_mask(Quality quality, bool preference_only_source, bool has_parti
   if (preference_only_source) return 0.f;
   if (has_partial_success) return 1.f;
   return quality == Quality::Successful ? 1.f : 0.f;
+}
+
+std::vector<double> last_frame_progress_mask(int64_t num_stored, const std::vector<int64_t>& indices, int K,
+                                             bool enabled, std::optional<float> partial_success,
+                                             bool preference_only_source) {
+  std::vector<double> m(static_cast<size_t>(std::max<int64_t>(K, static_cast<int64_t>(indices.size()))), 1.0);
+  if (!enabled || !partial_success) return m;
+  if (*partial_success == 1.0f && !preference_only_source) return m;
+  std::fill(m.begin(), m.end(), 0.0);
+  for (size_t i = 0; i < indices.size(); ++i)
+    if (indices[i] == num_stored - 1) m[i] = 1.0;
+  return m;
 }
 
 at::Tensor two_hot(const std::vector<double>& progress, int bins) {

@@ -35,6 +35,7 @@ Clip make_clip(const TrajectoryIndex& index, const ClipPlan& plan, const at::Ten
   c.success = to_float_tensor(plan.success);
   c.success_mask = to_float_tensor(plan.success_mask);
   c.progress_mask = plan.progress_mask;
+  if (!plan.progress_frame_mask.empty()) c.progress_frame_mask = to_float_tensor(plan.progress_frame_mask);
   c.frame_indices = plan.stored_indices;
   c.video_frame_indices = plan.video_indices;
   c.valid_frames = plan.valid_frames;
@@ -46,7 +47,8 @@ Clip make_clip(const TrajectoryIndex& index, const ClipPlan& plan, const at::Ten
 
 }  // namespace
 
-PairSample assemble_pair(const TrajectoryIndex& index, const PairPlan& plan, const ResizeSpec& resize) {
+PairSample assemble_pair(const TrajectoryIndex& index, const PairPlan& plan, const ResizeSpec& resize,
+                         bool autorotate) {
   // Decode each trajectory once, for the sorted union of the frames its clips need.
   std::map<int64_t, std::vector<int64_t>> wanted;
   for (const ClipPlan* c : {&plan.chosen, &plan.rejected}) {
@@ -60,6 +62,7 @@ PairSample assemble_pair(const TrajectoryIndex& index, const PairPlan& plan, con
     const Trajectory& t = index.at(traj);
     VideoReaderOptions vo;
     vo.resize = resize;
+    vo.autorotate = autorotate;
     vo.threads = 1;
     vo.window_from_s = t.video.from_s;
     vo.window_to_s = t.video.to_s;
@@ -162,8 +165,8 @@ Loader::Loader(std::shared_ptr<const TrajectoryIndex> index, LoaderOptions opts)
   if (o.batch_size < 1) throw ConfigError("loader: batch_size must be >= 1");
   if (o.num_workers < 0) throw ConfigError("loader: num_workers must be >= 0");
   if (o.world_size < 1 || o.rank < 0 || o.rank >= o.world_size)
-    throw ConfigError("loader: need 0 <= rank < world_size, got rank " + std::to_string(o.rank) +
-                      " of " + std::to_string(o.world_size));
+    throw ConfigError("loader: need 0 <= rank < world_size, got rank " + std::to_string(o.rank) + " of " +
+                      std::to_string(o.world_size));
   if (o.samples_per_epoch < 0) throw ConfigError("loader: samples_per_epoch must be >= 0");
   if (!(o.max_bad_fraction >= 0 && o.max_bad_fraction <= 1))
     throw ConfigError("loader: max_bad_fraction must be in [0, 1]");
@@ -208,15 +211,15 @@ Loader::Built Loader::build_sample(int64_t epoch, int64_t gi) const {
   const auto& o = impl_->opts;
   std::string last_error;
   for (int attempt = 0; attempt < o.max_attempts_per_sample; ++attempt) {
-    Rng rng(hash_seed({o.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(gi),
-                       static_cast<uint64_t>(attempt)}));
+    Rng rng(hash_seed(
+        {o.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(gi), static_cast<uint64_t>(attempt)}));
     PairPlan plan = impl_->sampler.sample(rng);
     // Every draw decodes, even from a file that failed before: whether a sample is replaced
     // must depend on the file alone, not on which samples this process happened to see first
     // (resume and worker timing would change the data otherwise), and one bad episode of a
     // shared LeRobot v3.0 file must not disable the others.
     try {
-      return Built{assemble_pair(*impl_->index, plan, o.resize), attempt};
+      return Built{assemble_pair(*impl_->index, plan, o.resize, o.autorotate), attempt};
     } catch (const ConfigError&) {
       throw;
     } catch (const FormatError& e) {

@@ -44,7 +44,8 @@ struct RecordReader {
   double num(const char* key) const { return num(get(key), key); }
   int64_t integer(const char* key) const {
     const json& v = get(key);
-    if (!v.is_number_integer()) fail(std::string("key '") + key + "' must be an integer, got " + v.type_name());
+    if (!v.is_number_integer())
+      fail(std::string("key '") + key + "' must be an integer, got " + v.type_name());
     return v.get<int64_t>();
   }
   bool boolean(const char* key) const {
@@ -69,6 +70,11 @@ Trajectory parse_record(const json& obj, const std::string& where, const fs::pat
   std::string path = vr.str("path");
   if (path.empty()) r.fail("key 'video.path' is empty");
   fs::path p(path);
+  if (!p.is_absolute()) {  // relative paths are inside the manifest directory by construction
+    const fs::path rel = p.lexically_normal();
+    if (!rel.empty() && *rel.begin() == "..")
+      r.fail("key 'video.path' (" + path + ") leaves the manifest directory");
+  }
   t.video.path = (p.is_absolute() ? p : dir / p).lexically_normal().string();
   if (video.contains("from_s")) t.video.from_s = vr.num(video["from_s"], "video.from_s");
   if (video.contains("to_s") && !video["to_s"].is_null()) t.video.to_s = vr.num(video["to_s"], "video.to_s");
@@ -102,17 +108,15 @@ json header_json(const std::string& name, size_t n, const json& source) {
   std::tm tm{};
   gmtime_r(&now, &tm);
   std::strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return json{{"format", kFormatName}, {"version", kManifestVersion}, {"name", name},
-              {"created", created},    {"source", source},          {"num_trajectories", n}};
+  return json{{"format", kFormatName}, {"version", kManifestVersion}, {"name", name}, {"created", created},
+              {"source", source},      {"num_trajectories", n}};
 }
 
 }  // namespace
 
-Manifest read_manifest(const std::string& dir_arg) {
+ManifestHeader read_manifest_header(const std::string& dir_arg) {
   fs::path dir = fs::absolute(dir_arg).lexically_normal();
   fs::path header_path = dir / "manifest.json";
-  fs::path records_path = dir / "trajectories.jsonl";
-
   std::ifstream hf(header_path);
   if (!hf) throw FormatError(header_path.string(), "cannot open (is this a robometer manifest directory?)");
   json header;
@@ -128,17 +132,21 @@ Manifest read_manifest(const std::string& dir_arg) {
   if (version != kManifestVersion)
     h.fail("unknown version " + std::to_string(version) + " (this build reads version " +
            std::to_string(kManifestVersion) + ")");
-
-  Manifest m;
+  ManifestHeader m;
   m.dir = dir.string();
   m.name = h.str("name");
   if (header.contains("source")) m.source = header["source"];
-  const int64_t declared = h.integer("num_trajectories");
+  m.num_trajectories = h.integer("num_trajectories");
+  return m;
+}
 
+void for_each_record(const ManifestHeader& m, const RecordFn& fn) {
+  const fs::path dir(m.dir);
+  const fs::path records_path = dir / "trajectories.jsonl";
   std::ifstream rf(records_path);
   if (!rf) throw FormatError(records_path.string(), "cannot open");
   std::string line;
-  int64_t line_no = 0;
+  int64_t line_no = 0, count = 0;
   while (std::getline(rf, line)) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank line
@@ -149,12 +157,22 @@ Manifest read_manifest(const std::string& dir_arg) {
     } catch (const json::exception& e) {
       throw FormatError(where, std::string("invalid JSON: ") + e.what());
     }
-    m.trajectories.push_back(parse_record(obj, where, dir));
+    fn(parse_record(obj, where, dir), obj, line_no);
+    ++count;
   }
-  if (static_cast<int64_t>(m.trajectories.size()) != declared)
-    throw FormatError(header_path.string(), "num_trajectories is " + std::to_string(declared) + " but " +
-                                                records_path.string() + " holds " +
-                                                std::to_string(m.trajectories.size()) + " records");
+  if (count != m.num_trajectories)
+    throw FormatError((dir / "manifest.json").string(),
+                      "num_trajectories is " + std::to_string(m.num_trajectories) + " but " +
+                          records_path.string() + " holds " + std::to_string(count) + " records");
+}
+
+Manifest read_manifest(const std::string& dir_arg) {
+  const ManifestHeader h = read_manifest_header(dir_arg);
+  Manifest m;
+  m.dir = h.dir;
+  m.name = h.name;
+  m.source = h.source;
+  for_each_record(h, [&](Trajectory&& t, const json&, int64_t) { m.trajectories.push_back(std::move(t)); });
   return m;
 }
 
@@ -162,18 +180,25 @@ void write_manifest(const std::string& dir_arg, const std::string& name,
                     const std::vector<Trajectory>& trajectories, const json& source) {
   fs::path dir = fs::absolute(dir_arg).lexically_normal();
   fs::create_directories(dir);
-  std::ostringstream records;
+  // Streamed in 1 MB pieces (a million records must not need a second copy in memory).
+  io::AtomicFileWriter records((dir / "trajectories.jsonl").string());
+  std::string buf;
+  std::string last_video;  // LeRobot v3.0 episodes share a file: stat it once
+  struct stat st {};
   for (size_t i = 0; i < trajectories.size(); ++i) {
     const Trajectory& t = trajectories[i];
     fs::path video = fs::absolute(t.video.path).lexically_normal();
-    struct stat st {};
-    if (::stat(video.c_str(), &st) != 0)
-      throw Error("write_manifest: trajectory " + std::to_string(i) + " ('" + t.id + "'): video " +
-                  video.string() + " does not exist");
+    if (video.native() != last_video) {
+      if (::stat(video.c_str(), &st) != 0)
+        throw Error("write_manifest: trajectory " + std::to_string(i) + " ('" + t.id + "'): video " +
+                    video.string() + " does not exist");
+      last_video = video.native();
+    }
     // Paths under the manifest directory are stored relative, so the folder can be moved.
     fs::path rel = video.lexically_relative(dir);
     bool inside = !rel.empty() && *rel.begin() != "..";
-    json v{{"path", inside ? rel.string() : video.string()}, {"from_s", t.video.from_s},
+    json v{{"path", inside ? rel.string() : video.string()},
+           {"from_s", t.video.from_s},
            {"to_s", t.video.to_s < 0 ? json(nullptr) : json(t.video.to_s)}};
     json rec{{"id", t.id},
              {"task", t.task},
@@ -186,10 +211,16 @@ void write_manifest(const std::string& dir_arg, const std::string& name,
              {"is_robot", t.is_robot},
              {"video_size", static_cast<int64_t>(st.st_size)},
              {"video_mtime", static_cast<int64_t>(st.st_mtime)}};
-    records << rec.dump() << '\n';
+    buf += rec.dump();
+    buf += '\n';
+    if (buf.size() >= (1u << 20)) {
+      records.write(buf);
+      buf.clear();
+    }
   }
+  records.write(buf);
   // Records first, header last: a reader that finds the new header also finds its records.
-  io::write_file_atomic((dir / "trajectories.jsonl").string(), records.str());
+  records.commit();
   io::write_file_atomic((dir / "manifest.json").string(),
                         header_json(name, trajectories.size(), source).dump(2) + "\n");
 }

@@ -20,9 +20,13 @@ std::vector<std::string> split_csv(const std::string& line, const std::string& w
   for (size_t i = 0; i < line.size(); ++i) {
     char c = line[i];
     if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') { out.back() += '"'; ++i; }
-      else if (c == '"') quoted = false;
-      else out.back() += c;
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        out.back() += '"';
+        ++i;
+      } else if (c == '"')
+        quoted = false;
+      else
+        out.back() += c;
     } else if (c == '"') {
       quoted = true;
     } else if (c == ',') {
@@ -65,9 +69,13 @@ DatasetScan scan_folder(const std::string& root_arg, const IngestOptions& opts) 
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       const std::string where = csv.string() + ":" + std::to_string(n);
       auto fields = split_csv(line, where);
-      if (header.empty()) { header = fields; continue; }
+      if (header.empty()) {
+        header = fields;
+        continue;
+      }
       if (fields.size() != header.size())
-        throw FormatError(where, std::to_string(fields.size()) + " fields, header has " + std::to_string(header.size()));
+        throw FormatError(
+            where, std::to_string(fields.size()) + " fields, header has " + std::to_string(header.size()));
       json rec = json::object();
       for (size_t k = 0; k < header.size(); ++k)
         if (!fields[k].empty()) rec[header[k]] = fields[k];
@@ -84,17 +92,21 @@ DatasetScan scan_folder(const std::string& root_arg, const IngestOptions& opts) 
       t.task = r.at("task").get<std::string>();
       t.id = r.contains("id") ? r["id"].get<std::string>() : fs::path(path).stem().string();
       t.data_source = r.contains("data_source") ? r["data_source"].get<std::string>() : default_source;
-      t.video.path = (fs::path(path).is_absolute() ? fs::path(path) : root / path).lexically_normal().string();
-      t.quality = r.contains("quality_label") ? parse_quality(r["quality_label"].get<std::string>()) : opts.quality;
+      t.video.path =
+          (fs::path(path).is_absolute() ? fs::path(path) : root / path).lexically_normal().string();
+      t.quality =
+          r.contains("quality_label") ? parse_quality(r["quality_label"].get<std::string>()) : opts.quality;
       if (r.contains("partial_success") && !r["partial_success"].is_null()) {
         const json& p = r["partial_success"];
         double v = p.is_string() ? std::stod(p.get<std::string>()) : p.get<double>();
-        if (!(v >= 0.0 && v <= 1.0)) throw Error("partial_success " + std::to_string(v) + " is outside [0, 1]");
+        if (!(v >= 0.0 && v <= 1.0))
+          throw Error("partial_success " + std::to_string(v) + " is outside [0, 1]");
         t.partial_success = static_cast<float>(v);
       }
       if (r.contains("is_robot")) {
         const json& b = r["is_robot"];
-        t.is_robot = b.is_boolean() ? b.get<bool>() : (b.get<std::string>() == "true" || b.get<std::string>() == "1");
+        t.is_robot =
+            b.is_boolean() ? b.get<bool>() : (b.get<std::string>() == "true" || b.get<std::string>() == "1");
       }
     } catch (const json::exception& e) {
       throw FormatError(where, std::string("bad record: ") + e.what());
@@ -103,9 +115,12 @@ DatasetScan scan_folder(const std::string& root_arg, const IngestOptions& opts) 
     } catch (const Error& e) {
       throw FormatError(where, e.what());
     }
-    if (t.task.empty()) scan.problems.push_back({t.id, where, "empty task"});
-    else if (!fs::is_regular_file(t.video.path)) scan.problems.push_back({t.id, t.video.path, "video file is missing"});
-    else scan.trajectories.push_back(std::move(t));
+    if (t.task.empty())
+      scan.problems.push_back({t.id, where, "empty task"});
+    else if (!fs::is_regular_file(t.video.path))
+      scan.problems.push_back({t.id, t.video.path, "video file is missing"});
+    else
+      scan.trajectories.push_back(std::move(t));
   }
   return scan;
 }

@@ -48,9 +48,13 @@ std::string format_template(const std::string& tpl, const std::map<std::string, 
                             const std::map<std::string, int64_t>& ints, const std::string& where) {
   std::string out;
   for (size_t i = 0; i < tpl.size();) {
-    if (tpl[i] != '{') { out += tpl[i++]; continue; }
+    if (tpl[i] != '{') {
+      out += tpl[i++];
+      continue;
+    }
     size_t close = tpl.find('}', i);
-    if (close == std::string::npos) throw FormatError(where, "unterminated '{' in path template '" + tpl + "'");
+    if (close == std::string::npos)
+      throw FormatError(where, "unterminated '{' in path template '" + tpl + "'");
     std::string field = tpl.substr(i + 1, close - i - 1), spec;
     if (size_t colon = field.find(':'); colon != std::string::npos) {
       spec = field.substr(colon + 1);
@@ -62,7 +66,8 @@ std::string format_template(const std::string& tpl, const std::map<std::string, 
       std::string digits = std::to_string(n->second);
       int width = 0;
       if (!spec.empty() && spec.back() == 'd') width = std::atoi(spec.substr(0, spec.size() - 1).c_str());
-      if (static_cast<int>(digits.size()) < width) digits.insert(0, static_cast<size_t>(width) - digits.size(), '0');
+      if (static_cast<int>(digits.size()) < width)
+        digits.insert(0, static_cast<size_t>(width) - digits.size(), '0');
       out += digits;
     } else {
       throw FormatError(where, "unknown field '{" + field + "}' in path template '" + tpl + "'");
@@ -120,7 +125,9 @@ std::string episode_id(const std::string& source, int64_t ep, const std::string&
 void scan_v21(const fs::path& root, const json& info, const IngestOptions& opts, DatasetScan& scan) {
   const std::string info_path = (root / "meta/info.json").string();
   const std::vector<std::string> keys = video_keys(info, opts, info_path);
-  const std::string tpl = info_value<std::string>(info, "video_path", "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4", info_path);
+  const std::string tpl = info_value<std::string>(
+      info, "video_path", "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
+      info_path);
   const int64_t chunks_size = info_value<int64_t>(info, "chunks_size", 1000, info_path);
   if (chunks_size <= 0) throw FormatError(info_path, "chunks_size must be positive");
   const double fps = info_value<double>(info, "fps", 0.0, info_path);
@@ -156,8 +163,10 @@ void scan_v21(const fs::path& root, const json& info, const IngestOptions& opts,
       json e = json::parse(line);
       ep = e.at("episode_index").get<int64_t>();
       length = e.value("length", int64_t{0});
-      if (e.contains("tasks") && e["tasks"].is_array() && !e["tasks"].empty()) task = e["tasks"][0].get<std::string>();
-      else if (e.contains("task_index")) task = task_by_index[e["task_index"].get<int64_t>()];
+      if (e.contains("tasks") && e["tasks"].is_array() && !e["tasks"].empty())
+        task = e["tasks"][0].get<std::string>();
+      else if (e.contains("task_index"))
+        task = task_by_index[e["task_index"].get<int64_t>()];
     } catch (const json::exception& ex) {
       throw FormatError(where, ex.what());
     }
@@ -165,8 +174,8 @@ void scan_v21(const fs::path& root, const json& info, const IngestOptions& opts,
     total_length += length;
     if (!wanted(opts, ep)) continue;
     for (const auto& key : keys) {
-      std::string rel = format_template(tpl, {{"video_key", key}},
-                                        {{"episode_chunk", ep / chunks_size}, {"episode_index", ep}}, info_path);
+      std::string rel = format_template(
+          tpl, {{"video_key", key}}, {{"episode_chunk", ep / chunks_size}, {"episode_index", ep}}, info_path);
       Trajectory t;
       t.id = episode_id(source, ep, key, keys.size());
       t.task = task;
@@ -197,7 +206,8 @@ void scan_v21(const fs::path& root, const json& info, const IngestOptions& opts,
 void scan_v30(const fs::path& root, const json& info, const IngestOptions& opts, DatasetScan& scan) {
   const std::string info_path = (root / "meta/info.json").string();
   const std::vector<std::string> keys = video_keys(info, opts, info_path);
-  const std::string tpl = info_value<std::string>(info, "video_path", "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4", info_path);
+  const std::string tpl = info_value<std::string>(
+      info, "video_path", "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4", info_path);
   const double fps = info_value<double>(info, "fps", 0.0, info_path);
   const std::string source = dataset_name(root, opts);
 
@@ -220,7 +230,8 @@ void scan_v30(const fs::path& root, const json& info, const IngestOptions& opts,
     for (const auto& e : fs::recursive_directory_iterator(ep_dir))
       if (e.is_regular_file() && e.path().extension() == ".parquet") files.push_back(e.path());
   std::sort(files.begin(), files.end());
-  if (files.empty()) throw FormatError(ep_dir.string(), "no episode parquet files (LeRobot v3.0 keeps episodes there)");
+  if (files.empty())
+    throw FormatError(ep_dir.string(), "no episode parquet files (LeRobot v3.0 keeps episodes there)");
 
   ExistsCache exists;
   int64_t listed = 0, total_length = 0;
@@ -246,7 +257,10 @@ void scan_v30(const fs::path& root, const json& info, const IngestOptions& opts,
       auto ti = pf.read_column("task_index").int64s();
       for (size_t r = 0; r < task.size(); ++r) task[r] = task_by_index[ti[r]];
     }
-    struct Cam { std::vector<int64_t> chunk, file; std::vector<double> from, to; };
+    struct Cam {
+      std::vector<int64_t> chunk, file;
+      std::vector<double> from, to;
+    };
     std::map<std::string, Cam> cams;
     for (const auto& key : keys) {
       const std::string p = "videos/" + key + "/";
@@ -267,9 +281,9 @@ void scan_v30(const fs::path& root, const json& info, const IngestOptions& opts,
       if (!wanted(opts, ep)) continue;
       for (const auto& key : keys) {
         const Cam& cam = cams[key];
-        std::string rel = format_template(tpl, {{"video_key", key}},
-                                          {{"chunk_index", cam.chunk[r]}, {"file_index", cam.file[r]},
-                                           {"episode_index", ep}}, info_path);
+        std::string rel = format_template(
+            tpl, {{"video_key", key}},
+            {{"chunk_index", cam.chunk[r]}, {"file_index", cam.file[r]}, {"episode_index", ep}}, info_path);
         Trajectory t;
         t.id = episode_id(source, ep, key, keys.size());
         t.task = task[r];
@@ -285,8 +299,9 @@ void scan_v30(const fs::path& root, const json& info, const IngestOptions& opts,
         } else if (const std::string why = utf8_problem(t.task); !why.empty()) {
           scan.problems.push_back({t.id, file.string(), "row " + std::to_string(r) + ": task " + why});
         } else if (!(t.video.from_s >= 0.0) || !(t.video.to_s > t.video.from_s)) {
-          scan.problems.push_back({t.id, file.string(), "bad time window [" + std::to_string(t.video.from_s) +
-                                                            ", " + std::to_string(t.video.to_s) + ")"});
+          scan.problems.push_back({t.id, file.string(),
+                                   "bad time window [" + std::to_string(t.video.from_s) + ", " +
+                                       std::to_string(t.video.to_s) + ")"});
         } else if (!exists(t.video.path)) {
           scan.problems.push_back({t.id, t.video.path, "video file is missing"});
         } else {
@@ -320,7 +335,8 @@ DatasetScan scan_lerobot(const std::string& root_arg, const IngestOptions& opts)
     scan.format = "lerobot-" + version;
     scan_v30(root, info, opts, scan);
   } else {
-    throw FormatError(info_path.string(), "unsupported codebase_version '" + version + "' (supported: v2.x, v3.x)");
+    throw FormatError(info_path.string(),
+                      "unsupported codebase_version '" + version + "' (supported: v2.x, v3.x)");
   }
   return scan;
 }

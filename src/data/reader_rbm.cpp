@@ -48,8 +48,11 @@ DatasetScan scan_rbm(const std::string& root_arg, const IngestOptions& opts) {
       const std::string where = shard.string() + " row " + std::to_string(r);
       // The manifest is JSON: text from a BLOB column may hold any bytes.
       std::string bad_text;
-      for (const auto& [column, value] : {std::pair<const char*, const std::optional<std::string>*>{"id", &id[r]},
-                                          {"task", &task[r]}, {"frames", &frames[r]}, {"data_source", &source[r]}}) {
+      for (const auto& [column, value] :
+           {std::pair<const char*, const std::optional<std::string>*>{"id", &id[r]},
+            {"task", &task[r]},
+            {"frames", &frames[r]},
+            {"data_source", &source[r]}}) {
         if (value->has_value() && bad_text.empty()) {
           const std::string why = utf8_problem(**value);
           if (!why.empty()) bad_text = "row " + std::to_string(r) + ": column '" + column + "' " + why;
@@ -66,10 +69,17 @@ DatasetScan scan_rbm(const std::string& root_arg, const IngestOptions& opts) {
         scan.problems.push_back({where, shard.string(), "empty or NULL id"});
         continue;
       }
-      if (!task[r] || task[r]->empty()) { scan.problems.push_back({t.id, shard.string(), "empty or NULL task"}); continue; }
-      if (!frames[r] || frames[r]->empty()) { scan.problems.push_back({t.id, shard.string(), "empty or NULL frames path"}); continue; }
+      if (!task[r] || task[r]->empty()) {
+        scan.problems.push_back({t.id, shard.string(), "empty or NULL task"});
+        continue;
+      }
+      if (!frames[r] || frames[r]->empty()) {
+        scan.problems.push_back({t.id, shard.string(), "empty or NULL frames path"});
+        continue;
+      }
       t.task = *task[r];
-      t.data_source = source[r].value_or(opts.data_source.empty() ? base.filename().string() : opts.data_source);
+      t.data_source =
+          source[r].value_or(opts.data_source.empty() ? base.filename().string() : opts.data_source);
       fs::path video = fs::path(*frames[r]);
       t.video.path = (video.is_absolute() ? video : base / video).lexically_normal().string();
       t.is_robot = is_robot[r].value_or(1) != 0;
@@ -81,13 +91,15 @@ DatasetScan scan_rbm(const std::string& root_arg, const IngestOptions& opts) {
       }
       if (partial[r]) {
         if (!(*partial[r] >= 0.0 && *partial[r] <= 1.0)) {
-          scan.problems.push_back({t.id, shard.string(), "partial_success " + std::to_string(*partial[r]) + " is outside [0, 1]"});
+          scan.problems.push_back({t.id, shard.string(),
+                                   "partial_success " + std::to_string(*partial[r]) + " is outside [0, 1]"});
           continue;
         }
         t.partial_success = static_cast<float>(*partial[r]);
       }
       if (fs::path(t.video.path).extension() != ".mp4" && !fs::is_regular_file(t.video.path)) {
-        scan.problems.push_back({t.id, t.video.path, "frames is not an mp4 file (frame-sequence mode is unsupported)"});
+        scan.problems.push_back(
+            {t.id, t.video.path, "frames is not an mp4 file (frame-sequence mode is unsupported)"});
       } else if (!fs::is_regular_file(t.video.path)) {
         scan.problems.push_back({t.id, t.video.path, "video file is missing"});
       } else {

@@ -10,10 +10,14 @@ namespace robometer::data {
 
 const char* clip_order_name(ClipOrder o) {
   switch (o) {
-    case ClipOrder::Forward: return "forward";
-    case ClipOrder::Rewind: return "rewind";
-    case ClipOrder::Reverse: return "reverse";
-    case ClipOrder::Whole: return "whole";
+    case ClipOrder::Forward:
+      return "forward";
+    case ClipOrder::Rewind:
+      return "rewind";
+    case ClipOrder::Reverse:
+      return "reverse";
+    case ClipOrder::Whole:
+      return "whole";
   }
   return "?";
 }
@@ -25,8 +29,8 @@ constexpr int kMaxStrategyAttempts = 10;    // rebalancing loop (the original _c
 constexpr int kMaxStrategyFailures = 3;     // a strategy is dropped after this many failures
 constexpr int kMaxStrategyRetries = 3;      // retries inside one strategy (_execute_strategy)
 
-constexpr std::array<Strategy, 4> kStrategies{Strategy::Rewind, Strategy::Suboptimal,
-                                              Strategy::DifferentTask, Strategy::Reverse};
+constexpr std::array<Strategy, 4> kStrategies{Strategy::Rewind, Strategy::Suboptimal, Strategy::DifferentTask,
+                                              Strategy::Reverse};
 
 // Index of the weighted choice: cumulative sum until u <= cum (the original's loop).
 size_t pick_weighted(Rng& rng, const std::vector<double>& weights) {
@@ -105,8 +109,7 @@ double PairSampler::source_weight(const std::string& source) const {
 }
 
 ClipPlan PairSampler::clip_from_segment(int64_t trajectory, ClipOrder order,
-                                        const std::vector<int64_t>& segment,
-                                        bool zero_labels) const {
+                                        const std::vector<int64_t>& segment, bool zero_labels) const {
   const Trajectory& t = index_->at(trajectory);
   const int K = opts_.frames_per_clip;
   ClipPlan c;
@@ -116,13 +119,16 @@ ClipPlan PairSampler::clip_from_segment(int64_t trajectory, ClipOrder order,
   const double cutoff = success_cutoff(t.data_source);
 
   // Labels on the whole segment first, then the same linspace selection (as the original does).
-  std::vector<double> g = progress_labels(c.num_stored, segment, cutoff,
-                                         opts_.last_frame_partial_progress ? t.partial_success : std::nullopt);
+  std::vector<double> g = progress_labels(c.num_stored, segment, cutoff, t.partial_success);
   for (int64_t p : linspace_positions(static_cast<int64_t>(segment.size()), K)) {
     c.stored_indices.push_back(segment[static_cast<size_t>(p)]);
     c.progress.push_back(g[static_cast<size_t>(p)]);
   }
   c.valid_frames = static_cast<int64_t>(c.stored_indices.size());
+  const bool preference_only = opts_.preference_only_sources.count(t.data_source) > 0;
+  c.progress_frame_mask =
+      last_frame_progress_mask(c.num_stored, c.stored_indices, K, opts_.last_frame_partial_progress,
+                               t.partial_success, preference_only);
   while (static_cast<int>(c.stored_indices.size()) < K) {  // right padding: repeat the last
     c.stored_indices.push_back(c.stored_indices.back());
     c.progress.push_back(c.progress.back());
@@ -133,8 +139,11 @@ ClipPlan PairSampler::clip_from_segment(int64_t trajectory, ClipOrder order,
     std::fill(c.success.begin(), c.success.end(), 0.0);
   }
   c.success_mask = success_inclusion(c.progress, c.success, t.quality, opts_.min_success);
-  c.progress_mask = progress_mask(t.quality, opts_.preference_only_sources.count(t.data_source) > 0,
-                                  t.partial_success.has_value());
+  // collators/rbm_heads.py should_compute_progress: `partial_success is not None and
+  // "roboreward" in data_source`.
+  const bool graded_progress = t.partial_success.has_value() &&
+                               t.data_source.find(opts_.partial_success_progress_match) != std::string::npos;
+  c.progress_mask = progress_mask(t.quality, preference_only, graded_progress);
   const auto video = stored_frame_indices(t.num_frames, opts_.max_stored_frames);
   for (int64_t i : c.stored_indices) c.video_indices.push_back(video[static_cast<size_t>(i)]);
   return c;
@@ -150,10 +159,17 @@ std::optional<ClipPlan> PairSampler::make_clip(int64_t trajectory, ClipOrder ord
     if (S < 3) return std::nullopt;
     auto [f1, f2, f3] = three_sorted(rng, S);
     switch (order) {
-      case ClipOrder::Forward: segment = segment_indices(S, f1, f3); break;      // middle unused
-      case ClipOrder::Rewind: segment = segment_indices(S, f1, f2, f3); break;   // end=f2, mid=f3
-      case ClipOrder::Reverse: segment = segment_indices(S, f3, f1); break;      // start=f3, end=f1
-      case ClipOrder::Whole: break;
+      case ClipOrder::Forward:
+        segment = segment_indices(S, f1, f3);
+        break;  // middle unused
+      case ClipOrder::Rewind:
+        segment = segment_indices(S, f1, f2, f3);
+        break;  // end=f2, mid=f3
+      case ClipOrder::Reverse:
+        segment = segment_indices(S, f3, f1);
+        break;  // start=f3, end=f1
+      case ClipOrder::Whole:
+        break;
     }
   }
   return clip_from_segment(trajectory, order, segment, zero_labels);
@@ -170,13 +186,12 @@ std::optional<int64_t> PairSampler::same_task_unsuccessful(int64_t ref, Rng& rng
 }
 
 std::optional<int64_t> PairSampler::different_partial_success(int64_t ref, Rng& rng) const {
-  const Trajectory& t = index_->at(ref);
+  const auto ps = index_->partial_success(ref);
   std::vector<int64_t> cands;
-  for (int64_t i : index_->by_task(t.task)) {
-    const Trajectory& o = index_->at(i);
-    if (i == ref || !o.partial_success) continue;
-    if (std::abs(static_cast<double>(*t.partial_success) - static_cast<double>(*o.partial_success)) >=
-        opts_.partial_success_threshold)
+  for (int64_t i : index_->by_task(index_->task_id(ref))) {
+    const auto other = index_->partial_success(i);
+    if (i == ref || !other) continue;
+    if (std::abs(static_cast<double>(*ps) - static_cast<double>(*other)) >= opts_.partial_success_threshold)
       cands.push_back(i);
   }
   if (cands.empty()) return std::nullopt;
@@ -184,38 +199,50 @@ std::optional<int64_t> PairSampler::different_partial_success(int64_t ref, Rng& 
 }
 
 std::optional<int64_t> PairSampler::different_task(int64_t ref, Rng& rng) const {
-  const Trajectory& t = index_->at(ref);
-  std::vector<std::string> other;
+  // Task lists are sorted task ids; "all but the own task" is read in place, not copied.
+  const uint32_t own = index_->task_id(ref);
+  struct Others {
+    Span<uint32_t> tasks;
+    size_t skip;  // position of the own task, or tasks.size()
+    size_t size() const { return tasks.size() - (skip < tasks.size() ? 1 : 0); }
+    uint32_t operator[](size_t k) const { return tasks[k < skip ? k : k + 1]; }
+  };
+  auto others = [own](Span<uint32_t> tasks) {
+    const uint32_t* it = std::lower_bound(tasks.begin(), tasks.end(), own);
+    return Others{tasks,
+                  it != tasks.end() && *it == own ? static_cast<size_t>(it - tasks.begin()) : tasks.size()};
+  };
+  Others other{};
   if (rng.bernoulli(opts_.different_task_same_source_prob))
-    for (const auto& task : index_->tasks_of_source(t.data_source))
-      if (task != t.task) other.push_back(task);
-  if (other.empty())
-    for (const auto& task : index_->tasks_with_successful())
-      if (task != t.task) other.push_back(task);
-  if (other.empty()) return std::nullopt;
+    other = others(index_->task_ids_of_source(index_->source_id(ref)));
+  if (other.size() == 0) other = others(index_->tasks_with_successful());
+  if (other.size() == 0) return std::nullopt;
   for (int attempt = 0; attempt < 2; ++attempt) {  // a source's task may lack successes
-    const auto& ids = index_->successful_by_task(rng.choice(other));
+    const auto ids =
+        index_->successful_by_task(other[static_cast<size_t>(rng.below(static_cast<int64_t>(other.size())))]);
     if (!ids.empty()) return rng.choice(ids);
   }
   return std::nullopt;
 }
 
 std::optional<PairSampler::Rejected> PairSampler::execute(Strategy s, int64_t chosen, Rng& rng) const {
-  // The chosen side is a successful trajectory (spec §2.6), or a graded one for the pairs that
-  // compare partial_success. A failure drawn without a successful trajectory of its task must
-  // not become a rewind/reverse "positive" or win against another failure.
+  // The chosen side is a successful or a graded trajectory (the original PrefSampler takes a
+  // graded one whatever its quality, for every strategy). An ungraded failure only gets here
+  // when its task has no successful trajectory, which data.drop_tasks_without_success removes
+  // as the original does; kept off, it must not become a rewind/reverse "positive".
   const bool successful = index_->is_successful(chosen);
-  const bool graded = index_->at(chosen).partial_success.has_value();
-  if (!successful && !(graded && (s == Strategy::Suboptimal || s == Strategy::DifferentTask)))
-    return std::nullopt;
+  const bool graded = index_->partial_success(chosen).has_value();
+  if (!successful && !graded) return std::nullopt;
   switch (s) {
-    case Strategy::Rewind: return Rejected{chosen, chosen, ClipOrder::Rewind};
-    case Strategy::Reverse: return Rejected{chosen, chosen, ClipOrder::Reverse};
+    case Strategy::Rewind:
+      return Rejected{chosen, chosen, ClipOrder::Rewind};
+    case Strategy::Reverse:
+      return Rejected{chosen, chosen, ClipOrder::Reverse};
     case Strategy::Suboptimal:
       for (int i = 0; i < kMaxStrategyRetries; ++i) {
         if (auto r = same_task_unsuccessful(chosen, rng)) {
-          const auto& pc = index_->at(chosen).partial_success;
-          const auto& pr = index_->at(*r).partial_success;
+          const auto pc = index_->partial_success(chosen);
+          const auto pr = index_->partial_success(*r);
           if (pc && pr && *pr > *pc) return Rejected{chosen, *r, ClipOrder::Forward};  // swap
           return Rejected{*r, chosen, ClipOrder::Forward};
         }
@@ -281,8 +308,7 @@ std::optional<PairPlan> PairSampler::sample_for(int64_t item, std::optional<Stra
   std::optional<PairPlan> plan;
   // A drawn non-successful trajectory becomes the rejected one; a random successful trajectory of
   // its task the chosen one; both shown whole (the original PrefSampler._generate_sample).
-  if (t.quality != Quality::Successful && !t.partial_success &&
-      !index_->successful_by_task(t.task).empty()) {
+  if (t.quality != Quality::Successful && !t.partial_success && !index_->successful_by_task(t.task).empty()) {
     const int64_t chosen = rng.choice(index_->successful_by_task(t.task));
     PairPlan p;
     p.chosen = *make_clip(chosen, ClipOrder::Whole, rng);
@@ -309,23 +335,22 @@ std::string PairSampler::pick_source(Rng& rng, const std::vector<std::string>& s
   return sources[pick_weighted(rng, w)];
 }
 
-std::vector<int64_t> PairSampler::eligible(const std::string& source, std::optional<Strategy> s) const {
-  const auto& ids = index_->by_source(source);
+TrajectoryIndex::Ids PairSampler::eligible(const std::string& source, std::optional<Strategy> s) const {
+  // The filtered lists are precomputed tables of the index (same positions, same order).
+  const int64_t sid = index_->find_source(source);
+  if (sid < 0) return {};
+  const auto src = static_cast<uint32_t>(sid);
+  const auto ids = index_->by_source(src);
   if (!s) return ids;
-  std::vector<int64_t> out;
   switch (*s) {
     case Strategy::Rewind:
     case Strategy::Reverse:  // need a successful trajectory to rewind / reverse
-      for (int64_t i : ids)
-        if (index_->is_successful(i)) out.push_back(i);
-      return out;
+      return index_->successful_by_source(src);
     case Strategy::Suboptimal:
       // Graded sources pair by partial_success, so no task filter (the original's RoboArena /
       // RoboReward exception); others need tasks with both outcomes.
       if (index_->source_has_partial_success(source)) return ids;
-      for (int64_t i : ids)
-        if (index_->task_has_both(index_->at(i).task)) out.push_back(i);
-      return out;
+      return index_->both_outcomes_by_source(src);
     case Strategy::DifferentTask:
       return ids;
   }
@@ -337,7 +362,7 @@ std::optional<PairPlan> PairSampler::try_sources(Rng& rng, const std::vector<std
                                                  std::optional<Strategy> preferred) const {
   for (int attempt = 0; attempt < kMaxTrajectoryAttempts; ++attempt) {
     const std::string source = pick_source(rng, sources);
-    const auto cands = eligible(source, filter);
+    const auto cands = eligible(source, filter);  // a view: no copy per draw
     if (cands.empty()) continue;
     if (auto plan = sample_for(rng.choice(cands), preferred, rng)) {
       plan->attempts = attempt + 1;
@@ -347,21 +372,42 @@ std::optional<PairPlan> PairSampler::try_sources(Rng& rng, const std::vector<std
   return std::nullopt;
 }
 
+PairPlan PairSampler::sample_rbm(Rng& rng) const {
+  // RBMDataset.__getitem__: a trajectory of the concatenated dataset (so each source in
+  // proportion to its size), here with replacement and scaled by the source weight; then
+  // PrefSampler._generate_sample with the rebalancing strategy loop.
+  std::vector<double> w;
+  for (const auto& src : active_sources_)
+    w.push_back(source_weight(src) * static_cast<double>(index_->by_source(src).size()));
+  for (int attempt = 0; attempt < kMaxTrajectoryAttempts; ++attempt) {
+    const auto& ids = index_->by_source(active_sources_[pick_weighted(rng, w)]);
+    if (auto plan = sample_for(rng.choice(ids), std::nullopt, rng)) {
+      plan->attempts = attempt + 1;
+      return std::move(*plan);
+    }
+  }
+  throw Error("sampler: could not build a preference pair from " + std::to_string(kMaxTrajectoryAttempts) +
+              " trajectories drawn in turn (data.mixing=rbm); the data needs successful or graded "
+              "trajectories with at least 3 frames");
+}
+
 PairPlan PairSampler::sample(Rng& rng) const {
+  if (opts_.mixing == Mixing::Rbm) return sample_rbm(rng);
   // Suboptimal needs non-successful trajectories somewhere (the original's _has_suboptimal).
   std::vector<double> ratios(opts_.strategy_ratios.begin(), opts_.strategy_ratios.end());
   if (!index_->has_unsuccessful()) ratios[static_cast<size_t>(Strategy::Suboptimal)] = 0;
   if (!(ratios[0] + ratios[1] + ratios[2] + ratios[3] > 0))
-    throw Error("sampler: no usable strategy: only 'suboptimal' has a positive ratio but no "
-                "trajectory is labelled suboptimal or failure");
+    throw Error(
+        "sampler: no usable strategy: only 'suboptimal' has a positive ratio but no "
+        "trajectory is labelled suboptimal or failure");
   const Strategy strategy = kStrategies[pick_weighted(rng, ratios)];
 
   std::vector<std::string> sources = active_sources_;
-  if (strategy == Strategy::Suboptimal) {  // sources that have failures, if any
-    std::vector<std::string> with_failures;
+  if (strategy == Strategy::Suboptimal) {  // _filter_data_sources_by_strategy: is_suboptimal_fail_ds
+    std::vector<std::string> listed;
     for (const auto& s : sources)
-      if (index_->source_has_unsuccessful(s)) with_failures.push_back(s);
-    if (!with_failures.empty()) sources = with_failures;
+      if (opts_.suboptimal_fail_sources.count(s)) listed.push_back(s);
+    if (!listed.empty()) sources = listed;
   }
   if (auto p = try_sources(rng, sources, strategy, strategy)) return std::move(*p);
   // The drawn strategy failed: any trajectory of any source, and the rebalancing loop picks the
@@ -370,8 +416,7 @@ PairPlan PairSampler::sample(Rng& rng) const {
   if (auto p = try_sources(rng, active_sources_, std::nullopt, std::nullopt)) return std::move(*p);
   throw Error("sampler: could not build a preference pair after " +
               std::to_string(2 * kMaxTrajectoryAttempts) + " trajectories (strategy " +
-              strategy_name(strategy) +
-              "); the data needs successful trajectories with at least 3 frames");
+              strategy_name(strategy) + "); the data needs successful trajectories with at least 3 frames");
 }
 
 }  // namespace robometer::data

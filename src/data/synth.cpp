@@ -128,10 +128,22 @@ const std::array<TaskDef, kSynthMaxTasks>& task_defs() {
   static const std::array<TaskDef, kSynthMaxTasks> defs = {{
       {"put the red block in the blue bowl", {220, 40, 40}, false, {40, 80, 220}, TargetKind::Bowl},
       {"push the green block to the left edge", {40, 170, 60}, false, {30, 30, 30}, TargetKind::LeftEdge},
-      {"stack the yellow block on the purple block", {235, 215, 40}, false, {140, 60, 170}, TargetKind::StackBlock},
-      {"move the orange ball onto the white square", {245, 140, 30}, true, {250, 250, 250}, TargetKind::SquareOutline},
+      {"stack the yellow block on the purple block",
+       {235, 215, 40},
+       false,
+       {140, 60, 170},
+       TargetKind::StackBlock},
+      {"move the orange ball onto the white square",
+       {245, 140, 30},
+       true,
+       {250, 250, 250},
+       TargetKind::SquareOutline},
       {"put the pink block on the brown mat", {245, 120, 185}, false, {115, 75, 40}, TargetKind::Mat},
-      {"slide the cyan block into the top right corner", {40, 205, 215}, false, {20, 20, 20}, TargetKind::Corner},
+      {"slide the cyan block into the top right corner",
+       {40, 205, 215},
+       false,
+       {20, 20, 20},
+       TargetKind::Corner},
   }};
   return defs;
 }
@@ -163,14 +175,20 @@ Layout make_layout(const TaskDef& task, int size, Rng& rng) {
   for (int attempt = 0;; ++attempt) {
     L.object0 = in_region();
     switch (task.kind) {
-      case TargetKind::LeftEdge: L.target = {5 * k, L.object0.y}; break;
-      case TargetKind::Corner: L.target = {S - 7 * k, 7 * k}; break;
-      default: L.target = in_region(); break;
+      case TargetKind::LeftEdge:
+        L.target = {5 * k, L.object0.y};
+        break;
+      case TargetKind::Corner:
+        L.target = {S - 7 * k, 7 * k};
+        break;
+      default:
+        L.target = in_region();
+        break;
     }
     L.distractor_zone = in_region();
     const double d_task = dist(L.object0, L.target);
     const bool ok = d_task >= 20 * k &&
-                    dist(L.distractor_zone, L.target) >= d_task &&     // wrong target: no progress
+                    dist(L.distractor_zone, L.target) >= d_task &&  // wrong target: no progress
                     dist(L.distractor_zone, L.object0) >= 16 * k;
     if (ok) return L;
     if (attempt > 10000) throw Error("synth: could not place the scene (size " + std::to_string(size) + ")");
@@ -194,9 +212,14 @@ Layout episode_layout(const TaskDef& task, const SynthOptions& o, int task_index
     Layout L = canon;
     L.object0 = clamp_to_region(jitter(canon.object0));
     switch (task.kind) {
-      case TargetKind::LeftEdge: L.target = {5 * k, L.object0.y}; break;
-      case TargetKind::Corner: break;  // fixed by the task
-      default: L.target = clamp_to_region(jitter(canon.target)); break;
+      case TargetKind::LeftEdge:
+        L.target = {5 * k, L.object0.y};
+        break;
+      case TargetKind::Corner:
+        break;  // fixed by the task
+      default:
+        L.target = clamp_to_region(jitter(canon.target));
+        break;
     }
     L.distractor_zone = clamp_to_region(jitter(canon.distractor_zone));
     const double d_task = dist(L.object0, L.target);
@@ -285,11 +308,21 @@ double progress_at(const Plan& p, const Layout& L, double t) {
 void draw_target(Canvas& c, const TaskDef& task, const Layout& L, int size) {
   const double k = L.k;
   switch (task.kind) {
-    case TargetKind::Bowl: c.ring(L.target, 9 * k, 6 * k, task.target); break;
-    case TargetKind::LeftEdge: c.rect(0, 0, 2 * k, size - 1, task.target); break;
-    case TargetKind::StackBlock: c.square(L.target, 6.5 * k, task.target); break;
-    case TargetKind::SquareOutline: c.square_outline(L.target, 8 * k, std::max(1.0, std::round(2 * k)), task.target); break;
-    case TargetKind::Mat: c.rect(L.target.x - 10 * k, L.target.y - 8 * k, L.target.x + 10 * k, L.target.y + 8 * k, task.target); break;
+    case TargetKind::Bowl:
+      c.ring(L.target, 9 * k, 6 * k, task.target);
+      break;
+    case TargetKind::LeftEdge:
+      c.rect(0, 0, 2 * k, size - 1, task.target);
+      break;
+    case TargetKind::StackBlock:
+      c.square(L.target, 6.5 * k, task.target);
+      break;
+    case TargetKind::SquareOutline:
+      c.square_outline(L.target, 8 * k, std::max(1.0, std::round(2 * k)), task.target);
+      break;
+    case TargetKind::Mat:
+      c.rect(L.target.x - 10 * k, L.target.y - 8 * k, L.target.x + 10 * k, L.target.y + 8 * k, task.target);
+      break;
     case TargetKind::Corner:
       c.rect(size - 13 * k, 0, size - 1, 2 * k, task.target);
       c.rect(size - 3 * k, 0, size - 1, 13 * k, task.target);
@@ -305,7 +338,8 @@ void draw_frame(uint8_t* px, int size, const TaskDef& task, const Layout& L, con
   c.ring(L.distractor_zone, 9 * k, 6 * k, kDistractorZone);
   // The object leaves a trail on the table (as a wiping or painting tool would): how far it has
   // travelled, and which way, is visible in every frame.
-  const Rgb trail{static_cast<uint8_t>((task.object.r + L.table.r) / 2), static_cast<uint8_t>((task.object.g + L.table.g) / 2),
+  const Rgb trail{static_cast<uint8_t>((task.object.r + L.table.r) / 2),
+                  static_cast<uint8_t>((task.object.g + L.table.g) / 2),
                   static_cast<uint8_t>((task.object.b + L.table.b) / 2)};
   if (t > p.grasp) {
     constexpr int kTrailSteps = 48;
@@ -318,8 +352,10 @@ void draw_frame(uint8_t* px, int size, const TaskDef& task, const Layout& L, con
   }
   // The object is large (9 px of 64) so that each 16-px vision patch sees it clearly.
   const Vec2 obj = object_at(p, L, t);
-  if (task.round_object) c.disc(obj, 5 * k, task.object);
-  else c.square(obj, 4.5 * k, task.object);
+  if (task.round_object)
+    c.disc(obj, 5 * k, task.object);
+  else
+    c.square(obj, 4.5 * k, task.object);
 
   // Two-link arm from the base to the gripper (analytic IK, elbow to the right).
   const Vec2 g = gripper_at(p, t);
@@ -445,7 +481,8 @@ SynthSummary write_synth_dataset(const std::string& out_dir, const SynthOptions&
                            {"task", e.task},
                            {"task_index", e.task_index},
                            {"quality_label", quality_name(e.quality)},
-                           {"partial_success", e.partial_success ? nlohmann::json(*e.partial_success) : nlohmann::json(nullptr)},
+                           {"partial_success",
+                            e.partial_success ? nlohmann::json(*e.partial_success) : nlohmann::json(nullptr)},
                            {"failure_mode", e.failure_mode},
                            {"num_frames", e.num_frames},
                            {"progress", e.progress}};
@@ -454,11 +491,16 @@ SynthSummary write_synth_dataset(const std::string& out_dir, const SynthOptions&
       sum.frames += e.num_frames;
       sum.bytes += static_cast<int64_t>(fs::file_size(video));
     }
-    const nlohmann::json source = {{"generator", "robometer synth"}, {"split", split},
-                                   {"seed", opts.seed}, {"tasks", opts.tasks}, {"size", opts.size},
-                                   {"min_frames", opts.min_frames}, {"max_frames", opts.max_frames},
+    const nlohmann::json source = {{"generator", "robometer synth"},
+                                   {"split", split},
+                                   {"seed", opts.seed},
+                                   {"tasks", opts.tasks},
+                                   {"size", opts.size},
+                                   {"min_frames", opts.min_frames},
+                                   {"max_frames", opts.max_frames},
                                    {"layout_jitter", opts.layout_jitter},
-                                   {"fps", opts.fps}, {"ground_truth", "ground_truth.jsonl"}};
+                                   {"fps", opts.fps},
+                                   {"ground_truth", "ground_truth.jsonl"}};
     io::write_file_atomic((dir / "ground_truth.jsonl").string(), gt_lines);
     write_manifest(dir.string(), "synth-" + split, trajs, source);
   }

@@ -8,15 +8,17 @@ Quality parse_quality(const std::string& s) {
   if (s == "successful" || s == "success" || s == "optimal") return Quality::Successful;
   if (s == "suboptimal") return Quality::Suboptimal;
   if (s == "failure" || s == "failed") return Quality::Failure;
-  throw Error("unknown quality label '" + s +
-              "' (expected successful | suboptimal | failure)");
+  throw Error("unknown quality label '" + s + "' (expected successful | suboptimal | failure)");
 }
 
 const char* quality_name(Quality q) {
   switch (q) {
-    case Quality::Successful: return "successful";
-    case Quality::Suboptimal: return "suboptimal";
-    case Quality::Failure: return "failure";
+    case Quality::Successful:
+      return "successful";
+    case Quality::Suboptimal:
+      return "suboptimal";
+    case Quality::Failure:
+      return "failure";
   }
   return "?";
 }

@@ -130,8 +130,8 @@ VideoWriter::VideoWriter(const std::string& path, int width, int height, double 
     m.yuv->height = height;
     rc = av_frame_get_buffer(m.yuv, 0);
     if (rc < 0) m.fail("cannot allocate a frame", rc);
-    m.sws = sws_getContext(width, height, AV_PIX_FMT_RGB24, width, height, AV_PIX_FMT_YUV420P,
-                           SWS_BILINEAR, nullptr, nullptr, nullptr);
+    m.sws = sws_getContext(width, height, AV_PIX_FMT_RGB24, width, height, AV_PIX_FMT_YUV420P, SWS_BILINEAR,
+                           nullptr, nullptr, nullptr);
     if (!m.sws) m.fail("cannot create an RGB->YUV converter", 0);
   } catch (...) {
     m.release();
@@ -167,8 +167,9 @@ void VideoWriter::write(const at::Tensor& frame) {
   Impl& m = *impl_;
   if (frame.scalar_type() != at::kByte || frame.dim() != 3 || frame.size(0) != m.height ||
       frame.size(1) != m.width || frame.size(2) != 3)
-    throw Error(m.path + ": frame must be uint8 [" + std::to_string(m.height) + ", " + std::to_string(m.width) +
-                ", 3], got " + std::string(frame.scalar_type() == at::kByte ? "uint8 " : "non-uint8 ") +
+    throw Error(m.path + ": frame must be uint8 [" + std::to_string(m.height) + ", " +
+                std::to_string(m.width) + ", 3], got " +
+                std::string(frame.scalar_type() == at::kByte ? "uint8 " : "non-uint8 ") +
                 std::to_string(frame.dim()) + "-d");
   const at::Tensor c = frame.contiguous();
   write(c.data_ptr<uint8_t>());

@@ -16,8 +16,7 @@ int parse_int(const std::string& name, const std::string& value) {
     used = 0;
   }
   if (used == 0 || used != value.size() || v < 0 || v > 1000000)
-    throw ConfigError("environment variable " + name + "='" + value +
-                      "' is not a non-negative integer");
+    throw ConfigError("environment variable " + name + "='" + value + "' is not a non-negative integer");
   return static_cast<int>(v);
 }
 
@@ -51,8 +50,7 @@ std::string first_slurm_host(const std::string& nodelist) {
   return first.substr(0, open) + start;
 }
 
-DistEnv read_dist_env(
-    const std::function<std::optional<std::string>(const std::string&)>& getenv_fn) {
+DistEnv read_dist_env(const std::function<std::optional<std::string>(const std::string&)>& getenv_fn) {
   DistEnv e;
   auto get_int = [&](const std::string& name) -> std::optional<int> {
     auto v = getenv_fn(name);
@@ -93,8 +91,8 @@ DistEnv read_dist_env(
   const std::string world_var = e.source == "slurm" ? "SLURM_NTASKS" : "WORLD_SIZE";
   if (e.world_size < 1) throw ConfigError(world_var + " must be >= 1");
   if (e.rank >= e.world_size)
-    throw ConfigError(rank_var + "=" + std::to_string(e.rank) + " is not below " + world_var +
-                      "=" + std::to_string(e.world_size));
+    throw ConfigError(rank_var + "=" + std::to_string(e.rank) + " is not below " + world_var + "=" +
+                      std::to_string(e.world_size));
   if (e.local_rank >= e.local_world_size && e.source == "torchrun")
     throw ConfigError("LOCAL_RANK=" + std::to_string(e.local_rank) +
                       " is not below LOCAL_WORLD_SIZE=" + std::to_string(e.local_world_size));

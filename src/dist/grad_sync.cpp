@@ -1,5 +1,5 @@
-#include "robometer/core/compat.h"
 #include "robometer/dist/grad_sync.h"
+#include "robometer/core/compat.h"
 
 #include <spdlog/spdlog.h>
 
@@ -13,7 +13,7 @@ namespace robometer::dist {
 BucketedGradSync::BucketedGradSync(std::shared_ptr<C10dWorld> world, double bucket_mb)
     : world_(std::move(world)), bucket_mb_(bucket_mb) {}
 
-void BucketedGradSync::attach(const train::NamedParams& params) {
+void BucketedGradSync::attach(const train::NamedParameters& params) {
   if (!slots_.empty()) throw Error("BucketedGradSync::attach called twice");
   const auto cap_bytes = static_cast<int64_t>(bucket_mb_ * 1024 * 1024);
   std::set<const void*> seen;  // tied weights appear once
@@ -25,8 +25,7 @@ void BucketedGradSync::attach(const train::NamedParams& params) {
     if (!p.requires_grad() || !seen.insert(p.unsafeGetTensorImpl()).second) continue;
     const auto kind = std::make_pair(p.scalar_type(), p.device().str());
     const int64_t bytes = p.numel() * static_cast<int64_t>(p.element_size());
-    const bool full = !buckets_.empty() && bucket_bytes.back() > 0 &&
-                      bucket_bytes.back() + bytes > cap_bytes;
+    const bool full = !buckets_.empty() && bucket_bytes.back() > 0 && bucket_bytes.back() + bytes > cap_bytes;
     if (buckets_.empty() || bucket_kind.back() != kind || full) {
       buckets_.emplace_back();
       bucket_bytes.push_back(0);
@@ -57,8 +56,8 @@ void BucketedGradSync::attach(const train::NamedParams& params) {
       return at::Tensor();  // leave the gradient unchanged
     });
   }
-  spdlog::info("grad sync: {} parameters in {} buckets of <= {} MB", slots_.size(),
-               buckets_.size(), bucket_mb_);
+  spdlog::info("grad sync: {} parameters in {} buckets of <= {} MB", slots_.size(), buckets_.size(),
+               bucket_mb_);
 }
 
 void BucketedGradSync::before_backward(bool sync) {
@@ -98,8 +97,8 @@ int64_t BucketedGradSync::flag_index(size_t slot) const {
 void BucketedGradSync::launch_ready_buckets() {
   while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0) {
     auto& b = buckets_[next_launch_];
-    b.work = world_->all_reduce_async(b.flat, "gradient all_reduce (bucket " +
-                                                  std::to_string(next_launch_) + ")");
+    b.work =
+        world_->all_reduce_async(b.flat, "gradient all_reduce (bucket " + std::to_string(next_launch_) + ")");
     b.launched = true;
     ++next_launch_;
   }

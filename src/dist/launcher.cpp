@@ -37,7 +37,7 @@ std::string status_text(int status) {
 }
 
 bool is_rank_var(const char* entry) {
-  static const char* names[] = {"RANK=", "LOCAL_RANK=", "WORLD_SIZE=", "LOCAL_WORLD_SIZE=",
+  static const char* names[] = {"RANK=",        "LOCAL_RANK=",  "WORLD_SIZE=", "LOCAL_WORLD_SIZE=",
                                 "MASTER_ADDR=", "MASTER_PORT=", "GROUP_RANK="};
   for (const char* n : names)
     if (std::strncmp(entry, n, std::strlen(n)) == 0) return true;
@@ -76,7 +76,8 @@ int launch(const LaunchOptions& o) {
   if (o.node_rank < 0 || o.node_rank >= o.nnodes)
     throw ConfigError("launch: --node-rank " + std::to_string(o.node_rank) + " is not in [0, " +
                       std::to_string(o.nnodes) + ")");
-  if (o.args.empty()) throw ConfigError("launch: no command given (usage: launch [options] -- <subcommand> [args])");
+  if (o.args.empty())
+    throw ConfigError("launch: no command given (usage: launch [options] -- <subcommand> [args])");
   if (o.master_port < 0 || o.master_port > 65535) throw ConfigError("launch: --master-port out of range");
   if (o.master_port == 0 && o.nnodes > 1)
     throw ConfigError("launch: --master-port 0 (pick a free port) only works with one node");
@@ -103,7 +104,8 @@ int launch(const LaunchOptions& o) {
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
-  struct sigaction old_int {}, old_term {};
+  struct sigaction old_int {
+  }, old_term{};
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
   g_signal = 0;
@@ -125,9 +127,8 @@ int launch(const LaunchOptions& o) {
     for (auto& s : env) envps[l].push_back(s.data());
     envps[l].push_back(nullptr);
   }
-  spdlog::info("launch: {} local rank(s) of {} on node {} of {}, master {}:{}: {}",
-               o.nproc_per_node, world, o.node_rank, o.nnodes, o.master_addr, port,
-               o.args.front());
+  spdlog::info("launch: {} local rank(s) of {} on node {} of {}, master {}:{}: {}", o.nproc_per_node, world,
+               o.node_rank, o.nnodes, o.master_addr, port, o.args.front());
   const pid_t parent = getpid();
   for (int l = 0; l < o.nproc_per_node; ++l) {
     const pid_t pid = fork();
@@ -179,8 +180,8 @@ int launch(const LaunchOptions& o) {
       if (!stopping) {
         stopping = true;
         // The ranks checkpoint on SIGTERM; give them longer than a failure's grace.
-        kill_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                     std::chrono::duration<double>(o.grace_s * 6));
+        kill_at = Clock::now() +
+                  std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.grace_s * 6));
       }
     }
     int status = 0;
@@ -194,12 +195,12 @@ int launch(const LaunchOptions& o) {
         const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         if (!ok && failed < 0 && forwarded == 0) {
           failed = static_cast<int>(i);
-          spdlog::error("launch: rank {} (pid {}) failed with {}; stopping the other ranks",
-                        c.rank, c.pid, status_text(status));
+          spdlog::error("launch: rank {} (pid {}) failed with {}; stopping the other ranks", c.rank, c.pid,
+                        status_text(status));
           signal_all(SIGTERM);
           stopping = true;
-          kill_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                       std::chrono::duration<double>(o.grace_s));
+          kill_at = Clock::now() +
+                    std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.grace_s));
         }
       }
       continue;

@@ -102,9 +102,9 @@ C10dWorld::C10dWorld(const DistEnv& env, const ProcessGroupConfig& cfg)
     so.timeout = cfg_.timeout;
     impl_->store = c10::make_intrusive<c10d::TCPStore>(env_.master_addr, so);
   } catch (const std::exception& e) {
-    throw Error("distributed rendezvous at " + where + " failed on rank " +
-                std::to_string(env_.rank) + " of " + std::to_string(env_.world_size) +
-                " (timeout " + std::to_string(cfg_.timeout.count() / 1000) + " s): " + e.what());
+    throw Error("distributed rendezvous at " + where + " failed on rank " + std::to_string(env_.rank) +
+                " of " + std::to_string(env_.world_size) + " (timeout " +
+                std::to_string(cfg_.timeout.count() / 1000) + " s): " + e.what());
   }
   try {
     if (backend_ == "gloo") {
@@ -118,25 +118,21 @@ C10dWorld::C10dWorld(const DistEnv& env, const ProcessGroupConfig& cfg)
         opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
       }
       opts->threads = 2;
-      impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env_.rank,
-                                                              env_.world_size, opts);
+      impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env_.rank, env_.world_size, opts);
 #endif
     } else {
 #ifdef USE_C10D_NCCL
       auto opts = c10d::ProcessGroupNCCL::Options::create();
       opts->timeout = cfg_.timeout;
-      impl_->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, env_.rank,
-                                                              env_.world_size, opts);
+      impl_->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, env_.rank, env_.world_size, opts);
 #endif
     }
   } catch (const std::exception& e) {
-    throw Error("creating the " + backend_ + " process group (rank " + std::to_string(env_.rank) +
-                " of " + std::to_string(env_.world_size) + ", store " + where + ") failed: " +
-                e.what());
+    throw Error("creating the " + backend_ + " process group (rank " + std::to_string(env_.rank) + " of " +
+                std::to_string(env_.world_size) + ", store " + where + ") failed: " + e.what());
   }
-  spdlog::info("distributed: rank {} of {} (local {}), backend {}, store {}, timeout {} s",
-               env_.rank, env_.world_size, env_.local_rank, backend_, where,
-               cfg_.timeout.count() / 1000);
+  spdlog::info("distributed: rank {} of {} (local {}), backend {}, store {}, timeout {} s", env_.rank,
+               env_.world_size, env_.local_rank, backend_, where, cfg_.timeout.count() / 1000);
 }
 
 C10dWorld::~C10dWorld() = default;
@@ -146,17 +142,16 @@ at::Device C10dWorld::device() const {
   return at::Device(at::kCPU);
 }
 
-std::unique_ptr<PendingCollective> C10dWorld::all_reduce_async(at::Tensor tensor,
-                                                                const std::string& what) {
+std::unique_ptr<PendingCollective> C10dWorld::all_reduce_async(at::Tensor tensor, const std::string& what) {
   std::vector<at::Tensor> ts{tensor};
   c10d::AllreduceOptions o;
   o.reduceOp = c10d::ReduceOp::SUM;
   try {
-    return std::make_unique<WorkHandle>(impl_->pg->allreduce(ts, o), what, env_.rank,
-                                        env_.world_size, cfg_.timeout);
+    return std::make_unique<WorkHandle>(impl_->pg->allreduce(ts, o), what, env_.rank, env_.world_size,
+                                        cfg_.timeout);
   } catch (const std::exception& e) {
-    throw Error("distributed " + what + " could not start on rank " + std::to_string(env_.rank) +
-                ": " + e.what());
+    throw Error("distributed " + what + " could not start on rank " + std::to_string(env_.rank) + ": " +
+                e.what());
   }
 }
 
@@ -165,8 +160,8 @@ void C10dWorld::broadcast(std::vector<at::Tensor>& tensors, int root) {
     std::vector<at::Tensor> ts{flat};
     c10d::BroadcastOptions o;
     o.rootRank = root;
-    WorkHandle(impl_->pg->broadcast(ts, o), "broadcast from rank " + std::to_string(root),
-               env_.rank, env_.world_size, cfg_.timeout)
+    WorkHandle(impl_->pg->broadcast(ts, o), "broadcast from rank " + std::to_string(root), env_.rank,
+               env_.world_size, cfg_.timeout)
         .wait();
   });
 }
@@ -191,8 +186,8 @@ void C10dWorld::reduce_scatter_sum(at::Tensor flat, at::Tensor out) {
   TORCH_CHECK(flat.numel() == out.numel() * env_.world_size, "reduce_scatter_sum: size mismatch");
   if (backend_ == "nccl") {
     c10d::ReduceScatterOptions o;
-    WorkHandle(impl_->pg->_reduce_scatter_base(out, flat, o), "reduce_scatter", env_.rank,
-               env_.world_size, cfg_.timeout)
+    WorkHandle(impl_->pg->_reduce_scatter_base(out, flat, o), "reduce_scatter", env_.rank, env_.world_size,
+               cfg_.timeout)
         .wait();
     return;
   }
@@ -208,8 +203,7 @@ void C10dWorld::all_gather(at::Tensor flat, const at::Tensor& shard) {
   for (int r = 0; r < env_.world_size; ++r) outs[0].push_back(flat.slice(0, n * r, n * (r + 1)));
   std::vector<at::Tensor> in{shard};
   c10d::AllgatherOptions o;
-  WorkHandle(impl_->pg->allgather(outs, in, o), "all_gather", env_.rank, env_.world_size,
-             cfg_.timeout)
+  WorkHandle(impl_->pg->allgather(outs, in, o), "all_gather", env_.rank, env_.world_size, cfg_.timeout)
       .wait();
 }
 

@@ -23,8 +23,7 @@ void configure_trainer(train::TrainerSetup& setup, const config::RunConfig& cfg)
   if (!world) throw Error("configure_trainer: a multi-rank World that is not a C10dWorld");
   if (cfg.dist.zero1) {
     setup.grad_sync = std::make_unique<train::NoGradSync>();
-    setup.make_optimizer = [world](const train::NamedParameters& params,
-                                   const train::AdamWConfig& oc) {
+    setup.make_optimizer = [world](const train::NamedParameters& params, const train::AdamWConfig& oc) {
       return std::unique_ptr<train::ParamOptimizer>(std::make_unique<ShardedAdamW>(world, params, oc));
     };
   } else {

@@ -1,12 +1,11 @@
-#include "robometer/core/compat.h"
 #include "robometer/dist/sharded_adamw.h"
+#include "robometer/core/compat.h"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <regex>
 #include <set>
 
 #include "robometer/core/error.h"
@@ -26,11 +25,16 @@ at::ScalarType dtype_from_name(const std::string& s) {
 
 std::string dtype_name(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return "float32";
-    case at::kBFloat16: return "bfloat16";
-    case at::kHalf: return "float16";
-    case at::kDouble: return "float64";
-    default: return c10::toString(t);
+    case at::kFloat:
+      return "float32";
+    case at::kBFloat16:
+      return "bfloat16";
+    case at::kHalf:
+      return "float16";
+    case at::kDouble:
+      return "float64";
+    default:
+      return c10::toString(t);
   }
 }
 
@@ -40,34 +44,15 @@ ShardedAdamW::ShardedAdamW(std::shared_ptr<C10dWorld> world, const train::NamedP
                            train::AdamWConfig cfg)
     : world_(std::move(world)), cfg_(std::move(cfg)) {
   // Per-parameter lr and weight decay exactly as train::AdamW groups them.
-  std::vector<std::regex> rules;
-  for (size_t i = 0; i < cfg_.lr_rules.size(); ++i) {
-    try {
-      rules.emplace_back(cfg_.lr_rules[i].pattern, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      throw ConfigError("optimizer lr rule " + std::to_string(i) + ": bad regex '" +
-                        cfg_.lr_rules[i].pattern + "': " + e.what());
-    }
-  }
-  std::set<std::string> seen;
   std::set<at::ScalarType> dtypes;
-  for (const auto& [name, tensor] : params) {
-    if (!tensor.requires_grad()) continue;
-    if (!seen.insert(name).second) throw ConfigError("optimizer: duplicate parameter '" + name + "'");
+  for (const auto& plan : train::plan_parameters(params, cfg_)) {
+    const at::Tensor& tensor = plan.tensor;
     Param p;
-    p.name = name;
+    p.name = plan.name;
     p.param = tensor;
     p.offset = total_;
-    p.base_lr = cfg_.lr;
-    for (size_t i = 0; i < rules.size(); ++i) {
-      if (std::regex_search(name, rules[i])) {
-        const auto& r = cfg_.lr_rules[i];
-        p.base_lr = r.lr > 0 ? r.lr : cfg_.lr * r.lr_scale;
-        break;
-      }
-    }
-    const bool decay = !train::is_no_decay_name(name) && (cfg_.decay_1d_params || tensor.dim() > 1);
-    p.weight_decay = decay ? cfg_.weight_decay : 0.0;
+    p.base_lr = plan.base_lr;
+    p.weight_decay = plan.weight_decay;
     total_ += tensor.numel();
     dtypes.insert(tensor.scalar_type());
     params_.push_back(std::move(p));
@@ -94,8 +79,8 @@ ShardedAdamW::ShardedAdamW(std::shared_ptr<C10dWorld> world, const train::NamedP
     master_.slice(0, lo - shard_begin_, hi - shard_begin_)
         .copy_(p.param.detach().reshape({-1}).slice(0, lo - p.offset, hi - p.offset));
   }
-  spdlog::info("ZeRO-1 AdamW: {} parameters ({} elements), rank {} owns [{}, {})", params_.size(),
-               total_, world_->rank(), shard_begin_, shard_end_);
+  spdlog::info("ZeRO-1 AdamW: {} parameters ({} elements), rank {} owns [{}, {})", params_.size(), total_,
+               world_->rank(), shard_begin_, shard_end_);
 }
 
 double ShardedAdamW::lr() const { return params_.front().base_lr * lr_factor_; }
@@ -105,8 +90,8 @@ void ShardedAdamW::reduce_grads() {
   robometer::compat::NoGradGuard no_grad;
   const auto dev = world_->device();
   auto flat = at::zeros({padded_}, at::TensorOptions().dtype(flat_dtype_).device(dev));
-  auto flags = at::zeros({static_cast<int64_t>(params_.size())},
-                         at::TensorOptions().dtype(at::kFloat).device(dev));
+  auto flags =
+      at::zeros({static_cast<int64_t>(params_.size())}, at::TensorOptions().dtype(at::kFloat).device(dev));
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& g = params_[i].param.grad();
     if (!g.defined()) continue;
@@ -153,8 +138,7 @@ void ShardedAdamW::step() {
     auto master = master_.slice(0, a, b);
     auto m = exp_avg_.slice(0, a, b);
     auto v = exp_avg_sq_.slice(0, a, b);
-    const train::AdamWHyper h{p.base_lr * lr_factor_, cfg_.beta1, cfg_.beta2, cfg_.eps,
-                              p.weight_decay};
+    const train::AdamWHyper h{p.base_lr * lr_factor_, cfg_.beta1, cfg_.beta2, cfg_.eps, p.weight_decay};
     train::adamw_update(master, grad_shard_.slice(0, a, b), m, v, p.step, h);
   }
   // Every rank gets every updated slice.
@@ -193,9 +177,12 @@ nlohmann::json ShardedAdamW::state_json() const {
   j["shard_begin"] = shard_begin_;
   j["shard_end"] = shard_end_;
   j["lr_factor"] = lr_factor_;
-  j["hyper"] = {{"lr", cfg_.lr},         {"beta1", cfg_.beta1},
-                {"beta2", cfg_.beta2},   {"eps", cfg_.eps},
-                {"weight_decay", cfg_.weight_decay}, {"fp32_master", true},
+  j["hyper"] = {{"lr", cfg_.lr},
+                {"beta1", cfg_.beta1},
+                {"beta2", cfg_.beta2},
+                {"eps", cfg_.eps},
+                {"weight_decay", cfg_.weight_decay},
+                {"fp32_master", true},
                 {"decay_1d_params", cfg_.decay_1d_params}};
   j["params"] = nlohmann::json::array();
   for (const auto& p : params_) {
@@ -217,12 +204,12 @@ void ShardedAdamW::load_state(const io::NamedTensors& tensors, const nlohmann::j
   const int saved_world = state.at("world_size").get<int>();
   const int saved_rank = state.at("rank").get<int>();
   if (saved_world != world_->size())
-    throw Error("optimizer state: ZeRO-1 shards were saved with world size " +
-                std::to_string(saved_world) + ", this run has " + std::to_string(world_->size()) +
+    throw Error("optimizer state: ZeRO-1 shards were saved with world size " + std::to_string(saved_world) +
+                ", this run has " + std::to_string(world_->size()) +
                 " (consolidate the state or resume with the same world size)");
   if (saved_rank != world_->rank())
-    throw Error("optimizer state: shard of rank " + std::to_string(saved_rank) +
-                " given to rank " + std::to_string(world_->rank()));
+    throw Error("optimizer state: shard of rank " + std::to_string(saved_rank) + " given to rank " +
+                std::to_string(world_->rank()));
   if (state.at("total").get<int64_t>() != total_)
     throw Error("optimizer state: " + std::to_string(state.at("total").get<int64_t>()) +
                 " trainable elements saved, the model has " + std::to_string(total_));
@@ -234,8 +221,7 @@ void ShardedAdamW::load_state(const io::NamedTensors& tensors, const nlohmann::j
     if (ps[i].at("name").get<std::string>() != params_[i].name ||
         ps[i].at("offset").get<int64_t>() != params_[i].offset)
       throw Error("optimizer state: parameter " + std::to_string(i) + " is '" +
-                  ps[i].at("name").get<std::string>() + "' in the checkpoint, '" +
-                  params_[i].name + "' now");
+                  ps[i].at("name").get<std::string>() + "' in the checkpoint, '" + params_[i].name + "' now");
   }
   std::map<std::string, at::Tensor> by_name(tensors.begin(), tensors.end());
   auto load = [&](const std::string& key, at::Tensor& dst) {
@@ -270,8 +256,8 @@ std::pair<io::NamedTensors, nlohmann::json> consolidate_zero1_state(
     const auto& s = states[r];
     if (s.value("format", "") != kFormat || s.at("rank").get<int>() != r ||
         s.at("total").get<int64_t>() != total)
-      throw Error("consolidate ZeRO-1 state: shard " + std::to_string(r) +
-                  " is not rank " + std::to_string(r) + "'s shard of the same run");
+      throw Error("consolidate ZeRO-1 state: shard " + std::to_string(r) + " is not rank " +
+                  std::to_string(r) + "'s shard of the same run");
     const int64_t b = s.at("shard_begin").get<int64_t>(), e = s.at("shard_end").get<int64_t>();
     std::map<std::string, at::Tensor> by_name(tensors[r].begin(), tensors[r].end());
     for (int k = 0; k < 3; ++k) {

@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <set>
 
 #include "robometer/core/error.h"
 #include "robometer/data/labels.h"
 #include "robometer/data/loader.h"
+#include "robometer/data/options_from_config.h"
+#include "robometer/data/run_options.h"
 #include "robometer/eval/scorer.h"
 
 namespace robometer::eval {
@@ -22,19 +25,14 @@ EvalOptions eval_options(const config::RunConfig& cfg) {
   o.voc_prefixes = cfg.eval.voc_prefixes;
   o.max_trajectories = cfg.eval.max_trajectories;
   o.success_threshold = cfg.eval.success_threshold;
-  o.seed = static_cast<uint64_t>(cfg.train.seed) + 0x5eed0000ULL;
-  if (d.resize.mode == "none") o.resize = data::ResizeSpec::none();
-  else if (d.resize.mode == "exact") o.resize = data::ResizeSpec::exact(d.resize.width, d.resize.height);
-  else o.resize = data::ResizeSpec::shortest_edge(d.resize.short_edge);
-  o.sampling.frames_per_clip = d.frames_per_trajectory;
-  o.sampling.max_stored_frames = d.max_stored_frames;
-  o.sampling.strategy_ratios = {d.strategy_ratios.rewind, d.strategy_ratios.suboptimal,
-                                d.strategy_ratios.different_task, d.strategy_ratios.reverse};
-  o.sampling.success_cutoffs = d.success_cutoffs;
-  o.sampling.preference_only_sources = {d.preference_only_sources.begin(), d.preference_only_sources.end()};
-  o.sampling.different_task_same_source_prob = d.different_task_same_source_prob;
-  o.sampling.last_frame_partial_progress = d.predict_last_frame_partial_progress;
+  o.seed = data::sampling_seed_from_config(cfg, /*is_eval=*/true);
+  o.resize = data::resize_spec(cfg.eval.resize);  // native by default, as the original scores
+  o.autorotate = cfg.data.autorotate;
+  o.sampling = data::sampler_options_from_config(cfg);
   o.metrics.success_threshold = cfg.eval.success_threshold;
+  o.protocol = cfg.eval.protocol;
+  o.metrics.protocol = cfg.eval.protocol;
+  if (o.protocol == "original") o.confusion_videos = std::numeric_limits<int>::max();  // every task
   return o;
 }
 
@@ -48,6 +46,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 at::Tensor stored_frames(const data::Trajectory& t, const EvalOptions& o) {
   data::VideoReaderOptions ro;
   ro.resize = o.resize;
+  ro.autorotate = o.autorotate;
   ro.window_from_s = t.video.from_s;
   ro.window_to_s = t.video.to_s;
   data::VideoReader reader(t.video.path, ro);
@@ -73,10 +72,14 @@ double cutoff_of(const EvalOptions& o, const std::string& source) {
 
 nlohmann::json evaluate(model::ModelBundle& bundle, const data::TrajectoryIndex& index,
                         const EvalOptions& opts) {
-  if (opts.frames < 1 || opts.voc_prefixes < 1) throw ConfigError("eval: frames and voc_prefixes must be >= 1");
+  if (opts.frames < 1 || opts.voc_prefixes < 1)
+    throw ConfigError("eval: frames and voc_prefixes must be >= 1");
   const auto t0 = std::chrono::steady_clock::now();
   Scorer scorer(bundle, {opts.frames, opts.batch_size});
   const int K = opts.frames;
+  if (opts.protocol != "original" && opts.protocol != "robometer_cpp")
+    throw ConfigError("eval: protocol must be 'original' or 'robometer_cpp', got '" + opts.protocol + "'");
+  const bool original = opts.protocol == "original";
 
   std::vector<TrajectoryScores> trajs;
   std::vector<ConfusionEntry> confusion;
@@ -114,14 +117,16 @@ nlohmann::json evaluate(model::ModelBundle& bundle, const data::TrajectoryIndex&
       if (t.partial_success) ts.partial_success = *t.partial_success;
 
       // P prefixes + the whole trajectory, scored in one batched call.
-      const auto ends = data::linspace_positions(S, opts.voc_prefixes);
+      const auto ends = voc_end_points(S, opts.voc_prefixes, original);
       std::vector<model::ProgressQuery> queries;
       std::vector<std::vector<int64_t>> positions;
       for (int64_t e : ends) {
         positions.push_back(prefix_positions(e, K));
         queries.push_back({t.task, select_frames(frames, positions.back())});
       }
-      const auto whole = data::linspace_positions(S, K);
+      auto whole = data::linspace_positions(S, K);
+      if (original)  // pad_trajectory_to_max_frames_np: right-padded by repeating the last frame
+        while (static_cast<int>(whole.size()) < K) whole.push_back(whole.back());
       queries.push_back({t.task, select_frames(frames, whole)});
       const auto outs = scorer.score_clips(queries);
       for (const auto& o : outs)
@@ -131,12 +136,15 @@ nlohmann::json evaluate(model::ModelBundle& bundle, const data::TrajectoryIndex&
               throw Error("eval: the model predicted a non-finite value (" + std::to_string(x) +
                           ") for trajectory '" + t.id + "' of " + t.video.path +
                           "; the checkpoint's weights are likely diverged");
-      const auto partial = opts.sampling.last_frame_partial_progress ? t.partial_success : std::nullopt;
       for (size_t k = 0; k < ends.size(); ++k) {
-        const auto gt = data::progress_labels(S, positions[k], cutoff, partial);
-        ts.gt_progress.push_back(gt.back());
-        ts.pred_progress.push_back(outs[k].progress.back());
+        const auto gt = data::progress_labels(S, positions[k], cutoff, t.partial_success);
+        // original: compile_results.py takes clip position min(k, len-1) for label and
+        // prediction; ours the prefix's last frame (see metrics.h PrefixAggregation).
+        const size_t at = original ? std::min(k, gt.size() - 1) : gt.size() - 1;
+        ts.gt_progress.push_back(gt[at]);
+        ts.pred_progress.push_back(outs[k].progress[std::min(at, outs[k].progress.size() - 1)]);
         ts.pred_success.push_back(outs[k].success.back());
+        ts.prefix_ends.push_back(ends[k]);
       }
       ts.final_progress = outs.back().progress.back();
       ts.final_success = outs.back().success.back();
@@ -165,9 +173,9 @@ nlohmann::json evaluate(model::ModelBundle& bundle, const data::TrajectoryIndex&
     for (int n = 0; n < opts.preference_pairs; ++n) {
       data::Rng rng(data::hash_seed({opts.seed, static_cast<uint64_t>(n)}));
       data::PairPlan plan = sampler.sample(rng);
-      data::PairSample s = data::assemble_pair(index, plan, opts.resize);
+      data::PairSample s = data::assemble_pair(index, plan, opts.resize, opts.autorotate);
       const bool a_is_chosen = s.preference > 0.5f;
-      const bool swap = (n % 2) == 1;
+      const bool swap = !original && (n % 2) == 1;  // original: the chosen trajectory is always A
       PreferenceOutcome po;
       po.data_source = s.a.data_source;
       po.kind = data::strategy_name(s.strategy);
@@ -181,24 +189,35 @@ nlohmann::json evaluate(model::ModelBundle& bundle, const data::TrajectoryIndex&
 
   MetricsOptions mo = opts.metrics;
   mo.success_threshold = opts.success_threshold;
-  mo.prefix_aggregation = PrefixAggregation::LastFrame;
+  mo.prefix_aggregation = original ? PrefixAggregation::ClipPosition : PrefixAggregation::LastFrame;
+  mo.protocol = opts.protocol;
   nlohmann::json out = compute_metrics(trajs, pairs, mo, confusion);
-  out["protocol"] = {{"frames", K},
-                     {"max_stored_frames", opts.max_stored_frames},
-                     {"voc_prefixes", opts.voc_prefixes},
-                     {"voc_prediction", "last frame of each prefix"},
-                     {"max_trajectories_per_source", opts.max_trajectories},
-                     {"preference_pairs", static_cast<int64_t>(pairs.size())},
-                     {"confusion_entries", static_cast<int64_t>(confusion.size())},
-                     {"success_label", "quality == successful; score = last-frame P(success)"},
-                     {"success_threshold", opts.success_threshold}};
+  out["protocol"] = {
+      {"name", opts.protocol},
+      {"frames", K},
+      {"max_stored_frames", opts.max_stored_frames},
+      {"voc_prefixes", opts.voc_prefixes},
+      {"voc_prediction", original ? "clip position k of prefix k" : "last frame of each prefix"},
+      {"voc_end_points", original ? "floor(linspace(0, S-1, P))" : "rint(linspace(0, S-1, P))"},
+      {"max_trajectories_per_source", opts.max_trajectories},
+      {"preference_pairs", static_cast<int64_t>(pairs.size())},
+      {"confusion_entries", static_cast<int64_t>(confusion.size())},
+      {"success_label", "quality == successful; score = last-frame P(success)"},
+      {"success_threshold", opts.success_threshold}};
   if (opts.keep_trajectories) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& t : trajs)
-      arr.push_back({{"id", t.id}, {"task", t.task}, {"data_source", t.data_source},
-                     {"quality", data::quality_name(t.quality)}, {"gt_progress", t.gt_progress},
-                     {"pred_progress", t.pred_progress}, {"pred_success", t.pred_success},
-                     {"final_progress", *t.final_progress}, {"final_success", *t.final_success}});
+      arr.push_back({{"id", t.id},
+                     {"task", t.task},
+                     {"data_source", t.data_source},
+                     {"quality", data::quality_name(t.quality)},
+                     {"gt_progress", t.gt_progress},
+                     {"pred_progress", t.pred_progress},
+                     {"pred_success", t.pred_success},
+                     {"prefix_ends", t.prefix_ends},
+                     {"stored_frames", t.prefix_ends.empty() ? 0 : t.prefix_ends.back() + 1},
+                     {"final_progress", *t.final_progress},
+                     {"final_success", *t.final_success}});
     out["trajectories"] = arr;
   }
   out["timing_s"] = seconds_since(t0);

@@ -2,6 +2,7 @@
 #include "robometer/eval/metrics.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <numeric>
@@ -9,6 +10,7 @@
 #include <utility>
 
 #include "robometer/core/error.h"
+#include "robometer/data/labels.h"
 
 namespace robometer::eval {
 
@@ -20,9 +22,12 @@ json opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); 
 
 const char* quality_str(data::Quality q) {
   switch (q) {
-    case data::Quality::Successful: return "successful";
-    case data::Quality::Suboptimal: return "suboptimal";
-    case data::Quality::Failure: return "failure";
+    case data::Quality::Successful:
+      return "successful";
+    case data::Quality::Suboptimal:
+      return "suboptimal";
+    case data::Quality::Failure:
+      return "failure";
   }
   return "?";
 }
@@ -35,8 +40,8 @@ bool is_constant(const std::vector<double>& v) {
 // neither constant nor ordered) and come out as a silent NaN or a fake tie.
 void check_same_size(const std::vector<double>& x, const std::vector<double>& y, const char* what) {
   if (x.size() != y.size())
-    throw Error(std::string(what) + ": sequences differ in length (" + std::to_string(x.size()) +
-                " vs " + std::to_string(y.size()) + ")");
+    throw Error(std::string(what) + ": sequences differ in length (" + std::to_string(x.size()) + " vs " +
+                std::to_string(y.size()) + ")");
   for (const auto* v : {&x, &y})
     for (size_t i = 0; i < v->size(); ++i)
       if (!std::isfinite((*v)[i]))
@@ -150,7 +155,24 @@ std::optional<double> TrajectoryScores::last_success() const {
 
 // ---------------------------------------------------------------- reward alignment
 
-VocResult reward_alignment(const std::vector<TrajectoryScores>& trajs, bool successful_only) {
+std::vector<int64_t> voc_end_points(int64_t n, int p, bool original) {
+  if (n < 1 || p < 1) throw Error("voc_end_points: need >= 1 frame and >= 1 prefix");
+  if (!original) return data::linspace_positions(n, p);
+  std::vector<int64_t> out;
+  if (p > n) {  // `if self.subsample_n_frames > num_frames: end_indices = list(range(num_frames))`
+    for (int64_t i = 0; i < n; ++i) out.push_back(i);
+    return out;
+  }
+  for (int i = 0; i < p; ++i) {  // numpy.linspace: i * step, the last exactly n-1; then int()
+    const double y =
+        p == 1 ? 0.0 : (i == p - 1 ? static_cast<double>(n - 1) : i * (static_cast<double>(n - 1) / (p - 1)));
+    out.push_back(static_cast<int64_t>(y));
+  }
+  return out;
+}
+
+VocResult reward_alignment(const std::vector<TrajectoryScores>& trajs, bool successful_only,
+                           bool undefined_as_zero) {
   VocResult r;
   std::vector<double> ps, ss;
   for (const auto& t : trajs) {
@@ -159,8 +181,18 @@ VocResult reward_alignment(const std::vector<TrajectoryScores>& trajs, bool succ
     if (t.gt_progress.size() != t.pred_progress.size())
       throw Error("trajectory '" + t.id + "': gt_progress has " + std::to_string(t.gt_progress.size()) +
                   " entries but pred_progress " + std::to_string(t.pred_progress.size()));
-    if (auto p = pearson(t.gt_progress, t.pred_progress)) ps.push_back(*p); else ++r.pearson_undefined;
-    if (auto s = spearman(t.gt_progress, t.pred_progress)) ss.push_back(*s); else ++r.spearman_undefined;
+    if (auto p = pearson(t.gt_progress, t.pred_progress))
+      ps.push_back(*p);
+    else {
+      ++r.pearson_undefined;
+      if (undefined_as_zero) ps.push_back(0.0);
+    }
+    if (auto s = spearman(t.gt_progress, t.pred_progress))
+      ss.push_back(*s);
+    else {
+      ++r.spearman_undefined;
+      if (undefined_as_zero) ss.push_back(0.0);
+    }
   }
   r.pearson = mean_of(ps);
   r.spearman = mean_of(ss);
@@ -172,9 +204,12 @@ VocResult reward_alignment(const std::vector<TrajectoryScores>& trajs, bool succ
 double gold_rank(const TrajectoryScores& t, bool use_partial_success) {
   if (use_partial_success && t.partial_success) return *t.partial_success;
   switch (t.quality) {
-    case data::Quality::Failure: return 0.0;
-    case data::Quality::Suboptimal: return 1.0;
-    case data::Quality::Successful: return 2.0;
+    case data::Quality::Failure:
+      return 0.0;
+    case data::Quality::Suboptimal:
+      return 1.0;
+    case data::Quality::Successful:
+      return 2.0;
   }
   return 0.0;
 }
@@ -239,6 +274,23 @@ RankingResult policy_ranking(const std::vector<TrajectoryScores>& trajs, bool us
   return r;
 }
 
+std::optional<double> ranking_acc_rba(const std::vector<TrajectoryScores>& trajs) {
+  std::map<std::string, std::vector<const TrajectoryScores*>> by_task;
+  for (const auto& t : trajs) by_task[t.task].push_back(&t);
+  int64_t correct = 0, total = 0;
+  for (const auto& [task, m] : by_task)
+    for (size_t i = 0; i < m.size(); ++i)
+      for (size_t j = i + 1; j < m.size(); ++j) {
+        if (!m[i]->partial_success || !m[j]->partial_success) continue;
+        const double pi = *m[i]->partial_success, pj = *m[j]->partial_success;
+        if (pi == pj) continue;
+        ++total;
+        if ((pi > pj) == (m[i]->last_progress() > m[j]->last_progress())) ++correct;
+      }
+  if (total == 0) return std::nullopt;
+  return static_cast<double>(correct) / static_cast<double>(total);
+}
+
 // ---------------------------------------------------------------- success–failure difference
 
 SuccFailDiff success_failure_difference(const std::vector<TrajectoryScores>& trajs) {
@@ -274,10 +326,13 @@ DetectionResult binary_detection(const std::vector<double>& scores, const std::v
   DetectionResult d;
   for (size_t i = 0; i < scores.size(); ++i) {
     if (!std::isfinite(scores[i]))
-      throw Error("binary_detection: non-finite score " + std::to_string(scores[i]) + " at position " + std::to_string(i));
+      throw Error("binary_detection: non-finite score " + std::to_string(scores[i]) + " at position " +
+                  std::to_string(i));
     const bool pred = scores[i] >= threshold;
-    if (labels[i]) (pred ? d.tp : d.fn)++;
-    else (pred ? d.fp : d.tn)++;
+    if (labels[i])
+      (pred ? d.tp : d.fn)++;
+    else
+      (pred ? d.fp : d.tn)++;
   }
   if (d.tp + d.fn > 0) d.tpr = static_cast<double>(d.tp) / static_cast<double>(d.tp + d.fn);
   if (d.tn + d.fp > 0) d.tnr = static_cast<double>(d.tn) / static_cast<double>(d.tn + d.fp);
@@ -321,7 +376,8 @@ std::map<std::string, AccuracyCount> preference_accuracy(const std::vector<Prefe
 
 // ---------------------------------------------------------------- confusion matrix
 
-ConfusionResult confusion_matrix_score(const std::vector<std::vector<double>>& R, ConfusionNormalization norm) {
+ConfusionResult confusion_matrix_score(const std::vector<std::vector<double>>& R,
+                                       ConfusionNormalization norm) {
   const size_t n = R.size();
   for (size_t i = 0; i < n; ++i)
     if (R[i].size() != n)
@@ -336,8 +392,10 @@ ConfusionResult confusion_matrix_score(const std::vector<std::vector<double>>& R
     // PerVideo: row k (video k over instructions); PerInstruction: column k.
     double sum = 0;
     for (size_t m = 0; m < n; ++m) sum += norm == ConfusionNormalization::PerVideo ? R[k][m] : R[m][k];
-    if (sum > 0) diag.push_back(R[k][k] / sum);
-    else ++c.zero_sum_excluded;
+    if (sum > 0)
+      diag.push_back(R[k][k] / sum);
+    else
+      ++c.zero_sum_excluded;
     trace += R[k][k];
     for (size_t m = 0; m < n; ++m) total += R[k][m];
   }
@@ -350,7 +408,8 @@ ConfusionResult confusion_matrix_score(const std::vector<std::vector<double>>& R
   return c;
 }
 
-ConfusionResult confusion_matrix_score(const std::vector<ConfusionEntry>& entries, ConfusionNormalization norm) {
+ConfusionResult confusion_matrix_score(const std::vector<ConfusionEntry>& entries,
+                                       ConfusionNormalization norm) {
   std::set<std::string> task_set;
   for (const auto& e : entries) {
     task_set.insert(e.video_task);
@@ -379,41 +438,67 @@ namespace {
 
 bool uses_partial_success(const std::string& source, const std::vector<const TrajectoryScores*>& trajs,
                           const MetricsOptions& o) {
+  if (o.protocol == "original") {  // compile_results.py: "roboreward" / "roboarena" in data_source
+    std::string lower = source;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    return lower.find("roboreward") != std::string::npos || lower.find("roboarena") != std::string::npos;
+  }
   if (std::find(o.partial_success_sources.begin(), o.partial_success_sources.end(), source) !=
       o.partial_success_sources.end())
     return true;
   if (!o.rank_by_partial_success_when_complete || trajs.empty()) return false;
-  return std::all_of(trajs.begin(), trajs.end(), [](const TrajectoryScores* t) { return t->partial_success.has_value(); });
+  return std::all_of(trajs.begin(), trajs.end(),
+                     [](const TrajectoryScores* t) { return t->partial_success.has_value(); });
 }
 
 json detection_json(const DetectionResult& d) {
-  return {{"tp", d.tp}, {"fp", d.fp}, {"tn", d.tn}, {"fn", d.fn}, {"tpr", opt(d.tpr)},
-          {"tnr", opt(d.tnr)}, {"f1", opt(d.f1)}, {"accuracy", opt(d.accuracy)}};
+  return {{"tp", d.tp},        {"fp", d.fp},        {"tn", d.tn},      {"fn", d.fn},
+          {"tpr", opt(d.tpr)}, {"tnr", opt(d.tnr)}, {"f1", opt(d.f1)}, {"accuracy", opt(d.accuracy)}};
 }
 
-json block(const std::vector<TrajectoryScores>& trajs, bool partial, const std::vector<PreferenceOutcome>& pairs,
-           const MetricsOptions& o) {
+json block(const std::vector<TrajectoryScores>& trajs, bool partial,
+           const std::vector<PreferenceOutcome>& pairs, const MetricsOptions& o) {
   json j;
   j["num_trajectories"] = trajs.size();
   std::map<std::string, int64_t> qcount;
   for (const auto& t : trajs) qcount[quality_str(t.quality)]++;
   j["quality_counts"] = qcount;
 
-  const VocResult v = reward_alignment(trajs, o.voc_successful_only);
-  j["voc"] = {{"pearson", opt(v.pearson)}, {"spearman", opt(v.spearman)}, {"trajectories", v.trajectories},
-              {"pearson_undefined", v.pearson_undefined}, {"spearman_undefined", v.spearman_undefined}};
+  const bool original = o.protocol == "original";
+  const VocResult v = reward_alignment(trajs, o.voc_successful_only, original);
+  j["voc"] = {{"pearson", opt(v.pearson)},
+              {"spearman", opt(v.spearman)},
+              {"trajectories", v.trajectories},
+              {"pearson_undefined", v.pearson_undefined},
+              {"spearman_undefined", v.spearman_undefined}};
 
   const RankingResult r = policy_ranking(trajs, partial);
   j["policy_ranking"] = {{"kendall_tau_a", opt(r.kendall_tau_a)},
                          {"kendall_tau_a_per_label_tuple", opt(r.kendall_tau_a_per_label_tuple)},
                          {"ranking_accuracy", opt(r.ranking_accuracy)},
                          {"gold", partial ? "partial_success" : "quality_label"},
-                         {"tasks", r.tasks}, {"tasks_ranked", r.tasks_ranked},
-                         {"tasks_label_tuple", r.tasks_label_tuple}, {"per_task_tau_a", r.per_task_tau_a}};
+                         {"tasks", r.tasks},
+                         {"tasks_ranked", r.tasks_ranked},
+                         {"tasks_label_tuple", r.tasks_label_tuple},
+                         {"per_task_tau_a", r.per_task_tau_a}};
+  if (partial) j["policy_ranking"]["ranking_acc_rba"] = opt(ranking_acc_rba(trajs));
+  // The one figure per source that a report leads with, by protocol (MetricsOptions::protocol).
+  if (original)
+    j["headline"] = {{"voc_pearson", opt(v.pearson)},
+                     {"policy_ranking_metric", partial ? "ranking_acc_rba" : "kendall_tau_a_per_label_tuple"},
+                     {"policy_ranking", partial ? j["policy_ranking"]["ranking_acc_rba"]
+                                                : opt(r.kendall_tau_a_per_label_tuple)}};
+  else
+    j["headline"] = {{"voc_pearson", opt(v.pearson)},
+                     {"policy_ranking_metric", "kendall_tau_a"},
+                     {"policy_ranking", opt(r.kendall_tau_a)}};
 
   const SuccFailDiff d = success_failure_difference(trajs);
-  j["succ_fail_diff"] = {{"pooled", opt(d.pooled)}, {"per_task_mean", opt(d.per_task_mean)},
-                         {"successful", d.successful}, {"failures", d.failures}};
+  j["succ_fail_diff"] = {{"pooled", opt(d.pooled)},
+                         {"per_task_mean", opt(d.per_task_mean)},
+                         {"successful", d.successful},
+                         {"failures", d.failures}};
 
   j["success_detection"] = detection_json(success_detection(trajs, o.success_threshold));
 
@@ -429,10 +514,12 @@ json block(const std::vector<TrajectoryScores>& trajs, bool partial, const std::
 json confusion_json(const ConfusionResult& c, ConfusionNormalization norm) {
   return {{"diagonal_score", opt(c.diagonal_score)},
           {"normalization", norm == ConfusionNormalization::PerVideo ? "per_video" : "per_instruction"},
-          {"zero_sum_excluded", c.zero_sum_excluded}, {"avg_diagonal", c.avg_diagonal},
+          {"zero_sum_excluded", c.zero_sum_excluded},
+          {"avg_diagonal", c.avg_diagonal},
           {"avg_off_diagonal", opt(c.avg_off_diagonal)},
           {"diagonal_minus_off_diagonal", opt(c.diagonal_minus_off_diagonal)},
-          {"tasks", c.tasks}, {"matrix", c.matrix}};
+          {"tasks", c.tasks},
+          {"matrix", c.matrix}};
 }
 
 }  // namespace
@@ -446,7 +533,7 @@ json compute_metrics(const std::vector<TrajectoryScores>& trajs, const std::vect
 
   json out;
   out["by_data_source"] = json::object();
-  std::vector<double> voc_means, tau_means, tuple_means;
+  std::vector<double> voc_means, tau_means, tuple_means, headline_means;
   // Overall ranking groups by (source, task); a source-qualified copy keeps tasks apart.
   std::vector<TrajectoryScores> qualified;
   for (const auto& [source, list] : by_source) {
@@ -455,9 +542,11 @@ json compute_metrics(const std::vector<TrajectoryScores>& trajs, const std::vect
     const bool partial = uses_partial_success(source, ptrs, o);
     json b = block(list, partial, pairs_by_source[source], o);
     if (!b["voc"]["pearson"].is_null()) voc_means.push_back(b["voc"]["pearson"]);
-    if (!b["policy_ranking"]["kendall_tau_a"].is_null()) tau_means.push_back(b["policy_ranking"]["kendall_tau_a"]);
+    if (!b["policy_ranking"]["kendall_tau_a"].is_null())
+      tau_means.push_back(b["policy_ranking"]["kendall_tau_a"]);
     if (!b["policy_ranking"]["kendall_tau_a_per_label_tuple"].is_null())
       tuple_means.push_back(b["policy_ranking"]["kendall_tau_a_per_label_tuple"]);
+    if (!b["headline"]["policy_ranking"].is_null()) headline_means.push_back(b["headline"]["policy_ranking"]);
     out["by_data_source"][source] = std::move(b);
     for (auto t : list) {
       t.task = source + "\x1f" + t.task;
@@ -477,11 +566,19 @@ json compute_metrics(const std::vector<TrajectoryScores>& trajs, const std::vect
   overall["source_mean"] = {{"voc_pearson", opt(mean_of(voc_means))},
                             {"kendall_tau_a", opt(mean_of(tau_means))},
                             {"kendall_tau_a_per_label_tuple", opt(mean_of(tuple_means))},
+                            {"policy_ranking_headline", opt(mean_of(headline_means))},
                             {"sources", by_source.size()}};
-  if (!confusion.empty()) overall["confusion"] =
-        confusion_json(confusion_matrix_score(confusion, o.confusion_normalization), o.confusion_normalization);
+  if (!confusion.empty()) {
+    overall["confusion"] = confusion_json(confusion_matrix_score(confusion, o.confusion_normalization),
+                                          o.confusion_normalization);
+    const bool original = o.protocol == "original";  // normalized_trace_minus_offdiag vs ours
+    overall["headline"]["confusion_metric"] = original ? "diagonal_minus_off_diagonal" : "diagonal_score";
+    overall["headline"]["confusion"] =
+        overall["confusion"][original ? "diagonal_minus_off_diagonal" : "diagonal_score"];
+  }
   out["overall"] = std::move(overall);
-  out["options"] = {{"voc_successful_only", o.voc_successful_only},
+  out["options"] = {{"protocol", o.protocol},
+                    {"voc_successful_only", o.voc_successful_only},
                     {"success_threshold", o.success_threshold},
                     {"partial_success_sources", o.partial_success_sources},
                     {"rank_by_partial_success_when_complete", o.rank_by_partial_success_when_complete},
@@ -511,8 +608,8 @@ const json& at_path(const json& j, std::initializer_list<const char*> path) {
 
 std::string row(const std::string& name, const json& b, const std::vector<std::string>& kinds) {
   std::string s = "| " + name + " | " + std::to_string(b.value("num_trajectories", 0)) + " | " +
-                  cell(at_path(b, {"voc", "pearson"})) + " | " + cell(at_path(b, {"voc", "spearman"})) + " | " +
-                  cell(at_path(b, {"policy_ranking", "kendall_tau_a"})) + " | " +
+                  cell(at_path(b, {"voc", "pearson"})) + " | " + cell(at_path(b, {"voc", "spearman"})) +
+                  " | " + cell(at_path(b, {"policy_ranking", "kendall_tau_a"})) + " | " +
                   cell(at_path(b, {"policy_ranking", "kendall_tau_a_per_label_tuple"})) + " | " +
                   cell(at_path(b, {"succ_fail_diff", "pooled"})) + " | " +
                   cell(at_path(b, {"success_detection", "tpr"})) + " | " +
@@ -537,7 +634,8 @@ std::string render_markdown(const json& m) {
   if (m.contains("overall")) collect(m["overall"]);
   const std::vector<std::string> kinds(kind_set.begin(), kind_set.end());
 
-  std::string s = "| data source | n | VOC r | VOC ρ | τ-a | τ-a (label tuples) | succ−fail | TPR | TNR | F1 |";
+  std::string s =
+      "| data source | n | VOC r | VOC ρ | τ-a | τ-a (label tuples) | succ−fail | TPR | TNR | F1 |";
   for (const auto& k : kinds) s += " pref " + k + " |";
   s += "\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
   for (size_t i = 0; i < kinds.size(); ++i) s += "---:|";
@@ -548,7 +646,8 @@ std::string render_markdown(const json& m) {
   if (m.contains("overall")) s += row("**overall**", m["overall"], kinds);
   const json& cd = at_path(m, {"overall", "confusion", "diagonal_score"});
   if (!cd.is_null())
-    s += "\nConfusion-matrix diagonal score (" + at_path(m, {"overall", "confusion", "normalization"}).get<std::string>() +
+    s += "\nConfusion-matrix diagonal score (" +
+         at_path(m, {"overall", "confusion", "normalization"}).get<std::string>() +
          " normalised): " + cell(cd) + "\n";
   return s;
 }

@@ -6,6 +6,7 @@
 
 #include "robometer/core/error.h"
 #include "robometer/data/labels.h"
+#include "robometer/model/stream_session.h"
 
 namespace robometer::eval {
 
@@ -13,14 +14,20 @@ ScoreMode parse_score_mode(const std::string& s) {
   if (s == "linspace") return ScoreMode::Linspace;
   if (s == "dense") return ScoreMode::Dense;
   if (s == "all") return ScoreMode::All;
-  throw ConfigError("score mode '" + s + "': expected linspace, dense or all");
+  if (s == "stream") return ScoreMode::Stream;
+  throw ConfigError("score mode '" + s + "': expected linspace, dense, all or stream");
 }
 
 const char* score_mode_name(ScoreMode m) {
   switch (m) {
-    case ScoreMode::Linspace: return "linspace";
-    case ScoreMode::Dense: return "dense";
-    case ScoreMode::All: return "all";
+    case ScoreMode::Linspace:
+      return "linspace";
+    case ScoreMode::Dense:
+      return "dense";
+    case ScoreMode::All:
+      return "all";
+    case ScoreMode::Stream:
+      return "stream";
   }
   return "?";
 }
@@ -40,8 +47,8 @@ at::Tensor select_frames(const at::Tensor& frames, const std::vector<int64_t>& p
 namespace {
 
 void check_video(const at::Tensor& frames, const std::string& task) {
-  if (!frames.defined() || frames.dim() != 4 || frames.size(3) != 3 ||
-      frames.scalar_type() != at::kByte || frames.size(0) == 0)
+  if (!frames.defined() || frames.dim() != 4 || frames.size(3) != 3 || frames.scalar_type() != at::kByte ||
+      frames.size(0) == 0)
     throw Error("score: expected uint8 frames [T>0, H, W, 3]");
   if (task.empty()) throw Error("score: empty task instruction");
 }
@@ -78,7 +85,8 @@ std::vector<ClipOutputs> Scorer::score_clips(const std::vector<model::ProgressQu
     const size_t end = std::min(queries.size(), start + static_cast<size_t>(opts_.batch_size));
     std::vector<model::ProgressQuery> chunk(queries.begin() + static_cast<std::ptrdiff_t>(start),
                                             queries.begin() + static_cast<std::ptrdiff_t>(end));
-    const model::RewardOutputs r = bundle_.model->forward(to_device(bundle_.processor->progress_inputs(chunk)));
+    const model::RewardOutputs r =
+        bundle_.model->forward(to_device(bundle_.processor->progress_inputs(chunk)));
     const at::Tensor prog = r.progress.to(at::kCPU, at::kDouble);
     const at::Tensor succ = at::sigmoid(r.success_logits.to(at::kFloat)).to(at::kCPU, at::kDouble);
     for (size_t i = 0; i < chunk.size(); ++i) {
@@ -110,6 +118,20 @@ ScoreResult Scorer::all_frames(const at::Tensor& frames, const std::string& task
   return res;
 }
 
+ScoreResult Scorer::stream(const at::Tensor& frames, const std::string& task) {
+  check_video(frames, task);
+  model::StreamModel streaming(bundle_);
+  const auto session = streaming.open(task);
+  ScoreResult res;
+  for (int64_t i = 0; i < frames.size(0); ++i) {  // one environment step at a time
+    const auto out = streaming.append({session.get()}, {frames.slice(0, i, i + 1)});
+    res.frame_indices.push_back(i);
+    res.progress.push_back(out[0].progress[0]);
+    res.success.push_back(out[0].success[0]);
+  }
+  return res;
+}
+
 ScoreResult Scorer::dense(const at::Tensor& frames, const std::string& task) {
   check_video(frames, task);
   ScoreResult res;
@@ -128,9 +150,14 @@ ScoreResult Scorer::dense(const at::Tensor& frames, const std::string& task) {
 
 ScoreResult Scorer::score(const at::Tensor& frames, const std::string& task, ScoreMode mode) {
   switch (mode) {
-    case ScoreMode::Linspace: return linspace(frames, task);
-    case ScoreMode::Dense: return dense(frames, task);
-    case ScoreMode::All: return all_frames(frames, task);
+    case ScoreMode::Linspace:
+      return linspace(frames, task);
+    case ScoreMode::Dense:
+      return dense(frames, task);
+    case ScoreMode::All:
+      return all_frames(frames, task);
+    case ScoreMode::Stream:
+      return stream(frames, task);
   }
   throw Error("score: unknown mode");
 }

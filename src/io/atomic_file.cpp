@@ -40,8 +40,8 @@ AtomicFileWriter::AtomicFileWriter(const std::string& path) : path_(path) {
   static std::atomic<unsigned> counter{0};
   // O_EXCL with a unique name instead of mkstemp so the file gets the usual 0666 & ~umask mode.
   for (int attempt = 0; attempt < 100; ++attempt) {
-    std::string name = "." + target.filename().string() + ".tmp-" + std::to_string(::getpid()) +
-                       "-" + std::to_string(counter++);
+    std::string name = "." + target.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
+                       std::to_string(counter++);
     std::string candidate = (dir / name).string();
     fd_ = ::open(candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd_ >= 0) {

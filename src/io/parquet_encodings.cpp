@@ -8,33 +8,52 @@ namespace robometer::io::parquet {
 
 const char* encoding_name(int e) {
   switch (e) {
-    case kPlain: return "PLAIN";
-    case kPlainDictionary: return "PLAIN_DICTIONARY";
-    case kRle: return "RLE";
-    case kBitPacked: return "BIT_PACKED";
-    case kDeltaBinaryPacked: return "DELTA_BINARY_PACKED";
-    case kDeltaLengthByteArray: return "DELTA_LENGTH_BYTE_ARRAY";
-    case kDeltaByteArray: return "DELTA_BYTE_ARRAY";
-    case kRleDictionary: return "RLE_DICTIONARY";
-    case kByteStreamSplit: return "BYTE_STREAM_SPLIT";
-    default: return "unknown encoding";
+    case kPlain:
+      return "PLAIN";
+    case kPlainDictionary:
+      return "PLAIN_DICTIONARY";
+    case kRle:
+      return "RLE";
+    case kBitPacked:
+      return "BIT_PACKED";
+    case kDeltaBinaryPacked:
+      return "DELTA_BINARY_PACKED";
+    case kDeltaLengthByteArray:
+      return "DELTA_LENGTH_BYTE_ARRAY";
+    case kDeltaByteArray:
+      return "DELTA_BYTE_ARRAY";
+    case kRleDictionary:
+      return "RLE_DICTIONARY";
+    case kByteStreamSplit:
+      return "BYTE_STREAM_SPLIT";
+    default:
+      return "unknown encoding";
   }
 }
 
 int bit_width_for(uint32_t max_value) {
   int w = 0;
-  while (max_value) { ++w; max_value >>= 1; }
+  while (max_value) {
+    ++w;
+    max_value >>= 1;
+  }
   return w;
 }
 
 ParquetValues make_values(ParquetType type) {
   switch (type) {
-    case ParquetType::Boolean: return std::vector<uint8_t>{};
-    case ParquetType::Int32: return std::vector<int32_t>{};
-    case ParquetType::Int64: return std::vector<int64_t>{};
-    case ParquetType::Float: return std::vector<float>{};
-    case ParquetType::Double: return std::vector<double>{};
-    default: return std::vector<std::string>{};
+    case ParquetType::Boolean:
+      return std::vector<uint8_t>{};
+    case ParquetType::Int32:
+      return std::vector<int32_t>{};
+    case ParquetType::Int64:
+      return std::vector<int64_t>{};
+    case ParquetType::Float:
+      return std::vector<float>{};
+    case ParquetType::Double:
+      return std::vector<double>{};
+    default:
+      return std::vector<std::string>{};
   }
 }
 
@@ -120,8 +139,7 @@ void decode_rle_hybrid(Span data, int bit_width, int64_t count, std::vector<uint
   }
 }
 
-size_t decode_plain(Span data, ParquetType type, int type_length, int64_t count,
-                    ParquetValues& out) {
+size_t decode_plain(Span data, ParquetType type, int type_length, int64_t count, ParquetValues& out) {
   if (count < 0) corrupt("PLAIN: negative value count");
   switch (type) {
     case ParquetType::Boolean: {
@@ -131,10 +149,14 @@ size_t decode_plain(Span data, ParquetType type, int type_length, int64_t count,
       for (int64_t i = 0; i < count; ++i) v.push_back((data.data[i >> 3] >> (i & 7)) & 1);
       return static_cast<size_t>(bytes);
     }
-    case ParquetType::Int32: return plain_fixed(data, count, as<int32_t>(out));
-    case ParquetType::Int64: return plain_fixed(data, count, as<int64_t>(out));
-    case ParquetType::Float: return plain_fixed(data, count, as<float>(out));
-    case ParquetType::Double: return plain_fixed(data, count, as<double>(out));
+    case ParquetType::Int32:
+      return plain_fixed(data, count, as<int32_t>(out));
+    case ParquetType::Int64:
+      return plain_fixed(data, count, as<int64_t>(out));
+    case ParquetType::Float:
+      return plain_fixed(data, count, as<float>(out));
+    case ParquetType::Double:
+      return plain_fixed(data, count, as<double>(out));
     case ParquetType::Int96:
     case ParquetType::FixedLenByteArray: {
       uint64_t w = type == ParquetType::Int96 ? 12 : static_cast<uint64_t>(type_length);
@@ -142,8 +164,7 @@ size_t decode_plain(Span data, ParquetType type, int type_length, int64_t count,
       if (static_cast<uint64_t>(count) > data.size / w)
         corrupt("PLAIN: " + std::to_string(count) + " fixed-length values exceed the page");
       auto& v = as<std::string>(out);
-      for (int64_t i = 0; i < count; ++i)
-        v.emplace_back(reinterpret_cast<const char*>(data.data) + i * w, w);
+      for (int64_t i = 0; i < count; ++i) v.emplace_back(reinterpret_cast<const char*>(data.data) + i * w, w);
       return static_cast<size_t>(count * w);
     }
     case ParquetType::ByteArray: {
@@ -162,8 +183,7 @@ size_t decode_plain(Span data, ParquetType type, int type_length, int64_t count,
   corrupt("PLAIN: unknown physical type");
 }
 
-size_t decode_delta_binary_packed(Span data, int64_t count, std::vector<int64_t>& out,
-                                  bool is_int32) {
+size_t decode_delta_binary_packed(Span data, int64_t count, std::vector<int64_t>& out, bool is_int32) {
   Cursor c(data);
   uint64_t block_size = c.uleb("DELTA_BINARY_PACKED block size");
   uint64_t minis = c.uleb("DELTA_BINARY_PACKED miniblock count");
@@ -220,8 +240,7 @@ size_t decode_delta_byte_array(Span data, int64_t count, std::vector<std::string
   std::vector<int64_t> prefixes;
   size_t pos = decode_delta_binary_packed(data, count, prefixes, true);
   std::vector<std::string> suffixes;
-  pos += decode_delta_length_byte_array(data.sub(pos, data.size - pos, "DELTA_BYTE_ARRAY"),
-                                        count, suffixes);
+  pos += decode_delta_length_byte_array(data.sub(pos, data.size - pos, "DELTA_BYTE_ARRAY"), count, suffixes);
   std::string prev;
   for (int64_t i = 0; i < count; ++i) {
     int64_t pre = prefixes[static_cast<size_t>(i)];
@@ -239,10 +258,19 @@ void decode_byte_stream_split(Span data, ParquetType type, int type_length, int6
                               ParquetValues& out) {
   size_t k = 0;
   switch (type) {
-    case ParquetType::Int32: case ParquetType::Float: k = 4; break;
-    case ParquetType::Int64: case ParquetType::Double: k = 8; break;
-    case ParquetType::FixedLenByteArray: k = static_cast<size_t>(std::max(type_length, 0)); break;
-    default: corrupt("BYTE_STREAM_SPLIT is not defined for this physical type");
+    case ParquetType::Int32:
+    case ParquetType::Float:
+      k = 4;
+      break;
+    case ParquetType::Int64:
+    case ParquetType::Double:
+      k = 8;
+      break;
+    case ParquetType::FixedLenByteArray:
+      k = static_cast<size_t>(std::max(type_length, 0));
+      break;
+    default:
+      corrupt("BYTE_STREAM_SPLIT is not defined for this physical type");
   }
   if (k == 0 || count < 0 || static_cast<uint64_t>(count) > data.size / k)
     corrupt("BYTE_STREAM_SPLIT: " + std::to_string(count) + " values exceed the page");

@@ -24,8 +24,7 @@ struct Span {
   size_t size = 0;
   Span() = default;
   Span(const uint8_t* d, size_t n) : data(d), size(n) {}
-  explicit Span(const std::string& s)
-      : data(reinterpret_cast<const uint8_t*>(s.data())), size(s.size()) {}
+  explicit Span(const std::string& s) : data(reinterpret_cast<const uint8_t*>(s.data())), size(s.size()) {}
   Span sub(size_t offset, size_t len, const char* what) const {
     if (offset > size || len > size - offset)
       corrupt(std::string(what) + ": needs " + std::to_string(len) + " bytes at offset " +
@@ -72,9 +71,9 @@ struct Cursor {
 
 // ------------------------------------------------------------------ metadata (Thrift)
 struct SchemaElement {
-  int type = -1;            // physical type, -1 for groups
+  int type = -1;  // physical type, -1 for groups
   int type_length = 0;
-  int repetition = 0;       // 0 REQUIRED, 1 OPTIONAL, 2 REPEATED
+  int repetition = 0;  // 0 REQUIRED, 1 OPTIONAL, 2 REPEATED
   std::string name;
   int num_children = 0;
   int converted_type = -1;
@@ -97,7 +96,7 @@ struct ColumnChunkMeta {
   int64_t data_page_offset = -1;
   int64_t dictionary_page_offset = -1;
   bool has_meta = false;
-  std::string file_path;    // non-empty: data lives in another file (unsupported)
+  std::string file_path;  // non-empty: data lives in another file (unsupported)
 };
 
 struct RowGroupMeta {
@@ -138,9 +137,17 @@ FileMeta parse_file_metadata(Span bytes, int max_depth);
 PageHeader parse_page_header(Cursor& cur, int max_depth);
 
 // ------------------------------------------------------------------ encodings
-enum Encoding { kPlain = 0, kPlainDictionary = 2, kRle = 3, kBitPacked = 4,
-                kDeltaBinaryPacked = 5, kDeltaLengthByteArray = 6, kDeltaByteArray = 7,
-                kRleDictionary = 8, kByteStreamSplit = 9 };
+enum Encoding {
+  kPlain = 0,
+  kPlainDictionary = 2,
+  kRle = 3,
+  kBitPacked = 4,
+  kDeltaBinaryPacked = 5,
+  kDeltaLengthByteArray = 6,
+  kDeltaByteArray = 7,
+  kRleDictionary = 8,
+  kByteStreamSplit = 9
+};
 const char* encoding_name(int e);
 
 int bit_width_for(uint32_t max_value);
@@ -150,11 +157,9 @@ void decode_rle_hybrid(Span data, int bit_width, int64_t count, std::vector<uint
 
 // PLAIN: `count` values of the physical type into `out` (the matching vector alternative).
 // Returns the number of bytes consumed.
-size_t decode_plain(Span data, ParquetType type, int type_length, int64_t count,
-                    ParquetValues& out);
+size_t decode_plain(Span data, ParquetType type, int type_length, int64_t count, ParquetValues& out);
 // DELTA_BINARY_PACKED for INT32/INT64 (as int64). Returns bytes consumed.
-size_t decode_delta_binary_packed(Span data, int64_t count, std::vector<int64_t>& out,
-                                  bool is_int32);
+size_t decode_delta_binary_packed(Span data, int64_t count, std::vector<int64_t>& out, bool is_int32);
 size_t decode_delta_length_byte_array(Span data, int64_t count, std::vector<std::string>& out);
 size_t decode_delta_byte_array(Span data, int64_t count, std::vector<std::string>& out);
 void decode_byte_stream_split(Span data, ParquetType type, int type_length, int64_t count,

@@ -26,25 +26,42 @@ using namespace parquet;
 
 const char* parquet_type_name(ParquetType t) {
   switch (t) {
-    case ParquetType::Boolean: return "BOOLEAN";
-    case ParquetType::Int32: return "INT32";
-    case ParquetType::Int64: return "INT64";
-    case ParquetType::Int96: return "INT96";
-    case ParquetType::Float: return "FLOAT";
-    case ParquetType::Double: return "DOUBLE";
-    case ParquetType::ByteArray: return "BYTE_ARRAY";
-    case ParquetType::FixedLenByteArray: return "FIXED_LEN_BYTE_ARRAY";
+    case ParquetType::Boolean:
+      return "BOOLEAN";
+    case ParquetType::Int32:
+      return "INT32";
+    case ParquetType::Int64:
+      return "INT64";
+    case ParquetType::Int96:
+      return "INT96";
+    case ParquetType::Float:
+      return "FLOAT";
+    case ParquetType::Double:
+      return "DOUBLE";
+    case ParquetType::ByteArray:
+      return "BYTE_ARRAY";
+    case ParquetType::FixedLenByteArray:
+      return "FIXED_LEN_BYTE_ARRAY";
   }
   return "?";
 }
 
 namespace {
 
-enum Codec { kUncompressed = 0, kSnappy = 1, kGzip = 2, kLzo = 3, kBrotli = 4, kLz4 = 5,
-             kZstd = 6, kLz4Raw = 7 };
+enum Codec {
+  kUncompressed = 0,
+  kSnappy = 1,
+  kGzip = 2,
+  kLzo = 3,
+  kBrotli = 4,
+  kLz4 = 5,
+  kZstd = 6,
+  kLz4Raw = 7
+};
 
 std::string codec_name(int codec) {
-  static const char* const names[] = {"UNCOMPRESSED", "SNAPPY", "GZIP", "LZO", "BROTLI", "LZ4", "ZSTD", "LZ4_RAW"};
+  static const char* const names[] = {"UNCOMPRESSED", "SNAPPY", "GZIP", "LZO",
+                                      "BROTLI",       "LZ4",    "ZSTD", "LZ4_RAW"};
   if (codec >= 0 && codec <= kLz4Raw) return names[codec];
   return std::to_string(codec) + " (not a Parquet codec)";
 }
@@ -61,7 +78,8 @@ bool lz4_hadoop(Span in, std::string& out) {
     if (in.size - ip < 8) return false;
     const uint32_t usize = u32be(in.data + ip), csize = u32be(in.data + ip + 4);
     ip += 8;
-    if (csize > in.size - ip || usize > out.size() - op || csize > INT32_MAX || usize > INT32_MAX) return false;
+    if (csize > in.size - ip || usize > out.size() - op || csize > INT32_MAX || usize > INT32_MAX)
+      return false;
     const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(in.data + ip), out.data() + op,
                                       static_cast<int>(csize), static_cast<int>(usize));
     if (n < 0 || static_cast<uint32_t>(n) != usize) return false;
@@ -89,8 +107,8 @@ std::string decompress(int codec, Span in, size_t out_size) {
       size_t len = 0;
       const char* src = reinterpret_cast<const char*>(in.data);
       if (!snappy::GetUncompressedLength(src, in.size, &len) || len != out_size)
-        corrupt("snappy page: bad header or size mismatch (header " + std::to_string(len) +
-                ", page header " + std::to_string(out_size) + ")");
+        corrupt("snappy page: bad header or size mismatch (header " + std::to_string(len) + ", page header " +
+                std::to_string(out_size) + ")");
       if (!snappy::RawUncompress(src, in.size, out.data())) corrupt("snappy page: corrupt data");
       return out;
     }
@@ -127,17 +145,20 @@ std::string decompress(int codec, Span in, size_t out_size) {
       if (BrotliDecoderDecompress(in.size, in.data, &n, reinterpret_cast<uint8_t*>(out.data())) !=
               BROTLI_DECODER_RESULT_SUCCESS ||
           n != out_size)
-        corrupt("brotli page: corrupt data or size mismatch (page header says " + std::to_string(out_size) + " bytes)");
+        corrupt("brotli page: corrupt data or size mismatch (page header says " + std::to_string(out_size) +
+                " bytes)");
       return out;
     }
     case kLz4Raw:
       if (!lz4_block(in, out))
-        corrupt("LZ4_RAW page: corrupt data or size mismatch (page header says " + std::to_string(out_size) + " bytes)");
+        corrupt("LZ4_RAW page: corrupt data or size mismatch (page header says " + std::to_string(out_size) +
+                " bytes)");
       return out;
     case kLz4:
       // Hadoop framing first; early parquet-cpp wrote a bare block under the same codec id.
       if (!lz4_hadoop(in, out) && !lz4_block(in, out))
-        corrupt("LZ4 page: neither Hadoop-framed nor a raw LZ4 block of " + std::to_string(out_size) + " bytes");
+        corrupt("LZ4 page: neither Hadoop-framed nor a raw LZ4 block of " + std::to_string(out_size) +
+                " bytes");
       return out;
     default:
       corrupt("codec " + codec_name(codec) +
@@ -151,6 +172,9 @@ struct Source {
   int fd = -1;
   uint64_t size = 0;
   bool in_memory = false;
+  Source() = default;
+  Source(const Source&) = delete;  // owns fd: a copy would close it twice
+  Source& operator=(const Source&) = delete;
   ~Source() {
     if (fd >= 0) ::close(fd);
   }
@@ -162,8 +186,8 @@ struct Source {
     std::string out(static_cast<size_t>(len), '\0');
     uint64_t done = 0;
     while (done < len) {
-      ssize_t n = ::pread(fd, out.data() + done, static_cast<size_t>(len - done),
-                          static_cast<off_t>(offset + done));
+      ssize_t n =
+          ::pread(fd, out.data() + done, static_cast<size_t>(len - done), static_cast<off_t>(offset + done));
       if (n <= 0) corrupt(std::string(what) + ": read failed");
       done += static_cast<uint64_t>(n);
     }
@@ -187,8 +211,8 @@ struct ParquetFile::Impl {
 
   void open();
   void build_schema();
-  void read_chunk(const ParquetColumn& col, const ColumnChunkMeta& cm, int64_t rg_rows,
-                  ColumnData& out, int64_t& total_values) const;
+  void read_chunk(const ParquetColumn& col, const ColumnChunkMeta& cm, int64_t rg_rows, ColumnData& out,
+                  int64_t& total_values) const;
 };
 
 // ------------------------------------------------------------------ footer and schema
@@ -218,7 +242,8 @@ void ParquetFile::Impl::open() {
     if (rows > (int64_t{1} << 48)) corrupt("row count overflows");
   }
   if (rows != meta.num_rows)
-    corrupt("row groups hold " + std::to_string(rows) + " rows, footer says " + std::to_string(meta.num_rows));
+    corrupt("row groups hold " + std::to_string(rows) + " rows, footer says " +
+            std::to_string(meta.num_rows));
 }
 
 namespace {
@@ -227,9 +252,9 @@ namespace {
 // that (older writers); fills decimal/integer/time details and checks them.
 void apply_logical_type(const SchemaElement& e, ParquetColumn& col) {
   static const char* const from_converted[] = {
-      "STRING", "MAP", "MAP_KEY_VALUE", "LIST", "ENUM", "DECIMAL", "DATE", "TIME", "TIME",
-      "TIMESTAMP", "TIMESTAMP", "INTEGER", "INTEGER", "INTEGER", "INTEGER", "INTEGER", "INTEGER",
-      "INTEGER", "INTEGER", "JSON", "BSON", "INTERVAL"};
+      "STRING",  "MAP",       "MAP_KEY_VALUE", "LIST",    "ENUM",    "DECIMAL", "DATE",    "TIME",
+      "TIME",    "TIMESTAMP", "TIMESTAMP",     "INTEGER", "INTEGER", "INTEGER", "INTEGER", "INTEGER",
+      "INTEGER", "INTEGER",   "INTEGER",       "JSON",    "BSON",    "INTERVAL"};
   const int ct = e.converted_type;
   col.logical_type = e.logical_type;
   if (col.logical_type.empty() && ct >= 0 && ct <= 21) col.logical_type = from_converted[ct];
@@ -241,8 +266,7 @@ void apply_logical_type(const SchemaElement& e, ParquetColumn& col) {
               " (0 to 38 are supported)");
     const bool physical_ok = col.type == ParquetType::Int32 || col.type == ParquetType::Int64 ||
                              col.type == ParquetType::FixedLenByteArray || col.type == ParquetType::ByteArray;
-    if (!physical_ok)
-      corrupt("schema: DECIMAL '" + col.path + "' stored as " + parquet_type_name(col.type));
+    if (!physical_ok) corrupt("schema: DECIMAL '" + col.path + "' stored as " + parquet_type_name(col.type));
   } else if (col.logical_type == "INTEGER") {
     const bool logical = e.logical_type == "INTEGER";
     col.is_unsigned = logical ? !e.logical_signed : (ct >= 11 && ct <= 14);
@@ -251,9 +275,7 @@ void apply_logical_type(const SchemaElement& e, ParquetColumn& col) {
                        : col.type == ParquetType::Int64   ? 64
                                                           : 32;
   } else if (col.logical_type == "TIME" || col.logical_type == "TIMESTAMP") {
-    col.time_unit = !e.logical_unit.empty() ? e.logical_unit
-                    : (ct == 7 || ct == 9)  ? "MILLIS"
-                                            : "MICROS";
+    col.time_unit = !e.logical_unit.empty() ? e.logical_unit : (ct == 7 || ct == 9) ? "MILLIS" : "MICROS";
   }
 }
 
@@ -300,7 +322,7 @@ void ParquetFile::Impl::build_schema() {
   size_t next = 1;
   // Depth-first walk; `drop_name` hides list wrapper levels from the user-facing name.
   std::function<void(const Frame&, int, bool, int)> walk = [&](const Frame& parent, int count,
-                                                              bool parent_is_list, int depth) {
+                                                               bool parent_is_list, int depth) {
     if (depth > 64) corrupt("schema nested deeper than 64 levels");
     for (int i = 0; i < count; ++i) {
       if (next >= s.size()) corrupt("schema: children counts exceed the element list");
@@ -343,7 +365,8 @@ void ParquetFile::Impl::build_schema() {
   };
   if (s[0].num_children < 0) corrupt("schema root has a negative child count");
   walk(Frame{}, s[0].num_children, false, 0);
-  if (next != s.size()) corrupt("schema: " + std::to_string(s.size() - next) + " elements are not reachable from the root");
+  if (next != s.size())
+    corrupt("schema: " + std::to_string(s.size() - next) + " elements are not reachable from the root");
 }
 
 // ------------------------------------------------------------------ column chunks
@@ -353,14 +376,14 @@ namespace {
 // Running state of one column while pages are appended.
 struct Assembly {
   ColumnData& out;
-  int64_t elements = 0;   // list columns: elements appended so far
-  int64_t rows = 0;       // rows started in the current row group
+  int64_t elements = 0;  // list columns: elements appended so far
+  int64_t rows = 0;      // rows started in the current row group
 };
 
 template <class T>
 void append_levels(const ParquetColumn& col, const std::vector<uint32_t>& rep,
-                   const std::vector<uint32_t>& def, int64_t num_levels,
-                   const std::vector<T>& page_values, Assembly& a) {
+                   const std::vector<uint32_t>& def, int64_t num_levels, const std::vector<T>& page_values,
+                   Assembly& a) {
   auto& dst = vec<T>(a.out.values);
   size_t vi = 0;
   const uint32_t max_def = static_cast<uint32_t>(col.max_def);
@@ -394,18 +417,19 @@ void append_levels(const ParquetColumn& col, const std::vector<uint32_t>& rep,
 
 }  // namespace
 
-void ParquetFile::Impl::read_chunk(const ParquetColumn& col, const ColumnChunkMeta& cm,
-                                   int64_t rg_rows, ColumnData& out, int64_t& total_values) const {
+void ParquetFile::Impl::read_chunk(const ParquetColumn& col, const ColumnChunkMeta& cm, int64_t rg_rows,
+                                   ColumnData& out, int64_t& total_values) const {
   if (!cm.has_meta) corrupt("column chunk has no metadata");
-  if (!cm.file_path.empty()) corrupt("column chunk lives in another file ('" + cm.file_path + "'): unsupported");
+  if (!cm.file_path.empty())
+    corrupt("column chunk lives in another file ('" + cm.file_path + "'): unsupported");
   if (cm.type != static_cast<int>(col.type)) corrupt("column chunk type differs from the schema type");
   if (cm.num_values < 0 || cm.total_compressed_size < 0) corrupt("negative num_values or size");
   if (cm.num_values > limits.max_column_values - total_values) corrupt("too many values in column");
   int64_t start = cm.data_page_offset;
   if (cm.dictionary_page_offset >= 4 && cm.dictionary_page_offset < start) start = cm.dictionary_page_offset;
   if (start < 4) corrupt("bad data page offset " + std::to_string(start));
-  std::string chunk = src.read(static_cast<uint64_t>(start), static_cast<uint64_t>(cm.total_compressed_size),
-                               "column chunk");
+  std::string chunk =
+      src.read(static_cast<uint64_t>(start), static_cast<uint64_t>(cm.total_compressed_size), "column chunk");
   Cursor c{Span(chunk)};
   ParquetValues dict = make_values(col.type);
   bool have_dict = false;
@@ -415,8 +439,9 @@ void ParquetFile::Impl::read_chunk(const ParquetColumn& col, const ColumnChunkMe
   const int rep_bw = bit_width_for(static_cast<uint32_t>(col.max_rep));
   const int def_bw = bit_width_for(static_cast<uint32_t>(col.max_def));
   while (levels_seen < cm.num_values) {
-    if (c.at_end()) corrupt("column chunk ends after " + std::to_string(levels_seen) + " of " +
-                            std::to_string(cm.num_values) + " values");
+    if (c.at_end())
+      corrupt("column chunk ends after " + std::to_string(levels_seen) + " of " +
+              std::to_string(cm.num_values) + " values");
     PageHeader h = parse_page_header(c, limits.max_thrift_depth);
     if (h.compressed_size > limits.max_page_bytes || h.uncompressed_size > limits.max_page_bytes)
       corrupt("page of " + std::to_string(std::max(h.compressed_size, h.uncompressed_size)) +
@@ -481,8 +506,7 @@ void ParquetFile::Impl::read_chunk(const ParquetColumn& col, const ColumnChunkMe
     }
 
     int64_t present = n;
-    if (col.max_def > 0)
-      present = std::count(def.begin(), def.end(), static_cast<uint32_t>(col.max_def));
+    if (col.max_def > 0) present = std::count(def.begin(), def.end(), static_cast<uint32_t>(col.max_def));
 
     ParquetValues vals = make_values(col.type);
     switch (h.encoding) {
@@ -498,16 +522,19 @@ void ParquetFile::Impl::read_chunk(const ParquetColumn& col, const ColumnChunkMe
           int bw = vc.byte("dictionary index bit width");
           decode_rle_hybrid(values_span.sub(1, values_span.size - 1, "dictionary indices"), bw, present, idx);
         }
-        std::visit([&](auto& d) {
-          using V = std::decay_t<decltype(d)>;
-          auto& dst = std::get<V>(vals);
-          dst.reserve(idx.size());
-          for (uint32_t k : idx) {
-            if (k >= d.size())
-              corrupt("dictionary index " + std::to_string(k) + " >= dictionary size " + std::to_string(d.size()));
-            dst.push_back(d[k]);
-          }
-        }, dict);
+        std::visit(
+            [&](auto& d) {
+              using V = std::decay_t<decltype(d)>;
+              auto& dst = std::get<V>(vals);
+              dst.reserve(idx.size());
+              for (uint32_t k : idx) {
+                if (k >= d.size())
+                  corrupt("dictionary index " + std::to_string(k) + " >= dictionary size " +
+                          std::to_string(d.size()));
+                dst.push_back(d[k]);
+              }
+            },
+            dict);
         break;
       }
       case kRle: {
@@ -549,16 +576,19 @@ void ParquetFile::Impl::read_chunk(const ParquetColumn& col, const ColumnChunkMe
         corrupt(std::string("unsupported value encoding ") + encoding_name(h.encoding) + " (" +
                 std::to_string(h.encoding) + ")");
     }
-    std::visit([&](auto& pv) {
-      using V = typename std::decay_t<decltype(pv)>::value_type;
-      append_levels<V>(col, rep, def, n, pv, a);
-    }, vals);
+    std::visit(
+        [&](auto& pv) {
+          using V = typename std::decay_t<decltype(pv)>::value_type;
+          append_levels<V>(col, rep, def, n, pv, a);
+        },
+        vals);
     levels_seen += n;
     ++out.data_pages;
   }
   total_values += levels_seen;
   if (a.rows != rg_rows)
-    corrupt("column chunk holds " + std::to_string(a.rows) + " rows, row group says " + std::to_string(rg_rows));
+    corrupt("column chunk holds " + std::to_string(a.rows) + " rows, row group says " +
+            std::to_string(rg_rows));
 }
 
 // ------------------------------------------------------------------ ParquetFile
@@ -651,7 +681,8 @@ ColumnData ParquetFile::read_column(const std::string& name) const {
     try {
       impl_->read_chunk(*col, rg.columns[idx], rg.num_rows, out, total_values);
     } catch (const ParquetCorrupt& e) {
-      throw FormatError(impl_->path, "column '" + col->name + "', row group " + std::to_string(g) + ": " + e.what());
+      throw FormatError(impl_->path,
+                        "column '" + col->name + "', row group " + std::to_string(g) + ": " + e.what());
     }
   }
   out.num_rows = static_cast<int64_t>(out.valid.size());
@@ -704,7 +735,8 @@ std::string decimal_text(int128 unscaled, int scale) {
   const bool negative = digits[0] == '-';
   if (negative) digits.erase(0, 1);
   if (scale > 0) {
-    if (digits.size() <= static_cast<size_t>(scale)) digits.insert(0, static_cast<size_t>(scale) + 1 - digits.size(), '0');
+    if (digits.size() <= static_cast<size_t>(scale))
+      digits.insert(0, static_cast<size_t>(scale) + 1 - digits.size(), '0');
     digits.insert(digits.size() - static_cast<size_t>(scale), ".");
   }
   return (negative ? "-" : "") + digits;
@@ -746,7 +778,9 @@ bool holds_bytes(const ColumnData& c) { return std::holds_alternative<std::vecto
 // bytes are numbers only as a DECIMAL.
 void require_numbers(const ColumnData& c, bool integers) {
   if (is_temporal(c.column))
-    shape_error(c, "holds " + (c.column.type == ParquetType::Int96 ? std::string("INT96 timestamps") : c.column.logical_type + " values") +
+    shape_error(c, "holds " +
+                       (c.column.type == ParquetType::Int96 ? std::string("INT96 timestamps")
+                                                            : c.column.logical_type + " values") +
                        ", not plain numbers (store seconds as a FLOAT, DOUBLE or DECIMAL column)");
   if (holds_bytes(c) && c.column.decimal_scale < 0) shape_error(c, "is not a numeric column");
   if (integers && (std::holds_alternative<std::vector<float>>(c.values) ||
@@ -775,7 +809,9 @@ int128 exact_integer(const ParquetColumn& col, const T& v) {
 struct ToString {
   const ColumnData& c;
   template <class T>
-  std::string operator()(const T&) const { shape_error(c, "is not a string column"); }
+  std::string operator()(const T&) const {
+    shape_error(c, "is not a string column");
+  }
   std::string operator()(const std::string& s) const { return s; }
 };
 struct ToInt {
@@ -789,7 +825,8 @@ struct ToInt {
       if (c.column.decimal_scale > 0) {
         const int128 p = pow10_int(c.column.decimal_scale);
         if (x % p != 0)
-          throw BadValue{"DECIMAL value " + decimal_text(x, c.column.decimal_scale) + " is not a whole number"};
+          throw BadValue{"DECIMAL value " + decimal_text(x, c.column.decimal_scale) +
+                         " is not a whole number"};
         x /= p;
       }
       if (x > INT64_MAX || x < INT64_MIN)
@@ -806,7 +843,8 @@ struct ToDouble {
       return static_cast<double>(v);
     } else {
       const int128 x = exact_integer(c.column, v);
-      return c.column.decimal_scale >= 0 ? decimal_to_double(x, c.column.decimal_scale) : static_cast<double>(x);
+      return c.column.decimal_scale >= 0 ? decimal_to_double(x, c.column.decimal_scale)
+                                         : static_cast<double>(x);
     }
   }
 };
@@ -816,19 +854,21 @@ std::vector<std::optional<Out>> optional_flat(const ColumnData& c, const char* w
   if (c.is_list()) shape_error(c, std::string("is a list column, not ") + want);
   std::vector<std::optional<Out>> out;
   out.reserve(c.valid.size());
-  std::visit([&](const auto& v) {
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (!c.valid[i]) {
-        out.emplace_back(std::nullopt);
-        continue;
-      }
-      try {
-        out.emplace_back(convert(v[i]));
-      } catch (const BadValue& e) {
-        shape_error(c, row_text(c, i) + ": " + e.what);
-      }
-    }
-  }, c.values);
+  std::visit(
+      [&](const auto& v) {
+        for (size_t i = 0; i < v.size(); ++i) {
+          if (!c.valid[i]) {
+            out.emplace_back(std::nullopt);
+            continue;
+          }
+          try {
+            out.emplace_back(convert(v[i]));
+          } catch (const BadValue& e) {
+            shape_error(c, row_text(c, i) + ": " + e.what);
+          }
+        }
+      },
+      c.values);
   return out;
 }
 
@@ -866,18 +906,21 @@ std::vector<std::vector<double>> ColumnData::double_lists() const {
   require_numbers(*this, false);
   std::vector<std::vector<double>> out(static_cast<size_t>(num_rows));
   const ToDouble convert{*this};
-  std::visit([&](const auto& v) {
-    for (size_t r = 0; r < out.size(); ++r) {
-      for (int64_t k = offsets[r]; k < offsets[r + 1]; ++k) {
-        if (!element_valid[static_cast<size_t>(k)]) shape_error(*this, row_text(*this, r) + " holds a NULL element");
-        try {
-          out[r].push_back(convert(v[static_cast<size_t>(k)]));
-        } catch (const BadValue& e) {
-          shape_error(*this, row_text(*this, r) + ": " + e.what);
+  std::visit(
+      [&](const auto& v) {
+        for (size_t r = 0; r < out.size(); ++r) {
+          for (int64_t k = offsets[r]; k < offsets[r + 1]; ++k) {
+            if (!element_valid[static_cast<size_t>(k)])
+              shape_error(*this, row_text(*this, r) + " holds a NULL element");
+            try {
+              out[r].push_back(convert(v[static_cast<size_t>(k)]));
+            } catch (const BadValue& e) {
+              shape_error(*this, row_text(*this, r) + ": " + e.what);
+            }
+          }
         }
-      }
-    }
-  }, values);
+      },
+      values);
   return out;
 }
 

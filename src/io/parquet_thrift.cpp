@@ -8,8 +8,21 @@
 namespace robometer::io::parquet {
 namespace {
 
-enum TType { kStop = 0, kTrue = 1, kFalse = 2, kI8 = 3, kI16 = 4, kI32 = 5, kI64 = 6,
-             kDouble = 7, kBinary = 8, kList = 9, kSet = 10, kMap = 11, kStruct = 12 };
+enum TType {
+  kStop = 0,
+  kTrue = 1,
+  kFalse = 2,
+  kI8 = 3,
+  kI16 = 4,
+  kI32 = 5,
+  kI64 = 6,
+  kDouble = 7,
+  kBinary = 8,
+  kList = 9,
+  kSet = 10,
+  kMap = 11,
+  kStruct = 12
+};
 
 class Thrift {
  public:
@@ -71,15 +84,30 @@ class Thrift {
   void skip(int type) {
     Depth guard(*this);
     switch (type) {
-      case kTrue: case kFalse: return;
-      case kI8: c_.take(1, "thrift i8"); return;
-      case kI16: case kI32: case kI64: c_.uleb("thrift integer"); return;
-      case kDouble: c_.take(8, "thrift double"); return;
-      case kBinary: read_binary(kBinary); return;
-      case kList: case kSet:
+      case kTrue:
+      case kFalse:
+        return;
+      case kI8:
+        c_.take(1, "thrift i8");
+        return;
+      case kI16:
+      case kI32:
+      case kI64:
+        c_.uleb("thrift integer");
+        return;
+      case kDouble:
+        c_.take(8, "thrift double");
+        return;
+      case kBinary:
+        read_binary(kBinary);
+        return;
+      case kList:
+      case kSet:
         read_list(type, [&](int elem) {
-          if (elem == kTrue || elem == kFalse) c_.take(1, "thrift bool");
-          else skip(elem);
+          if (elem == kTrue || elem == kFalse)
+            c_.take(1, "thrift bool");
+          else
+            skip(elem);
         });
         return;
       case kMap: {
@@ -93,15 +121,20 @@ class Thrift {
         }
         return;
       }
-      case kStruct: read_struct([](int, int) { return false; }); return;
-      default: corrupt("thrift: cannot skip type " + std::to_string(type));
+      case kStruct:
+        read_struct([](int, int) { return false; });
+        return;
+      default:
+        corrupt("thrift: cannot skip type " + std::to_string(type));
     }
   }
 
  private:
   void skip_elem(int t) {
-    if (t == kTrue || t == kFalse) c_.take(1, "thrift bool");
-    else skip(t);
+    if (t == kTrue || t == kFalse)
+      c_.take(1, "thrift bool");
+    else
+      skip(t);
   }
   struct Depth {
     Thrift& t;
@@ -117,12 +150,42 @@ class Thrift {
 
 const char* logical_type_name(int id) {
   switch (id) {
-    case 1: return "STRING"; case 2: return "MAP"; case 3: return "LIST"; case 4: return "ENUM";
-    case 5: return "DECIMAL"; case 6: return "DATE"; case 7: return "TIME";
-    case 8: return "TIMESTAMP"; case 10: return "INTEGER"; case 11: return "NULL";
-    case 12: return "JSON"; case 13: return "BSON"; case 14: return "UUID";
-    case 15: return "FLOAT16"; case 16: return "VARIANT"; case 17: return "GEOMETRY";
-    case 18: return "GEOGRAPHY"; default: return "UNKNOWN";
+    case 1:
+      return "STRING";
+    case 2:
+      return "MAP";
+    case 3:
+      return "LIST";
+    case 4:
+      return "ENUM";
+    case 5:
+      return "DECIMAL";
+    case 6:
+      return "DATE";
+    case 7:
+      return "TIME";
+    case 8:
+      return "TIMESTAMP";
+    case 10:
+      return "INTEGER";
+    case 11:
+      return "NULL";
+    case 12:
+      return "JSON";
+    case 13:
+      return "BSON";
+    case 14:
+      return "UUID";
+    case 15:
+      return "FLOAT16";
+    case 16:
+      return "VARIANT";
+    case 17:
+      return "GEOMETRY";
+    case 18:
+      return "GEOGRAPHY";
+    default:
+      return "UNKNOWN";
   }
 }
 
@@ -130,14 +193,30 @@ SchemaElement read_schema_element(Thrift& t) {
   SchemaElement e;
   t.read_struct([&](int id, int type) {
     switch (id) {
-      case 1: e.type = t.read_i32(type); return true;
-      case 2: e.type_length = t.read_i32(type); return true;
-      case 3: e.repetition = t.read_i32(type); return true;
-      case 4: e.name = t.read_binary(type); return true;
-      case 5: e.num_children = t.read_i32(type); return true;
-      case 6: e.converted_type = t.read_i32(type); return true;
-      case 7: e.scale = t.read_i32(type); return true;
-      case 8: e.precision = t.read_i32(type); return true;
+      case 1:
+        e.type = t.read_i32(type);
+        return true;
+      case 2:
+        e.type_length = t.read_i32(type);
+        return true;
+      case 3:
+        e.repetition = t.read_i32(type);
+        return true;
+      case 4:
+        e.name = t.read_binary(type);
+        return true;
+      case 5:
+        e.num_children = t.read_i32(type);
+        return true;
+      case 6:
+        e.converted_type = t.read_i32(type);
+        return true;
+      case 7:
+        e.scale = t.read_i32(type);
+        return true;
+      case 8:
+        e.precision = t.read_i32(type);
+        return true;
       case 10:
         if (type != kStruct) return false;
         // LogicalType is a union: the id of its single field names the type.
@@ -147,8 +226,14 @@ SchemaElement read_schema_element(Thrift& t) {
           if (lid == 5) {  // DecimalType {1: scale, 2: precision}
             e.logical_scale = 0;
             t.read_struct([&](int f, int ft) {
-              if (f == 1) { e.logical_scale = t.read_i32(ft); return true; }
-              if (f == 2) { e.logical_precision = t.read_i32(ft); return true; }
+              if (f == 1) {
+                e.logical_scale = t.read_i32(ft);
+                return true;
+              }
+              if (f == 2) {
+                e.logical_precision = t.read_i32(ft);
+                return true;
+              }
               return false;
             });
             return true;
@@ -166,8 +251,14 @@ SchemaElement read_schema_element(Thrift& t) {
           }
           if (lid == 10) {  // IntType {1: bitWidth (i8), 2: isSigned}
             t.read_struct([&](int f, int ft) {
-              if (f == 1) { e.logical_bit_width = static_cast<int>(t.read_int(ft)); return true; }
-              if (f == 2) { e.logical_signed = t.read_bool(ft); return true; }
+              if (f == 1) {
+                e.logical_bit_width = static_cast<int>(t.read_int(ft));
+                return true;
+              }
+              if (f == 2) {
+                e.logical_signed = t.read_bool(ft);
+                return true;
+              }
               return false;
             });
             return true;
@@ -175,7 +266,8 @@ SchemaElement read_schema_element(Thrift& t) {
           return false;
         });
         return true;
-      default: return false;
+      default:
+        return false;
     }
   });
   return e;
@@ -185,16 +277,29 @@ ColumnChunkMeta read_column_meta(Thrift& t, ColumnChunkMeta m) {
   m.has_meta = true;
   t.read_struct([&](int id, int type) {
     switch (id) {
-      case 1: m.type = t.read_i32(type); return true;
+      case 1:
+        m.type = t.read_i32(type);
+        return true;
       case 3:
         t.read_list(type, [&](int elem) { m.path.push_back(t.read_binary(elem)); });
         return true;
-      case 4: m.codec = t.read_i32(type); return true;
-      case 5: m.num_values = t.read_int(type); return true;
-      case 7: m.total_compressed_size = t.read_int(type); return true;
-      case 9: m.data_page_offset = t.read_int(type); return true;
-      case 11: m.dictionary_page_offset = t.read_int(type); return true;
-      default: return false;
+      case 4:
+        m.codec = t.read_i32(type);
+        return true;
+      case 5:
+        m.num_values = t.read_int(type);
+        return true;
+      case 7:
+        m.total_compressed_size = t.read_int(type);
+        return true;
+      case 9:
+        m.data_page_offset = t.read_int(type);
+        return true;
+      case 11:
+        m.dictionary_page_offset = t.read_int(type);
+        return true;
+      default:
+        return false;
     }
   });
   return m;
@@ -204,12 +309,15 @@ ColumnChunkMeta read_column_chunk(Thrift& t) {
   ColumnChunkMeta m;
   t.read_struct([&](int id, int type) {
     switch (id) {
-      case 1: m.file_path = t.read_binary(type); return true;
+      case 1:
+        m.file_path = t.read_binary(type);
+        return true;
       case 3:
         if (type != kStruct) corrupt("thrift: ColumnChunk.meta_data is not a struct");
         m = read_column_meta(t, m);
         return true;
-      default: return false;
+      default:
+        return false;
     }
   });
   return m;
@@ -225,8 +333,11 @@ RowGroupMeta read_row_group(Thrift& t) {
           rg.columns.push_back(read_column_chunk(t));
         });
         return true;
-      case 3: rg.num_rows = t.read_int(type); return true;
-      default: return false;
+      case 3:
+        rg.num_rows = t.read_int(type);
+        return true;
+      default:
+        return false;
     }
   });
   return rg;
@@ -241,7 +352,9 @@ FileMeta parse_file_metadata(Span bytes, int max_depth) {
   bool has_schema = false, has_rows = false, has_groups = false;
   t.read_struct([&](int id, int type) {
     switch (id) {
-      case 1: fm.version = t.read_i32(type); return true;
+      case 1:
+        fm.version = t.read_i32(type);
+        return true;
       case 2:
         has_schema = true;
         t.read_list(type, [&](int elem) {
@@ -249,7 +362,10 @@ FileMeta parse_file_metadata(Span bytes, int max_depth) {
           fm.schema.push_back(read_schema_element(t));
         });
         return true;
-      case 3: fm.num_rows = t.read_int(type); has_rows = true; return true;
+      case 3:
+        fm.num_rows = t.read_int(type);
+        has_rows = true;
+        return true;
       case 4:
         has_groups = true;
         t.read_list(type, [&](int elem) {
@@ -262,15 +378,24 @@ FileMeta parse_file_metadata(Span bytes, int max_depth) {
           if (elem != kStruct) corrupt("thrift: key_value_metadata holds non-structs");
           std::pair<std::string, std::string> kv;
           t.read_struct([&](int kid, int ktype) {
-            if (kid == 1) { kv.first = t.read_binary(ktype); return true; }
-            if (kid == 2) { kv.second = t.read_binary(ktype); return true; }
+            if (kid == 1) {
+              kv.first = t.read_binary(ktype);
+              return true;
+            }
+            if (kid == 2) {
+              kv.second = t.read_binary(ktype);
+              return true;
+            }
             return false;
           });
           fm.key_value.push_back(std::move(kv));
         });
         return true;
-      case 6: fm.created_by = t.read_binary(type); return true;
-      default: return false;
+      case 6:
+        fm.created_by = t.read_binary(type);
+        return true;
+      default:
+        return false;
     }
   });
   if (!has_schema || !has_rows || !has_groups)
@@ -283,15 +408,27 @@ PageHeader parse_page_header(Cursor& c, int max_depth) {
   PageHeader h;
   t.read_struct([&](int id, int type) {
     switch (id) {
-      case 1: h.type = t.read_i32(type); return true;
-      case 2: h.uncompressed_size = t.read_i32(type); return true;
-      case 3: h.compressed_size = t.read_i32(type); return true;
+      case 1:
+        h.type = t.read_i32(type);
+        return true;
+      case 2:
+        h.uncompressed_size = t.read_i32(type);
+        return true;
+      case 3:
+        h.compressed_size = t.read_i32(type);
+        return true;
       case 5:  // DataPageHeader
         if (type != kStruct) return false;
         h.has_data_header = true;
         t.read_struct([&](int did, int dtype) {
-          if (did == 1) { h.num_values = t.read_i32(dtype); return true; }
-          if (did == 2) { h.encoding = t.read_i32(dtype); return true; }
+          if (did == 1) {
+            h.num_values = t.read_i32(dtype);
+            return true;
+          }
+          if (did == 2) {
+            h.encoding = t.read_i32(dtype);
+            return true;
+          }
           return false;  // level encodings are always RLE in practice; statistics skipped
         });
         return true;
@@ -299,8 +436,14 @@ PageHeader parse_page_header(Cursor& c, int max_depth) {
         if (type != kStruct) return false;
         h.has_dict_header = true;
         t.read_struct([&](int did, int dtype) {
-          if (did == 1) { h.num_values = t.read_i32(dtype); return true; }
-          if (did == 2) { h.encoding = t.read_i32(dtype); return true; }
+          if (did == 1) {
+            h.num_values = t.read_i32(dtype);
+            return true;
+          }
+          if (did == 2) {
+            h.encoding = t.read_i32(dtype);
+            return true;
+          }
           return false;
         });
         return true;
@@ -309,18 +452,34 @@ PageHeader parse_page_header(Cursor& c, int max_depth) {
         h.has_v2_header = true;
         t.read_struct([&](int did, int dtype) {
           switch (did) {
-            case 1: h.num_values = t.read_i32(dtype); return true;
-            case 2: h.num_nulls = t.read_i32(dtype); return true;
-            case 3: h.num_rows = t.read_i32(dtype); return true;
-            case 4: h.encoding = t.read_i32(dtype); return true;
-            case 5: h.def_levels_bytes = t.read_i32(dtype); return true;
-            case 6: h.rep_levels_bytes = t.read_i32(dtype); return true;
-            case 7: h.is_compressed = t.read_bool(dtype); return true;
-            default: return false;
+            case 1:
+              h.num_values = t.read_i32(dtype);
+              return true;
+            case 2:
+              h.num_nulls = t.read_i32(dtype);
+              return true;
+            case 3:
+              h.num_rows = t.read_i32(dtype);
+              return true;
+            case 4:
+              h.encoding = t.read_i32(dtype);
+              return true;
+            case 5:
+              h.def_levels_bytes = t.read_i32(dtype);
+              return true;
+            case 6:
+              h.rep_levels_bytes = t.read_i32(dtype);
+              return true;
+            case 7:
+              h.is_compressed = t.read_bool(dtype);
+              return true;
+            default:
+              return false;
           }
         });
         return true;
-      default: return false;
+      default:
+        return false;
     }
   });
   if (h.type < 0 || h.uncompressed_size < 0 || h.compressed_size < 0)

@@ -35,10 +35,10 @@ struct DtypeName {
   const char* name;
   at::ScalarType type;
 };
-constexpr DtypeName kDtypes[] = {
-    {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf},  {"BF16", at::kBFloat16},
-    {"I64", at::kLong},   {"I32", at::kInt},   {"I16", at::kShort}, {"I8", at::kChar},
-    {"U8", at::kByte},    {"BOOL", at::kBool}};
+constexpr DtypeName kDtypes[] = {{"F64", at::kDouble},    {"F32", at::kFloat}, {"F16", at::kHalf},
+                                 {"BF16", at::kBFloat16}, {"I64", at::kLong},  {"I32", at::kInt},
+                                 {"I16", at::kShort},     {"I8", at::kChar},   {"U8", at::kByte},
+                                 {"BOOL", at::kBool}};
 }  // namespace
 
 at::ScalarType safetensors_dtype(const std::string& name) {
@@ -129,10 +129,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : impl_(std::make_shar
   impl_->mapping = map_file(path, small_file);
   if (!impl_->mapping->addr) {
     parse_safetensors_image(path, small_file.data(), small_file.size());  // throws: < 8 bytes
-    throw FormatError(path, "file too small");                           // not reached
+    throw FormatError(path, "file too small");                            // not reached
   }
-  impl_->header = parse_safetensors_image(path, static_cast<const uint8_t*>(impl_->mapping->addr),
-                                          impl_->mapping->size);
+  impl_->header =
+      parse_safetensors_image(path, static_cast<const uint8_t*>(impl_->mapping->addr), impl_->mapping->size);
   for (size_t i = 0; i < impl_->header.tensors.size(); ++i) impl_->index[impl_->header.tensors[i].name] = i;
 }
 
@@ -143,7 +143,9 @@ SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&&) noexcept = defaul
 const std::string& SafetensorsFile::path() const { return impl_->path; }
 const Metadata& SafetensorsFile::metadata() const { return impl_->header.metadata; }
 const SafetensorsHeader& SafetensorsFile::header() const { return impl_->header; }
-const uint8_t* SafetensorsFile::mapped_bytes() const { return static_cast<const uint8_t*>(impl_->mapping->addr); }
+const uint8_t* SafetensorsFile::mapped_bytes() const {
+  return static_cast<const uint8_t*>(impl_->mapping->addr);
+}
 size_t SafetensorsFile::mapped_size() const { return impl_->mapping->size; }
 
 std::vector<std::string> SafetensorsFile::names() const {
@@ -171,14 +173,16 @@ at::Tensor SafetensorsFile::get(const std::string& name) const {
   if (type == at::kBool) {  // a byte other than 0/1 is not a valid bool (undefined behaviour in torch)
     for (size_t i = 0; i < nbytes; ++i)
       if (bytes[i] > 1)
-        throw FormatError(impl_->path, "BOOL tensor '" + name + "' holds byte value " + std::to_string(bytes[i]) +
-                                           " at element " + std::to_string(i) + " (must be 0 or 1)");
+        throw FormatError(impl_->path, "BOOL tensor '" + name + "' holds byte value " +
+                                           std::to_string(bytes[i]) + " at element " + std::to_string(i) +
+                                           " (must be 0 or 1)");
   }
 
   const size_t elem_size = c10::elementSize(type);
   if (reinterpret_cast<uintptr_t>(bytes) % elem_size == 0) {
     std::shared_ptr<Mapping> keep_alive = impl_->mapping;
-    return at::from_blob(bytes, t.shape, [keep_alive](void*) {}, options);
+    return at::from_blob(
+        bytes, t.shape, [keep_alive](void*) {}, options);
   }
   at::Tensor copy = at::empty(t.shape, options);  // misaligned for the dtype: copy out
   std::memcpy(copy.data_ptr(), bytes, nbytes);
@@ -239,9 +243,8 @@ void write_prepared(const std::string& path, std::vector<Prepared> tensors, cons
   }
   uint64_t offset = 0;
   for (const auto& t : tensors) {
-    header[t.name] = {{"dtype", t.dtype},
-                      {"shape", t.tensor.sizes().vec()},
-                      {"data_offsets", {offset, offset + t.nbytes}}};
+    header[t.name] = {
+        {"dtype", t.dtype}, {"shape", t.tensor.sizes().vec()}, {"data_offsets", {offset, offset + t.nbytes}}};
     offset += t.nbytes;
   }
   std::string text;
@@ -293,9 +296,8 @@ void remove_stale(const fs::path& dir, const std::string& stem, const std::set<s
     if (ours && !keep.count(file)) stale.push_back(entry.path());
   }
   // The index first: a reader must never meet an index that names a shard already removed.
-  std::stable_partition(stale.begin(), stale.end(), [&](const fs::path& p) {
-    return p.filename() == stem + ".safetensors.index.json";
-  });
+  std::stable_partition(stale.begin(), stale.end(),
+                        [&](const fs::path& p) { return p.filename() == stem + ".safetensors.index.json"; });
   for (const auto& p : stale) fs::remove(p);
 }
 
@@ -308,7 +310,8 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
 namespace {
 void save_sharded_impl(const std::string& dir, const NamedTensors& tensors, int64_t max_shard_bytes,
                        const std::string& stem, const Metadata& metadata) {
-  if (stem.empty() || stem.find('/') != std::string::npos) throw Error(dir + ": invalid file stem '" + stem + "'");
+  if (stem.empty() || stem.find('/') != std::string::npos)
+    throw Error(dir + ": invalid file stem '" + stem + "'");
   fs::create_directories(dir);
   std::vector<Prepared> all = prepare(dir, tensors);
   size_t total = 0;
@@ -339,7 +342,9 @@ void save_sharded_impl(const std::string& dir, const NamedTensors& tensors, int6
   const std::string index_file = stem + ".safetensors.index.json";
   std::error_code ec;
   fs::remove(fs::path(dir) / index_file, ec);
-  if (ec) throw Error((fs::path(dir) / index_file).string() + ": cannot remove the previous index: " + ec.message());
+  if (ec)
+    throw Error((fs::path(dir) / index_file).string() +
+                ": cannot remove the previous index: " + ec.message());
   json weight_map = json::object();
   std::set<std::string> written;
   for (size_t i = 0; i < shards.size(); ++i) {
@@ -399,7 +404,8 @@ void SafetensorsSet::open(const std::string& stem) {
   const std::string ipath = index_path.string();
   if (!fs::is_regular_file(index_path)) throw FormatError(ipath, "not a regular file");
   if (fs::file_size(index_path) > kSafetensorsMaxHeaderBytes)
-    throw FormatError(ipath, "index file larger than " + std::to_string(kSafetensorsMaxHeaderBytes) + " bytes");
+    throw FormatError(ipath,
+                      "index file larger than " + std::to_string(kSafetensorsMaxHeaderBytes) + " bytes");
   std::ifstream in(index_path, std::ios::binary);
   if (!in) throw Error(ipath + ": cannot open: " + std::strerror(errno));
   std::stringstream buffer;
@@ -413,12 +419,14 @@ void SafetensorsSet::open(const std::string& stem) {
 
   std::map<std::string, size_t> shard_slot;
   for (const auto& [name, shard] : wm->items()) {
-    if (!shard.is_string()) throw FormatError(ipath, "weight_map entry '" + name + "' is not a file name string");
+    if (!shard.is_string())
+      throw FormatError(ipath, "weight_map entry '" + name + "' is not a file name string");
     const std::string file = shard.get<std::string>();
-    if (file.empty() || file == "." || file == ".." || file.find_first_of(std::string("/\0", 2)) != std::string::npos)
-    {
+    if (file.empty() || file == "." || file == ".." ||
+        file.find_first_of(std::string("/\0", 2)) != std::string::npos) {
       std::string shown = file;  // keep the message printable (the name may hold a NUL)
-      std::replace_if(shown.begin(), shown.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }, '?');
+      std::replace_if(
+          shown.begin(), shown.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }, '?');
       throw FormatError(ipath, "weight_map entry '" + name + "' names '" + shown +
                                    "', which is not a plain file name in the index's directory");
     }
@@ -431,7 +439,8 @@ void SafetensorsSet::open(const std::string& stem) {
       slot = shard_slot.emplace(file, files_.size() - 1).first;
     }
     if (!files_[slot->second].contains(name))
-      throw FormatError(ipath, "weight_map puts tensor '" + name + "' in '" + file + "', which has no such tensor");
+      throw FormatError(ipath,
+                        "weight_map puts tensor '" + name + "' in '" + file + "', which has no such tensor");
     where_[name] = slot->second;
   }
 }
@@ -452,7 +461,9 @@ size_t locate(const std::map<std::string, size_t>& where, const std::string& pat
 }
 }  // namespace
 
-at::Tensor SafetensorsSet::get(const std::string& name) const { return files_[locate(where_, path_, name)].get(name); }
+at::Tensor SafetensorsSet::get(const std::string& name) const {
+  return files_[locate(where_, path_, name)].get(name);
+}
 std::vector<int64_t> SafetensorsSet::shape(const std::string& name) const {
   return files_[locate(where_, path_, name)].shape(name);
 }

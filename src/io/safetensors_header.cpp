@@ -66,7 +66,8 @@ SafetensorsTensorInfo parse_entry(const std::string& path, const std::string& na
     uint64_t dim = 0;
     if (!as_uint((*shape_it)[i], dim))
       throw FormatError(path, where + ": shape[" + std::to_string(i) +
-                                  "] must be a non-negative integer, got " + printable((*shape_it)[i].dump(), 60));
+                                  "] must be a non-negative integer, got " +
+                                  printable((*shape_it)[i].dump(), 60));
     if (dim > kInt64Max)
       throw FormatError(path, where + ": shape[" + std::to_string(i) + "] = " + std::to_string(dim) +
                                   " does not fit a signed 64-bit integer");
@@ -94,16 +95,17 @@ SafetensorsTensorInfo parse_entry(const std::string& path, const std::string& na
     throw FormatError(path, where + ": \"data_offsets\" must hold two non-negative integers, got " +
                                 printable(off_it->dump(), 80));
   if (info.begin > info.end)
-    throw FormatError(path, where + ": data_offsets begin " + std::to_string(info.begin) +
-                                " is after end " + std::to_string(info.end));
+    throw FormatError(path, where + ": data_offsets begin " + std::to_string(info.begin) + " is after end " +
+                                std::to_string(info.end));
   if (info.end > data_size)
     throw FormatError(path, where + ": data_offsets end " + std::to_string(info.end) +
-                                " is out of range: the data buffer has " + std::to_string(data_size) + " bytes");
+                                " is out of range: the data buffer has " + std::to_string(data_size) +
+                                " bytes");
   if (info.end - info.begin != nbytes)
     throw FormatError(path, where + ": byte range [" + std::to_string(info.begin) + ", " +
-                                std::to_string(info.end) + ") holds " + std::to_string(info.end - info.begin) +
-                                " bytes but shape x dtype size (" + info.dtype + ") needs " +
-                                std::to_string(nbytes));
+                                std::to_string(info.end) + ") holds " +
+                                std::to_string(info.end - info.begin) + " bytes but shape x dtype size (" +
+                                info.dtype + ") needs " + std::to_string(nbytes));
   return info;
 }
 
@@ -111,11 +113,12 @@ std::map<std::string, std::string> parse_metadata(const std::string& path, const
   std::map<std::string, std::string> out;
   if (meta.is_null()) return out;  // the reference writes/accepts an absent (None) map as null
   if (!meta.is_object())
-    throw FormatError(path, "\"__metadata__\" must be an object of strings, got " + std::string(meta.type_name()));
+    throw FormatError(path,
+                      "\"__metadata__\" must be an object of strings, got " + std::string(meta.type_name()));
   for (const auto& [key, value] : meta.items()) {
     if (!value.is_string())
-      throw FormatError(path, "\"__metadata__\" value for key " + quote_name(key) + " must be a string, got " +
-                                  value.type_name());
+      throw FormatError(path, "\"__metadata__\" value for key " + quote_name(key) +
+                                  " must be a string, got " + value.type_name());
     out[key] = value.get<std::string>();
   }
   return out;
@@ -125,9 +128,8 @@ std::map<std::string, std::string> parse_metadata(const std::string& path, const
 
 size_t safetensors_dtype_size(const std::string& dtype) {
   static const std::map<std::string, size_t> kSizes = {
-      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"I16", 2},
-      {"U16", 2},  {"F16", 2}, {"BF16", 2}, {"I32", 4},    {"U32", 4},     {"F32", 4},
-      {"F64", 8},  {"I64", 8}, {"U64", 8}};
+      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"I16", 2}, {"U16", 2}, {"F16", 2},
+      {"BF16", 2}, {"I32", 4}, {"U32", 4}, {"F32", 4},     {"F64", 8},     {"I64", 8}, {"U64", 8}};
   auto it = kSizes.find(dtype);
   return it == kSizes.end() ? 0 : it->second;
 }
@@ -137,8 +139,8 @@ json parse_json_strict(const std::string& path, const char* text, size_t len, in
   std::vector<std::set<std::string>> open_objects;
   auto callback = [&](int depth, json::parse_event_t event, json& parsed) -> bool {
     if (depth > max_depth)
-      throw FormatError(path, "JSON nesting deeper than " + std::to_string(max_depth) +
-                                  " levels (not a valid header)");
+      throw FormatError(
+          path, "JSON nesting deeper than " + std::to_string(max_depth) + " levels (not a valid header)");
     switch (event) {
       case json::parse_event_t::object_start:
         open_objects.emplace_back();
@@ -205,8 +207,9 @@ SafetensorsHeader parse_safetensors_header(const std::string& path, const char* 
     previous = &t;
   }
   if (expected != data_size)
-    throw FormatError(path, "data buffer has " + std::to_string(data_size) + " bytes but the tensors cover only " +
-                                std::to_string(expected) + " (trailing bytes belong to no tensor)");
+    throw FormatError(path, "data buffer has " + std::to_string(data_size) +
+                                " bytes but the tensors cover only " + std::to_string(expected) +
+                                " (trailing bytes belong to no tensor)");
   return header;
 }
 
@@ -217,18 +220,20 @@ void validate_safetensors_header(const std::string& path, const char* json_text,
 
 SafetensorsHeader parse_safetensors_image(const std::string& path, const uint8_t* bytes, size_t size) {
   if (size < 8)
-    throw FormatError(path, "file is " + std::to_string(size) +
-                                " bytes, shorter than the 8-byte header length field (not a safetensors file)");
+    throw FormatError(path,
+                      "file is " + std::to_string(size) +
+                          " bytes, shorter than the 8-byte header length field (not a safetensors file)");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];  // little-endian u64
   if (n > kSafetensorsMaxHeaderBytes)
     throw FormatError(path, "header length " + std::to_string(n) + " exceeds the limit of " +
-                                std::to_string(kSafetensorsMaxHeaderBytes) + " bytes (corrupt or not a safetensors file)");
+                                std::to_string(kSafetensorsMaxHeaderBytes) +
+                                " bytes (corrupt or not a safetensors file)");
   if (n > size - 8)
     throw FormatError(path, "header length " + std::to_string(n) + " runs past the end of the file (" +
                                 std::to_string(size - 8) + " bytes follow the length field)");
-  SafetensorsHeader header =
-      parse_safetensors_header(path, reinterpret_cast<const char*>(bytes + 8), static_cast<size_t>(n), size - 8 - n);
+  SafetensorsHeader header = parse_safetensors_header(path, reinterpret_cast<const char*>(bytes + 8),
+                                                      static_cast<size_t>(n), size - 8 - n);
   header.data_start = 8 + n;
   return header;
 }

@@ -1,8 +1,8 @@
-#include "robometer/core/compat.h"
 #include "robometer/model/checkpointing.h"
+#include "robometer/core/compat.h"
 
-#include <ATen/core/Generator.h>
 #include <ATen/Context.h>
+#include <ATen/core/Generator.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
@@ -88,11 +88,9 @@ struct CheckpointBackward : public torch::autograd::Node {
 at::Tensor checkpoint(const BlockFn& fn, const at::Tensor& input, const std::vector<at::Tensor>& params) {
   bool any_param = false;
   for (const auto& p : params) any_param = any_param || p.requires_grad();
-  if (!torch::autograd::GradMode::is_enabled() || (!input.requires_grad() && !any_param))
-    return fn(input);
+  if (!torch::autograd::GradMode::is_enabled() || (!input.requires_grad() && !any_param)) return fn(input);
 
-  auto node = std::shared_ptr<CheckpointBackward>(new CheckpointBackward(),
-                                                  torch::autograd::deleteNode);
+  auto node = std::shared_ptr<CheckpointBackward>(new CheckpointBackward(), torch::autograd::deleteNode);
   node->rng = RngState::capture(input.device());
   at::Tensor out;
   {

@@ -1,8 +1,8 @@
 #include "robometer/model/factory.h"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -81,7 +81,8 @@ std::string resolve_checkpoint_dir(const std::string& path) {
     if (name.empty()) throw Error(latest.string() + ": empty checkpoint pointer");
     return latest.parent_path() / name;
   };
-  if (fs::is_regular_file(p) && p.filename() == "latest") p = follow(p);
+  if (fs::is_regular_file(p) && p.filename() == "latest")
+    p = follow(p);
   else if (fs::is_directory(p) && !has_weights(p) && fs::exists(p / "checkpoints" / "latest"))
     p = follow(p / "checkpoints" / "latest");
   if (!fs::is_directory(p)) throw Error(path + ": no such checkpoint directory");
@@ -93,8 +94,7 @@ std::string resolve_checkpoint_dir(const std::string& path) {
 config::RunConfig run_config_of(const std::string& checkpoint_dir_or_run) {
   const std::string checkpoint_dir = resolve_checkpoint_dir(checkpoint_dir_or_run);
   const fs::path p = fs::path(checkpoint_dir) / "config.yaml";
-  if (!fs::exists(p))
-    throw Error(checkpoint_dir + ": no config.yaml (not a robometer checkpoint or export)");
+  if (!fs::exists(p)) throw Error(checkpoint_dir + ": no config.yaml (not a robometer checkpoint or export)");
   // Dataset paths of the training run may be gone, and its relative paths were relative to
   // where it ran: the checkpoint carries its own config.json, so only the model shape matters.
   std::vector<std::string> ov = {"data.train=[]", "data.eval=[]"};
@@ -141,10 +141,11 @@ ModelBundle build_model(const config::ModelConfig& cfg, at::Device device, uint6
   b.tokenizer_path = tok.string();
   b.tokenizer = std::make_shared<Tokenizer>(Tokenizer::robometer_from_file(tok));
   // The vision placeholders the processor writes are the ids the model looks for.
-  for (const auto& [token, key, want] : {std::tuple<const char*, const char*, int64_t>{
-           "<|image_pad|>", "image_token_id", b.config.backbone.image_token_id},
-       {"<|vision_start|>", "vision_start_token_id", b.config.backbone.vision_start_token_id},
-       {"<|vision_end|>", "vision_end_token_id", b.config.backbone.vision_end_token_id}}) {
+  for (const auto& [token, key, want] :
+       {std::tuple<const char*, const char*, int64_t>{"<|image_pad|>", "image_token_id",
+                                                      b.config.backbone.image_token_id},
+        {"<|vision_start|>", "vision_start_token_id", b.config.backbone.vision_start_token_id},
+        {"<|vision_end|>", "vision_end_token_id", b.config.backbone.vision_end_token_id}}) {
     const auto id = b.tokenizer->token_to_id(token);
     if (id && *id != want)
       throw ConfigError(tok.string() + ": " + token + " is id " + std::to_string(*id) + " but " +
@@ -152,8 +153,9 @@ ModelBundle build_model(const config::ModelConfig& cfg, at::Device device, uint6
   }
   if (b.tokenizer->vocab_size() > b.config.backbone.text.vocab_size)
     throw ConfigError(config_json.string() + ": text_config.vocab_size " +
-                      std::to_string(b.config.backbone.text.vocab_size) + " is smaller than the tokenizer's " +
-                      std::to_string(b.tokenizer->vocab_size()) + " ids (" + tok.string() + ")");
+                      std::to_string(b.config.backbone.text.vocab_size) +
+                      " is smaller than the tokenizer's " + std::to_string(b.tokenizer->vocab_size()) +
+                      " ids (" + tok.string() + ")");
   ProcessorOptions popts;
   if (cfg.min_pixels > 0) popts.min_pixels = cfg.min_pixels;
   if (cfg.max_pixels > 0) popts.max_pixels = cfg.max_pixels;
@@ -178,7 +180,10 @@ ModelBundle build_model(const config::ModelConfig& cfg, at::Device device, uint6
     // A LoRA training checkpoint holds the adapters: attach them before loading.
     bool has_lora = false;
     for (const auto& n : weights.names())
-      if (n.find(".lora_A.") != std::string::npos) { has_lora = true; break; }
+      if (n.find(".lora_A.") != std::string::npos) {
+        has_lora = true;
+        break;
+      }
     if (has_lora && cfg.lora.enabled) {
       apply_lora(*b.model, lc, /*freeze_base=*/true);
       lora_attached = true;
@@ -194,8 +199,7 @@ ModelBundle build_model(const config::ModelConfig& cfg, at::Device device, uint6
     spdlog::info("loaded {} tensors from {}{}", report.loaded.size(), weights_dir.string(),
                  has_heads ? "" : " (backbone only: heads randomly initialised)");
     if (report.resized_from >= 0)
-      spdlog::info("embedding resized {} -> {} rows", report.resized_from,
-                   b.config.backbone.text.vocab_size);
+      spdlog::info("embedding resized {} -> {} rows", report.resized_from, b.config.backbone.text.vocab_size);
   }
 
   for (const auto& prefix : cfg.freeze) {

@@ -1,8 +1,8 @@
-#include "robometer/core/compat.h"
 #include "robometer/model/lora.h"
+#include "robometer/core/compat.h"
 
-#include <torch/nn/init.h>
 #include <torch/nn/functional/dropout.h>
+#include <torch/nn/init.h>
 
 #include <algorithm>
 #include <cmath>

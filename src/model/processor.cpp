@@ -15,7 +15,8 @@ std::pair<int64_t, int64_t> smart_resize(int64_t height, int64_t width, int64_t 
   if (height <= 0 || width <= 0 || factor <= 0)
     throw Error("smart_resize: bad size " + std::to_string(height) + "x" + std::to_string(width));
   if (max_pixels < min_pixels) throw ConfigError("smart_resize: max_pixels < min_pixels");
-  const double h = static_cast<double>(height), w = static_cast<double>(width), f = static_cast<double>(factor);
+  const double h = static_cast<double>(height), w = static_cast<double>(width),
+               f = static_cast<double>(factor);
   if (std::max(h, w) / std::min(h, w) > 200)
     throw Error("smart_resize: aspect ratio of " + std::to_string(height) + "x" + std::to_string(width) +
                 " is above 200");
@@ -78,8 +79,8 @@ Coeffs precompute_coeffs(int in_size, int out_size) {
     }
     for (int x = 0; x < xmax; ++x) {
       const double v = ww != 0.0 ? w[x] / ww : w[x];
-      c.k[static_cast<size_t>(xx) * c.ksize + x] =
-          v < 0 ? static_cast<int>(-0.5 + v * (1 << kPrecisionBits)) : static_cast<int>(0.5 + v * (1 << kPrecisionBits));
+      c.k[static_cast<size_t>(xx) * c.ksize + x] = v < 0 ? static_cast<int>(-0.5 + v * (1 << kPrecisionBits))
+                                                         : static_cast<int>(0.5 + v * (1 << kPrecisionBits));
     }
     c.bounds[2 * xx] = xmin;
     c.bounds[2 * xx + 1] = xmax;
@@ -131,7 +132,8 @@ void resample_vertical(const uint8_t* in, uint8_t* out, int width, int out_h, co
 void check_frame(const at::Tensor& image, const char* what) {
   if (!image.defined() || image.dim() != 3 || image.size(2) != 3 || image.scalar_type() != at::kByte)
     throw Error(std::string(what) + ": expected a uint8 [H, W, 3] frame, got " +
-                (image.defined() ? image.toString() + " of shape " + std::to_string(image.dim()) + "-d" : "undefined"));
+                (image.defined() ? image.toString() + " of shape " + std::to_string(image.dim()) + "-d"
+                                 : "undefined"));
 }
 
 void check_frames(const at::Tensor& frames, const std::string& what) {
@@ -152,13 +154,15 @@ at::Tensor resize_bicubic_pil(const at::Tensor& image, int64_t out_h, int64_t ou
   if (out_w != in_w) {  // horizontal pass first, as Pillow does
     const Coeffs c = precompute_coeffs(in_w, static_cast<int>(out_w));
     at::Tensor tmp = at::empty({in_h, out_w, 3}, at::kByte);
-    resample_horizontal(cur.data_ptr<uint8_t>(), in_w, tmp.data_ptr<uint8_t>(), static_cast<int>(out_w), in_h, c);
+    resample_horizontal(cur.data_ptr<uint8_t>(), in_w, tmp.data_ptr<uint8_t>(), static_cast<int>(out_w), in_h,
+                        c);
     cur = tmp;
   }
   if (out_h != in_h) {
     const Coeffs c = precompute_coeffs(in_h, static_cast<int>(out_h));
     at::Tensor tmp = at::empty({out_h, out_w, 3}, at::kByte);
-    resample_vertical(cur.data_ptr<uint8_t>(), tmp.data_ptr<uint8_t>(), static_cast<int>(out_w), static_cast<int>(out_h), c);
+    resample_vertical(cur.data_ptr<uint8_t>(), tmp.data_ptr<uint8_t>(), static_cast<int>(out_w),
+                      static_cast<int>(out_h), c);
     cur = tmp;
   }
   return cur;
@@ -172,7 +176,8 @@ ImagePatches patchify(const at::Tensor& resized, const ProcessorOptions& o) {
     throw Error("patchify: frame " + std::to_string(H) + "x" + std::to_string(W) + " is not a multiple of " +
                 std::to_string(P * M));
   // Fast processor: rescale and normalise fused as (x - mean/scale) / (std/scale) in float32.
-  const at::Tensor mean = at::tensor({o.image_mean[0], o.image_mean[1], o.image_mean[2]}, at::kFloat).mul(255.f);
+  const at::Tensor mean =
+      at::tensor({o.image_mean[0], o.image_mean[1], o.image_mean[2]}, at::kFloat).mul(255.f);
   const at::Tensor stdv = at::tensor({o.image_std[0], o.image_std[1], o.image_std[2]}, at::kFloat).mul(255.f);
   at::Tensor x = resized.permute({2, 0, 1}).to(at::kFloat);  // [3, H, W]
   x = (x - mean.view({3, 1, 1})) / stdv.view({3, 1, 1});
@@ -187,11 +192,13 @@ ImagePatches patchify(const at::Tensor& resized, const ProcessorOptions& o) {
 
 ImagePatches preprocess_image(const at::Tensor& image, const ProcessorOptions& o) {
   check_frame(image, "preprocess_image");
-  const auto [h, w] = smart_resize(image.size(0), image.size(1), o.patch_size * o.merge_size, o.min_pixels, o.max_pixels);
+  const auto [h, w] =
+      smart_resize(image.size(0), image.size(1), o.patch_size * o.merge_size, o.min_pixels, o.max_pixels);
   return patchify(resize_bicubic_pil(image, h, w), o);
 }
 
-Processor::Processor(const Tokenizer& tokenizer, ProcessorOptions opts) : tok_(&tokenizer), opts_(std::move(opts)) {
+Processor::Processor(const Tokenizer& tokenizer, ProcessorOptions opts)
+    : tok_(&tokenizer), opts_(std::move(opts)) {
   // Every token the prompt template writes must be one added (special) token: otherwise it is
   // split into ordinary text and the prompt silently differs from the original.
   auto need = [&](const std::string& t) {
@@ -272,7 +279,8 @@ ModelInputs Processor::pair_inputs(const std::vector<PairQuery>& queries) const 
   return assemble(prompts, images, pad_totals);
 }
 
-ModelInputs Processor::assemble(const std::vector<std::string>& prompts, const std::vector<ImagePatches>& images,
+ModelInputs Processor::assemble(const std::vector<std::string>& prompts,
+                                const std::vector<ImagePatches>& images,
                                 const std::vector<int64_t>& image_pads) const {
   const int64_t B = static_cast<int64_t>(prompts.size());
   std::vector<std::vector<int64_t>> ids(B);

@@ -29,17 +29,21 @@ std::string render_image(int picture_number, int64_t image_pads) {
   return s;
 }
 
+std::string progress_frame_text(int picture_number, int64_t image_pads) {
+  return render_image(picture_number, image_pads) + "<|prog_token|>";
+}
+
 namespace {
+
+constexpr const char* kTurnOpen = "<|im_start|>user\n";
+constexpr const char* kTurnClose = "<|im_end|>\n";
 
 // Each frame is an image item followed by a "<|prog_token|>" text item (per-frame progress).
 void append_frames(std::string& s, const std::vector<int64_t>& pads, int& picture) {
-  for (int64_t n : pads) {
-    s += render_image(++picture, n);
-    s += "<|prog_token|>";
-  }
+  for (int64_t n : pads) s += progress_frame_text(++picture, n);
 }
 
-std::string user_turn(const std::string& content) { return "<|im_start|>user\n" + content + "<|im_end|>\n"; }
+std::string user_turn(const std::string& content) { return kTurnOpen + content + kTurnClose; }
 
 }  // namespace
 
@@ -49,6 +53,10 @@ std::string render_progress_prompt(const std::string& task, const std::vector<in
   append_frames(content, pads, picture);
   return user_turn(content);
 }
+
+std::string progress_prompt_head(const std::string& task) { return kTurnOpen + progress_instruction(task); }
+
+std::string progress_prompt_tail() { return kTurnClose; }
 
 std::string render_pair_prompt(const std::string& task, const std::vector<int64_t>& pads_a,
                                const std::vector<int64_t>& pads_b, bool predict_pref_progress) {

@@ -2,8 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include <fstream>
 #include <cmath>
+#include <fstream>
 #include <numeric>
 #include <sstream>
 
@@ -52,8 +52,8 @@ void Qwen3VLConfig::validate() const {
   if (text.mrope_section.size() != 3) fail("rope mrope_section must have 3 entries");
   const int64_t sec = std::accumulate(text.mrope_section.begin(), text.mrope_section.end(), 0L);
   if (sec != text.head_dim / 2)
-    fail("rope mrope_section sums to " + std::to_string(sec) + ", expected head_dim/2 = " +
-         std::to_string(text.head_dim / 2));
+    fail("rope mrope_section sums to " + std::to_string(sec) +
+         ", expected head_dim/2 = " + std::to_string(text.head_dim / 2));
   if (!text.mrope_interleaved) fail("only interleaved M-RoPE (Qwen3-VL) is supported");
   if (text.hidden_act != "silu") fail("text_config.hidden_act '" + text.hidden_act + "' unsupported");
   if (vision.hidden_size % vision.num_heads != 0) fail("vision hidden_size % num_heads != 0");

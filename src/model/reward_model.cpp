@@ -1,5 +1,5 @@
-#include "robometer/core/compat.h"
 #include "robometer/model/reward_model.h"
+#include "robometer/core/compat.h"
 
 #include <c10/core/DefaultDtype.h>
 
@@ -33,8 +33,7 @@ BackboneOutput Qwen3VLBackboneImpl::forward(const ModelInputs& in, bool checkpoi
     throw Error("model: input_ids must be int64 [B, L]");
   const auto device = language_model->embed_tokens->weight.device();
   auto ids = in.input_ids.to(device, at::kLong);
-  if (ids.numel() > 0 && (ids.min().item<int64_t>() < 0 ||
-                          ids.max().item<int64_t>() >= cfg_.text.vocab_size))
+  if (ids.numel() > 0 && (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= cfg_.text.vocab_size))
     throw Error("model: input_ids hold a token id outside [0, " + std::to_string(cfg_.text.vocab_size) + ")");
   BackboneOutput out;
   auto embeds = language_model->embed_tokens->forward(ids);
@@ -53,8 +52,8 @@ BackboneOutput Qwen3VLBackboneImpl::forward(const ModelInputs& in, bool checkpoi
     visual_mask = ids.eq(cfg_.image_token_id);
     const int64_t n_tokens = visual_mask.sum().item<int64_t>();
     if (n_tokens != vis.embeds.size(0))
-      throw Error("model: image features and image tokens do not match: tokens " +
-                  std::to_string(n_tokens) + ", features " + std::to_string(vis.embeds.size(0)));
+      throw Error("model: image features and image tokens do not match: tokens " + std::to_string(n_tokens) +
+                  ", features " + std::to_string(vis.embeds.size(0)));
     auto feats = vis.embeds.to(embeds.scalar_type());
     embeds = embeds.masked_scatter(visual_mask.unsqueeze(-1).expand_as(embeds), feats);
     out.image_embeds = vis.embeds;
@@ -63,8 +62,8 @@ BackboneOutput Qwen3VLBackboneImpl::forward(const ModelInputs& in, bool checkpoi
   out.position_ids = mrope_position_ids(ids, in.attention_mask, in.image_grid_thw, cfg_);
   std::vector<at::Tensor>* layers = keep_layer_outputs ? &out.layer_outputs : nullptr;
   at::Tensor mask = in.attention_mask.defined() ? in.attention_mask.to(device) : at::Tensor();
-  out.last_hidden_state = language_model->forward(embeds, out.position_ids.to(device), mask,
-                                                  visual_mask, out.deepstack, checkpoint_text, layers);
+  out.last_hidden_state = language_model->forward(embeds, out.position_ids.to(device), mask, visual_mask,
+                                                  out.deepstack, checkpoint_text, layers);
   return out;
 }
 
@@ -76,8 +75,8 @@ RewardModelImpl::RewardModelImpl(const RewardModelConfig& cfg) : cfg_(cfg) {
   success_head = register_module("success_head", make_head_mlp(H, 1, cfg_.head_dropout));
   preference_head = register_module("preference_head", make_head_mlp(H, 1, cfg_.head_dropout));
   // Unused by per-frame progress tokens; kept so Robometer checkpoints load strictly.
-  frame_pool_attn = register_module("frame_pool_attn",
-                                    torch::nn::Linear(torch::nn::LinearOptions(H, 1).bias(false)));
+  frame_pool_attn =
+      register_module("frame_pool_attn", torch::nn::Linear(torch::nn::LinearOptions(H, 1).bias(false)));
   if (!cfg_.train_vision)
     for (auto& p : model->visual->parameters()) p.set_requires_grad(false);
 }
@@ -87,15 +86,14 @@ int64_t expected_parameter_count(const RewardModelConfig& cfg) {
   const auto& t = cfg.backbone.text;
   const int64_t vh = v.hidden_size, m2 = v.spatial_merge_size * v.spatial_merge_size;
   const int64_t merged = vh * m2;
-  int64_t vision = vh * v.patch_dim() + vh                      // patch_embed (Conv3d + bias)
-                   + v.num_position_embeddings * vh;             // pos_embed
-  const int64_t block = 2 * 2 * vh                               // norm1, norm2
+  int64_t vision = vh * v.patch_dim() + vh                         // patch_embed (Conv3d + bias)
+                   + v.num_position_embeddings * vh;               // pos_embed
+  const int64_t block = 2 * 2 * vh                                 // norm1, norm2
                         + (vh * 3 * vh + 3 * vh) + (vh * vh + vh)  // qkv, proj
-                        + (vh * v.intermediate_size + v.intermediate_size) +
-                        (v.intermediate_size * vh + vh);
+                        + (vh * v.intermediate_size + v.intermediate_size) + (v.intermediate_size * vh + vh);
   vision += v.depth * block;
   const int64_t merger_tail = (merged * merged + merged) + (merged * v.out_hidden_size + v.out_hidden_size);
-  vision += 2 * vh + merger_tail;                                                  // final merger
+  vision += 2 * vh + merger_tail;  // final merger
   vision += static_cast<int64_t>(v.deepstack_visual_indexes.size()) * (2 * merged + merger_tail);
   const int64_t H = t.hidden_size, D = t.head_dim;
   const int64_t qo = H * t.num_attention_heads * D, kv = H * t.num_key_value_heads * D;

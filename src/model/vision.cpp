@@ -14,11 +14,11 @@ namespace robometer::model {
 namespace nn = torch::nn;
 
 VisionPatchEmbedImpl::VisionPatchEmbedImpl(const VisionConfig& c) {
-  proj = register_module(
-      "proj", nn::Conv3d(nn::Conv3dOptions(c.in_channels, c.hidden_size,
-                                           {c.temporal_patch_size, c.patch_size, c.patch_size})
-                             .stride({c.temporal_patch_size, c.patch_size, c.patch_size})
-                             .bias(true)));
+  proj = register_module("proj",
+                         nn::Conv3d(nn::Conv3dOptions(c.in_channels, c.hidden_size,
+                                                      {c.temporal_patch_size, c.patch_size, c.patch_size})
+                                        .stride({c.temporal_patch_size, c.patch_size, c.patch_size})
+                                        .bias(true)));
 }
 
 at::Tensor VisionPatchEmbedImpl::forward(const at::Tensor& patches) {
@@ -34,8 +34,7 @@ VisionAttentionImpl::VisionAttentionImpl(const VisionConfig& c)
   proj = register_module("proj", nn::Linear(nn::LinearOptions(c.hidden_size, c.hidden_size).bias(true)));
 }
 
-at::Tensor VisionAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos,
-                                        const at::Tensor& sin,
+at::Tensor VisionAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                         const std::vector<int64_t>& chunk_lengths) {
   const int64_t N = x.size(0);
   auto parts = qkv->forward(x).reshape({N, 3, heads_, head_dim_}).permute({1, 0, 2, 3}).unbind(0);
@@ -47,9 +46,8 @@ at::Tensor VisionAttentionImpl::forward(const at::Tensor& x, const at::Tensor& c
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
   // Frames of one size (the usual batch): one batched SDPA call instead of one per image; with
   // 256 images x 24 blocks the per-call launch cost of the loop below is ~0.3 s a step on a GPU.
-  const bool equal = !chunk_lengths.empty() &&
-                     std::all_of(chunk_lengths.begin(), chunk_lengths.end(),
-                                 [&](int64_t n) { return n == chunk_lengths[0]; });
+  const bool equal = !chunk_lengths.empty() && std::all_of(chunk_lengths.begin(), chunk_lengths.end(),
+                                                           [&](int64_t n) { return n == chunk_lengths[0]; });
   if (equal && chunk_lengths[0] * static_cast<int64_t>(chunk_lengths.size()) == N) {
     const int64_t n = static_cast<int64_t>(chunk_lengths.size()), len = chunk_lengths[0];
     auto split = [&](const at::Tensor& t) {  // [1, heads, N, D] -> [n, heads, len, D]
@@ -62,8 +60,8 @@ at::Tensor VisionAttentionImpl::forward(const at::Tensor& x, const at::Tensor& c
   outs.reserve(chunk_lengths.size());
   int64_t start = 0;
   for (int64_t len : chunk_lengths) {
-    outs.push_back(compat::sdpa(q.narrow(2, start, len), k.narrow(2, start, len),
-                                v.narrow(2, start, len), {}, false, scale));
+    outs.push_back(compat::sdpa(q.narrow(2, start, len), k.narrow(2, start, len), v.narrow(2, start, len), {},
+                                false, scale));
     start += len;
   }
   auto o = at::cat(outs, 2).squeeze(0).transpose(0, 1).reshape({N, -1});  // [N, heads*D]
@@ -71,8 +69,10 @@ at::Tensor VisionAttentionImpl::forward(const at::Tensor& x, const at::Tensor& c
 }
 
 VisionMLPImpl::VisionMLPImpl(const VisionConfig& c) {
-  linear_fc1 = register_module("linear_fc1", nn::Linear(nn::LinearOptions(c.hidden_size, c.intermediate_size)));
-  linear_fc2 = register_module("linear_fc2", nn::Linear(nn::LinearOptions(c.intermediate_size, c.hidden_size)));
+  linear_fc1 =
+      register_module("linear_fc1", nn::Linear(nn::LinearOptions(c.hidden_size, c.intermediate_size)));
+  linear_fc2 =
+      register_module("linear_fc2", nn::Linear(nn::LinearOptions(c.intermediate_size, c.hidden_size)));
 }
 
 at::Tensor VisionMLPImpl::forward(const at::Tensor& x) {
@@ -169,14 +169,13 @@ VisionOutput VisionModelImpl::forward(const at::Tensor& pixel_values, const at::
     const int64_t t = grid[i][0].item<int64_t>(), h = grid[i][1].item<int64_t>(),
                   w = grid[i][2].item<int64_t>();
     if (t <= 0 || h <= 0 || w <= 0 || h % cfg_.spatial_merge_size || w % cfg_.spatial_merge_size)
-      throw Error("vision: image_grid_thw row " + std::to_string(i) + " = (" + std::to_string(t) +
-                  ", " + std::to_string(h) + ", " + std::to_string(w) +
+      throw Error("vision: image_grid_thw row " + std::to_string(i) + " = (" + std::to_string(t) + ", " +
+                  std::to_string(h) + ", " + std::to_string(w) +
                   ") is not a positive grid divisible by the merge size");
     for (int64_t f = 0; f < t; ++f) chunks.push_back(h * w);
     total += t * h * w;
   }
-  if (pixel_values.dim() != 2 || pixel_values.size(0) != total ||
-      pixel_values.size(1) != cfg_.patch_dim())
+  if (pixel_values.dim() != 2 || pixel_values.size(0) != total || pixel_values.size(1) != cfg_.patch_dim())
     throw Error("vision: pixel_values has shape " + std::to_string(pixel_values.size(0)) + "x" +
                 std::to_string(pixel_values.dim() > 1 ? pixel_values.size(1) : 0) + ", expected " +
                 std::to_string(total) + "x" + std::to_string(cfg_.patch_dim()) + " from image_grid_thw");
@@ -195,8 +194,9 @@ VisionOutput VisionModelImpl::forward(const at::Tensor& pixel_values, const at::
   for (size_t i = 0; i < blocks->size(); ++i) {
     auto blk = blocks->ptr<VisionBlockImpl>(i);
     if (checkpoint_blocks) {
-      h = checkpoint([blk, cos, sin, chunks](const at::Tensor& x) { return blk->forward(x, cos, sin, chunks); },
-                     h, blk->parameters());
+      h = checkpoint(
+          [blk, cos, sin, chunks](const at::Tensor& x) { return blk->forward(x, cos, sin, chunks); }, h,
+          blk->parameters());
     } else {
       h = blk->forward(h, cos, sin, chunks);
     }

@@ -1,7 +1,8 @@
-#include "robometer/core/compat.h"
 #include "robometer/model/weights.h"
+#include "robometer/core/compat.h"
 
 #include <torch/nn/module.h>
+#include <torch/nn/modules/normalization.h>
 
 #include <map>
 #include <regex>
@@ -44,11 +45,20 @@ std::string join(const std::vector<std::string>& v, size_t max_items = 20) {
 
 std::string checkpoint_key(const std::string& module_path) { return module_path; }
 
-std::string peft_adapter_key(const std::string& module_path) { return kPeftPrefix + module_path; }
+std::string peft_adapter_key(const std::string& module_path, PeftBase base) {
+  // Our paths are Qwen3VLForConditionalGeneration's names; Qwen3VLModel's drop the `model.`.
+  if (base == PeftBase::Model && module_path.rfind("model.", 0) == 0)
+    return kPeftPrefix + module_path.substr(6);
+  return kPeftPrefix + module_path;
+}
 
 std::string from_checkpoint_key(const std::string& key) {
   std::string k = key;
-  if (k.rfind(kPeftPrefix, 0) == 0) k = k.substr(kPeftPrefix.size());
+  if (k.rfind(kPeftPrefix, 0) == 0) {
+    k = k.substr(kPeftPrefix.size());
+    // An adapter saved from a PEFT-wrapped Qwen3VLModel names its modules without `model.`.
+    if (k.rfind("language_model.", 0) == 0 || k.rfind("visual.", 0) == 0) k = "model." + k;
+  }
   // The reward model has no LM head (Robometer loads Qwen3VLModel, not the ...ForConditionalGeneration):
   // an untied backbone's lm_head.weight, or a tied one's copy, is not ours to load.
   if (k == "lm_head.weight") return "";
@@ -67,7 +77,8 @@ io::NamedTensors state_dict(torch::nn::Module& model, const StateDictOptions& op
     if (opts.trainable_only && !p.requires_grad()) continue;
     auto t = p.detach().to(at::kCPU);
     if (!opts.keep_dtype && t.is_floating_point()) t = t.to(opts.dtype);
-    const std::string key = (opts.peft_names && is_lora(path)) ? peft_adapter_key(path) : checkpoint_key(path);
+    const std::string key =
+        (opts.peft_names && is_lora(path)) ? peft_adapter_key(path, opts.peft_base) : checkpoint_key(path);
     out.emplace_back(key, t.contiguous());
   }
   return out;
@@ -83,8 +94,8 @@ at::Tensor resize_embedding_rows(const at::Tensor& table, int64_t new_rows) {
 namespace {
 
 template <class GetFn>
-LoadReport load_impl(torch::nn::Module& model, const std::vector<std::string>& names,
-                     const GetFn& get, const LoadOptions& opts) {
+LoadReport load_impl(torch::nn::Module& model, const std::vector<std::string>& names, const GetFn& get,
+                     const LoadOptions& opts) {
   LoadReport rep;
   auto params = model.named_parameters(/*recurse=*/true);
   std::map<std::string, at::Tensor> by_path;
@@ -106,8 +117,8 @@ LoadReport load_impl(torch::nn::Module& model, const std::vector<std::string>& n
     at::Tensor src = get(key);
     at::Tensor& dst = it->second;
     if (src.sizes() != dst.sizes()) {
-      const bool is_embedding = ends_with(path, "embed_tokens.weight") && src.dim() == 2 &&
-                                dst.dim() == 2 && src.size(1) == dst.size(1);
+      const bool is_embedding = ends_with(path, "embed_tokens.weight") && src.dim() == 2 && dst.dim() == 2 &&
+                                src.size(1) == dst.size(1);
       if (is_embedding && opts.resize_embeddings) {
         rep.resized_from = src.size(0);
         src = resize_embedding_rows(src, dst.size(0));
@@ -145,8 +156,10 @@ LoadReport load_impl(torch::nn::Module& model, const std::vector<std::string>& n
 
 }  // namespace
 
-LoadReport load_weights(torch::nn::Module& model, const io::SafetensorsSet& weights, const LoadOptions& opts) {
-  return load_impl(model, weights.names(), [&](const std::string& k) { return weights.get(k); }, opts);
+LoadReport load_weights(torch::nn::Module& model, const io::SafetensorsSet& weights,
+                        const LoadOptions& opts) {
+  return load_impl(
+      model, weights.names(), [&](const std::string& k) { return weights.get(k); }, opts);
 }
 
 LoadReport load_weights(torch::nn::Module& model, const io::NamedTensors& weights, const LoadOptions& opts) {
@@ -157,7 +170,8 @@ LoadReport load_weights(torch::nn::Module& model, const io::NamedTensors& weight
     m[k] = t;
     names.push_back(k);
   }
-  return load_impl(model, names, [&](const std::string& k) { return m.at(k); }, opts);
+  return load_impl(
+      model, names, [&](const std::string& k) { return m.at(k); }, opts);
 }
 
 namespace {
@@ -186,6 +200,28 @@ int64_t freeze_matching(torch::nn::Module& model, const std::string& pattern) {
 
 int64_t unfreeze_matching(torch::nn::Module& model, const std::string& pattern) {
   return set_grad_matching(model, pattern, true);
+}
+
+std::string first_non_finite_tensor(torch::nn::Module& model) {
+  robometer::compat::NoGradGuard no_grad;
+  auto bad = [](const at::Tensor& t) {
+    return t.defined() && t.is_floating_point() && !at::isfinite(t).all().item<bool>();
+  };
+  for (const auto& p : model.named_parameters())
+    if (bad(p.value())) return p.key();
+  for (const auto& b : model.named_buffers())
+    if (bad(b.value())) return b.key();
+  return "";
+}
+
+std::vector<std::string> layer_norm_parameter_names(torch::nn::Module& model) {
+  std::vector<std::string> out;
+  for (const auto& m : model.named_modules()) {
+    if (!m.value()->as<torch::nn::LayerNorm>()) continue;
+    for (const auto& p : m.value()->named_parameters(/*recurse=*/false))
+      out.push_back(m.key().empty() ? p.key() : m.key() + "." + p.key());
+  }
+  return out;
 }
 
 }  // namespace robometer::model

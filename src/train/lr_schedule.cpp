@@ -16,9 +16,12 @@ LrScheduleKind parse_lr_schedule_kind(const std::string& s) {
 
 const char* lr_schedule_kind_name(LrScheduleKind k) {
   switch (k) {
-    case LrScheduleKind::Constant: return "constant";
-    case LrScheduleKind::Linear: return "linear";
-    case LrScheduleKind::Cosine: return "cosine";
+    case LrScheduleKind::Constant:
+      return "constant";
+    case LrScheduleKind::Linear:
+      return "linear";
+    case LrScheduleKind::Cosine:
+      return "cosine";
   }
   return "?";
 }
@@ -34,11 +37,10 @@ LrSchedule::LrSchedule(LrScheduleConfig cfg) : cfg_(cfg) {
                       std::to_string(cfg_.min_lr_ratio));
   warmup_ = cfg_.warmup_steps >= 0
                 ? cfg_.warmup_steps
-                : static_cast<int64_t>(std::ceil(static_cast<double>(cfg_.max_steps) *
-                                                 cfg_.warmup_ratio));
+                : static_cast<int64_t>(std::ceil(static_cast<double>(cfg_.max_steps) * cfg_.warmup_ratio));
   if (warmup_ > cfg_.max_steps)
-    throw ConfigError("lr schedule: warmup_steps (" + std::to_string(warmup_) +
-                      ") exceeds max_steps (" + std::to_string(cfg_.max_steps) + ")");
+    throw ConfigError("lr schedule: warmup_steps (" + std::to_string(warmup_) + ") exceeds max_steps (" +
+                      std::to_string(cfg_.max_steps) + ")");
 }
 
 double LrSchedule::factor(int64_t step) const {

@@ -37,8 +37,8 @@ MetricsLog::MetricsLog(const std::filesystem::path& path, int64_t resumed_step) 
     }
     io::write_file_atomic(path.string(), kept);
     if (dropped > 0)
-      spdlog::info("metrics log {}: dropped {} lines after step {} (resume)", path.string(),
-                   dropped, resumed_step);
+      spdlog::info("metrics log {}: dropped {} lines after step {} (resume)", path.string(), dropped,
+                   resumed_step);
   }
   file_ = std::fopen(path.c_str(), resumed_step >= 0 ? "ab" : "wb");
   if (!file_) throw Error(path.string() + ": cannot open for writing: " + std::strerror(errno));
@@ -50,8 +50,7 @@ MetricsLog::~MetricsLog() {
 
 void MetricsLog::write(const nlohmann::json& record) {
   // nlohmann writes NaN/Inf as null already; `replace` keeps invalid UTF-8 from throwing.
-  const std::string line =
-      record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  const std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0)
     throw Error(path_.string() + ": write failed: " + std::strerror(errno));
 }

@@ -41,11 +41,29 @@ const char* progress_loss_scale_name(ProgressLossScale s) {
   return s == ProgressLossScale::Mean ? "mean" : "reference";
 }
 
+NanRule parse_nan_rule(const std::string& s) {
+  if (s == "original") return NanRule::Original;
+  if (s == "per_term") return NanRule::PerTerm;
+  throw ConfigError("nan_rule: expected 'original' or 'per_term', got '" + s + "'");
+}
+
+void LossTerms::add_scaled_values(const LossTerms& other, double scale) {
+  total_value += other.total_value * scale;
+  preference_value += other.preference_value * scale;
+  progress_value += other.progress_value * scale;
+  success_value += other.success_value * scale;
+  preference_accuracy += other.preference_accuracy * scale;
+}
+
 LossDenominators loss_counts(const data::Batch& batch) {
   LossDenominators d;
   if (batch.preference.defined()) d.preference = static_cast<double>(batch.preference.numel());
-  if (batch.progress_mask_a.defined())
-    d.progress = batch.progress_mask_a.to(at::kFloat).sum().item<double>();  // as progress_loss
+  if (batch.progress_mask_a.defined()) {  // as progress_loss: Σ mask·frame_mask / K
+    auto m = batch.progress_mask_a.to(at::kFloat);
+    const auto& fm = batch.progress_frame_mask_a;
+    d.progress = fm.defined() ? (m.view({-1, 1}) * fm.to(at::kFloat)).mean(1).sum().item<double>()
+                              : m.sum().item<double>();
+  }
   if (batch.success_mask_a.defined()) d.success = (batch.success_mask_a > 0).sum().item<double>();
   return d;
 }
@@ -53,44 +71,46 @@ LossDenominators loss_counts(const data::Batch& batch) {
 at::Tensor preference_loss(const at::Tensor& logit, const at::Tensor& label, double clamp,
                            double denominator) {
   require(logit.dim() == 1 && label.dim() == 1 && logit.size(0) == label.size(0),
-          "preference logit " + shape_str(logit) + " and label " + shape_str(label) +
-              " must both be [B]");
+          "preference logit " + shape_str(logit) + " and label " + shape_str(label) + " must both be [B]");
   auto u = at::clamp(logit.to(at::kFloat), -clamp, clamp);
   auto y = label.to(u.device(), at::kFloat);
   if (denominator <= 0) return at::binary_cross_entropy_with_logits(u, y, {}, {}, at::Reduction::Mean);
   return at::binary_cross_entropy_with_logits(u, y, {}, {}, at::Reduction::Sum) / denominator;
 }
 
-at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target,
-                         const at::Tensor& mask, ProgressLossScale scale, double denominator) {
-  require(logits.dim() == 3 && target.sizes() == logits.sizes(),
-          "progress logits " + shape_str(logits) + " and target " + shape_str(target) +
-              " must both be [B, K, bins]");
+at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target, const at::Tensor& mask,
+                         ProgressLossScale scale, double denominator, const at::Tensor& frame_mask) {
+  require(logits.dim() == 3 && target.sizes() == logits.sizes(), "progress logits " + shape_str(logits) +
+                                                                     " and target " + shape_str(target) +
+                                                                     " must both be [B, K, bins]");
   require(mask.dim() == 1 && mask.size(0) == logits.size(0),
           "progress mask " + shape_str(mask) + " must be [B] for logits " + shape_str(logits));
   const int64_t K = logits.size(1);
-  auto m = mask.to(logits.device(), at::kFloat);
-  // Masked-out samples are replaced by zeros *before* the softmax, so NaN/Inf in them can leak
+  require(!frame_mask.defined() ||
+              (frame_mask.dim() == 2 && frame_mask.size(0) == logits.size(0) && frame_mask.size(1) == K),
+          "progress frame mask " + shape_str(frame_mask) + " must be [B, K] for logits " + shape_str(logits));
+  auto m = mask.to(logits.device(), at::kFloat).view({-1, 1});  // [B, 1]
+  auto w = frame_mask.defined() ? m * frame_mask.to(logits.device(), at::kFloat) : m.expand({-1, K});
+  // Masked-out frames are replaced by zeros *before* the softmax, so NaN/Inf in them can leak
   // neither into the loss nor into the gradient (where() after log_softmax would still
   // back-propagate NaN through the softmax).
-  auto keep = (m > 0).view({-1, 1, 1});
+  auto keep = (w > 0).unsqueeze(-1);
   auto z = at::where(keep, logits.to(at::kFloat), at::zeros({}, logits.options().dtype(at::kFloat)));
   auto q = at::where(keep, target.to(z.device(), at::kFloat), at::zeros({}, z.options()));
   auto ce = -(q * at::log_softmax(z, -1)).sum(-1);  // [B, K]
-  auto weighted = ce.mean(1) * m;                   // [B]
-  const double msum = m.sum().item<double>();
+  auto weighted = (ce * w).mean(1);                 // [B]
+  const double msum = w.mean(1).sum().item<double>();
   if (msum <= 0) return graph_zero(z);
   double denom = denominator > 0 ? denominator : msum;
   if (scale == ProgressLossScale::Reference) denom *= static_cast<double>(K);
   return weighted.sum() / denom;
 }
 
-at::Tensor success_loss(const at::Tensor& logits, const at::Tensor& label,
-                        const at::Tensor& include, double clamp, double denominator) {
-  require(logits.dim() == 2 && label.sizes() == logits.sizes() &&
-              include.sizes() == logits.sizes(),
-          "success logits " + shape_str(logits) + ", labels " + shape_str(label) +
-              " and inclusion mask " + shape_str(include) + " must all be [B, K]");
+at::Tensor success_loss(const at::Tensor& logits, const at::Tensor& label, const at::Tensor& include,
+                        double clamp, double denominator) {
+  require(logits.dim() == 2 && label.sizes() == logits.sizes() && include.sizes() == logits.sizes(),
+          "success logits " + shape_str(logits) + ", labels " + shape_str(label) + " and inclusion mask " +
+              shape_str(include) + " must all be [B, K]");
   auto inc = include.to(logits.device()) > 0;
   const auto zero = at::zeros({}, logits.options().dtype(at::kFloat));
   // Excluded frames are zeroed before the BCE so that NaN there cannot reach loss or gradient.
@@ -114,14 +134,15 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
   const LossDenominators d = denominators ? *denominators : LossDenominators{};
   LossTerms r;
   at::Tensor total;
-  auto add = [&](at::Tensor term, double weight, const char* name, bool& nan_flag,
-                 at::Tensor& slot, double& value) {
+  auto add = [&](at::Tensor term, double weight, const char* name, bool& nan_flag, at::Tensor& slot,
+                 double& value, bool supervised) {
     const double v = term.detach().item<double>();
+    if (supervised && !std::isnan(v)) ++r.finite_components;
     if (std::isnan(v)) {
       nan_flag = true;
       ++nan_count_;
-      spdlog::warn("objective: NaN in the {} loss, replaced with 0 ({} NaN components so far)",
-                   name, nan_count_);
+      spdlog::warn("objective: NaN in the {} loss, replaced with 0 ({} NaN components so far)", name,
+                   nan_count_);
       slot = at::zeros({}, term.options().dtype(at::kFloat));
       value = 0.0;
       return;
@@ -140,45 +161,50 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
     require(batch.preference.defined(), "batch has no preference labels");
     auto u = out.preference_logit.reshape({-1});
     add(preference_loss(u, batch.preference, cfg_.logit_clamp, d.preference), cfg_.preference_weight,
-        "preference", r.preference_nan, r.preference, r.preference_value);
+        "preference", r.preference_nan, r.preference, r.preference_value, u.numel() > 0);
     r.preference_accuracy = preference_accuracy(u, batch.preference);
     device_ref = u;
   }
 
   if (cfg_.progress_weight != 0 || cfg_.success_weight != 0) {
-    require(tgt.defined() && tgt.dim() == 3, "progress_target_a " + shape_str(tgt) +
-                                                  " must be [B, K, bins]");
+    require(tgt.defined() && tgt.dim() == 3, "progress_target_a " + shape_str(tgt) + " must be [B, K, bins]");
     const int64_t B = tgt.size(0), K = tgt.size(1);
     if (cfg_.progress_weight != 0) {
-      require(z.defined() && z.dim() == 3 && z.size(0) == B && z.size(1) >= K &&
-                  z.size(2) == tgt.size(2),
-              "progress_logits " + shape_str(z) + " do not cover progress_target_a " +
-                  shape_str(tgt) + " (need [B, T >= K, bins])");
+      require(z.defined() && z.dim() == 3 && z.size(0) == B && z.size(1) >= K && z.size(2) == tgt.size(2),
+              "progress_logits " + shape_str(z) + " do not cover progress_target_a " + shape_str(tgt) +
+                  " (need [B, T >= K, bins])");
       auto za = z.narrow(1, 0, K);
       r.progress_samples = (batch.progress_mask_a > 0).sum().item<int64_t>();
-      add(progress_loss(za, tgt, batch.progress_mask_a, cfg_.progress_scale, d.progress),
-          cfg_.progress_weight, "progress", r.progress_nan, r.progress, r.progress_value);
+      add(progress_loss(za, tgt, batch.progress_mask_a, cfg_.progress_scale, d.progress,
+                        batch.progress_frame_mask_a),
+          cfg_.progress_weight, "progress", r.progress_nan, r.progress, r.progress_value,
+          r.progress_samples > 0);
       device_ref = z;
     }
     if (cfg_.success_weight != 0) {
       const auto& s = out.success_logits;
       require(s.defined() && s.dim() == 2 && s.size(0) == B && s.size(1) >= K,
-              "success_logits " + shape_str(s) + " do not cover success_a [B=" +
-                  std::to_string(B) + ", K=" + std::to_string(K) + "]");
+              "success_logits " + shape_str(s) + " do not cover success_a [B=" + std::to_string(B) +
+                  ", K=" + std::to_string(K) + "]");
       auto sa = s.narrow(1, 0, K);
       r.success_frames = (batch.success_mask_a > 0).sum().item<int64_t>();
       add(success_loss(sa, batch.success_a, batch.success_mask_a, cfg_.logit_clamp, d.success),
-          cfg_.success_weight, "success", r.success_nan, r.success, r.success_value);
+          cfg_.success_weight, "success", r.success_nan, r.success, r.success_value, r.success_frames > 0);
       device_ref = s;
     }
   }
 
-  auto opts = device_ref.defined() ? device_ref.options().dtype(at::kFloat)
-                                   : at::TensorOptions().dtype(at::kFloat);
+  auto opts =
+      device_ref.defined() ? device_ref.options().dtype(at::kFloat) : at::TensorOptions().dtype(at::kFloat);
   auto zero = [&] { return at::zeros({}, opts); };
   if (!r.preference.defined()) r.preference = zero();
   if (!r.progress.defined()) r.progress = zero();
   if (!r.success.defined()) r.success = zero();
+  if (cfg_.nan_rule == NanRule::Original && r.progress_nan) {
+    r.pair_dropped = true;
+    total = at::Tensor();
+    spdlog::warn("objective: NaN in the progress loss drops the whole pair loss (train.nan_rule = original)");
+  }
   r.total = total.defined() ? total : zero();
   r.total_value = r.total.detach().item<double>();
   return r;

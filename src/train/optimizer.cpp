@@ -1,5 +1,5 @@
-#include "robometer/core/compat.h"
 #include "robometer/train/optimizer.h"
+#include "robometer/core/compat.h"
 
 #include <spdlog/spdlog.h>
 
@@ -35,14 +35,13 @@ bool is_no_decay_name(const std::string& name) {
   std::stringstream ss(lower(name));
   std::string part;
   while (std::getline(ss, part, '.')) {
-    if (part.find("bias") != std::string::npos || part.find("norm") != std::string::npos)
-      return true;
+    if (part.find("bias") != std::string::npos || part.find("norm") != std::string::npos) return true;
   }
   return false;
 }
 
-void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg,
-                  at::Tensor& exp_avg_sq, int64_t step, const AdamWHyper& h) {
+void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
+                  int64_t step, const AdamWHyper& h) {
   // Same operation order as torch.optim.AdamW / torch::optim::AdamW so results are bitwise
   // equal for fp32.
   const auto g = grad.scalar_type() == param.scalar_type() ? grad : grad.to(param.scalar_type());
@@ -80,42 +79,56 @@ double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
   return total_value;
 }
 
-AdamW::AdamW(const NamedParameters& named_params, AdamWConfig cfg) : cfg_(std::move(cfg)) {
+std::vector<ParamPlan> plan_parameters(const NamedParameters& named_params, const AdamWConfig& cfg) {
   std::vector<std::regex> rules;
-  for (size_t i = 0; i < cfg_.lr_rules.size(); ++i) {
+  for (size_t i = 0; i < cfg.lr_rules.size(); ++i) {
     try {
-      rules.emplace_back(cfg_.lr_rules[i].pattern, std::regex::ECMAScript);
+      rules.emplace_back(cfg.lr_rules[i].pattern, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {
-      throw ConfigError("optimizer lr rule " + std::to_string(i) + ": bad regex '" +
-                        cfg_.lr_rules[i].pattern + "': " + e.what());
+      throw ConfigError("optimizer lr rule " + std::to_string(i) + ": bad regex '" + cfg.lr_rules[i].pattern +
+                        "': " + e.what());
     }
   }
-  std::map<std::pair<int, bool>, size_t> group_of;  // (rule or -1, decay) → group index
+  const std::set<std::string> exempt(cfg.no_decay_names.begin(), cfg.no_decay_names.end());
   std::set<std::string> seen;
+  std::vector<ParamPlan> out;
   for (const auto& [name, tensor] : named_params) {
     if (!tensor.requires_grad()) continue;
     if (!seen.insert(name).second) throw ConfigError("optimizer: duplicate parameter '" + name + "'");
-    int rule = -1;
+    ParamPlan p;
+    p.name = name;
+    p.tensor = tensor;
     for (size_t i = 0; i < rules.size(); ++i) {
       if (std::regex_search(name, rules[i])) {
-        rule = static_cast<int>(i);
+        p.rule = static_cast<int>(i);
         break;
       }
     }
-    const bool decay =
-        !is_no_decay_name(name) && (cfg_.decay_1d_params || tensor.dim() > 1);
-    auto key = std::make_pair(rule, decay);
+    p.decay = !is_no_decay_name(name) && !exempt.count(name) && (cfg.decay_1d_params || tensor.dim() > 1);
+    p.base_lr = cfg.lr;
+    if (p.rule >= 0) {
+      const auto& r = cfg.lr_rules[static_cast<size_t>(p.rule)];
+      p.base_lr = r.lr > 0 ? r.lr : cfg.lr * r.lr_scale;
+    }
+    p.weight_decay = p.decay ? cfg.weight_decay : 0.0;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+AdamW::AdamW(const NamedParameters& named_params, AdamWConfig cfg) : cfg_(std::move(cfg)) {
+  std::map<std::pair<int, bool>, size_t> group_of;  // (rule or -1, decay) → group index
+  for (const auto& plan : plan_parameters(named_params, cfg_)) {
+    const std::string& name = plan.name;
+    const at::Tensor& tensor = plan.tensor;
+    auto key = std::make_pair(plan.rule, plan.decay);
     auto it = group_of.find(key);
     if (it == group_of.end()) {
       Group g;
-      g.name = (rule >= 0 ? "rule" + std::to_string(rule) + "_" : std::string()) +
-               (decay ? "decay" : "no_decay");
-      g.base_lr = cfg_.lr;
-      if (rule >= 0) {
-        const auto& r = cfg_.lr_rules[rule];
-        g.base_lr = r.lr > 0 ? r.lr : cfg_.lr * r.lr_scale;
-      }
-      g.weight_decay = decay ? cfg_.weight_decay : 0.0;
+      g.name = (plan.rule >= 0 ? "rule" + std::to_string(plan.rule) + "_" : std::string()) +
+               (plan.decay ? "decay" : "no_decay");
+      g.base_lr = plan.base_lr;
+      g.weight_decay = plan.weight_decay;
       it = group_of.emplace(key, groups_.size()).first;
       groups_.push_back(std::move(g));
     }
@@ -131,8 +144,8 @@ AdamW::AdamW(const NamedParameters& named_params, AdamWConfig cfg) : cfg_(std::m
     params_.push_back(std::move(p));
   }
   for (const auto& g : groups_) {
-    spdlog::debug("optimizer group {}: {} tensors, lr {}, weight decay {}", g.name,
-                  g.params.size(), g.base_lr, g.weight_decay);
+    spdlog::debug("optimizer group {}: {} tensors, lr {}, weight decay {}", g.name, g.params.size(),
+                  g.base_lr, g.weight_decay);
   }
 }
 
@@ -150,8 +163,7 @@ void AdamW::step() {
       p.exp_avg_sq = at::zeros_like(target, at::MemoryFormat::Preserve);
     }
     ++p.step;
-    const AdamWHyper h{group.base_lr * lr_factor_, cfg_.beta1, cfg_.beta2, cfg_.eps,
-                       group.weight_decay};
+    const AdamWHyper h{group.base_lr * lr_factor_, cfg_.beta1, cfg_.beta2, cfg_.eps, group.weight_decay};
     adamw_update(target, grad, p.exp_avg, p.exp_avg_sq, p.step, h);
     if (p.master.defined()) p.param.detach().copy_(p.master);
   }
@@ -181,11 +193,15 @@ io::NamedTensors AdamW::state_tensors() const {
   io::NamedTensors out;
   for (const auto& p : params_) {
     if (p.exp_avg.defined()) {
-      out.emplace_back(p.name + ".exp_avg", p.exp_avg.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous());
-      out.emplace_back(p.name + ".exp_avg_sq", p.exp_avg_sq.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous());
+      out.emplace_back(p.name + ".exp_avg",
+                       p.exp_avg.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous());
+      out.emplace_back(
+          p.name + ".exp_avg_sq",
+          p.exp_avg_sq.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous());
     }
     if (p.master.defined())
-      out.emplace_back(p.name + ".master", p.master.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous());
+      out.emplace_back(p.name + ".master",
+                       p.master.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous());
   }
   return out;
 }
@@ -194,19 +210,20 @@ nlohmann::json AdamW::state_json() const {
   nlohmann::json j;
   j["format"] = "robometer.adamw";
   j["version"] = 1;
-  j["hyper"] = {{"lr", cfg_.lr},         {"beta1", cfg_.beta1},
-                {"beta2", cfg_.beta2},   {"eps", cfg_.eps},
-                {"weight_decay", cfg_.weight_decay}, {"fp32_master", cfg_.fp32_master},
+  j["hyper"] = {{"lr", cfg_.lr},
+                {"beta1", cfg_.beta1},
+                {"beta2", cfg_.beta2},
+                {"eps", cfg_.eps},
+                {"weight_decay", cfg_.weight_decay},
+                {"fp32_master", cfg_.fp32_master},
                 {"decay_1d_params", cfg_.decay_1d_params}};
   j["lr_factor"] = lr_factor_;
   j["groups"] = nlohmann::json::array();
   for (const auto& g : groups_) {
     nlohmann::json names = nlohmann::json::array();
     for (auto i : g.params) names.push_back(params_[i].name);
-    j["groups"].push_back({{"name", g.name},
-                           {"base_lr", g.base_lr},
-                           {"weight_decay", g.weight_decay},
-                           {"params", names}});
+    j["groups"].push_back(
+        {{"name", g.name}, {"base_lr", g.base_lr}, {"weight_decay", g.weight_decay}, {"params", names}});
   }
   j["steps"] = nlohmann::json::object();
   for (const auto& p : params_) j["steps"][p.name] = p.step;
@@ -221,8 +238,7 @@ void AdamW::load_state(const io::NamedTensors& tensors, const nlohmann::json& st
   std::set<std::string> own;
   for (const auto& p : params_) {
     own.insert(p.name);
-    if (!steps.contains(p.name))
-      throw Error("optimizer state: no entry for parameter '" + p.name + "'");
+    if (!steps.contains(p.name)) throw Error("optimizer state: no entry for parameter '" + p.name + "'");
   }
   for (const auto& [name, _] : steps.items()) {
     if (!own.count(name))
@@ -236,8 +252,8 @@ void AdamW::load_state(const io::NamedTensors& tensors, const nlohmann::json& st
       return {};
     }
     if (it->second.sizes() != like.sizes())
-      throw Error("optimizer state: '" + p.name + suffix + "' has shape " +
-                  shape_str(it->second.sizes()) + ", parameter has " + shape_str(like.sizes()));
+      throw Error("optimizer state: '" + p.name + suffix + "' has shape " + shape_str(it->second.sizes()) +
+                  ", parameter has " + shape_str(like.sizes()));
     return it->second.to(like.device()).clone();
   };
   for (auto& p : params_) {
@@ -252,8 +268,7 @@ void AdamW::load_state(const io::NamedTensors& tensors, const nlohmann::json& st
   auto check = [&](const char* key, double now) {
     const double saved = h.value(key, now);
     if (saved != now)
-      spdlog::warn("optimizer: {} was {} in the checkpoint, now {} (using {})", key, saved, now,
-                   now);
+      spdlog::warn("optimizer: {} was {} in the checkpoint, now {} (using {})", key, saved, now, now);
   };
   check("lr", cfg_.lr);
   check("beta1", cfg_.beta1);

@@ -31,9 +31,7 @@ ProgressBar::~ProgressBar() {
   if (line_open_) std::fputc('\n', opts_.out);
 }
 
-double ProgressBar::elapsed() const {
-  return std::chrono::duration<double>(Clock::now() - t0_).count();
-}
+double ProgressBar::elapsed() const { return std::chrono::duration<double>(Clock::now() - t0_).count(); }
 
 std::string ProgressBar::status(int64_t step, const std::string& extra) const {
   const double secs = elapsed();
@@ -42,12 +40,11 @@ std::string ProgressBar::status(int64_t step, const std::string& extra) const {
   const double eta = rate > 0 ? (total_ - step) / rate : -1.0;
   char head[160];
   if (total_ > 0) {
-    std::snprintf(head, sizeof(head), "step %lld/%lld (%.1f%%) | %.2f it/s | elapsed %s | eta %s",
-                  static_cast<long long>(step), static_cast<long long>(total_),
-                  100.0 * step / total_, rate, format_duration(secs).c_str(),
-                  format_duration(eta).c_str());
+    std::snprintf(head, sizeof(head), "%s %lld/%lld (%.1f%%) | %.2f it/s | elapsed %s | eta %s", opts_.unit,
+                  static_cast<long long>(step), static_cast<long long>(total_), 100.0 * step / total_, rate,
+                  format_duration(secs).c_str(), format_duration(eta).c_str());
   } else {
-    std::snprintf(head, sizeof(head), "step %lld | %.2f it/s | elapsed %s",
+    std::snprintf(head, sizeof(head), "%s %lld | %.2f it/s | elapsed %s", opts_.unit,
                   static_cast<long long>(step), rate, format_duration(secs).c_str());
   }
   std::string s = head;

@@ -38,9 +38,10 @@ void restore_rng_state(const RngState& s) {
   set_state(at::detail::getDefaultCPUGenerator(), s.cpu);
   const int n = cuda_devices();
   if (static_cast<int>(s.cuda.size()) != n)
-    spdlog::warn("rng state: checkpoint has {} CUDA generator states, this process has {} "
-                 "devices; restoring the first {}",
-                 s.cuda.size(), n, std::min<int>(n, static_cast<int>(s.cuda.size())));
+    spdlog::warn(
+        "rng state: checkpoint has {} CUDA generator states, this process has {} "
+        "devices; restoring the first {}",
+        s.cuda.size(), n, std::min<int>(n, static_cast<int>(s.cuda.size())));
   for (int d = 0; d < n && d < static_cast<int>(s.cuda.size()); ++d)
     set_state(at::globalContext().defaultGenerator(at::Device(at::kCUDA, d)), s.cuda[d]);
 }

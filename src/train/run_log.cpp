@@ -18,14 +18,13 @@ struct RunLog::Impl {
   std::unique_ptr<ProgressBar> bar;
 };
 
-RunLog::RunLog(const std::filesystem::path& run_dir, bool is_main, int64_t start_step,
-               int64_t max_steps, bool tensorboard, bool progress_bar)
+RunLog::RunLog(const std::filesystem::path& run_dir, bool is_main, int64_t start_step, int64_t max_steps,
+               bool tensorboard, bool progress_bar)
     : impl_(std::make_unique<Impl>()) {
   impl_->is_main = is_main;
   if (!is_main) return;
   std::filesystem::create_directories(run_dir);
-  impl_->metrics = std::make_unique<MetricsLog>(run_dir / "metrics.jsonl",
-                                                start_step > 0 ? start_step : -1);
+  impl_->metrics = std::make_unique<MetricsLog>(run_dir / "metrics.jsonl", start_step > 0 ? start_step : -1);
   if (tensorboard) impl_->tb = std::make_unique<TensorBoardWriter>(run_dir / "tensorboard");
   ProgressBarOptions po;
   po.every_steps = 0;  // lines are driven by record(print=true)
@@ -42,7 +41,8 @@ void RunLog::record(const nlohmann::json& rec, bool print) {
   if (impl_->tb) {
     std::map<std::string, double> scalars;
     for (auto& [k, v] : rec.items())
-      if (k != "step" && v.is_number()) scalars[(k.rfind("eval_", 0) == 0 ? "eval/" : "train/") + k] = v.get<double>();
+      if (k != "step" && v.is_number())
+        scalars[(k.rfind("eval_", 0) == 0 ? "eval/" : "train/") + k] = v.get<double>();
     impl_->tb->add_scalars(scalars, step);
   }
   char extra[256];
@@ -54,8 +54,10 @@ void RunLog::record(const nlohmann::json& rec, bool print) {
                        " acc " + std::to_string(rec["eval_preference_accuracy"].get<double>()).substr(0, 5))
                           .c_str()
                     : "");
-  if (impl_->bar->is_tty()) impl_->bar->update(step, extra);
-  else if (print) spdlog::info("{}", impl_->bar->status(step, extra));
+  if (impl_->bar->is_tty())
+    impl_->bar->update(step, extra);
+  else if (print)
+    spdlog::info("{}", impl_->bar->status(step, extra));
 }
 
 void RunLog::finish() {

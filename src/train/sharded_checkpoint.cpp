@@ -40,8 +40,7 @@ fs::path staging_dir(const fs::path& run_dir, int64_t step) {
   return train::checkpoints_root(run_dir) / (".staging-" + train::checkpoint_dir_name(step));
 }
 
-void stage_optimizer_shard(World& world, const ParamOptimizer& opt,
-                           const fs::path& staging) {
+void stage_optimizer_shard(World& world, const ParamOptimizer& opt, const fs::path& staging) {
   std::error_code ec;
   fs::create_directories(staging, ec);
   if (ec) throw Error("creating " + staging.string() + ": " + ec.message());

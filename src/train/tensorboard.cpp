@@ -69,8 +69,7 @@ void put_bytes(std::string& out, int field, const std::string& s) {
 }
 
 double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 std::string event_header(double wall_time, int64_t step) {
@@ -100,11 +99,9 @@ TensorBoardWriter::TensorBoardWriter(const std::filesystem::path& log_dir) {
   char host[256] = "localhost";
   ::gethostname(host, sizeof(host) - 1);
   const double t = now_seconds();
-  const std::string base =
-      "events.out.tfevents." + std::to_string(static_cast<int64_t>(t)) + "." + host;
+  const std::string base = "events.out.tfevents." + std::to_string(static_cast<int64_t>(t)) + "." + host;
   path_ = log_dir / base;
-  for (int n = 1; std::filesystem::exists(path_); ++n)
-    path_ = log_dir / (base + "." + std::to_string(n));
+  for (int n = 1; std::filesystem::exists(path_); ++n) path_ = log_dir / (base + "." + std::to_string(n));
   file_ = std::fopen(path_.c_str(), "wb");
   if (!file_) throw Error(path_.string() + ": cannot create: " + std::strerror(errno));
   std::string e = event_header(t, 0);
@@ -127,8 +124,7 @@ void TensorBoardWriter::write_record(const std::string& data) {
     throw Error(path_.string() + ": write failed: " + std::strerror(errno));
 }
 
-void TensorBoardWriter::add_scalar(const std::string& tag, float value, int64_t step,
-                                   double wall_time) {
+void TensorBoardWriter::add_scalar(const std::string& tag, float value, int64_t step, double wall_time) {
   add_scalars({{tag, value}}, step, wall_time);
 }
 
@@ -178,11 +174,20 @@ struct Cursor {
   }
   void skip(int wire) {
     switch (wire) {
-      case 0: varint(); break;
-      case 1: fixed<uint64_t>(); break;
-      case 2: bytes(); break;
-      case 5: fixed<uint32_t>(); break;
-      default: throw FormatError(file, "unsupported protobuf wire type " + std::to_string(wire));
+      case 0:
+        varint();
+        break;
+      case 1:
+        fixed<uint64_t>();
+        break;
+      case 2:
+        bytes();
+        break;
+      case 5:
+        fixed<uint32_t>();
+        break;
+      default:
+        throw FormatError(file, "unsupported protobuf wire type " + std::to_string(wire));
     }
   }
 };
@@ -204,7 +209,8 @@ std::vector<TensorBoardEvent> read_tensorboard_events(const std::filesystem::pat
   std::vector<TensorBoardEvent> events;
   size_t off = 0;
   while (off < buf.size()) {
-    if (buf.size() - off < 12) throw FormatError(file, "truncated record header at byte " + std::to_string(off));
+    if (buf.size() - off < 12)
+      throw FormatError(file, "truncated record header at byte " + std::to_string(off));
     uint64_t len;
     uint32_t len_crc;
     std::memcpy(&len, buf.data() + off, 8);
@@ -225,24 +231,33 @@ std::vector<TensorBoardEvent> read_tensorboard_events(const std::filesystem::pat
     while (!c.done()) {
       const uint64_t key = c.varint();
       const int field = static_cast<int>(key >> 3), wire = static_cast<int>(key & 7);
-      if (field == 1 && wire == 1) ev.wall_time = c.fixed<double>();
-      else if (field == 2 && wire == 0) ev.step = static_cast<int64_t>(c.varint());
-      else if (field == 3 && wire == 2) ev.file_version = c.bytes();
+      if (field == 1 && wire == 1)
+        ev.wall_time = c.fixed<double>();
+      else if (field == 2 && wire == 0)
+        ev.step = static_cast<int64_t>(c.varint());
+      else if (field == 3 && wire == 2)
+        ev.file_version = c.bytes();
       else if (field == 5 && wire == 2) {
         const std::string summary = c.bytes();
         auto cs = cursor(summary, file);
         while (!cs.done()) {
           const uint64_t k = cs.varint();
-          if ((k >> 3) != 1 || (k & 7) != 2) { cs.skip(static_cast<int>(k & 7)); continue; }
+          if ((k >> 3) != 1 || (k & 7) != 2) {
+            cs.skip(static_cast<int>(k & 7));
+            continue;
+          }
           const std::string value = cs.bytes();
           auto cv = cursor(value, file);
           std::string tag;
           float v = std::nanf("");
           while (!cv.done()) {
             const uint64_t kv = cv.varint();
-            if (kv == ((1 << 3) | 2)) tag = cv.bytes();
-            else if (kv == ((2 << 3) | 5)) v = cv.fixed<float>();
-            else cv.skip(static_cast<int>(kv & 7));
+            if (kv == ((1 << 3) | 2))
+              tag = cv.bytes();
+            else if (kv == ((2 << 3) | 5))
+              v = cv.fixed<float>();
+            else
+              cv.skip(static_cast<int>(kv & 7));
           }
           ev.scalars.emplace_back(tag, v);
         }

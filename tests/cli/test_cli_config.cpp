@@ -1,11 +1,11 @@
 // Runs the real `robometer` binary: exit codes and messages of `config validate|print`.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
 #include <array>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
-#include <sys/wait.h>
 
 #include "common/test_util.h"
 
@@ -22,7 +22,7 @@ Run run(const std::string& args) { return robometer::test::run_robometer(args); 
 TEST(CliConfig, ValidateShippedTinyConfig) {
   const auto r = run("config validate configs/tiny.yaml data.train=[] data.eval=[]");
   EXPECT_EQ(r.code, 0) << r.out;
-  EXPECT_NE(r.out.find("ok (2 file(s)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ok (3 file(s)"), std::string::npos) << r.out;  // tiny, base, sources table
 }
 
 TEST(CliConfig, BadConfigsExitWithCode2AndFileLine) {
@@ -59,6 +59,20 @@ TEST(CliConfig, PrintShowsResolvedValues) {
   EXPECT_NE(r.out.find("weight_decay: 0.01"), std::string::npos) << r.out;  // from base.yaml
 }
 
+// The 4B recipe's resolved config lists the original's per-source tables (shipped in
+// configs/sources/robometer_original.yaml from dataset_success_cutoff.txt / dataset_category.py)
+// and the released checkpoint's mixing.
+TEST(CliConfig, PrintListsTheShippedPerSourceTables) {
+  const auto r = run("config print configs/robometer_4b.yaml data.train=[] data.eval=[]");
+  EXPECT_EQ(r.code, 0) << r.out;
+  for (const char* want :
+       {"oxe_droid: 0.95", "oxe_berkeley_rpt_converted_externally_to_rlds: 0.76",
+        "oxe_nyu_rot_dataset_converted_externally_to_rlds: 0.7", "oxe_bc_z: preference_only",
+        "roboarena: preference_only+suboptimal_fail", "soar_rfm: suboptimal_fail", "mixing: strategy_first",
+        "partial_success_progress_match: roboreward", "protocol: original"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
+}
+
 TEST(CliConfig, EveryCommandHasHelp) {
   auto r = run("--help");
   EXPECT_EQ(r.code, 0);
@@ -68,7 +82,10 @@ TEST(CliConfig, EveryCommandHasHelp) {
   bool in_subcommands = false;
   int n = 0;
   while (std::getline(in, line)) {
-    if (line.rfind("Subcommands:", 0) == 0) { in_subcommands = true; continue; }
+    if (line.rfind("Subcommands:", 0) == 0) {
+      in_subcommands = true;
+      continue;
+    }
     if (!in_subcommands || line.size() < 3 || line[0] != ' ') continue;
     std::istringstream words(line);
     std::string name;
@@ -78,4 +95,33 @@ TEST(CliConfig, EveryCommandHasHelp) {
     ++n;
   }
   EXPECT_GE(n, 3);
+}
+
+// Before scripts/demo has rendered runs/synth, the shipped config names data that does not exist
+// yet: print and validate warn about it (naming the key and path); validate --strict fails.
+TEST(CliConfig, MissingDataPathsAreWarningsUnlessStrict) {
+  const std::string missing =
+      "'data.train=[{path: /no/such/train_dir}]' 'data.eval=[{path: /no/such/eval_dir}]'";
+  auto r = run("config print configs/tiny.yaml " + missing);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("warning: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("data.train[0].path: path '/no/such/train_dir' does not exist"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("data.eval[0].path: path '/no/such/eval_dir' does not exist"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("max_steps: 2000"), std::string::npos) << r.out;  // the config is still printed
+
+  r = run("config validate configs/tiny.yaml " + missing);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("ok with warnings"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/no/such/train_dir"), std::string::npos) << r.out;
+
+  r = run("config validate --strict configs/tiny.yaml " + missing);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("data.train[0].path: path '/no/such/train_dir' does not exist"), std::string::npos)
+      << r.out;
+
+  // Other errors stay errors without --strict.
+  r = run("config validate configs/tiny.yaml " + missing + " train.warmup_ratio=2");
+  EXPECT_EQ(r.code, 2) << r.out;
 }

@@ -3,11 +3,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/wait.h>
 #include <array>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
-#include <sys/wait.h>
 
 #include "common/test_util.h"
 
@@ -34,7 +34,8 @@ TEST(CliIngest, G1LeRobotThenStatsAndValidate) {
   ROBOMETER_REQUIRE_SHARED_DATA();
   TempDir out;
   const std::string src = (shared_dir() / "data/G1-policy-train").string();
-  auto r = run_robometer("ingest --format lerobot '" + src + "' --out '" + out.path().string() + "' --threads 2");
+  auto r =
+      run_robometer("ingest --format lerobot '" + src + "' --out '" + out.path().string() + "' --threads 2");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("ingested 3 of 100 trajectories (778 frames)"), std::string::npos) << r.out;
   EXPECT_EQ(count_lines(out / "trajectories.jsonl"), 3u);
@@ -47,17 +48,22 @@ TEST(CliIngest, G1LeRobotThenStatsAndValidate) {
   r = run_robometer("data validate '" + out.path().string() + "'");
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("0 problems"), std::string::npos) << r.out;
-  r = run_robometer("ingest --format lerobot '" + src + "' --out '" + out.path().string() + "' --quality great");
+  r = run_robometer("ingest --format lerobot '" + src + "' --out '" + out.path().string() +
+                    "' --quality great");
   EXPECT_EQ(r.code, 2) << r.out;
 }
 
 TEST(CliIngest, ValidateNoticesChangedVideo) {
   ROBOMETER_REQUIRE_SHARED_DATA();
   TempDir ds, out;
-  const fs::path clip = shared_dir() / "data/robometer/scripts/example_videos/soar_put_green_stick_in_brown_bowl.mp4";
+  const fs::path clip =
+      shared_dir() / "data/robometer/scripts/example_videos/soar_put_green_stick_in_brown_bowl.mp4";
   fs::copy_file(clip, ds / "a.mp4");
-  std::ofstream(ds / "videos.jsonl") << R"({"path":"a.mp4","task":"Put green stick in brown bowl","quality_label":"successful"})" << "\n";
-  auto r = run_robometer("ingest --format folder '" + ds.path().string() + "' --out '" + out.path().string() + "'");
+  std::ofstream(ds / "videos.jsonl")
+      << R"({"path":"a.mp4","task":"Put green stick in brown bowl","quality_label":"successful"})"
+      << "\n";
+  auto r = run_robometer("ingest --format folder '" + ds.path().string() + "' --out '" + out.path().string() +
+                         "'");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(run_robometer("data validate '" + out.path().string() + "'").code, 0);
   fs::resize_file(ds / "a.mp4", fs::file_size(ds / "a.mp4") / 2);  // truncated after ingest
@@ -78,17 +84,25 @@ TEST(CliIngest, NonUtf8RbmTextIsAPerRowProblem) {
   if (!robometer::test::duckdb_available(why)) GTEST_SKIP() << "DuckDB oracle: " << why;
   TempDir ds, out;
   const std::string clip =
-      (shared_dir() / "data/robometer/scripts/example_videos/soar_put_green_stick_in_brown_bowl.mp4").string();
+      (shared_dir() / "data/robometer/scripts/example_videos/soar_put_green_stick_in_brown_bowl.mp4")
+          .string();
   const fs::path shard0 = ds / "shard-000.parquet", shard1 = ds / "shard-001.parquet";
-  ASSERT_TRUE(robometer::test::duckdb_write_parquet(shard0,
-      "SELECT * FROM (VALUES ('id-a', 'put the stick in the bowl'::BLOB, '" + clip + "', 'successful'), "
-      "('id-b', '\\xFF\\xFEbad'::BLOB, '" + clip + "', 'successful'), "
-      "('id-c', 'caf\\xC3\\xA9'::BLOB, '" + clip + "', 'failure')) t(id, task, frames, quality_label)"));
-  ASSERT_TRUE(robometer::test::duckdb_write_parquet(shard1,
-      "SELECT * FROM (VALUES ('\\xFF'::BLOB, 'wave', '" + clip + "'::BLOB, 'successful'), "
-      "('id-e'::BLOB, 'wave', '\\xC0\\xAF.mp4'::BLOB, 'successful'), "
-      "('id-f'::BLOB, 'wave', '" + clip + "'::BLOB, 'successful')) t(id, task, frames, quality_label)"));
-  auto r = run_robometer("ingest --format rbm '" + ds.path().string() + "' --out '" + out.path().string() + "' --threads 1");
+  ASSERT_TRUE(robometer::test::duckdb_write_parquet(
+      shard0, "SELECT * FROM (VALUES ('id-a', 'put the stick in the bowl'::BLOB, '" + clip +
+                  "', 'successful'), "
+                  "('id-b', '\\xFF\\xFEbad'::BLOB, '" +
+                  clip +
+                  "', 'successful'), "
+                  "('id-c', 'caf\\xC3\\xA9'::BLOB, '" +
+                  clip + "', 'failure')) t(id, task, frames, quality_label)"));
+  ASSERT_TRUE(robometer::test::duckdb_write_parquet(
+      shard1, "SELECT * FROM (VALUES ('\\xFF'::BLOB, 'wave', '" + clip +
+                  "'::BLOB, 'successful'), "
+                  "('id-e'::BLOB, 'wave', '\\xC0\\xAF.mp4'::BLOB, 'successful'), "
+                  "('id-f'::BLOB, 'wave', '" +
+                  clip + "'::BLOB, 'successful')) t(id, task, frames, quality_label)"));
+  auto r = run_robometer("ingest --format rbm '" + ds.path().string() + "' --out '" + out.path().string() +
+                         "' --threads 1");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("ingested 3 of 6 trajectories"), std::string::npos) << r.out;
   std::ifstream report(out / "ingest_report.jsonl");

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <array>
 #include <chrono>
 #include <csignal>
@@ -12,9 +14,7 @@
 #include <map>
 #include <random>
 #include <sstream>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 
 #include "common/test_util.h"
 
@@ -34,8 +34,8 @@ Run run(const std::string& args) { return robometer::test::run_robometer(args); 
 
 // Starts the binary in the background (its own pid, output to `log`).
 pid_t spawn(const std::string& args, const fs::path& log) {
-  const std::string cmd = "cd " + robometer::test::source_dir().string() + " && exec " + binary() +
-                          " " + args + " > '" + log.string() + "' 2>&1";
+  const std::string cmd = "cd " + robometer::test::source_dir().string() + " && exec " + binary() + " " +
+                          args + " > '" + log.string() + "' 2>&1";
   const pid_t pid = fork();
   if (pid == 0) {
     execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
@@ -86,8 +86,8 @@ void expect_same_losses(const std::map<int64_t, nlohmann::json>& want,
   ASSERT_EQ(got.size(), static_cast<size_t>(steps));
   for (int64_t s = 1; s <= steps; ++s) {
     ASSERT_TRUE(got.count(s)) << "no metrics for step " << s;
-    for (const char* key : {"loss", "loss_preference", "loss_progress", "loss_success",
-                            "preference_accuracy", "lr", "grad_norm"}) {
+    for (const char* key : {"loss", "loss_preference", "loss_progress", "loss_success", "preference_accuracy",
+                            "lr", "grad_norm"}) {
       const double a = want.at(s).at(key).get<double>();
       const double b = got.at(s).at(key).get<double>();
       EXPECT_EQ(a, b) << "step " << s << " " << key;
@@ -131,7 +131,8 @@ class CliTrain : public ::testing::Test {
            ", weight: 1}]' 'data.eval=[{path: " + (data / "eval").string() +
            ", weight: 1}]' train.max_steps=" + std::to_string(kSteps) +
            " train.batch_size=2 train.checkpoint_every=1 data.num_workers=2 train.eval_every=0 "
-           "output.tensorboard=false output.run_dir=" + run_dir.string() + " " + extra;
+           "output.tensorboard=false output.run_dir=" +
+           run_dir.string() + " " + extra;
   }
 
   static TempDir* dir_;
@@ -201,11 +202,12 @@ TEST_F(CliTrain, HalfWrittenCheckpointsAreIgnoredAndReported) {
   r = run(train_args(run_dir, "train.max_steps=3 --resume auto"));
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find(".tmp-step_00000003-99999: leftover of an interrupted checkpoint save"),
-            std::string::npos) << r.out;
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("step_00000004: no COMPLETE marker"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("points to 'step_00000009'"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("resumed from " + (ck / "step_00000002").string() + " at step 2"),
-            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("resumed from " + (ck / "step_00000002").string() + " at step 2"), std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("train: steps 2..3"), std::string::npos) << r.out;
   EXPECT_TRUE(fs::exists(ck / "step_00000003" / "COMPLETE"));
   EXPECT_EQ(read_metrics(run_dir / "metrics.jsonl").size(), 3u);
@@ -228,15 +230,16 @@ TEST_F(CliTrain, SigtermCheckpointsTheCurrentStepAndResumes) {
   ASSERT_FALSE(metrics.empty());
   const int64_t stopped = metrics.rbegin()->first;
   ASSERT_LT(stopped, kSteps) << "the run finished before the signal arrived";
-  const auto ck = run_dir / "checkpoints" / ("step_" + std::string(8 - std::to_string(stopped).size(), '0') +
-                                             std::to_string(stopped));
+  const auto ck = run_dir / "checkpoints" /
+                  ("step_" + std::string(8 - std::to_string(stopped).size(), '0') + std::to_string(stopped));
   EXPECT_TRUE(fs::exists(ck / "COMPLETE")) << ck;
   EXPECT_EQ(read_file(run_dir / "checkpoints" / "latest").find(ck.filename().string()), 0u);
 
   const auto r = run(train_args(run_dir, "train.checkpoint_every=0 --resume auto"));
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("train: steps " + std::to_string(stopped) + ".." + std::to_string(kSteps)),
-            std::string::npos) << r.out;
+            std::string::npos)
+      << r.out;
   // Checkpoint cadence must not change the numbers either.
   expect_same_losses(*reference_, read_metrics(run_dir / "metrics.jsonl"), kSteps);
 }

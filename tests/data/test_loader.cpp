@@ -32,12 +32,10 @@ class LoaderTest : public ::testing::Test {
       int frames;
       Quality q;
     };
-    const V vids[] = {{"a", "pick", "lab", 40, Quality::Successful},
-                      {"b", "pick", "lab", 24, Quality::Successful},
-                      {"c", "place", "lab", 64, Quality::Successful},
-                      {"d", "place", "lab", 12, Quality::Failure},
-                      {"e", "push", "sim", 32, Quality::Successful},
-                      {"f", "push", "sim", 50, Quality::Successful}};
+    const V vids[] = {
+        {"a", "pick", "lab", 40, Quality::Successful},  {"b", "pick", "lab", 24, Quality::Successful},
+        {"c", "place", "lab", 64, Quality::Successful}, {"d", "place", "lab", 12, Quality::Failure},
+        {"e", "push", "sim", 32, Quality::Successful},  {"f", "push", "sim", 50, Quality::Successful}};
     for (const auto& v : vids) {
       fs::path p = *dir_ / (std::string(v.id) + ".mp4");
       if (!rt::make_index_video(p, v.frames, rt::h264_args(8))) return;
@@ -206,7 +204,8 @@ TEST_F(LoaderTest, RestoreContinuesExactly) {
   EXPECT_FALSE(b.next());
 
   EXPECT_THROW(LoaderState::from_json(nlohmann::json{{"epoch", 1}}), robometer::FormatError);
-  EXPECT_THROW(LoaderState::from_json(nlohmann::json{{"epoch", -1}, {"next_sample", 0}}), robometer::FormatError);
+  EXPECT_THROW(LoaderState::from_json(nlohmann::json{{"epoch", -1}, {"next_sample", 0}}),
+               robometer::FormatError);
 }
 
 TEST_F(LoaderTest, BadVideoIsReplacedDeterministically) {
@@ -338,7 +337,8 @@ TEST(LoaderRealData, ExampleClipsAndLiv) {
   };
   const fs::path ex = data / "robometer/scripts/example_videos";
   add(ex / "soar_put_green_stick_in_brown_bowl.mp4", "Put green stick in brown bowl", "soar", 32);
-  add(ex / "berkeley_rpt_stack_cup.mp4", "Pick up the yellow cup and stack it on the other cup", "berkeley_rpt", 32);
+  add(ex / "berkeley_rpt_stack_cup.mp4", "Pick up the yellow cup and stack it on the other cup",
+      "berkeley_rpt", 32);
   add(ex / "jaco_play_pick_up_green_cup.mp4", "pick up green cup", "jaco_play", 64);
   add(data / "LIV/static/videos/realrobot_results/apple_in_tray/1_converted.mp4", "apple in tray", "liv", 90);
   LoaderOptions o;

@@ -143,8 +143,10 @@ TEST(Manifest, BadRecordsNameFileAndLine) {
   std::vector<Case> cases{
       {with(kGood, R"("task":"t",)", ""), "missing key 'task'"},
       {with(kGood, R"("num_frames":10)", R"("num_frames":"10")"), "'num_frames' must be an integer"},
-      {with(kGood, R"("quality_label":"successful")", R"("quality_label":"great")"), "unknown quality label 'great'"},
-      {with(kGood, R"("partial_success":null)", R"("partial_success":1.5)"), "partial_success' must be null or in [0,1]"},
+      {with(kGood, R"("quality_label":"successful")", R"("quality_label":"great")"),
+       "unknown quality label 'great'"},
+      {with(kGood, R"("partial_success":null)", R"("partial_success":1.5)"),
+       "partial_success' must be null or in [0,1]"},
       {with(kGood, R"("is_robot":true)", R"("is_robot":1)"), "'is_robot' must be a boolean"},
       {with(kGood, R"("num_frames":10)", R"("num_frames":0)"), "'num_frames' must be positive"},
       {"{not json", "invalid JSON"},

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/test_util.h"
+#include "data/trajectory_fixture.h"
 #include "robometer/core/error.h"
 #include "robometer/data/labels.h"
 #include "robometer/data/sampler.h"
@@ -14,18 +15,7 @@ using namespace robometer::data;
 
 namespace {
 
-Trajectory traj(const std::string& id, const std::string& task, const std::string& source,
-                int64_t frames, Quality q = Quality::Successful) {
-  Trajectory t;
-  t.id = id;
-  t.task = task;
-  t.data_source = source;
-  t.video.path = "/nonexistent/" + id + ".mp4";
-  t.num_frames = frames;
-  t.fps = 10;
-  t.quality = q;
-  return t;
-}
+using robometer::test::traj;
 
 // Two sources: "lab" (tasks pick, place; place has a failure) and "sim" (task push).
 std::shared_ptr<TrajectoryIndex> demo_index() {
@@ -52,7 +42,8 @@ void expect_padded(const ClipPlan& c, int K) {
   ASSERT_EQ(static_cast<int>(c.stored_indices.size()), K);
   ASSERT_EQ(static_cast<int>(c.progress.size()), K);
   for (int64_t i = c.valid_frames; i < K; ++i) {  // right padding repeats the last frame + label
-    EXPECT_EQ(c.stored_indices[static_cast<size_t>(i)], c.stored_indices[static_cast<size_t>(c.valid_frames - 1)]);
+    EXPECT_EQ(c.stored_indices[static_cast<size_t>(i)],
+              c.stored_indices[static_cast<size_t>(c.valid_frames - 1)]);
     EXPECT_EQ(c.progress[static_cast<size_t>(i)], c.progress[static_cast<size_t>(c.valid_frames - 1)]);
   }
 }
@@ -100,7 +91,8 @@ TEST(Sampler, RewindGoesUpThenDown) {
     EXPECT_EQ(r.trajectory, p.chosen.trajectory);
     const auto& v = r.stored_indices;
     const auto n = static_cast<size_t>(r.valid_frames);
-    const size_t peak = static_cast<size_t>(std::max_element(v.begin(), v.begin() + static_cast<long>(n)) - v.begin());
+    const size_t peak =
+        static_cast<size_t>(std::max_element(v.begin(), v.begin() + static_cast<long>(n)) - v.begin());
     for (size_t i = 1; i <= peak; ++i) EXPECT_LE(v[i - 1], v[i]);
     for (size_t i = peak + 1; i < n; ++i) EXPECT_GE(v[i - 1], v[i]);
     for (size_t i = 1; i < n; ++i) EXPECT_GT(v[i], v[0]);  // s is the lowest frame
@@ -215,8 +207,8 @@ TEST(Sampler, DrawnFailureBecomesRejected) {
 
 TEST(Sampler, RebalancesAwayFromImpossibleStrategies) {
   // No failures anywhere: suboptimal is impossible, so [1,1,0,0] always ends as rewind.
-  auto idx = std::make_shared<TrajectoryIndex>(std::vector<Trajectory>{
-      traj("a", "t1", "src", 30), traj("b", "t2", "src", 30)});
+  auto idx = std::make_shared<TrajectoryIndex>(
+      std::vector<Trajectory>{traj("a", "t1", "src", 30), traj("b", "t2", "src", 30)});
   SamplerOptions o;
   o.strategy_ratios = {1, 1, 0, 0};
   PairSampler s(idx, o);
@@ -339,10 +331,11 @@ TEST(Sampler, PartialSuccessChosenIsTheBetterOne) {
   EXPECT_EQ(seen, 60);
 }
 
-// predict_last_frame_partial_progress is off by default (as in the original): partial-success
-// clips get the ordinary formula; on, a clip ending on the last stored frame is 0 everywhere
-// but there, where it carries the score.
-TEST(Sampler, LastFramePartialProgressOnlyWhenAskedFor) {
+// A graded clip that reaches the trajectory's last stored frame is labelled [0, ..., 0, p]
+// whatever predict_last_frame_partial_progress says (the original compute_progress_from_segment
+// always gets partial_success); the flag only adds the per-frame mask that keeps the loss on
+// that frame (RBMBaseSampler._get_traj_from_data predict_last_frame_mask).
+TEST(Sampler, PartialSuccessLabelsAlwaysLastFrameMaskOnlyWithFlag) {
   auto a = traj("a", "t", "graded", 20, Quality::Failure);
   a.partial_success = 0.25f;
   auto b = traj("b", "t", "graded", 20, Quality::Failure);
@@ -352,28 +345,39 @@ TEST(Sampler, LastFramePartialProgressOnlyWhenAskedFor) {
     SamplerOptions o = only(Strategy::Suboptimal);
     o.last_frame_partial_progress = on;
     PairSampler s(idx, o);
-    int ending_on_last = 0;
+    int ending_on_last = 0, not_ending = 0;
     for (uint64_t seed = 0; seed < 80; ++seed) {
       Rng rng(seed);
       auto p = s.sample_for(seed % 2, Strategy::Suboptimal, rng);
       ASSERT_TRUE(p);
       for (const ClipPlan* c : {&p->chosen, &p->rejected}) {
         const auto& ix = c->stored_indices;
+        ASSERT_EQ(c->progress_frame_mask.size(), ix.size());
         const auto last = std::find(ix.begin(), ix.end(), c->num_stored - 1);
-        if (last == ix.end()) continue;
+        const size_t valid = static_cast<size_t>(c->valid_frames);
+        if (last == ix.end()) {
+          ++not_ending;
+          const std::vector<double> plain = progress_labels(c->num_stored, ix, 1.0);
+          for (size_t k = 0; k < ix.size(); ++k) {
+            EXPECT_NEAR(c->progress[k], plain[k], 1e-12);
+            EXPECT_EQ(c->progress_frame_mask[k], on ? 0.0 : 1.0);  // flag: nothing to supervise
+          }
+          continue;
+        }
         ++ending_on_last;
         const double score = *idx->at(c->trajectory).partial_success;
         const size_t at = static_cast<size_t>(last - ix.begin());
-        const std::vector<double> plain = progress_labels(c->num_stored, ix, 1.0);
         for (size_t k = 0; k < ix.size(); ++k) {
-          // Right padding repeats the last frame and its label.
+          // Right padding repeats the last frame and its label; the mask marks only real frames.
           const bool last_frame = k >= at && ix[k] == c->num_stored - 1;
-          if (on) EXPECT_NEAR(c->progress[k], last_frame ? score : 0.0, 1e-12) << seed << " " << k;
-          else EXPECT_NEAR(c->progress[k], plain[k], 1e-12) << seed << " " << k;
+          EXPECT_NEAR(c->progress[k], last_frame ? score : 0.0, 1e-12) << seed << " " << k;
+          const double mask = !on ? 1.0 : (last_frame && k < valid ? 1.0 : 0.0);
+          EXPECT_EQ(c->progress_frame_mask[k], mask) << seed << " " << k;
         }
       }
     }
     EXPECT_GT(ending_on_last, 5) << "too few clips reach the last stored frame to test anything";
+    EXPECT_GT(not_ending, 5);
   }
 }
 
@@ -381,8 +385,8 @@ TEST(Sampler, LastFramePartialProgressOnlyWhenAskedFor) {
 // failures for a drawn "suboptimal" strategy; all weights 0 is a configuration error.
 TEST(Sampler, WeightZeroSourceIsNeverDrawnFrom) {
   auto idx = std::make_shared<TrajectoryIndex>(std::vector<Trajectory>{
-      traj("a1", "t", "main", 30), traj("a2", "t", "main", 30),
-      traj("z1", "u", "zero", 30, Quality::Failure), traj("z2", "u", "zero", 30, Quality::Failure)});
+      traj("a1", "t", "main", 30), traj("a2", "t", "main", 30), traj("z1", "u", "zero", 30, Quality::Failure),
+      traj("z2", "u", "zero", 30, Quality::Failure)});
   SamplerOptions o;
   o.source_weights = {{"zero", 0.0}};
   PairSampler s(idx, o);
@@ -401,8 +405,8 @@ TEST(Sampler, WeightZeroSourceIsNeverDrawnFrom) {
 // without any successful trajectory is an error, not silently trained on.
 TEST(Sampler, FailuresAreNeverTheChosenSide) {
   auto idx = std::make_shared<TrajectoryIndex>(std::vector<Trajectory>{
-      traj("a1", "t", "A", 30), traj("a2", "t", "A", 30),
-      traj("f1", "u", "B", 30, Quality::Failure), traj("f2", "u", "B", 30, Quality::Failure)});
+      traj("a1", "t", "A", 30), traj("a2", "t", "A", 30), traj("f1", "u", "B", 30, Quality::Failure),
+      traj("f2", "u", "B", 30, Quality::Failure)});
   PairSampler s(idx, SamplerOptions{});
   for (uint64_t seed = 0; seed < 500; ++seed) {
     Rng rng(seed);

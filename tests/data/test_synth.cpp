@@ -57,7 +57,8 @@ TEST(Synth, ProgressMatchesQuality) {
   for (uint64_t seed = 0; seed < 40; ++seed) {
     for (int task = 0; task < kSynthMaxTasks; ++task) {
       for (Quality q : {Quality::Successful, Quality::Suboptimal, Quality::Failure}) {
-        const auto e = render_synth_episode(o, task, q, 16 + static_cast<int>(seed % 9), seed * 31 + task, "e");
+        const auto e =
+            render_synth_episode(o, task, q, 16 + static_cast<int>(seed % 9), seed * 31 + task, "e");
         ASSERT_EQ(e.progress.size(), static_cast<size_t>(e.num_frames));
         for (double g : e.progress) ASSERT_TRUE(g >= 0 && g <= 1) << g;
         EXPECT_EQ(e.progress.front(), 0.0);  // the gripper starts at home
@@ -104,9 +105,9 @@ TEST(Synth, EpisodeSpecsCycleTasksAndQualities) {
   EXPECT_EQ(counts[static_cast<int>(Quality::Successful)], 16);
   EXPECT_EQ(counts[static_cast<int>(Quality::Suboptimal)], 8);
   EXPECT_EQ(counts[static_cast<int>(Quality::Failure)], 8);
-  EXPECT_EQ(specs[5].quality, Quality::Successful);   // round 1
-  EXPECT_EQ(specs[9].quality, Quality::Suboptimal);   // round 2
-  EXPECT_EQ(specs[13].quality, Quality::Failure);     // round 3
+  EXPECT_EQ(specs[5].quality, Quality::Successful);  // round 1
+  EXPECT_EQ(specs[9].quality, Quality::Suboptimal);  // round 2
+  EXPECT_EQ(specs[13].quality, Quality::Failure);    // round 3
   // eval episodes are different episodes, not copies of train
   EXPECT_NE(synth_episode_specs(o, "eval")[0].seed, specs[0].seed);
   EXPECT_THROW(synth_episode_specs(o, "test"), ConfigError);
@@ -166,7 +167,8 @@ TEST(Synth, DatasetOnDisk) {
                                           specs[i].seed, specs[i].id);
       const at::Tensor decoded = r.frames({0, t.num_frames - 1}).to(at::kFloat);
       const size_t fb = static_cast<size_t>(o.size) * o.size * 3;
-      const at::Tensor first = at::from_blob(const_cast<uint8_t*>(e.frames.data()), {o.size, o.size, 3}, at::kByte);
+      const at::Tensor first =
+          at::from_blob(const_cast<uint8_t*>(e.frames.data()), {o.size, o.size, 3}, at::kByte);
       const at::Tensor last = at::from_blob(const_cast<uint8_t*>(e.frames.data() + fb * (t.num_frames - 1)),
                                             {o.size, o.size, 3}, at::kByte);
       // lossy yuv420p blurs the colour of small objects, but flat areas (most pixels) survive

@@ -39,7 +39,8 @@ struct Fixtures {
     // VFR: 10 fps for 20 frames, then 1/0.15 s; a 1 ms time base keeps the times exact.
     const std::string vfr_args =
         "-vf \"settb=1/1000,setpts='(N/10+max(N-20\\,0)*0.05)/TB'\" -fps_mode passthrough "
-        "-enc_time_base 1/1000 " + test::h264_args();
+        "-enc_time_base 1/1000 " +
+        test::h264_args();
     ok = test::make_index_video(h264, kFrames, test::h264_args()) &&
          test::make_index_video(h264_no_b, kFrames, test::h264_args(8, 0)) &&
          test::make_index_video(hevc, kFrames, test::hevc_args()) &&
@@ -55,9 +56,9 @@ const Fixtures& fixtures() {
   return f;
 }
 
-#define REQUIRE_FIXTURES()                                   \
-  do {                                                       \
-    ROBOMETER_REQUIRE_FFMPEG_CLI();                          \
+#define REQUIRE_FIXTURES()                                     \
+  do {                                                         \
+    ROBOMETER_REQUIRE_FFMPEG_CLI();                            \
     ASSERT_TRUE(fixtures().ok) << "making test videos failed"; \
   } while (0)
 
@@ -72,8 +73,10 @@ std::vector<int64_t> decoded_indices(const at::Tensor& t) {
 
 // (pts_time, keyframe) of every packet according to ffprobe, sorted by time.
 std::vector<std::pair<double, bool>> ffprobe_packets(const fs::path& file) {
-  const std::string cmd = "ffprobe -v error -select_streams v:0 -show_entries packet=pts_time,flags "
-                          "-of csv=p=0 '" + file.string() + "'";
+  const std::string cmd =
+      "ffprobe -v error -select_streams v:0 -show_entries packet=pts_time,flags "
+      "-of csv=p=0 '" +
+      file.string() + "'";
   std::vector<std::pair<double, bool>> out;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return out;
@@ -216,8 +219,10 @@ TEST(VideoReader, SkipsUnwantedNonReferenceFrames) {
 
 // Presentation-order frame index of each packet, in the file's (decode) order, per ffprobe.
 std::vector<int64_t> ffprobe_decode_order(const fs::path& file) {
-  const std::string cmd = "ffprobe -v error -select_streams v:0 -show_entries packet=pts_time "
-                          "-of csv=p=0 '" + file.string() + "'";
+  const std::string cmd =
+      "ffprobe -v error -select_streams v:0 -show_entries packet=pts_time "
+      "-of csv=p=0 '" +
+      file.string() + "'";
   std::vector<double> pts;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return {};
@@ -240,15 +245,20 @@ TEST(VideoReader, StopsReadingOnceEveryWantedPacketIsIn) {
   REQUIRE_FIXTURES();
   const auto order = ffprobe_decode_order(fixtures().h264);
   ASSERT_EQ(static_cast<int64_t>(order.size()), kFrames);
-  ASSERT_NE(order, [&] { std::vector<int64_t> v(kFrames); std::iota(v.begin(), v.end(), 0); return v; }())
-      << "the fixture must have B-frames (decode order != presentation order)";
+  ASSERT_NE(order, [&] {
+    std::vector<int64_t> v(kFrames);
+    std::iota(v.begin(), v.end(), 0);
+    return v;
+  }()) << "the fixture must have B-frames (decode order != presentation order)";
   // All within the first GOP (keyframes every 8 frames): no seek in the first call.
-  for (const std::vector<int64_t>& want : std::vector<std::vector<int64_t>>{{1}, {6, 2}, {3, 4, 5}, {7, 0, 5}}) {
+  for (const std::vector<int64_t>& want :
+       std::vector<std::vector<int64_t>>{{1}, {6, 2}, {3, 4, 5}, {7, 0, 5}}) {
     VideoReader r(fixtures().h264.string());
     EXPECT_EQ(decoded_indices(r.frames(want)), want);
     int64_t last_position = 0;  // position, in decode order, of the last wanted packet
     for (size_t pos = 0; pos < order.size(); ++pos)
-      if (std::find(want.begin(), want.end(), order[pos]) != want.end()) last_position = static_cast<int64_t>(pos);
+      if (std::find(want.begin(), want.end(), order[pos]) != want.end())
+        last_position = static_cast<int64_t>(pos);
     EXPECT_EQ(r.stats().packets_read, last_position + 1) << "want[0] = " << want[0];
     EXPECT_EQ(r.stats().seeks, 0);
     const std::vector<int64_t> next = {want[0] + 1, want[0] + 2};
@@ -289,7 +299,7 @@ TEST(VideoReader, VariableFrameRate) {
     const double expected = i / 10.0 + std::max<int>(static_cast<int>(i) - 20, 0) * 0.05;
     EXPECT_NEAR(ts[i], expected, 0.0015) << i;  // 1 ms time base
   }
-  EXPECT_NEAR(ts[5] - ts[4], 0.10, 0.002);   // the rate really changes
+  EXPECT_NEAR(ts[5] - ts[4], 0.10, 0.002);  // the rate really changes
   EXPECT_NEAR(ts[35] - ts[34], 0.15, 0.002);
   EXPECT_EQ(decoded_indices(r.frames({39, 3, 25, 20, 19})), (std::vector<int64_t>{39, 3, 25, 20, 19}));
 }
@@ -390,9 +400,9 @@ TEST(VideoReader, HonoursColourMatrixAndRange) {
       const std::string sws_matrix = matrix == "bt709" ? "bt709" : "bt601";
       ASSERT_TRUE(test::run_command(
           "ffmpeg -hide_banner -loglevel error -y -f lavfi -i color=c=0xC03020:s=64x48:r=10 "
-          "-frames:v 3 -vf format=rgb24,scale=out_color_matrix=" + sws_matrix + ":out_range=" +
-          range + ",format=yuv420p -colorspace " + matrix + " -color_range " + range +
-          " -c:v libx264 -qp 0 '" + f.string() + "'"));
+          "-frames:v 3 -vf format=rgb24,scale=out_color_matrix=" +
+          sws_matrix + ":out_range=" + range + ",format=yuv420p -colorspace " + matrix + " -color_range " +
+          range + " -c:v libx264 -qp 0 '" + f.string() + "'"));
       ASSERT_TRUE(test::run_command("ffmpeg -hide_banner -loglevel error -y -i '" + f.string() +
                                     "' -frames:v 1 -f rawvideo -pix_fmt rgb24 '" + ref.string() + "'"));
       std::ifstream in(ref, std::ios::binary);
@@ -404,7 +414,8 @@ TEST(VideoReader, HonoursColourMatrixAndRange) {
       const uint8_t* p = t.data_ptr<uint8_t>() + centre;
       for (int c = 0; c < 3; ++c) {
         EXPECT_NEAR(p[c], rgb[c], 5) << matrix << " " << range << " channel " << c;
-        EXPECT_NEAR(p[c], static_cast<uint8_t>(cli[centre + c]), 1) << matrix << " " << range << " channel " << c;
+        EXPECT_NEAR(p[c], static_cast<uint8_t>(cli[centre + c]), 1)
+            << matrix << " " << range << " channel " << c;
       }
     }
   }
@@ -415,7 +426,11 @@ TEST(VideoReader, HonoursColourMatrixAndRange) {
 TEST(VideoReader, RobometerExampleClips) {
   ROBOMETER_REQUIRE_SHARED_DATA();
   const fs::path dir = test::shared_dir() / "data/robometer/scripts/example_videos";
-  struct Clip { const char* name; int64_t frames; int w, h; };
+  struct Clip {
+    const char* name;
+    int64_t frames;
+    int w, h;
+  };
   for (const Clip& c : {Clip{"soar_put_green_stick_in_brown_bowl.mp4", 32, 240, 240},
                         Clip{"berkeley_rpt_stack_cup.mp4", 32, 320, 240},
                         Clip{"jaco_play_pick_up_green_cup.mp4", 64, 240, 240}}) {
@@ -450,9 +465,10 @@ TEST(VideoReader, G1LeRobotAv1Clips) {
 // Python with PyAV + numpy (Debian's python3-av lives in /usr/bin/python3).
 std::string pyav_python() {
   static std::string found = [] {
-  for (const char* py : {"/usr/bin/python3", "python3"})
-    if (std::system((std::string(py) + " -c 'import av, numpy' >/dev/null 2>&1").c_str()) == 0) return std::string(py);
-  return std::string();
+    for (const char* py : {"/usr/bin/python3", "python3"})
+      if (std::system((std::string(py) + " -c 'import av, numpy' >/dev/null 2>&1").c_str()) == 0)
+        return std::string(py);
+    return std::string();
   }();
   return found;
 }
@@ -467,15 +483,17 @@ void compare_with_pyav(const fs::path& clip, const std::vector<int64_t>& want, i
   const fs::path raw = dir / "pyav.rgb";
   std::string list;
   for (auto i : want) list += std::to_string(i) + ",";
-  ASSERT_TRUE(test::run_command(
-      py + " -c \"import av, numpy as np, sys\n"
-           "want=[" + list + "]\nout={}\n"
-           "with av.open(sys.argv[1]) as c:\n"
-           "  for i, f in enumerate(c.decode(video=0)):\n"
-           "    if i in want: out[i] = f.to_ndarray(format='rgb24')\n"
-           "    if i >= max(want): break\n"
-           "np.stack([out[i] for i in want]).tofile(sys.argv[2])\" '" +
-      clip.string() + "' '" + raw.string() + "'"));
+  ASSERT_TRUE(test::run_command(py +
+                                " -c \"import av, numpy as np, sys\n"
+                                "want=[" +
+                                list +
+                                "]\nout={}\n"
+                                "with av.open(sys.argv[1]) as c:\n"
+                                "  for i, f in enumerate(c.decode(video=0)):\n"
+                                "    if i in want: out[i] = f.to_ndarray(format='rgb24')\n"
+                                "    if i >= max(want): break\n"
+                                "np.stack([out[i] for i in want]).tofile(sys.argv[2])\" '" +
+                                clip.string() + "' '" + raw.string() + "'"));
   VideoReader r(clip.string());
   at::Tensor ours = r.frames(want);
   std::ifstream in(raw, std::ios::binary);
@@ -499,9 +517,10 @@ TEST(VideoReader, MatchesPyAvOnRealH264Clip) {
 
 TEST(VideoReader, MatchesPyAvOnRealAv1Clip) {
   ROBOMETER_REQUIRE_SHARED_DATA();
-  compare_with_pyav(test::shared_dir() /
-                        "data/G1-policy-train/videos/chunk-000/observation.images.cam_high/episode_000029.mp4",
-                    {0, 7, 220}, 2);
+  compare_with_pyav(
+      test::shared_dir() /
+          "data/G1-policy-train/videos/chunk-000/observation.images.cam_high/episode_000029.mp4",
+      {0, 7, 220}, 2);
 }
 
 // ---------------------------------------------------------------- bad inputs
@@ -534,7 +553,8 @@ TEST(VideoReaderErrors, AudioOnlyFileHasNoVideoStream) {
   ROBOMETER_REQUIRE_FFMPEG_CLI();
   TempDir dir;
   const std::string audio = (dir / "sine.m4a").string();
-  ASSERT_TRUE(test::run_command("ffmpeg -hide_banner -loglevel error -y -f lavfi -i sine=d=0.5 '" + audio + "'"));
+  ASSERT_TRUE(
+      test::run_command("ffmpeg -hide_banner -loglevel error -y -f lavfi -i sine=d=0.5 '" + audio + "'"));
   expect_format_error([&] { VideoReader r(audio); }, audio, "no video stream");
 }
 
@@ -543,7 +563,8 @@ TEST(VideoReaderErrors, AudioOnlyFileHasNoVideoStream) {
 TEST(VideoReaderErrors, TruncatedMp4FailsAtOpen) {
   ROBOMETER_REQUIRE_SHARED_DATA();
   TempDir dir;
-  const fs::path src = test::shared_dir() / "data/robometer/scripts/example_videos/jaco_play_pick_up_green_cup.mp4";
+  const fs::path src =
+      test::shared_dir() / "data/robometer/scripts/example_videos/jaco_play_pick_up_green_cup.mp4";
   const fs::path faststart = dir / "faststart.mp4";
   ASSERT_TRUE(test::run_command("ffmpeg -hide_banner -loglevel error -y -i '" + src.string() +
                                 "' -c copy -movflags +faststart '" + faststart.string() + "'"));
@@ -593,7 +614,8 @@ TEST(VideoReaderErrors, CorruptPacketsDoNotCrash) {
       ++errors;
       EXPECT_NE(std::string(e.what()).find(bad.string()), std::string::npos) << e.what();
     }
-    std::printf("[ corrupt  ] %s: %s\n", bad.filename().c_str(), errors ? "FormatError" : "decoded (concealed)");
+    std::printf("[ corrupt  ] %s: %s\n", bad.filename().c_str(),
+                errors ? "FormatError" : "decoded (concealed)");
   }
 }
 
@@ -601,7 +623,11 @@ TEST(VideoReaderErrors, IndexOutOfRange) {
   REQUIRE_FIXTURES();
   const std::string path = fixtures().h264.string();
   VideoReader r(path);
-  expect_format_error([&] { r.frames({0, -1}); }, path, "frame index -1 (position 1) is out of range [0, 40)");
+  expect_format_error(
+      [&] {
+        r.frames({0, -1});
+      },
+      path, "frame index -1 (position 1) is out of range [0, 40)");
   expect_format_error([&] { r.frames({40}); }, path, "frame index 40");
   EXPECT_EQ(decoded_indices(r.frames({39})), std::vector<int64_t>{39});  // still usable
 }

@@ -45,7 +45,8 @@ TEST(VideoWriter, DecodesToTheSameFramesInOrder) {
   const at::Tensor frames = r.frames(all);
   for (int i = 0; i < 13; ++i) {
     const at::Tensor f = frames[i].contiguous();
-    EXPECT_EQ(test::decode_index_pattern(f.data_ptr<uint8_t>(), test::kIndexW, test::kIndexH), i) << "frame " << i;
+    EXPECT_EQ(test::decode_index_pattern(f.data_ptr<uint8_t>(), test::kIndexW, test::kIndexH), i)
+        << "frame " << i;
   }
 }
 
@@ -55,8 +56,10 @@ TEST(VideoWriter, FfprobeCountsEveryFrame) {
   test::TempDir dir;
   const fs::path file = dir / "v.mp4";
   write_index_video(file, 21, 25);
-  const std::string cmd = "ffprobe -v error -count_frames -select_streams v:0 -show_entries "
-                          "stream=nb_read_frames,codec_name,pix_fmt -of csv=p=0 '" + file.string() + "'";
+  const std::string cmd =
+      "ffprobe -v error -count_frames -select_streams v:0 -show_entries "
+      "stream=nb_read_frames,codec_name,pix_fmt -of csv=p=0 '" +
+      file.string() + "'";
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   char buf[256] = {0};

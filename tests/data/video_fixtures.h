@@ -22,9 +22,9 @@ inline bool ffmpeg_cli_available() {
   return ok;
 }
 
-#define ROBOMETER_REQUIRE_FFMPEG_CLI()                                          \
-  do {                                                                          \
-    if (!::robometer::test::ffmpeg_cli_available())                             \
+#define ROBOMETER_REQUIRE_FFMPEG_CLI()                                              \
+  do {                                                                              \
+    if (!::robometer::test::ffmpeg_cli_available())                                 \
       GTEST_SKIP() << "the ffmpeg command-line tool is needed to make test videos"; \
   } while (0)
 

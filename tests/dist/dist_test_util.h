@@ -36,7 +36,7 @@ inline int env_int(const char* name) {
 }
 
 struct RankResult {
-  int status = -1;      // waitpid status; -1 = killed at the deadline
+  int status = -1;  // waitpid status; -1 = killed at the deadline
   bool timed_out = false;
   std::string output;
   bool ok() const { return !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0; }
@@ -87,8 +87,8 @@ inline std::vector<RankResult> run_ranks(const std::string& worker, int world,
   }
   std::vector<RankResult> res(world);
   std::vector<bool> done(world, false);
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(static_cast<int64_t>(deadline_s * 1000));
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(deadline_s * 1000));
   int left = world;
   while (left > 0) {
     for (int r = 0; r < world; ++r) {
@@ -124,11 +124,12 @@ inline std::vector<RankResult> run_ranks(const std::string& worker, int world,
 
 inline void expect_all_ok(const std::vector<RankResult>& res) {
   for (size_t r = 0; r < res.size(); ++r) {
-    EXPECT_TRUE(res[r].ok()) << "rank " << r << (res[r].timed_out ? " timed out" : " failed")
-                             << "; output:\n" << res[r].output;
+    EXPECT_TRUE(res[r].ok()) << "rank " << r << (res[r].timed_out ? " timed out" : " failed") << "; output:\n"
+                             << res[r].output;
     // The worker test really ran (a filter that matches nothing also exits 0).
     EXPECT_NE(res[r].output.find("[  PASSED  ] 1 test."), std::string::npos)
-        << "rank " << r << " did not run its worker test:\n" << res[r].output;
+        << "rank " << r << " did not run its worker test:\n"
+        << res[r].output;
   }
 }
 

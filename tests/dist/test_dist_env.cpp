@@ -31,8 +31,12 @@ TEST(DistEnv, NoVariablesIsOneProcess) {
 }
 
 TEST(DistEnv, Torchrun) {
-  auto e = from({{"RANK", "5"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "4"},
-                 {"MASTER_ADDR", "10.0.0.7"}, {"MASTER_PORT", "12345"}});
+  auto e = from({{"RANK", "5"},
+                 {"WORLD_SIZE", "8"},
+                 {"LOCAL_RANK", "1"},
+                 {"LOCAL_WORLD_SIZE", "4"},
+                 {"MASTER_ADDR", "10.0.0.7"},
+                 {"MASTER_PORT", "12345"}});
   EXPECT_EQ(e.source, "torchrun");
   EXPECT_EQ(e.rank, 5);
   EXPECT_EQ(e.world_size, 8);
@@ -51,7 +55,9 @@ TEST(DistEnv, TorchrunDefaults) {
 }
 
 TEST(DistEnv, Slurm) {
-  auto e = from({{"SLURM_PROCID", "3"}, {"SLURM_NTASKS", "16"}, {"SLURM_LOCALID", "3"},
+  auto e = from({{"SLURM_PROCID", "3"},
+                 {"SLURM_NTASKS", "16"},
+                 {"SLURM_LOCALID", "3"},
                  {"SLURM_JOB_NODELIST", "gpu-node[07-10,12],login1"}});
   EXPECT_EQ(e.source, "slurm");
   EXPECT_EQ(e.rank, 3);
@@ -62,8 +68,11 @@ TEST(DistEnv, Slurm) {
   // SLURM_NODELIST is the fallback; MASTER_ADDR/PORT win when set.
   e = from({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_NODELIST", "a1,b2"}});
   EXPECT_EQ(e.master_addr, "a1");
-  e = from({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_NODELIST", "a1"},
-            {"MASTER_ADDR", "head"}, {"MASTER_PORT", "2000"}});
+  e = from({{"SLURM_PROCID", "0"},
+            {"SLURM_NTASKS", "2"},
+            {"SLURM_NODELIST", "a1"},
+            {"MASTER_ADDR", "head"},
+            {"MASTER_PORT", "2000"}});
   EXPECT_EQ(e.master_addr, "head");
   EXPECT_EQ(e.master_port, 2000);
 }
@@ -105,6 +114,5 @@ TEST(DistEnv, InconsistentEnvironmentNamesTheVariable) {
   expect_error({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "70000"}}, "MASTER_PORT");
   expect_error({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"LOCAL_RANK", "3"}, {"LOCAL_WORLD_SIZE", "2"}},
                "LOCAL_RANK=3");
-  expect_error({{"SLURM_PROCID", "4"}, {"SLURM_NTASKS", "4"}, {"SLURM_NODELIST", "n1"}},
-               "SLURM_PROCID=4");
+  expect_error({{"SLURM_PROCID", "4"}, {"SLURM_NTASKS", "4"}, {"SLURM_NODELIST", "n1"}}, "SLURM_PROCID=4");
 }

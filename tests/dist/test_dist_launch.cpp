@@ -26,8 +26,8 @@ fs::path robometer_binary() {
   return fs::canonical("/proc/self/exe").parent_path().parent_path() / "robometer";
 }
 
-#define REQUIRE_BINARY()                                                            \
-  if (!fs::exists(robometer_binary()))                                              \
+#define REQUIRE_BINARY()               \
+  if (!fs::exists(robometer_binary())) \
   GTEST_SKIP() << robometer_binary() << " is absent (build the robometer target)"
 
 struct Run {
@@ -101,7 +101,8 @@ TEST(DistLaunch, StoppingARankStopsItsChildren) {
   const std::string pidfile = (dir / "child.pid").string();
   auto r = run(robometer_binary().string() +
                " launch --nproc-per-node 2 --master-port 0 --grace 2 --program /bin/sh -- -c "
-               "'if [ $RANK = 1 ]; then sleep 1; exit 3; fi; sleep 77 >/dev/null 2>&1 & echo $! > " + pidfile + "; wait'");
+               "'if [ $RANK = 1 ]; then sleep 1; exit 3; fi; sleep 77 >/dev/null 2>&1 & echo $! > " +
+               pidfile + "; wait'");
   EXPECT_NE(r.status, 0) << r.output;
   std::ifstream in(pidfile);
   pid_t child = 0;
@@ -117,8 +118,8 @@ TEST(DistLaunch, StoppingARankStopsItsChildren) {
 
 TEST(DistLaunch, FailingSubcommandFails) {
   REQUIRE_BINARY();
-  auto r = run(robometer_binary().string() +
-               " launch --nproc-per-node 2 --master-port 0 -- no-such-subcommand");
+  auto r =
+      run(robometer_binary().string() + " launch --nproc-per-node 2 --master-port 0 -- no-such-subcommand");
   EXPECT_NE(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("failed"), std::string::npos) << r.output;
 }
@@ -128,14 +129,12 @@ TEST(DistLaunch, ForwardsSigtermToEveryRank) {
   robometer::test::TempDir dir;
   const std::string d = dir.path().string();
   // Each rank traps TERM, records it and exits 0 (as the trainer does after checkpointing).
-  const std::string script =
-      "trap 'echo term > " + d + "/t$RANK; exit 0' TERM; touch " + d +
-      "/up$RANK; while true; do sleep 0.05; done";
+  const std::string script = "trap 'echo term > " + d + "/t$RANK; exit 0' TERM; touch " + d +
+                             "/up$RANK; while true; do sleep 0.05; done";
   const pid_t pid = fork();
   if (pid == 0) {
-    execl(robometer_binary().c_str(), "robometer", "launch", "--nproc-per-node", "2",
-          "--master-port", "0", "--program", "/bin/sh", "--", "-c", script.c_str(),
-          static_cast<char*>(nullptr));
+    execl(robometer_binary().c_str(), "robometer", "launch", "--nproc-per-node", "2", "--master-port", "0",
+          "--program", "/bin/sh", "--", "-c", script.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -165,7 +164,8 @@ std::map<int, double> losses(const fs::path& metrics) {
   std::string line;
   while (std::getline(f, line)) {
     const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_object() && j.contains("step") && j.contains("loss")) out[j["step"].get<int>()] = j["loss"].get<double>();
+    if (j.is_object() && j.contains("step") && j.contains("loss"))
+      out[j["step"].get<int>()] = j["loss"].get<double>();
   }
   return out;
 }
@@ -195,15 +195,19 @@ TEST(DistLaunch, TwoRanksTrainLikeOneProcessWithTwiceTheBatch) {
   ASSERT_NE(at, std::string::npos) << "configs/models/tiny.json changed: update this test";
   model_json.replace(at, std::string("\"head_dropout\": 0.1").size(), "\"head_dropout\": 0.0");
   std::ofstream(d + "/tiny_nodrop.json") << model_json;
-  const std::string common = " train configs/tiny.yaml 'data.train=[{path: " + d + "/synth/train}]' 'data.eval=[]' "
-                             "model.config_json=" + d + "/tiny_nodrop.json train.max_steps=4 train.log_every=1 "
+  const std::string common = " train configs/tiny.yaml 'data.train=[{path: " + d +
+                             "/synth/train}]' 'data.eval=[]' "
+                             "model.config_json=" +
+                             d +
+                             "/tiny_nodrop.json train.max_steps=4 train.log_every=1 "
                              "train.eval_every=0 train.checkpoint_every=0 data.num_workers=1 "
                              "output.tensorboard=false --no-progress ";
   auto one = run("cd '" + src + "' && " + robometer_binary().string() + common +
                  "train.batch_size=4 output.run_dir=" + d + "/one");
   ASSERT_EQ(one.status, 0) << one.output;
   auto two = run("cd '" + src + "' && " + robometer_binary().string() +
-                 " launch --nproc-per-node 2 --master-port 0 --" + common + "train.batch_size=2 output.run_dir=" + d + "/two");
+                 " launch --nproc-per-node 2 --master-port 0 --" + common +
+                 "train.batch_size=2 output.run_dir=" + d + "/two");
   ASSERT_EQ(two.status, 0) << two.output;
   const auto a = losses(d + "/one/metrics.jsonl"), b = losses(d + "/two/metrics.jsonl");
   ASSERT_EQ(a.size(), 4u) << one.output;
@@ -225,11 +229,14 @@ TEST(DistLaunch, TwoRanksResumeFromACheckpointExactly) {
   const std::string d = dir.path().string();
   const std::string src = robometer::test::source_dir().string();
   ASSERT_TRUE(write_small_synth(d));
-  const std::string launch = "cd '" + src + "' && " + robometer_binary().string() +
-                             " launch --nproc-per-node 2 --master-port 0 -- train configs/tiny.yaml "
-                             "'data.train=[{path: " + d + "/synth/train}]' 'data.eval=[]' train.max_steps=4 "
-                             "train.batch_size=2 train.log_every=1 train.eval_every=0 train.checkpoint_every=2 "
-                             "train.keep_last_n=2 data.num_workers=1 output.tensorboard=false --no-progress ";
+  const std::string launch =
+      "cd '" + src + "' && " + robometer_binary().string() +
+      " launch --nproc-per-node 2 --master-port 0 -- train configs/tiny.yaml "
+      "'data.train=[{path: " +
+      d +
+      "/synth/train}]' 'data.eval=[]' train.max_steps=4 "
+      "train.batch_size=2 train.log_every=1 train.eval_every=0 train.checkpoint_every=2 "
+      "train.keep_last_n=2 data.num_workers=1 output.tensorboard=false --no-progress ";
   auto whole = run(launch + "output.run_dir=" + d + "/whole");
   ASSERT_EQ(whole.status, 0) << whole.output;
   const fs::path step2 = dir.path() / "whole" / "checkpoints" / "step_00000002";

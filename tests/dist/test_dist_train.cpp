@@ -9,14 +9,14 @@
 #include <fstream>
 
 #include "dist/dist_test_util.h"
-#include "robometer/core/remove_tree.h"
 #include "robometer/core/error.h"
+#include "robometer/core/remove_tree.h"
 #include "robometer/dist/grad_sync.h"
 #include "robometer/dist/process_group.h"
 #include "robometer/dist/sharded_adamw.h"
-#include "robometer/train/sharded_checkpoint.h"
 #include "robometer/io/safetensors.h"
 #include "robometer/train/param_optimizer.h"
+#include "robometer/train/sharded_checkpoint.h"
 
 namespace fs = std::filesystem;
 using namespace robometer;
@@ -36,9 +36,7 @@ struct NetImpl : torch::nn::Module {
     unused = register_parameter("unused", torch::randn({4}));
     frozen = register_parameter("frozen", torch::randn({3}), /*requires_grad=*/false);
   }
-  torch::Tensor forward(const torch::Tensor& x) {
-    return fc2(torch::tanh(norm(fc1(x)))) + frozen;
-  }
+  torch::Tensor forward(const torch::Tensor& x) { return fc2(torch::tanh(norm(fc1(x)))) + frozen; }
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
   torch::nn::LayerNorm norm{nullptr};
   torch::Tensor unused, frozen;
@@ -90,9 +88,8 @@ std::vector<torch::Tensor> snapshot(Net& net) {
 
 // `steps` optimizer steps; rank r of `world` takes rows [r·b, (r+1)·b) of each global batch
 // (world = 1 with data_world = N gives the 1-rank × N·b reference).
-RunResult train_steps(Net& net, train::ParamOptimizer& opt, train::GradSync& sync,
-                      train::World& world, int data_world, int first_step, int steps,
-                      double max_norm) {
+RunResult train_steps(Net& net, train::ParamOptimizer& opt, train::GradSync& sync, train::World& world,
+                      int data_world, int first_step, int steps, double max_norm) {
   RunResult res;
   const int r = world.rank(), n = world.size();
   for (int step = first_step; step < first_step + steps; ++step) {
@@ -134,8 +131,8 @@ std::shared_ptr<dist::C10dWorld> worker_world(int timeout_s = 30) {
   return std::make_shared<dist::C10dWorld>(dist::read_dist_env(), pc);
 }
 
-void expect_close(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b,
-                  double tol, const std::string& what) {
+void expect_close(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b, double tol,
+                  const std::string& what) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
     const double d = (a[i] - b[i]).abs().max().item<double>();
@@ -390,12 +387,10 @@ TEST(DistWorker, KillRank) {
   } catch (const Error& e) {
     error = e.what();
   }
-  const double waited =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("rank %d: error after %.2f s: %s\n", r, waited, error.c_str());
   std::fflush(stdout);
-  const bool ok = !error.empty() && error.find("rank") != std::string::npos &&
-                  waited < timeout_s + 5;
+  const bool ok = !error.empty() && error.find("rank") != std::string::npos && waited < timeout_s + 5;
   // Skip destructors: the process group's peers are gone.
   _exit(ok ? 0 : 1);
 }
@@ -415,9 +410,7 @@ TEST(DistTrain, DataParallelMatchesBigBatch4Ranks) {
   expect_all_ok(run_ranks("DataParallelMatchesBigBatch", 4));
 }
 
-TEST(DistTrain, BucketedEqualsOneAllReduce) {
-  expect_all_ok(run_ranks("BucketedEqualsOneAllReduce", 2));
-}
+TEST(DistTrain, BucketedEqualsOneAllReduce) { expect_all_ok(run_ranks("BucketedEqualsOneAllReduce", 2)); }
 
 TEST(DistTrain, Zero1MatchesAdamW2And4Ranks) {
   expect_all_ok(run_ranks("Zero1MatchesAdamW", 2));
@@ -428,9 +421,7 @@ TEST(DistTrain, Zero1StateResumeAndConsolidate) {
   expect_all_ok(run_ranks("Zero1StateResumeAndConsolidate", 2));
 }
 
-TEST(DistTrain, ShardedCheckpoint2Ranks) {
-  expect_all_ok(run_ranks("ShardedCheckpoint", 2));
-}
+TEST(DistTrain, ShardedCheckpoint2Ranks) { expect_all_ok(run_ranks("ShardedCheckpoint", 2)); }
 
 TEST(DistTrain, DeadRankFailsOthersWithinTimeout) {
   auto res = run_ranks("KillRank", 3, {}, 40);

@@ -5,6 +5,7 @@
 #include "robometer/data/manifest.h"
 #include "robometer/data/synth.h"
 #include "robometer/eval/evaluator.h"
+#include "robometer/eval/scorer.h"
 
 namespace robometer::eval {
 namespace {
@@ -29,6 +30,7 @@ TEST(Evaluator, SynthEvalSetProducesEveryMetricWithTheLastFrameProtocol) {
   const data::TrajectoryIndex index = synth_eval_index(tmp, 8, 2, 12, 40);
 
   auto cfg = test::tiny_run_config();
+  cfg.eval.protocol = "robometer_cpp";
   auto bundle = model::build_model(cfg.model, at::kCPU, 7);
   EvalOptions o = eval_options(cfg);
   o.frames = 4;
@@ -36,6 +38,8 @@ TEST(Evaluator, SynthEvalSetProducesEveryMetricWithTheLastFrameProtocol) {
   o.preference_pairs = 4;
   o.keep_trajectories = true;
   const auto j = evaluate(bundle, index, o);
+  EXPECT_EQ(j["protocol"]["name"], "robometer_cpp");
+  EXPECT_EQ(j["options"]["protocol"], "robometer_cpp");
 
   ASSERT_TRUE(j.contains("overall"));
   EXPECT_EQ(j["overall"]["num_trajectories"], 8);
@@ -63,6 +67,40 @@ TEST(Evaluator, SynthEvalSetProducesEveryMetricWithTheLastFrameProtocol) {
   const auto j2 = evaluate(bundle, index, o);
   EXPECT_EQ(j["trajectories"], j2["trajectories"]);
   EXPECT_EQ(j["overall"]["preference"], j2["overall"]["preference"]);
+}
+
+// eval.protocol original (the default): end points int(linspace(0, S-1, P))
+// (samplers/eval/reward_alignment.py), label and prediction at clip position min(k, K-1) of the
+// k-th prefix (compile_results.py run_reward_alignment_eval_per_trajectory). For a successful
+// trajectory (cutoff 1, s = 0) the label at a clip position showing frame i is i / (S-1).
+TEST(Evaluator, OriginalProtocolEndPointsAndClipPosition) {
+  test::TempDir tmp;
+  const data::TrajectoryIndex index = synth_eval_index(tmp, 4, 1, 12, 20);
+  auto cfg = test::tiny_run_config();
+  ASSERT_EQ(cfg.eval.protocol, "original");
+  auto bundle = model::build_model(cfg.model, at::kCPU, 7);
+  EvalOptions o = eval_options(cfg);
+  o.frames = 4;
+  o.voc_prefixes = 5;
+  o.preference_pairs = 2;
+  o.keep_trajectories = true;
+  const auto j = evaluate(bundle, index, o);
+  EXPECT_EQ(j["protocol"]["name"], "original");
+  EXPECT_EQ(j["options"]["prefix_aggregation"], "clip_position");
+  int checked = 0;
+  for (const auto& t : j["trajectories"]) {
+    if (t["quality"] != "successful") continue;
+    const auto& traj = index.at(index.find(t["id"].get<std::string>()));
+    const int64_t S = std::min<int64_t>(traj.num_frames, 32);
+    const auto ends = voc_end_points(S, 5, true);
+    ASSERT_EQ(t["gt_progress"].size(), ends.size());
+    for (size_t k = 0; k < ends.size(); ++k) {
+      const int64_t frame = prefix_positions(ends[k], 4)[std::min<size_t>(k, 3)];
+      EXPECT_NEAR(t["gt_progress"][k].get<double>(), static_cast<double>(frame) / (S - 1), 1e-12) << k;
+    }
+    ++checked;
+  }
+  EXPECT_GT(checked, 0);
 }
 
 TEST(Evaluator, MaxTrajectoriesSpreadsOverTheSource) {

@@ -53,11 +53,18 @@ TEST(Correlation, UndefinedOnConstantOrShort) {
 // A NaN prediction is an error naming the metric, never a silent NaN or a fake tie.
 TEST(Correlation, NonFiniteInputsAreErrors) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  robometer::test::expect_throw_contains([&] { pearson({0, .5, 1}, {.1, nan, .9}); }, {"pearson", "position 1"});
+  robometer::test::expect_throw_contains(
+      [&] {
+        pearson({0, .5, 1}, {.1, nan, .9});
+      },
+      {"pearson", "position 1"});
   robometer::test::expect_throw_contains([&] { spearman({0, .5, 1}, {.1, nan, .9}); }, {"non-finite"});
   robometer::test::expect_throw_contains([&] { kendall_tau_a({0, 1}, {nan, 1}); }, {"kendall", "position 0"});
-  robometer::test::expect_throw_contains([&] { binary_detection({.2, nan}, {true, false}, .5); },
-                                         {"binary_detection", "position 1"});
+  robometer::test::expect_throw_contains(
+      [&] {
+        binary_detection({.2, nan}, {true, false}, .5);
+      },
+      {"binary_detection", "position 1"});
 }
 
 TEST(Correlation, AverageRanksWithTies) {
@@ -95,7 +102,8 @@ TEST(PrefixAggregation, LastFrameVersusOriginalClipPosition) {
   const std::vector<std::vector<double>> clips = {{.2, .2, .2, .2}, {.1, .5, .5, .5}, {.1, .3, .6, .8}};
   EXPECT_EQ(aggregate_prefix_clips(clips), (std::vector<double>{.2, .5, .8}));
   // the original takes clip position k: clips[0][0], clips[1][1], clips[2][2]
-  EXPECT_EQ(aggregate_prefix_clips(clips, PrefixAggregation::ClipPosition), (std::vector<double>{.2, .5, .6}));
+  EXPECT_EQ(aggregate_prefix_clips(clips, PrefixAggregation::ClipPosition),
+            (std::vector<double>{.2, .5, .6}));
   // more prefixes than clip positions: clamped to the last position like min(k, len-1)
   EXPECT_EQ(aggregate_prefix_clips({{1}, {2}}, PrefixAggregation::ClipPosition), (std::vector<double>{1, 2}));
   EXPECT_THROW(aggregate_prefix_clips({{}}), Error);
@@ -116,7 +124,7 @@ TEST(RewardAlignment, MeanOverTrajectoriesExcludingUndefined) {
   ts[2].pred_progress = {.9, .5, .1};
   ts[3].quality = Quality::Successful;
   ts[3].gt_progress = {0, .5, 1};
-  ts[3].pred_progress = {1, .5, 0};    // r = rho = -1
+  ts[3].pred_progress = {1, .5, 0};  // r = rho = -1
   const double r0 = .4 / std::sqrt(.5 * .98 / 3);
   VocResult v = reward_alignment(ts);
   EXPECT_EQ(v.trajectories, 3);
@@ -137,14 +145,13 @@ TEST(RewardAlignment, MeanOverTrajectoriesExcludingUndefined) {
 // ---------------------------------------------------------------- policy ranking
 
 std::vector<TrajectoryScores> ranking_fixture() {
-  return {
-      // task A: gold [2,1,0,0], pred [.9,.5,.6,.1]
-      traj("A", Quality::Successful, .9), traj("A", Quality::Suboptimal, .5),
-      traj("A", Quality::Failure, .6), traj("A", Quality::Failure, .1),
-      // task B: S .4 below F .7
-      traj("B", Quality::Successful, .4), traj("B", Quality::Failure, .7),
-      // task C: a single trajectory cannot be ranked
-      traj("C", Quality::Successful, .8)};
+  return {// task A: gold [2,1,0,0], pred [.9,.5,.6,.1]
+          traj("A", Quality::Successful, .9), traj("A", Quality::Suboptimal, .5),
+          traj("A", Quality::Failure, .6), traj("A", Quality::Failure, .1),
+          // task B: S .4 below F .7
+          traj("B", Quality::Successful, .4), traj("B", Quality::Failure, .7),
+          // task C: a single trajectory cannot be ranked
+          traj("C", Quality::Successful, .8)};
 }
 
 TEST(PolicyRanking, KendallTauAPerTaskByHand) {
@@ -170,9 +177,18 @@ TEST(PolicyRanking, LabelTupleVariantEqualsBruteForceEnumeration) {
   std::uniform_real_distribution<double> U(0, 1);
   std::vector<TrajectoryScores> ts;
   std::vector<double> s, u, f;
-  for (int i = 0; i < 4; ++i) { s.push_back(std::round(U(rng) * 5) / 5); ts.push_back(traj("T", Quality::Successful, s.back())); }
-  for (int i = 0; i < 3; ++i) { u.push_back(std::round(U(rng) * 5) / 5); ts.push_back(traj("T", Quality::Suboptimal, u.back())); }
-  for (int i = 0; i < 5; ++i) { f.push_back(std::round(U(rng) * 5) / 5); ts.push_back(traj("T", Quality::Failure, f.back())); }
+  for (int i = 0; i < 4; ++i) {
+    s.push_back(std::round(U(rng) * 5) / 5);
+    ts.push_back(traj("T", Quality::Successful, s.back()));
+  }
+  for (int i = 0; i < 3; ++i) {
+    u.push_back(std::round(U(rng) * 5) / 5);
+    ts.push_back(traj("T", Quality::Suboptimal, u.back()));
+  }
+  for (int i = 0; i < 5; ++i) {
+    f.push_back(std::round(U(rng) * 5) / 5);
+    ts.push_back(traj("T", Quality::Failure, f.back()));
+  }
   double sum = 0;
   int count = 0;
   for (double a : s)
@@ -254,7 +270,7 @@ TEST(SuccessDetection, TrajectoryLevelUsesLastSuccessProb) {
   auto a = traj("A", Quality::Successful, 1);
   a.pred_success = {.1, .2, .8};  // last .8 -> predicted success
   auto b = traj("A", Quality::Failure, 0);
-  b.pred_success = {.9, .3};      // last .3 -> predicted failure
+  b.pred_success = {.9, .3};                    // last .3 -> predicted failure
   auto c = traj("A", Quality::Suboptimal, .5);  // no success head output: skipped
   const auto d = success_detection({a, b, c});
   EXPECT_EQ(d.tp + d.fp + d.tn + d.fn, 2);
@@ -289,7 +305,8 @@ TEST(Confusion, NormalisedDiagonalByHand) {
   auto c = confusion_matrix_score(R);
   EXPECT_NEAR(*c.diagonal_score, .65, 1e-12);
   // per instruction (columns): .8/1.2 and .4/.6, both 2/3
-  EXPECT_NEAR(*confusion_matrix_score(R, ConfusionNormalization::PerInstruction).diagonal_score, 2.0 / 3.0, 1e-12);
+  EXPECT_NEAR(*confusion_matrix_score(R, ConfusionNormalization::PerInstruction).diagonal_score, 2.0 / 3.0,
+              1e-12);
   // original's raw metrics: diag mean (.8+.4)/2 = .6, off-diagonal mean (.2+.4)/2 = .3
   EXPECT_NEAR(c.avg_diagonal, .6, 1e-12);
   EXPECT_NEAR(*c.avg_off_diagonal, .3, 1e-12);
@@ -320,7 +337,8 @@ TEST(Report, PerSourceAndOverall) {
     t.final_progress = 1.0 - *t.final_progress;  // reverses every order: A -> -0.5, B -> +1
   }
   ts.insert(ts.end(), other.begin(), other.end());
-  const std::vector<PreferenceOutcome> pairs = {{"src", "different_task", .9, true}, {"other", "rewind", .1, true}};
+  const std::vector<PreferenceOutcome> pairs = {{"src", "different_task", .9, true},
+                                                {"other", "rewind", .1, true}};
   const json m = compute_metrics(ts, pairs, {}, {{"A", "A", 1}, {"A", "B", 0}, {"B", "A", 0}, {"B", "B", 1}});
   EXPECT_NEAR(m["by_data_source"]["src"]["policy_ranking"]["kendall_tau_a"].get<double>(), -0.25, 1e-12);
   EXPECT_NEAR(m["by_data_source"]["other"]["policy_ranking"]["kendall_tau_a"].get<double>(), 0.25, 1e-12);
@@ -346,9 +364,87 @@ TEST(Report, PerSourceAndOverall) {
   MetricsOptions original;
   original.prefix_aggregation = PrefixAggregation::ClipPosition;
   original.confusion_normalization = ConfusionNormalization::PerInstruction;
-  const json m2 = compute_metrics(ts, {}, original, {{"A", "A", .8}, {"A", "B", .2}, {"B", "A", .4}, {"B", "B", .4}});
+  const json m2 =
+      compute_metrics(ts, {}, original, {{"A", "A", .8}, {"A", "B", .2}, {"B", "A", .4}, {"B", "B", .4}});
   EXPECT_EQ(m2["options"]["prefix_aggregation"], "clip_position");
   EXPECT_NEAR(m2["overall"]["confusion"]["diagonal_score"].get<double>(), 2.0 / 3.0, 1e-12);
+}
+
+// ---------------------------------------------------------------- eval.protocol original
+
+// samplers/eval/reward_alignment.py: end_indices = np.linspace(0, num_frames - 1, n), then
+// int(end_idx). S = 32, P = 5: linspace = 0, 7.75, 15.5, 23.25, 31 -> floor 0, 7, 15, 23, 31
+// (ours rint, half to even: 0, 8, 16, 23, 31). P > S: list(range(num_frames)).
+TEST(OriginalProtocol, VocEndPointsFloor) {
+  EXPECT_EQ(voc_end_points(32, 5, true), (std::vector<int64_t>{0, 7, 15, 23, 31}));
+  EXPECT_EQ(voc_end_points(32, 5, false), (std::vector<int64_t>{0, 8, 16, 23, 31}));
+  EXPECT_EQ(voc_end_points(3, 5, true), (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_EQ(voc_end_points(10, 4, true), (std::vector<int64_t>{0, 3, 6, 9}));  // 0, 3, 6, 9 exactly
+}
+
+// compile_results.py run_reward_alignment_eval_per_trajectory: `traj_pearson = float(...) if not
+// np.isnan(traj_pearson) else 0.0`, every trajectory kept. One perfect trajectory (r = 1) and one
+// with a constant prediction (undefined): original mean (1 + 0)/2 = 0.5, ours 1 (1 excluded).
+TEST(OriginalProtocol, UndefinedCorrelationCountsAsZero) {
+  TrajectoryScores a = traj("t", Quality::Successful, 1.0), b = traj("u", Quality::Successful, 1.0);
+  a.gt_progress = {0, .5, 1};
+  a.pred_progress = {.1, .4, .9};
+  b.gt_progress = {0, .5, 1};
+  b.pred_progress = {.3, .3, .3};
+  const VocResult orig = reward_alignment({a, b}, true, true), ours = reward_alignment({a, b}, true, false);
+  EXPECT_NEAR(*orig.pearson, (*pearson(a.gt_progress, a.pred_progress) + 0.0) / 2, 1e-12);
+  EXPECT_EQ(orig.pearson_undefined, 1);
+  EXPECT_NEAR(*ours.pearson, *pearson(a.gt_progress, a.pred_progress), 1e-12);
+  MetricsOptions o;
+  o.protocol = "original";
+  const json m = compute_metrics({a, b}, {}, o);
+  EXPECT_NEAR(m["overall"]["headline"]["voc_pearson"].get<double>(), *orig.pearson, 1e-12);
+  EXPECT_EQ(m["options"]["protocol"], "original");
+}
+
+// _compute_policy_ranking_metrics_partial_success "ranking_acc_rba", used for sources whose name
+// contains "roboreward" or "roboarena" (run_policy_ranking_eval). One task, partial_success /
+// last-frame reward: (0.0, 0.2), (0.5, 0.2), (1.0, 0.9). Pairs with different ps: (0,.5): true
+// 0>.5 = F, pred .2>.2 = F -> correct (a predicted tie counts when ps_i < ps_j); (0,1): F, F ->
+// correct; (.5,1): F, F -> correct: 3/3 = 1. Reversed order (.5 first, 0 second): true T, pred
+// F -> wrong, so the same rewards give 2/3.
+TEST(OriginalProtocol, PartialSuccessSourcesByNameRankWithRankingAccRba) {
+  auto g = [](double ps, double r, const std::string& src) {
+    TrajectoryScores t = traj("t", Quality::Failure, r, src);
+    t.partial_success = ps;
+    t.id = src + std::to_string(ps);
+    return t;
+  };
+  EXPECT_NEAR(*ranking_acc_rba({g(0, .2, "x"), g(.5, .2, "x"), g(1, .9, "x")}), 1.0, 1e-12);
+  EXPECT_NEAR(*ranking_acc_rba({g(.5, .2, "x"), g(0, .2, "x"), g(1, .9, "x")}), 2.0 / 3.0, 1e-12);
+  MetricsOptions o;
+  o.protocol = "original";
+  const json m = compute_metrics({g(0, .2, "roboreward_test"), g(.5, .2, "roboreward_test"),
+                                  g(1, .9, "roboreward_test"), g(0, .2, "lab"), g(1, .9, "lab")},
+                                 {}, o);
+  const auto& rr = m["by_data_source"]["roboreward_test"];
+  EXPECT_EQ(rr["policy_ranking"]["gold"], "partial_success");
+  EXPECT_EQ(rr["headline"]["policy_ranking_metric"], "ranking_acc_rba");
+  EXPECT_NEAR(rr["headline"]["policy_ranking"].get<double>(), 1.0, 1e-12);
+  EXPECT_EQ(m["by_data_source"]["lab"]["policy_ranking"]["gold"], "quality_label");  // not by name
+  EXPECT_EQ(m["by_data_source"]["lab"]["headline"]["policy_ranking_metric"], "kendall_tau_a_per_label_tuple");
+}
+
+// run_confusion_matrix_eval: trace / n - (sum - trace) / (n*n - n) of the raw mean matrix
+// ("normalized_trace_minus_offdiag"). R = [[.9, .2], [.4, .7]]: (1.6/2) - (0.6/2) = 0.5.
+TEST(OriginalProtocol, ConfusionHeadlineIsDiagonalMinusOffDiagonal) {
+  const std::vector<ConfusionEntry> e = {{"A", "A", .9}, {"A", "B", .2}, {"B", "A", .4}, {"B", "B", .7}};
+  const std::vector<TrajectoryScores> ts = {traj("A", Quality::Successful, .9),
+                                            traj("B", Quality::Successful, .7)};
+  MetricsOptions o;
+  o.protocol = "original";
+  const json m = compute_metrics(ts, {}, o, e);
+  EXPECT_EQ(m["overall"]["headline"]["confusion_metric"], "diagonal_minus_off_diagonal");
+  EXPECT_NEAR(m["overall"]["headline"]["confusion"].get<double>(), 0.5, 1e-12);
+  const json ours = compute_metrics(ts, {}, {}, e);
+  EXPECT_EQ(ours["overall"]["headline"]["confusion_metric"], "diagonal_score");
+  // per video: .9/1.1 and .7/1.1 -> mean 8/11
+  EXPECT_NEAR(ours["overall"]["headline"]["confusion"].get<double>(), 8.0 / 11.0, 1e-12);
 }
 
 // ---------------------------------------------------------------- scipy oracle

@@ -15,7 +15,8 @@ namespace {
 std::string tiny_json_with(const std::string& robometer_section) {
   std::ifstream in(test::source_dir() / "configs/models/tiny.json");
   std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return std::regex_replace(s, std::regex(R"("robometer": \{[^}]*\})"), "\"robometer\": " + robometer_section);
+  return std::regex_replace(s, std::regex(R"("robometer": \{[^}]*\})"),
+                            "\"robometer\": " + robometer_section);
 }
 
 model::ModelBundle build_with(const test::TempDir& dir, const std::string& section) {

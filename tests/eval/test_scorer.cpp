@@ -8,8 +8,8 @@
 
 #include "eval_test_util.h"
 #include "robometer/core/error.h"
-#include "robometer/eval/load.h"
 #include "robometer/eval/scorer.h"
+#include "robometer/export/load.h"
 
 namespace robometer::eval {
 namespace {
@@ -39,7 +39,8 @@ TEST_F(ScorerModel, LinspaceMatchesADirectForward) {
   const auto r = s.linspace(frames, "pick up the cube");
   ASSERT_EQ(r.frame_indices, (std::vector<int64_t>{0, 3, 6, 9}));
   torch::NoGradGuard ng;
-  const auto in = bundle_->processor->progress_inputs({{"pick up the cube", select_frames(frames, r.frame_indices)}});
+  const auto in =
+      bundle_->processor->progress_inputs({{"pick up the cube", select_frames(frames, r.frame_indices)}});
   const auto out = bundle_->model->forward(in);
   for (int i = 0; i < 4; ++i) {
     EXPECT_NEAR(r.progress[i], out.progress[0][i].item<double>(), 1e-6);
@@ -110,7 +111,8 @@ std::vector<float> read_npy_f32(const std::string& path) {
 
 TEST(ScorerReference, NpyReaderOnPublishedFile) {
   ROBOMETER_REQUIRE_SHARED_DATA();
-  const auto p = test::shared_dir() / "data/robometer/scripts/example_videos/soar_put_green_stick_in_brown_bowl_rewards.npy";
+  const auto p = test::shared_dir() /
+                 "data/robometer/scripts/example_videos/soar_put_green_stick_in_brown_bowl_rewards.npy";
   if (!std::filesystem::exists(p)) GTEST_SKIP() << p << " missing";
   const auto v = read_npy_f32(p.string());
   ASSERT_EQ(v.size(), 10u);  // SOURCES.md: soar run with --fps 3 -> 10 values
@@ -129,7 +131,12 @@ TEST(ScorerReference, ExampleClipsMatchPublishedRewards) {
                     "config.json, model*.safetensors, tokenizer.json) to run this check";
   ROBOMETER_REQUIRE_SHARED_DATA();
   const auto ex = test::shared_dir() / "data/robometer/scripts/example_videos";
-  struct Case { const char* video; const char* npy; const char* task; double fps; };
+  struct Case {
+    const char* video;
+    const char* npy;
+    const char* task;
+    double fps;
+  };
   const Case cases[] = {
       {"soar_put_green_stick_in_brown_bowl.mp4", "soar_put_green_stick_in_brown_bowl_rewards.npy",
        "Put green stick in brown bowl", 3},

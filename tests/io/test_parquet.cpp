@@ -38,13 +38,14 @@ const std::vector<std::string>& real_files() {
     fs::path d = shared_dir();
     if (d.empty()) return v;
     for (const char* ep : {"29", "30", "59"})
-      v.push_back((d / "data/G1-policy-train/data/chunk-000" / ("episode_0000" + std::string(ep) + ".parquet")).string());
+      v.push_back(
+          (d / "data/G1-policy-train/data/chunk-000" / ("episode_0000" + std::string(ep) + ".parquet"))
+              .string());
     fs::path r = d / "data/rerun/tests/assets/lerobot/v30_apple_storage";
     v.push_back((r / "data/chunk-000/file-000.parquet").string());
     v.push_back((r / "meta/episodes/chunk-000/file-000.parquet").string());
     v.push_back((r / "meta/tasks.parquet").string());
-    for (auto it = v.begin(); it != v.end();)
-      it = fs::exists(*it) ? it + 1 : v.erase(it);
+    for (auto it = v.begin(); it != v.end();) it = fs::exists(*it) ? it + 1 : v.erase(it);
     return v;
   }();
   return files;
@@ -97,7 +98,10 @@ class ParquetOracle : public ::testing::Test {
 std::string hex_upper(const std::string& s) {
   static const char* d = "0123456789ABCDEF";
   std::string out;
-  for (unsigned char c : s) { out += d[c >> 4]; out += d[c & 15]; }
+  for (unsigned char c : s) {
+    out += d[c >> 4];
+    out += d[c & 15];
+  }
   return out;
 }
 
@@ -105,34 +109,40 @@ std::string uuid_text(const std::string& s) {
   std::string h = hex_upper(s);
   for (auto& c : h) c = static_cast<char>(std::tolower(c));
   if (h.size() != 32) return h;
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" +
+         h.substr(20);
 }
 
 // Renders value k of the column as DuckDB's JSON would show it; compares to `j`.
 bool value_equals(const ColumnData& c, size_t k, const json& j, std::string& got) {
-  return std::visit([&](const auto& v) -> bool {
-    using T = typename std::decay_t<decltype(v)>::value_type;
-    const T& x = v[k];
-    if constexpr (std::is_same_v<T, std::string>) {
-      if (c.column.logical_type == "UUID") got = uuid_text(x);
-      else if (c.column.logical_type == "STRING" || c.column.converted_type == 0) got = x;
-      else got = hex_upper(x);
-      return j.is_string() && j.get<std::string>() == got;
-    } else if constexpr (std::is_same_v<T, uint8_t>) {
-      got = x ? "true" : "false";
-      return j.is_boolean() && j.get<bool>() == (x != 0);
-    } else if constexpr (std::is_integral_v<T>) {
-      got = std::to_string(x);
-      if (j.is_string()) return j.get<std::string>() == got;
-      return j.is_number_integer() && j.get<int64_t>() == static_cast<int64_t>(x);
-    } else {
-      std::ostringstream os;
-      os.precision(17);
-      os << static_cast<double>(x);
-      got = os.str();
-      return j.is_number() && j.get<double>() == static_cast<double>(x);
-    }
-  }, c.values);
+  return std::visit(
+      [&](const auto& v) -> bool {
+        using T = typename std::decay_t<decltype(v)>::value_type;
+        const T& x = v[k];
+        if constexpr (std::is_same_v<T, std::string>) {
+          if (c.column.logical_type == "UUID")
+            got = uuid_text(x);
+          else if (c.column.logical_type == "STRING" || c.column.converted_type == 0)
+            got = x;
+          else
+            got = hex_upper(x);
+          return j.is_string() && j.get<std::string>() == got;
+        } else if constexpr (std::is_same_v<T, uint8_t>) {
+          got = x ? "true" : "false";
+          return j.is_boolean() && j.get<bool>() == (x != 0);
+        } else if constexpr (std::is_integral_v<T>) {
+          got = std::to_string(x);
+          if (j.is_string()) return j.get<std::string>() == got;
+          return j.is_number_integer() && j.get<int64_t>() == static_cast<int64_t>(x);
+        } else {
+          std::ostringstream os;
+          os.precision(17);
+          os << static_cast<double>(x);
+          got = os.str();
+          return j.is_number() && j.get<double>() == static_cast<double>(x);
+        }
+      },
+      c.values);
 }
 
 // The JSON value of this leaf in one DuckDB row: the top-level key, or a path through structs.
@@ -166,7 +176,10 @@ int compare_column(const ColumnData& c, const json& rows, const std::string& fil
       if (c.valid[r]) report(r, "DuckDB says NULL, we read a value");
       continue;
     }
-    if (!c.valid[r]) { report(r, "we read NULL, DuckDB says " + j.dump()); continue; }
+    if (!c.valid[r]) {
+      report(r, "we read NULL, DuckDB says " + j.dump());
+      continue;
+    }
     if (!c.is_list()) {
       if (!value_equals(c, r, j, got)) report(r, "we read " + got + ", DuckDB says " + j.dump());
       continue;
@@ -178,8 +191,14 @@ int compare_column(const ColumnData& c, const json& rows, const std::string& fil
     }
     for (size_t e = begin; e < end; ++e) {
       const json& je = j[e - begin];
-      if (je.is_null() != !c.element_valid[e]) { report(r, "element NULL-ness differs: " + j.dump()); break; }
-      if (!je.is_null() && !value_equals(c, e, je, got)) { report(r, "element " + got + " vs " + j.dump()); break; }
+      if (je.is_null() != !c.element_valid[e]) {
+        report(r, "element NULL-ness differs: " + j.dump());
+        break;
+      }
+      if (!je.is_null() && !value_equals(c, e, je, got)) {
+        report(r, "element " + got + " vs " + j.dump());
+        break;
+      }
     }
   }
   return bad;
@@ -211,7 +230,8 @@ TEST_F(ParquetOracle, DuckDBFixturesMatchValueByValue) {
   // What DuckDB's writer emits (dictionary, delta and byte-stream-split only with V2).
   for (const char* e : {"PLAIN", "RLE_DICTIONARY", "DELTA_BINARY_PACKED", "DELTA_LENGTH_BYTE_ARRAY",
                         "BYTE_STREAM_SPLIT", "DELTA_BYTE_ARRAY"})
-    EXPECT_TRUE(encodings.count(e) || (std::string(e) == "RLE_DICTIONARY" && encodings.count("PLAIN_DICTIONARY")))
+    EXPECT_TRUE(encodings.count(e) ||
+                (std::string(e) == "RLE_DICTIONARY" && encodings.count("PLAIN_DICTIONARY")))
         << "no fixture uses " << e;
 }
 
@@ -222,7 +242,8 @@ TEST_F(ParquetOracle, EveryCodecIsReadAndUnsupportedOnesAreNamed) {
   std::set<std::string> codecs;
   for (const auto& fx : index_["fixtures"])
     for (const auto& c : fx["compression"]) codecs.insert(c.get<std::string>());
-  EXPECT_EQ(codecs, (std::set<std::string>{"UNCOMPRESSED", "SNAPPY", "GZIP", "ZSTD", "BROTLI", "LZ4", "LZ4_RAW"}));
+  EXPECT_EQ(codecs,
+            (std::set<std::string>{"UNCOMPRESSED", "SNAPPY", "GZIP", "ZSTD", "BROTLI", "LZ4", "LZ4_RAW"}));
   const std::string lzo = index_["lzo"];
   ParquetFile f(lzo);
   EXPECT_NO_THROW(f.read_column("id"));  // the uncompressed column
@@ -310,15 +331,20 @@ std::string encode_dbp(const std::vector<int64_t>& vals) {
   put_uleb(out, vals.empty() ? 0 : zz(vals[0]));
   for (size_t start = 1; start < vals.size(); start += 128) {
     std::vector<int64_t> deltas;
-    for (size_t i = start; i < std::min(vals.size(), start + 128); ++i) deltas.push_back(vals[i] - vals[i - 1]);
+    for (size_t i = start; i < std::min(vals.size(), start + 128); ++i)
+      deltas.push_back(vals[i] - vals[i - 1]);
     int64_t min_delta = *std::min_element(deltas.begin(), deltas.end());
     put_uleb(out, zz(min_delta));
     std::string widths, body;
     for (size_t m = 0; m < 4; ++m) {
       size_t b = m * 32;
-      if (b >= deltas.size()) { widths += '\0'; continue; }
+      if (b >= deltas.size()) {
+        widths += '\0';
+        continue;
+      }
       uint64_t mx = 0;
-      for (size_t i = b; i < std::min(deltas.size(), b + 32); ++i) mx = std::max<uint64_t>(mx, deltas[i] - min_delta);
+      for (size_t i = b; i < std::min(deltas.size(), b + 32); ++i)
+        mx = std::max<uint64_t>(mx, deltas[i] - min_delta);
       int w = 0;
       while (mx >> w) ++w;
       widths += static_cast<char>(w);
@@ -361,7 +387,8 @@ TEST(ParquetEncodings, DeltaByteArrayFromSpecEncoder) {
   for (int i = 0; i < 200; ++i) ints.push_back(i * i - 5000);
   std::vector<int64_t> back;
   std::string enc = encode_dbp(ints);
-  EXPECT_EQ(decode_delta_binary_packed(Span(enc), static_cast<int64_t>(ints.size()), back, false), enc.size());
+  EXPECT_EQ(decode_delta_binary_packed(Span(enc), static_cast<int64_t>(ints.size()), back, false),
+            enc.size());
   EXPECT_EQ(back, ints);
   // A prefix longer than the previous value is corrupt.
   std::string bad = encode_dbp({3}) + encode_dbp({1}) + "x";
@@ -402,7 +429,8 @@ TEST_F(ParquetOracle, CorruptInputThrowsFormatError) {
       int flips = 1 + static_cast<int>(rng() % 8);
       // Half the mutations target the footer, where the metadata lives.
       for (int k = 0; k < flips; ++k) {
-        size_t pos = (i % 3 == 0) ? rng() % m.size() : m.size() - 1 - rng() % std::min<size_t>(m.size(), 3000);
+        size_t pos =
+            (i % 3 == 0) ? rng() % m.size() : m.size() - 1 - rng() % std::min<size_t>(m.size(), 3000);
         m[pos] = static_cast<char>(rng());
       }
     }
@@ -450,9 +478,9 @@ bool duckdb_write(const fs::path& file, const std::string& select, const std::st
   return true;
 }
 
-#define REQUIRE_DUCKDB_ORACLE()                                              \
-  do {                                                                       \
-    std::string why_;                                                        \
+#define REQUIRE_DUCKDB_ORACLE()                                                                          \
+  do {                                                                                                   \
+    std::string why_;                                                                                    \
     if (!robometer::test::duckdb_available(why_)) GTEST_SKIP() << "DuckDB oracle unavailable: " << why_; \
   } while (0)
 
@@ -486,18 +514,22 @@ TEST(ParquetLogicalTypes, DecimalsUnsignedAndTimesMatchDuckDB) {
   const std::string readback =
       "CAST(lit AS DOUBLE) AS lit, CAST(d2_1 AS DOUBLE) AS d2_1, CAST(d9_4 AS DOUBLE) AS d9_4, "
       "CAST(d18_6 AS DOUBLE) AS d18_6, CAST(d38_10 AS DOUBLE) AS d38_10, CAST(d10_0 AS BIGINT) AS d10_0, "
-      "CAST(lit AS VARCHAR) AS lit_text, CAST(d2_1 AS VARCHAR) AS d2_1_text, CAST(d9_4 AS VARCHAR) AS d9_4_text, "
+      "CAST(lit AS VARCHAR) AS lit_text, CAST(d2_1 AS VARCHAR) AS d2_1_text, CAST(d9_4 AS VARCHAR) AS "
+      "d9_4_text, "
       "CAST(d18_6 AS VARCHAR) AS d18_6_text, CAST(d38_10 AS VARCHAR) AS d38_10_text, "
-      "CAST(dl AS DOUBLE[]) AS dl, CAST(u64_big AS DOUBLE) AS u64_big, CAST(u64_big AS VARCHAR) AS u64_big_text, "
-      "CAST(u64 AS BIGINT) AS u64, CAST(u32 AS BIGINT) AS u32, CAST(u16 AS BIGINT) AS u16, CAST(u8 AS BIGINT) AS u8";
+      "CAST(dl AS DOUBLE[]) AS dl, CAST(u64_big AS DOUBLE) AS u64_big, CAST(u64_big AS VARCHAR) AS "
+      "u64_big_text, "
+      "CAST(u64 AS BIGINT) AS u64, CAST(u32 AS BIGINT) AS u32, CAST(u16 AS BIGINT) AS u16, CAST(u8 AS "
+      "BIGINT) AS u8";
   for (const char* version : {"V1", "V2"}) {
     SCOPED_TRACE(version);
     TempDir dir;
     const fs::path file = dir / "types.parquet";
     DuckDBWritten w;
     std::string why;
-    ASSERT_TRUE(duckdb_write(file, select, std::string("PARQUET_VERSION ") + version + ", ROW_GROUP_SIZE 2048",
-                             readback, w, why)) << why;
+    ASSERT_TRUE(duckdb_write(
+        file, select, std::string("PARQUET_VERSION ") + version + ", ROW_GROUP_SIZE 2048", readback, w, why))
+        << why;
     ParquetFile f(file.string());
     ASSERT_EQ(f.num_row_groups(), 2);
     // Physical storage and scale as DuckDB reports them.
@@ -514,7 +546,8 @@ TEST(ParquetLogicalTypes, DecimalsUnsignedAndTimesMatchDuckDB) {
     EXPECT_EQ(f.find_column("lit")->type_name(), "INT32 DECIMAL(2,1)");
     for (const char* name : {"u64_big", "u64", "u32", "u16", "u8"}) {
       EXPECT_TRUE(f.find_column(name)->is_unsigned) << name;
-      EXPECT_EQ(schema_entry(w.schema, name)["converted_type"].get<std::string>().rfind("UINT_", 0), 0u) << name;
+      EXPECT_EQ(schema_entry(w.schema, name)["converted_type"].get<std::string>().rfind("UINT_", 0), 0u)
+          << name;
     }
     const json& rows = w.rows;
     ASSERT_EQ(rows.size(), 3000u);
@@ -531,7 +564,8 @@ TEST(ParquetLogicalTypes, DecimalsUnsignedAndTimesMatchDuckDB) {
         bool same = j.is_null() ? !got[r].has_value() : got[r].has_value();
         if (same && got[r] && compare_cast) same = *got[r] == j.get<double>();
         if (same && got[r] && decimal)
-          same = *got[r] == std::strtod(rows[r][std::string(name) + "_text"].get<std::string>().c_str(), nullptr);
+          same = *got[r] ==
+                 std::strtod(rows[r][std::string(name) + "_text"].get<std::string>().c_str(), nullptr);
         if (!same && ++bad <= 3)
           ADD_FAILURE() << name << " row " << r << ": DuckDB " << j.dump() << " / "
                         << (decimal ? rows[r][std::string(name) + "_text"].dump() : "") << ", we "
@@ -553,14 +587,18 @@ TEST(ParquetLogicalTypes, DecimalsUnsignedAndTimesMatchDuckDB) {
     // Values that do not fit where an integer is needed, and non-numbers, are refused by name.
     const std::string path = file.string();
     const auto& too_big = rows[0]["u64_big_text"].get_ref<const std::string&>();
-    robometer::test::expect_throw_contains([&] { f.read_column("u64_big").int64s(); },
+    robometer::test::expect_throw_contains(
+        [&] { f.read_column("u64_big").int64s(); },
         {path, "'u64_big'", "UINT64", "row 0 (row group 0, row 0 of the group)", too_big, "does not fit"});
     robometer::test::expect_throw_contains([&] { f.read_column("lit").int64s(); },
-        {path, "'lit'", "DECIMAL value 0.5 is not a whole number"});
-    robometer::test::expect_throw_contains([&] { f.read_column("d2_1").strings(); }, {path, "is not a string column"});
-    for (const auto& [name, type] : {std::pair<const char*, const char*>{"ts", "TIMESTAMP"}, {"dt", "DATE"}, {"tm", "TIME"}}) {
-      robometer::test::expect_throw_contains([&] { f.read_column(name).doubles(); },
-                                             {path, std::string("'") + name + "'", type, "not plain numbers"});
+                                           {path, "'lit'", "DECIMAL value 0.5 is not a whole number"});
+    robometer::test::expect_throw_contains([&] { f.read_column("d2_1").strings(); },
+                                           {path, "is not a string column"});
+    for (const auto& [name, type] :
+         {std::pair<const char*, const char*>{"ts", "TIMESTAMP"}, {"dt", "DATE"}, {"tm", "TIME"}}) {
+      robometer::test::expect_throw_contains(
+          [&] { f.read_column(name).doubles(); },
+          {path, std::string("'") + name + "'", type, "not plain numbers"});
       EXPECT_THROW(f.read_column(name).int64s(), robometer::FormatError) << name;
     }
   }
@@ -573,10 +611,12 @@ TEST(ParquetErrors, TypeAndNullErrorsNameFileRowGroupAndRow) {
   const fs::path file = dir / "shard-007.parquet";
   DuckDBWritten w;
   std::string why;
-  ASSERT_TRUE(duckdb_write(file,
-                           "SELECT i::INTEGER AS quality_label, CASE WHEN i = 3000 THEN NULL ELSE 't' || i END AS task, "
-                           "CASE WHEN i = 5 THEN NULL ELSE [i::FLOAT] END AS lang FROM range(5000) r(i)",
-                           "ROW_GROUP_SIZE 2048", "quality_label, task", w, why)) << why;
+  ASSERT_TRUE(duckdb_write(
+      file,
+      "SELECT i::INTEGER AS quality_label, CASE WHEN i = 3000 THEN NULL ELSE 't' || i END AS task, "
+      "CASE WHEN i = 5 THEN NULL ELSE [i::FLOAT] END AS lang FROM range(5000) r(i)",
+      "ROW_GROUP_SIZE 2048", "quality_label, task", w, why))
+      << why;
   ASSERT_GE(w.row_groups.size(), 2u);
   // Where DuckDB puts row 3000: its row group and the row inside it.
   int64_t start = 0;
@@ -584,13 +624,17 @@ TEST(ParquetErrors, TypeAndNullErrorsNameFileRowGroupAndRow) {
   while (start + w.row_groups[group].get<int64_t>() <= 3000) start += w.row_groups[group++].get<int64_t>();
   ASSERT_TRUE(w.rows[3000]["task"].is_null());
   ParquetFile f(file.string());
-  robometer::test::expect_throw_contains([&] { f.read_column("quality_label").strings(); },
-                                         {file.string(), "parquet column 'quality_label' (INT32): is not a string column"});
+  robometer::test::expect_throw_contains(
+      [&] { f.read_column("quality_label").strings(); },
+      {file.string(), "parquet column 'quality_label' (INT32): is not a string column"});
   robometer::test::expect_throw_contains([&] { f.read_column("task").strings(); },
-      {file.string(), "'task'", "row 3000 (row group " + std::to_string(group) + ", row " + std::to_string(3000 - start) +
-                                    " of the group) is NULL"});
-  robometer::test::expect_throw_contains([&] { f.read_column("task").int64s(); }, {file.string(), "is not a numeric column"});
-  robometer::test::expect_throw_contains([&] { f.read_column("lang").strings(); }, {file.string(), "is a list column"});
+                                         {file.string(), "'task'",
+                                          "row 3000 (row group " + std::to_string(group) + ", row " +
+                                              std::to_string(3000 - start) + " of the group) is NULL"});
+  robometer::test::expect_throw_contains([&] { f.read_column("task").int64s(); },
+                                         {file.string(), "is not a numeric column"});
+  robometer::test::expect_throw_contains([&] { f.read_column("lang").strings(); },
+                                         {file.string(), "is a list column"});
   EXPECT_EQ(f.read_column("lang").float_lists()[5].size(), 0u);  // a NULL list reads as empty
 }
 

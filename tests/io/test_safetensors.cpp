@@ -3,13 +3,13 @@
 // format, using only struct + json).
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <sys/wait.h>
 
 #include "common/test_util.h"
 #include "robometer/core/error.h"
@@ -57,8 +57,12 @@ NamedTensors every_dtype() {
       {"f16", from_values<uint16_t>({0x3C00, 0xC000, 0x0001, 0x7BFF, 0x7C00, 0x7E01}, at::kHalf, {3, 2})},
       // bf16: 1.0, -0.0, a subnormal, 3.140625, -inf, a NaN with payload
       {"bf16", from_values<uint16_t>({0x3F80, 0x8000, 0x0001, 0x4049, 0xFF80, 0x7FC1}, at::kBFloat16)},
-      {"i64", from_values<int64_t>({std::numeric_limits<int64_t>::min(), -1, 0, std::numeric_limits<int64_t>::max()}, at::kLong)},
-      {"i32", from_values<int32_t>({std::numeric_limits<int32_t>::min(), -7, 42, std::numeric_limits<int32_t>::max()}, at::kInt, {2, 2})},
+      {"i64",
+       from_values<int64_t>({std::numeric_limits<int64_t>::min(), -1, 0, std::numeric_limits<int64_t>::max()},
+                            at::kLong)},
+      {"i32", from_values<int32_t>(
+                  {std::numeric_limits<int32_t>::min(), -7, 42, std::numeric_limits<int32_t>::max()},
+                  at::kInt, {2, 2})},
       {"i16", from_values<int16_t>({-32768, -1, 1, 32767}, at::kShort)},
       {"i8", from_values<int8_t>({-128, -1, 0, 127, 5}, at::kChar)},
       {"u8", from_values<uint8_t>({0, 1, 128, 255}, at::kByte)},
@@ -104,7 +108,7 @@ TEST(Safetensors, RoundTripEveryDtypeBitExact) {
 TEST(Safetensors, NonContiguousAndNonCpuInputsAreWrittenAsValues) {
   robometer::test::TempDir dir;
   at::Tensor base = at::arange(12, at::kFloat).reshape({3, 4});
-  at::Tensor transposed = base.t();      // non-contiguous view
+  at::Tensor transposed = base.t();       // non-contiguous view
   at::Tensor sliced = base.select(1, 2);  // strided view
   save_safetensors((dir / "v.safetensors").string(), {{"t", transposed}, {"s", sliced}});
   SafetensorsFile f((dir / "v.safetensors").string());
@@ -227,7 +231,8 @@ TEST(Safetensors, InvalidBoolBytesAreRejected) {
 TEST(Safetensors, DtypeWithoutLibTorchTypeOpensButCannotBeRead) {
   robometer::test::TempDir dir;
   const auto path = dir / "u16.safetensors";
-  std::string header = R"({"a":{"dtype":"U16","shape":[2],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})";
+  std::string header =
+      R"({"a":{"dtype":"U16","shape":[2],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})";
   std::string file(8, '\0');
   uint64_t n = header.size();
   std::memcpy(file.data(), &n, 8);
@@ -239,7 +244,8 @@ TEST(Safetensors, DtypeWithoutLibTorchTypeOpensButCannotBeRead) {
     f.get("a");
     ADD_FAILURE();
   } catch (const FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("tensor 'a': safetensors dtype U16 has no LibTorch"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("tensor 'a': safetensors dtype U16 has no LibTorch"),
+              std::string::npos)
         << e.what();
   }
 }
@@ -268,7 +274,8 @@ TEST(Safetensors, WriterRejectsBadInput) {
 NamedTensors ten_tensors() {
   NamedTensors out;
   for (int i = 0; i < 10; ++i)
-    out.emplace_back("layer." + std::to_string(i) + ".weight", at::full({100}, static_cast<float>(i), at::kFloat));
+    out.emplace_back("layer." + std::to_string(i) + ".weight",
+                     at::full({100}, static_cast<float>(i), at::kFloat));
   return out;
 }
 
@@ -280,9 +287,10 @@ TEST(Safetensors, ShardedSetRoundTripWithIndex) {
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(dir.path())) files.push_back(e.path().filename().string());
   std::sort(files.begin(), files.end());
-  EXPECT_EQ(files, (std::vector<std::string>{"model-00001-of-00005.safetensors", "model-00002-of-00005.safetensors",
-                                             "model-00003-of-00005.safetensors", "model-00004-of-00005.safetensors",
-                                             "model-00005-of-00005.safetensors", "model.safetensors.index.json"}));
+  EXPECT_EQ(files,
+            (std::vector<std::string>{"model-00001-of-00005.safetensors", "model-00002-of-00005.safetensors",
+                                      "model-00003-of-00005.safetensors", "model-00004-of-00005.safetensors",
+                                      "model-00005-of-00005.safetensors", "model.safetensors.index.json"}));
 
   auto index = nlohmann::json::parse(read_bytes(dir / "model.safetensors.index.json"));
   EXPECT_EQ(index["metadata"]["total_size"], 4000);
@@ -292,7 +300,8 @@ TEST(Safetensors, ShardedSetRoundTripWithIndex) {
     std::snprintf(expect, sizeof(expect), "model-%05d-of-00005.safetensors", i / 2 + 1);
     EXPECT_EQ(index["weight_map"]["layer." + std::to_string(i) + ".weight"], expect) << i;
   }
-  EXPECT_EQ(SafetensorsFile((dir / "model-00003-of-00005.safetensors").string()).metadata().at("format"), "pt");
+  EXPECT_EQ(SafetensorsFile((dir / "model-00003-of-00005.safetensors").string()).metadata().at("format"),
+            "pt");
 
   SafetensorsSet set(dir.path().string());
   const std::vector<std::string> names = set.names();
@@ -360,10 +369,13 @@ TEST(Safetensors, ShardedSetRejectsBadIndex) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
     }
   };
-  expect_error(R"({"weight_map":{"layer.0.weight":"../model-00001-of-00005.safetensors"}})", "not a plain file name");
-  expect_error(R"({"weight_map":{"layer.0.weight":"model-00001-of-00005.safetensors\u0000x"}})", "not a plain file name");
+  expect_error(R"({"weight_map":{"layer.0.weight":"../model-00001-of-00005.safetensors"}})",
+               "not a plain file name");
+  expect_error(R"({"weight_map":{"layer.0.weight":"model-00001-of-00005.safetensors\u0000x"}})",
+               "not a plain file name");
   expect_error(R"({"weight_map":{"layer.0.weight":"missing.safetensors"}})", "does not exist");
-  expect_error(R"({"weight_map":{"layer.0.weight":"model-00002-of-00005.safetensors"}})", "has no such tensor");
+  expect_error(R"({"weight_map":{"layer.0.weight":"model-00002-of-00005.safetensors"}})",
+               "has no such tensor");
   expect_error(R"({"weight_map":{"layer.0.weight":"model-00001-of-00005.safetensors","layer.0.weight":"x"}})",
                "duplicate key");
   expect_error(R"({"metadata":{}})", "missing \"weight_map\"");
@@ -424,7 +436,8 @@ TEST(Safetensors, ReadsFileWrittenByIndependentPythonWriter) {
   EXPECT_EQ(f.names().size(), 11u);
   EXPECT_TRUE(f.get("a_bool").equal(from_values<uint8_t>({1, 0, 1, 1}, at::kBool)));
   EXPECT_TRUE(f.get("b_u8").equal(from_values<uint8_t>({0, 200, 255}, at::kByte)));
-  expect_same_bits(from_values<float>({1.0f, -2.5f, 3.0e-3f, 1e20f}, at::kFloat, {2, 2}), f.get("c_f32"), "c_f32");
+  expect_same_bits(from_values<float>({1.0f, -2.5f, 3.0e-3f, 1e20f}, at::kFloat, {2, 2}), f.get("c_f32"),
+                   "c_f32");
   EXPECT_TRUE(f.get("d_i8").equal(from_values<int8_t>({-128, 0, 127}, at::kChar)));
   expect_same_bits(from_values<uint16_t>({0x3C00, 0xB800, 0x7BFF}, at::kHalf), f.get("e_f16"), "e_f16");
   expect_same_bits(from_values<uint16_t>({0x3F80, 0xC000, 0x4049}, at::kBFloat16), f.get("f_bf16"), "f_bf16");

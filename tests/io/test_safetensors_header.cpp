@@ -40,18 +40,19 @@ std::string error_of(const std::vector<uint8_t>& bytes) {
   return "";
 }
 
-#define EXPECT_REJECTED(bytes, needle)                                          \
-  do {                                                                          \
-    std::string msg = error_of(bytes);                                          \
-    EXPECT_NE(msg.find(needle), std::string::npos) << "message was: " << msg;   \
-    EXPECT_EQ(msg.rfind("bad.safetensors: ", 0), 0u) << msg;                    \
+#define EXPECT_REJECTED(bytes, needle)                                        \
+  do {                                                                        \
+    std::string msg = error_of(bytes);                                        \
+    EXPECT_NE(msg.find(needle), std::string::npos) << "message was: " << msg; \
+    EXPECT_EQ(msg.rfind("bad.safetensors: ", 0), 0u) << msg;                  \
   } while (0)
 
 const std::string kF32x2 = R"("dtype":"F32","shape":[2])";
 
 TEST(SafetensorsHeader, AcceptsValidHeaderAndReportsLayout) {
   std::string h = R"({"b":{"dtype":"I8","shape":[3],"data_offsets":[8,11]},)"
-                  R"("a":{)" + kF32x2 + R"(,"data_offsets":[0,8]},"__metadata__":{"format":"pt"}}    )";
+                  R"("a":{)" +
+                  kF32x2 + R"(,"data_offsets":[0,8]},"__metadata__":{"format":"pt"}}    )";
   auto bytes = image(h, 11);
   SafetensorsHeader header = parse_safetensors_image("ok", bytes.data(), bytes.size());
   ASSERT_EQ(header.tensors.size(), 2u);
@@ -99,7 +100,7 @@ TEST(SafetensorsHeader, RejectsGarbageJson) {
   EXPECT_REJECTED(image("", 0), "invalid JSON");
   EXPECT_REJECTED(image(std::string("{}\0\0", 4), 0), "NUL byte at offset 2");  // NUL padding is not JSON
   EXPECT_REJECTED(image(std::string("{}\0{\"x\":1}", 9), 0), "NUL byte");
-  EXPECT_REJECTED(image("{\"a\":{}", 0), "invalid JSON");                   // truncated
+  EXPECT_REJECTED(image("{\"a\":{}", 0), "invalid JSON");  // truncated
 }
 
 TEST(SafetensorsHeader, RejectsNonUtf8) {
@@ -121,11 +122,13 @@ TEST(SafetensorsHeader, RejectsMissingDtype) {
 }
 
 TEST(SafetensorsHeader, RejectsDtypeNotString) {
-  EXPECT_REJECTED(image(R"({"w":{"dtype":4,"shape":[2],"data_offsets":[0,8]}})", 8), "\"dtype\" must be a string");
+  EXPECT_REJECTED(image(R"({"w":{"dtype":4,"shape":[2],"data_offsets":[0,8]}})", 8),
+                  "\"dtype\" must be a string");
 }
 
 TEST(SafetensorsHeader, RejectsUnknownDtype) {
-  EXPECT_REJECTED(image(R"({"w":{"dtype":"F128","shape":[2],"data_offsets":[0,8]}})", 8), "unknown dtype 'F128'");
+  EXPECT_REJECTED(image(R"({"w":{"dtype":"F128","shape":[2],"data_offsets":[0,8]}})", 8),
+                  "unknown dtype 'F128'");
 }
 
 TEST(SafetensorsHeader, RejectsMissingShape) {
@@ -133,7 +136,8 @@ TEST(SafetensorsHeader, RejectsMissingShape) {
 }
 
 TEST(SafetensorsHeader, RejectsShapeNotArray) {
-  EXPECT_REJECTED(image(R"({"w":{"dtype":"F32","shape":2,"data_offsets":[0,8]}})", 8), "\"shape\" must be an array");
+  EXPECT_REJECTED(image(R"({"w":{"dtype":"F32","shape":2,"data_offsets":[0,8]}})", 8),
+                  "\"shape\" must be an array");
 }
 
 TEST(SafetensorsHeader, RejectsNegativeDim) {
@@ -142,8 +146,10 @@ TEST(SafetensorsHeader, RejectsNegativeDim) {
 }
 
 TEST(SafetensorsHeader, RejectsNonIntegerDims) {
-  EXPECT_REJECTED(image(R"({"w":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", 8), "shape[0] must be a non-negative integer");
-  EXPECT_REJECTED(image(R"({"w":{"dtype":"F32","shape":[1,"2"],"data_offsets":[0,8]}})", 8), "shape[1] must be a non-negative integer");
+  EXPECT_REJECTED(image(R"({"w":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", 8),
+                  "shape[0] must be a non-negative integer");
+  EXPECT_REJECTED(image(R"({"w":{"dtype":"F32","shape":[1,"2"],"data_offsets":[0,8]}})", 8),
+                  "shape[1] must be a non-negative integer");
 }
 
 TEST(SafetensorsHeader, RejectsDimAboveInt64) {
@@ -153,10 +159,13 @@ TEST(SafetensorsHeader, RejectsDimAboveInt64) {
 
 TEST(SafetensorsHeader, RejectsElementCountOverflow) {
   // 2^32 * 2^32 wraps to 0 in 64 bits; a zero dim elsewhere must not hide it either.
-  EXPECT_REJECTED(image(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0), "overflows");
-  EXPECT_REJECTED(image(R"({"w":{"dtype":"F32","shape":[0,4294967296,4294967296],"data_offsets":[0,0]}})", 0), "overflows");
+  EXPECT_REJECTED(image(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0),
+                  "overflows");
+  EXPECT_REJECTED(image(R"({"w":{"dtype":"F32","shape":[0,4294967296,4294967296],"data_offsets":[0,0]}})", 0),
+                  "overflows");
   // The element count fits but count * 8 bytes does not.
-  EXPECT_REJECTED(image(R"({"w":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,0]}})", 0), "overflows");
+  EXPECT_REJECTED(image(R"({"w":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,0]}})", 0),
+                  "overflows");
 }
 
 TEST(SafetensorsHeader, RejectsMissingDataOffsets) {
@@ -164,13 +173,17 @@ TEST(SafetensorsHeader, RejectsMissingDataOffsets) {
 }
 
 TEST(SafetensorsHeader, RejectsDataOffsetsWithWrongArity) {
-  EXPECT_REJECTED(image(R"({"w":{)" + kF32x2 + R"(,"data_offsets":[0,4,8]}})", 8), "must be an array [begin, end]");
-  EXPECT_REJECTED(image(R"({"w":{)" + kF32x2 + R"(,"data_offsets":{"a":0}}})", 8), "must be an array [begin, end]");
+  EXPECT_REJECTED(image(R"({"w":{)" + kF32x2 + R"(,"data_offsets":[0,4,8]}})", 8),
+                  "must be an array [begin, end]");
+  EXPECT_REJECTED(image(R"({"w":{)" + kF32x2 + R"(,"data_offsets":{"a":0}}})", 8),
+                  "must be an array [begin, end]");
 }
 
 TEST(SafetensorsHeader, RejectsNegativeOrFractionalOffsets) {
-  EXPECT_REJECTED(image(R"({"w":{)" + kF32x2 + R"(,"data_offsets":[-8,0]}})", 8), "two non-negative integers");
-  EXPECT_REJECTED(image(R"({"w":{)" + kF32x2 + R"(,"data_offsets":[0,8.5]}})", 8), "two non-negative integers");
+  EXPECT_REJECTED(image(R"({"w":{)" + kF32x2 + R"(,"data_offsets":[-8,0]}})", 8),
+                  "two non-negative integers");
+  EXPECT_REJECTED(image(R"({"w":{)" + kF32x2 + R"(,"data_offsets":[0,8.5]}})", 8),
+                  "two non-negative integers");
 }
 
 TEST(SafetensorsHeader, RejectsBeginAfterEnd) {
@@ -180,8 +193,9 @@ TEST(SafetensorsHeader, RejectsBeginAfterEnd) {
 TEST(SafetensorsHeader, RejectsOffsetsOutOfRange) {
   EXPECT_REJECTED(image(R"({"w":{)" + kF32x2 + R"(,"data_offsets":[0,8]}})", 4),
                   "end 8 is out of range: the data buffer has 4 bytes");
-  EXPECT_REJECTED(image(R"({"w":{)" + kF32x2 + R"(,"data_offsets":[18446744073709551608,18446744073709551615]}})", 4),
-                  "out of range");
+  EXPECT_REJECTED(
+      image(R"({"w":{)" + kF32x2 + R"(,"data_offsets":[18446744073709551608,18446744073709551615]}})", 4),
+      "out of range");
 }
 
 TEST(SafetensorsHeader, RejectsByteRangeNotMatchingShape) {
@@ -190,18 +204,21 @@ TEST(SafetensorsHeader, RejectsByteRangeNotMatchingShape) {
 }
 
 TEST(SafetensorsHeader, RejectsOverlappingTensors) {
-  EXPECT_REJECTED(image(R"({"a":{)" + kF32x2 + R"(,"data_offsets":[0,8]},"b":{)" + kF32x2 +
-                        R"(,"data_offsets":[4,12]}})", 12),
-                  "overlap tensor 'a'");
+  EXPECT_REJECTED(
+      image(R"({"a":{)" + kF32x2 + R"(,"data_offsets":[0,8]},"b":{)" + kF32x2 + R"(,"data_offsets":[4,12]}})",
+            12),
+      "overlap tensor 'a'");
   // The same range twice (aliasing) is an overlap as well.
-  EXPECT_REJECTED(image(R"({"a":{)" + kF32x2 + R"(,"data_offsets":[0,8]},"b":{)" + kF32x2 +
-                        R"(,"data_offsets":[0,8]}})", 8),
-                  "overlap");
+  EXPECT_REJECTED(
+      image(R"({"a":{)" + kF32x2 + R"(,"data_offsets":[0,8]},"b":{)" + kF32x2 + R"(,"data_offsets":[0,8]}})",
+            8),
+      "overlap");
 }
 
 TEST(SafetensorsHeader, RejectsGapBetweenTensors) {
   EXPECT_REJECTED(image(R"({"a":{)" + kF32x2 + R"(,"data_offsets":[0,8]},"b":{)" + kF32x2 +
-                        R"(,"data_offsets":[12,20]}})", 20),
+                            R"(,"data_offsets":[12,20]}})",
+                        20),
                   "gap in the data buffer: bytes [8, 12)");
   EXPECT_REJECTED(image(R"({"b":{)" + kF32x2 + R"(,"data_offsets":[4,12]}})", 12), "gap");
 }
@@ -213,9 +230,10 @@ TEST(SafetensorsHeader, RejectsTrailingUncoveredBytes) {
 }
 
 TEST(SafetensorsHeader, RejectsDuplicateTensorNames) {
-  EXPECT_REJECTED(image(R"({"a":{)" + kF32x2 + R"(,"data_offsets":[0,8]},"a":{)" + kF32x2 +
-                        R"(,"data_offsets":[8,16]}})", 16),
-                  "duplicate key 'a'");
+  EXPECT_REJECTED(
+      image(R"({"a":{)" + kF32x2 + R"(,"data_offsets":[0,8]},"a":{)" + kF32x2 + R"(,"data_offsets":[8,16]}})",
+            16),
+      "duplicate key 'a'");
 }
 
 TEST(SafetensorsHeader, RejectsDuplicateKeysInsideEntryAndMetadata) {
@@ -230,12 +248,14 @@ TEST(SafetensorsHeader, RejectsMetadataThatIsNotAnObject) {
 }
 
 TEST(SafetensorsHeader, RejectsMetadataValueThatIsNotAString) {
-  EXPECT_REJECTED(image(R"({"__metadata__":{"epoch":3}})", 0), "value for key 'epoch' must be a string, got number");
+  EXPECT_REJECTED(image(R"({"__metadata__":{"epoch":3}})", 0),
+                  "value for key 'epoch' must be a string, got number");
   EXPECT_REJECTED(image(R"({"__metadata__":{"x":null}})", 0), "must be a string, got null");
 }
 
 TEST(SafetensorsHeader, RejectsDeepNesting) {
-  EXPECT_REJECTED(image(R"({"a":{"dtype":"F32","shape":[[2]],"data_offsets":[0,8]}})", 8), "nesting deeper than 3");
+  EXPECT_REJECTED(image(R"({"a":{"dtype":"F32","shape":[[2]],"data_offsets":[0,8]}})", 8),
+                  "nesting deeper than 3");
   EXPECT_REJECTED(image(std::string(100000, '[') + std::string(100000, ']'), 0), "nesting deeper");
 }
 
@@ -243,7 +263,8 @@ TEST(SafetensorsHeader, RejectsDeepNesting) {
 TEST(SafetensorsHeader, FileOnDiskTooShortOrLyingLength) {
   robometer::test::TempDir dir;
   auto write = [&](const std::string& name, const std::vector<uint8_t>& bytes) {
-    std::ofstream(dir / name, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    std::ofstream(dir / name, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     return (dir / name).string();
   };
   for (const auto& [name, bytes, needle] :

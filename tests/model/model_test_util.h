@@ -72,8 +72,8 @@ inline model::ModelInputs make_inputs(const model::Qwen3VLConfig& c,
   size_t k = 0;
   for (const auto& imgs : images_per_sample)
     for (const auto& im : imgs) {
-      at::Tensor p = k < pixels_per_image.size() ? pixels_per_image[k]
-                                                 : at::randn({im.h * im.w, c.vision.patch_dim()});
+      at::Tensor p =
+          k < pixels_per_image.size() ? pixels_per_image[k] : at::randn({im.h * im.w, c.vision.patch_dim()});
       ++k;
       pix.push_back(p);
       grid.insert(grid.end(), {1, im.h, im.w});

@@ -50,8 +50,9 @@ ModelInputs inputs_for(const Qwen3VLConfig& c) {
   torch::manual_seed(11);
   std::vector<std::vector<ImageSpec>> imgs = {{ImageSpec{8, 8}, ImageSpec{8, 8}, ImageSpec{8, 8}},
                                               {ImageSpec{8, 8}, ImageSpec{8, 8}}};
-  return test::make_inputs(c, imgs, {test::make_sample_tokens(c, imgs[0], 20, 10, 0),
-                                     test::make_sample_tokens(c, imgs[1], 12, 6, 1)});
+  return test::make_inputs(
+      c, imgs,
+      {test::make_sample_tokens(c, imgs[0], 20, 10, 0), test::make_sample_tokens(c, imgs[1], 12, 6, 1)});
 }
 
 struct RunResult {
@@ -104,11 +105,12 @@ TEST(ModelCheckpointing, SameGradientsLessMemory) {
     ASSERT_TRUE(ckpt.grads.count(k)) << k;
     EXPECT_LT(test::max_rel_err(ckpt.grads.at(k), g), 1e-5) << k;
   }
-  std::printf("activation checkpointing (6-layer text h128 + 4-block vision, 2 samples, 5 images):\n"
-              "  saved after forward: %.2f MB plain vs %.2f MB checkpointed\n"
-              "  peak during forward+backward: %.2f MB plain vs %.2f MB checkpointed\n",
-              plain.after_forward_bytes / 1e6, ckpt.after_forward_bytes / 1e6, plain.peak_bytes / 1e6,
-              ckpt.peak_bytes / 1e6);
+  std::printf(
+      "activation checkpointing (6-layer text h128 + 4-block vision, 2 samples, 5 images):\n"
+      "  saved after forward: %.2f MB plain vs %.2f MB checkpointed\n"
+      "  peak during forward+backward: %.2f MB plain vs %.2f MB checkpointed\n",
+      plain.after_forward_bytes / 1e6, ckpt.after_forward_bytes / 1e6, plain.peak_bytes / 1e6,
+      ckpt.peak_bytes / 1e6);
   EXPECT_GT(plain.after_forward_bytes, 0) << "memory reporting is not active";
   EXPECT_LT(ckpt.after_forward_bytes, plain.after_forward_bytes / 2);
   EXPECT_LT(ckpt.peak_bytes, plain.peak_bytes);

@@ -62,7 +62,8 @@ TEST(ModelForward, CausalLaterTokenDoesNotChangeEarlierStates) {
   const auto& c = m->config().backbone;
   std::vector<std::vector<ImageSpec>> imgs = {{ImageSpec{4, 6}, ImageSpec{2, 2}}};
   auto s = test::make_sample_tokens(c, imgs[0], 3, 4, 0);
-  auto pix = std::vector<at::Tensor>{at::randn({24, c.vision.patch_dim()}), at::randn({4, c.vision.patch_dim()})};
+  auto pix =
+      std::vector<at::Tensor>{at::randn({24, c.vision.patch_dim()}), at::randn({4, c.vision.patch_dim()})};
   auto a = test::make_inputs(c, imgs, {s}, pix);
   auto s2 = s;
   const size_t j = s2.ids.size() - 3;  // a text token after both images

@@ -52,13 +52,19 @@ TEST(ModelLora, FreshAdapterIsIdentityAndOnlyAdaptersTrain) {
   so.peft_names = true;
   auto sd = state_dict(*f.m, so);
   ASSERT_EQ(sd.size(), 2u * 21);
-  EXPECT_EQ(sd[0].first, "base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight");
+  // Default: PEFT wrapped Qwen3VLModel (the original's setup_utils.py load path).
+  EXPECT_EQ(sd[0].first, "base_model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight");
   EXPECT_EQ(sd[0].second.sizes(), (at::IntArrayRef{4, 64}));
+  so.peft_base = PeftBase::ForConditionalGeneration;  // the unsloth path wraps the LM-head model
+  EXPECT_EQ(state_dict(*f.m, so)[0].first,
+            "base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight");
 }
 
 TEST(ModelLora, MergedEqualsUnmergedAndUnmergeRestores) {
   Fixture f;
-  auto w0 = f.m->model->language_model->layers->ptr<TextDecoderLayerImpl>(0)->self_attn->q_proj->weight.detach().clone();
+  auto w0 = f.m->model->language_model->layers->ptr<TextDecoderLayerImpl>(0)
+                ->self_attn->q_proj->weight.detach()
+                .clone();
   LoraConfig lc;
   lc.r = 4;
   lc.alpha = 8;
@@ -76,7 +82,8 @@ TEST(ModelLora, MergedEqualsUnmergedAndUnmergeRestores) {
   auto merged = f.hidden();
   EXPECT_LT(test::max_rel_err(merged, unmerged), 1e-5);
   unmerge_lora(*f.m);
-  auto w1 = f.m->model->language_model->layers->ptr<TextDecoderLayerImpl>(0)->self_attn->q_proj->weight.detach();
+  auto w1 =
+      f.m->model->language_model->layers->ptr<TextDecoderLayerImpl>(0)->self_attn->q_proj->weight.detach();
   EXPECT_LT(test::max_rel_err(w1, w0), 1e-6);
   EXPECT_LT(test::max_rel_err(f.hidden(), unmerged), 1e-5);
 }

@@ -61,7 +61,8 @@ TEST(ModelParity, MatchesHuggingFaceTransformers) {
   check("image_embeds", bb.image_embeds);
   check("deepstack_0", bb.deepstack.at(0));
   check("deepstack_1", bb.deepstack.at(1));
-  for (size_t i = 0; i < bb.layer_outputs.size(); ++i) check("layer_" + std::to_string(i), bb.layer_outputs[i]);
+  for (size_t i = 0; i < bb.layer_outputs.size(); ++i)
+    check("layer_" + std::to_string(i), bb.layer_outputs[i]);
   check("last_hidden_state", bb.last_hidden_state);
   auto out = m->heads(bb.last_hidden_state, in.prog_positions, in.pref_positions);
   check("progress_logits", out.progress_logits);

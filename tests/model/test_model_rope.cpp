@@ -9,7 +9,8 @@ using namespace robometer::model;
 using robometer::test::ImageSpec;
 
 // Hand-worked get_rope_index example (tiny config, spatial merge 2).
-// Sample 0 (17 tokens): t0 t1 VS [img A: grid 1x4x6 -> 2x3 = 6 tokens] VE prog VS [img B: 1x2x2 -> 1 token] VE prog t pref
+// Sample 0 (17 tokens): t0 t1 VS [img A: grid 1x4x6 -> 2x3 = 6 tokens] VE prog VS [img B: 1x2x2 -> 1 token]
+// VE prog t pref
 //   t0,t1,VS            -> 0,1,2 (all three axes)
 //   img A: starts after 3 text tokens, st_idx 0: t = 0+3 = 3; h = row+3 in {3,4}; w = col+3 in {3,4,5}
 //          (t,h,w) = (3,3,3)(3,3,4)(3,3,5)(3,4,3)(3,4,4)(3,4,5); segment max 5
@@ -27,10 +28,9 @@ TEST(ModelRope, HandWorkedTwoImagePrompt) {
   auto in = test::make_inputs(c, {{ImageSpec{4, 6}, ImageSpec{2, 2}}, {ImageSpec{2, 2}}}, {s0, s1});
   auto pos = mrope_position_ids(in.input_ids, in.attention_mask, in.image_grid_thw, c);
   ASSERT_EQ(pos.sizes(), (at::IntArrayRef{3, 2, 17}));
-  std::vector<std::vector<int64_t>> e0 = {
-      {0, 1, 2, 3, 3, 3, 3, 3, 3, 6, 7, 8, 9, 10, 11, 12, 13},
-      {0, 1, 2, 3, 3, 3, 4, 4, 4, 6, 7, 8, 9, 10, 11, 12, 13},
-      {0, 1, 2, 3, 4, 5, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}};
+  std::vector<std::vector<int64_t>> e0 = {{0, 1, 2, 3, 3, 3, 3, 3, 3, 6, 7, 8, 9, 10, 11, 12, 13},
+                                          {0, 1, 2, 3, 3, 3, 4, 4, 4, 6, 7, 8, 9, 10, 11, 12, 13},
+                                          {0, 1, 2, 3, 4, 5, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}};
   std::vector<int64_t> e1 = {0, 1, 2, 3, 4, 5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
   for (int d = 0; d < 3; ++d)
     for (int j = 0; j < 17; ++j) {

@@ -25,17 +25,16 @@ TEST(ModelWeights, KeysAreRobometerStateDictNames) {
   auto sd = state_dict(*m);
   std::set<std::string> keys;
   for (auto& [k, t] : sd) keys.insert(k);
-  for (const char* k : {"model.visual.patch_embed.proj.weight", "model.visual.pos_embed.weight",
-                        "model.visual.blocks.0.attn.qkv.weight", "model.visual.blocks.1.mlp.linear_fc2.bias",
-                        "model.visual.merger.norm.weight", "model.visual.deepstack_merger_list.1.linear_fc1.weight",
-                        "model.language_model.embed_tokens.weight",
-                        "model.language_model.layers.0.self_attn.q_proj.weight",
-                        "model.language_model.layers.2.self_attn.k_norm.weight",
-                        "model.language_model.layers.1.mlp.down_proj.weight",
-                        "model.language_model.layers.1.post_attention_layernorm.weight",
-                        "model.language_model.norm.weight", "progress_head.0.weight", "progress_head.1.bias",
-                        "progress_head.4.weight", "success_head.4.bias", "preference_head.0.bias",
-                        "frame_pool_attn.weight"})
+  for (const char* k :
+       {"model.visual.patch_embed.proj.weight", "model.visual.pos_embed.weight",
+        "model.visual.blocks.0.attn.qkv.weight", "model.visual.blocks.1.mlp.linear_fc2.bias",
+        "model.visual.merger.norm.weight", "model.visual.deepstack_merger_list.1.linear_fc1.weight",
+        "model.language_model.embed_tokens.weight", "model.language_model.layers.0.self_attn.q_proj.weight",
+        "model.language_model.layers.2.self_attn.k_norm.weight",
+        "model.language_model.layers.1.mlp.down_proj.weight",
+        "model.language_model.layers.1.post_attention_layernorm.weight", "model.language_model.norm.weight",
+        "progress_head.0.weight", "progress_head.1.bias", "progress_head.4.weight", "success_head.4.bias",
+        "preference_head.0.bias", "frame_pool_attn.weight"})
     EXPECT_TRUE(keys.count(k)) << k;
   EXPECT_EQ(sd.size(), keys.size());
   for (auto& [k, t] : sd) {
@@ -76,8 +75,8 @@ TEST(ModelWeights, StrictModeListsEveryProblem) {
     }
     bad.emplace_back(k, t);
   }
-  bad.emplace_back("model.visual.extra.weight", at::zeros({2}));  // unexpected
-  bad.emplace_back("lm_head.weight", at::zeros({160, 64}));       // ignored: no LM head
+  bad.emplace_back("model.visual.extra.weight", at::zeros({2}));              // unexpected
+  bad.emplace_back("lm_head.weight", at::zeros({160, 64}));                   // ignored: no LM head
   bad.emplace_back("base_model.model.lm_head.weight", at::zeros({160, 64}));  // PEFT-prefixed too
   try {
     LoadOptions from;
@@ -86,8 +85,9 @@ TEST(ModelWeights, StrictModeListsEveryProblem) {
     FAIL() << "expected Error";
   } catch (const Error& e) {
     const std::string msg = e.what();
-    for (const char* s : {"from /ckpt/model.safetensors", "model.language_model.norm.weight", "progress_head.4.bias", "model.visual.extra.weight",
-                          "success_head.0.weight", "2 missing", "1 unexpected", "1 shape mismatch"})
+    for (const char* s : {"from /ckpt/model.safetensors", "model.language_model.norm.weight",
+                          "progress_head.4.bias", "model.visual.extra.weight", "success_head.0.weight",
+                          "2 missing", "1 unexpected", "1 shape mismatch"})
       EXPECT_NE(msg.find(s), std::string::npos) << s << " not in: " << msg;
     EXPECT_EQ(msg.find("lm_head"), std::string::npos) << msg;
   }
@@ -118,7 +118,9 @@ TEST(ModelWeights, BackboneOnlyCheckpointAndEmbeddingResize) {
   auto rep = load_weights(*m, hf, o);
   EXPECT_EQ(rep.resized_from, 150);
   auto table = m->model->language_model->embed_tokens->weight.detach();
-  auto src = std::find_if(hf.begin(), hf.end(), [](auto& p) { return p.first == "model.language_model.embed_tokens.weight"; })->second;
+  auto src = std::find_if(hf.begin(), hf.end(), [](auto& p) {
+               return p.first == "model.language_model.embed_tokens.weight";
+             })->second;
   EXPECT_TRUE(table.narrow(0, 0, 150).equal(src));
   EXPECT_TRUE(at::allclose(table[155], src.mean(0), 1e-6, 1e-6));
   EXPECT_EQ(m->model->language_model->norm->weight.scalar_type(), at::kFloat);

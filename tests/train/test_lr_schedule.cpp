@@ -25,10 +25,10 @@ TEST(LrSchedule, CosineWithWarmupMatchesHF) {
   auto s = make(LrScheduleKind::Cosine, 10, 2);
   EXPECT_DOUBLE_EQ(s.factor(0), 0.0);
   EXPECT_DOUBLE_EQ(s.factor(1), 0.5);
-  EXPECT_DOUBLE_EQ(s.factor(2), 1.0);                       // cos(0)
+  EXPECT_DOUBLE_EQ(s.factor(2), 1.0);                               // cos(0)
   EXPECT_NEAR(s.factor(4), 0.5 * (1 + std::cos(M_PI / 4)), 1e-15);  // progress 1/4
-  EXPECT_NEAR(s.factor(6), 0.5, 1e-15);                     // progress 1/2: cos(π/2) = 0
-  EXPECT_NEAR(s.factor(10), 0.0, 1e-15);                    // progress 1: cos(π) = -1
+  EXPECT_NEAR(s.factor(6), 0.5, 1e-15);                             // progress 1/2: cos(π/2) = 0
+  EXPECT_NEAR(s.factor(10), 0.0, 1e-15);                            // progress 1: cos(π) = -1
 }
 
 TEST(LrSchedule, CosineMinLrFloor) {

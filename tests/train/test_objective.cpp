@@ -60,14 +60,39 @@ TEST(Objective, ProgressLossMeanAndReferenceScale) {
   ProgCase c;
   auto both = T({1.f, 1.f}, {2});
   // mean: Σ m_b mean_t CE / Σ m_b = (s0 + s1)/2; reference divides again by K = 2.
-  EXPECT_NEAR(progress_loss(c.z, c.q, both, ProgressLossScale::Mean).item<double>(),
-              (c.s0 + c.s1) / 2, 1e-6);
-  EXPECT_NEAR(progress_loss(c.z, c.q, both, ProgressLossScale::Reference).item<double>(),
-              (c.s0 + c.s1) / 4, 1e-6);
+  EXPECT_NEAR(progress_loss(c.z, c.q, both, ProgressLossScale::Mean).item<double>(), (c.s0 + c.s1) / 2, 1e-6);
+  EXPECT_NEAR(progress_loss(c.z, c.q, both, ProgressLossScale::Reference).item<double>(), (c.s0 + c.s1) / 4,
+              1e-6);
   auto first = T({1.f, 0.f}, {2});
   EXPECT_NEAR(progress_loss(c.z, c.q, first, ProgressLossScale::Mean).item<double>(), c.s0, 1e-6);
-  EXPECT_NEAR(progress_loss(c.z, c.q, first, ProgressLossScale::Reference).item<double>(),
-              c.s0 / 2, 1e-6);
+  EXPECT_NEAR(progress_loss(c.z, c.q, first, ProgressLossScale::Reference).item<double>(), c.s0 / 2, 1e-6);
+}
+
+// The original's per-frame mask (rbm_heads_trainer.py _compute_progress_loss: mask = mask *
+// predict_last_frame_mask, loss = masked_loss.mean(dim=1).sum(dim=0) / (mask.sum() + 1e-8)).
+// Frame mask [[0, 1], [1, 1]], both samples on: masked CE = [[0, log 4/3], [log 2, log 2]],
+// .mean(1) = [log(4/3)/2, log 2], sum = log(4/3)/2 + log 2, mask.sum() = 3 -> reference scale.
+// Our mean scale divides the same Σ w·CE by the number of supervised frames (3) instead:
+// (log 4/3 + 2 log 2) / 3. A masked-out NaN frame cannot leak.
+TEST(Objective, ProgressLossPerFrameMaskAsTheOriginal) {
+  ProgCase c;
+  auto both = T({1.f, 1.f}, {2});
+  auto fm = T({0.f, 1.f, 1.f, 1.f}, {2, 2});
+  const double l43 = std::log(4.0 / 3.0);
+  EXPECT_NEAR(progress_loss(c.z, c.q, both, ProgressLossScale::Reference, 0, fm).item<double>(),
+              (l43 / 2 + kLog2) / 3, 1e-6);
+  EXPECT_NEAR(progress_loss(c.z, c.q, both, ProgressLossScale::Mean, 0, fm).item<double>(),
+              (l43 + 2 * kLog2) / 3, 1e-6);
+  // All-ones frame masks give the per-sample results above.
+  EXPECT_NEAR(progress_loss(c.z, c.q, both, ProgressLossScale::Mean, 0, at::ones({2, 2})).item<double>(),
+              (c.s0 + c.s1) / 2, 1e-6);
+  auto z = c.z.clone();
+  z[0][0].fill_(std::numeric_limits<float>::quiet_NaN());
+  auto zg = z.requires_grad_(true);
+  auto l = progress_loss(zg, c.q, both, ProgressLossScale::Reference, 0, fm);
+  EXPECT_NEAR(l.item<double>(), (l43 / 2 + kLog2) / 3, 1e-6);
+  l.backward();
+  EXPECT_EQ(zg.grad()[0][0].abs().sum().item<float>(), 0.f);
 }
 
 TEST(Objective, ProgressLossAllMaskedIsZeroAndBackwardable) {
@@ -211,8 +236,7 @@ TEST(Objective, GradientsReachOnlySupervisedTokens) {
 
 TEST(Objective, NaNComponentIsZeroedAndReported) {
   PairCase c;
-  c.out.preference_logit =
-      T({std::numeric_limits<float>::quiet_NaN(), 0.f}, {2}).requires_grad_(true);
+  c.out.preference_logit = T({std::numeric_limits<float>::quiet_NaN(), 0.f}, {2}).requires_grad_(true);
   Objective obj;
   auto r = obj(c.out, c.batch);
   EXPECT_TRUE(r.preference_nan);
@@ -223,6 +247,59 @@ TEST(Objective, NaNComponentIsZeroedAndReported) {
   EXPECT_NEAR(r.total_value, std::log(10.0) + kLog2, 1e-5);
   EXPECT_TRUE(std::isfinite(r.total.item<double>()));
   EXPECT_TRUE(r.requires_grad());
+}
+
+// trainers/rbm_heads_trainer.py, _compute_preference_loss: the preference and success terms are
+// added only `if not torch.isnan(...)`, the progress term (progress_loss_A) unconditionally; then
+// compute_loss adds the returned pair loss only `if not torch.isnan(preference_loss)`. So a NaN
+// progress term drops the whole pair loss, a NaN success term only itself.
+TEST(Objective, OriginalNanRuleNaNProgressDropsThePairLoss) {
+  PairCase c;
+  auto z = at::zeros({2, 4, 10});
+  z[0][0][3] = std::numeric_limits<float>::quiet_NaN();  // sample 0 is progress-supervised
+  c.out.progress_logits = z.requires_grad_(true);
+  ObjectiveConfig cfg;
+  ASSERT_EQ(cfg.nan_rule, NanRule::Original);  // the default
+  auto r = Objective(cfg)(c.out, c.batch);
+  EXPECT_TRUE(r.progress_nan);
+  EXPECT_TRUE(r.pair_dropped);
+  EXPECT_FALSE(r.requires_grad());
+  EXPECT_TRUE(r.nothing_finite());
+  EXPECT_EQ(r.total_value, 0.0);
+
+  cfg.nan_rule = NanRule::PerTerm;  // our alternative: the two finite terms still train
+  auto p = Objective(cfg)(c.out, c.batch);
+  const double pref = (kLog2 + std::log1p(std::exp(-2.0))) / 2;
+  EXPECT_FALSE(p.pair_dropped);
+  EXPECT_TRUE(p.requires_grad());
+  EXPECT_FALSE(p.nothing_finite());
+  EXPECT_NEAR(p.total_value, pref + kLog2, 1e-5);
+  EXPECT_EQ(parse_nan_rule("per_term"), NanRule::PerTerm);
+  EXPECT_THROW(parse_nan_rule("drop"), ConfigError);
+}
+
+TEST(Objective, OriginalNanRuleNaNSuccessDropsOnlyItself) {
+  PairCase c;
+  c.out.success_logits = at::full({2, 4}, std::numeric_limits<float>::quiet_NaN()).requires_grad_(true);
+  auto r = Objective()(c.out, c.batch);
+  const double pref = (kLog2 + std::log1p(std::exp(-2.0))) / 2;
+  EXPECT_TRUE(r.success_nan);
+  EXPECT_FALSE(r.pair_dropped);
+  EXPECT_NEAR(r.total_value, pref + std::log(10.0), 1e-5);
+  EXPECT_FALSE(r.nothing_finite());
+}
+
+TEST(Objective, EveryTermNaNLeavesNothingFinite) {
+  PairCase c;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  c.out.preference_logit = at::full({2}, nan).requires_grad_(true);
+  c.out.progress_logits = at::full({2, 4, 10}, nan).requires_grad_(true);
+  c.out.success_logits = at::full({2, 4}, nan).requires_grad_(true);
+  ObjectiveConfig cfg;
+  cfg.nan_rule = NanRule::PerTerm;
+  auto r = Objective(cfg)(c.out, c.batch);
+  EXPECT_EQ(r.nan_components(), 3);
+  EXPECT_TRUE(r.nothing_finite());
 }
 
 TEST(Objective, NoPreferenceLogitMeansNoPreferenceTerm) {

@@ -5,8 +5,10 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "robometer/core/error.h"
+#include "robometer/model/weights.h"
 #include "robometer/train/optimizer.h"
 
 using namespace robometer;
@@ -49,6 +51,34 @@ TEST(Optimizer, NoDecayNameRule) {
   EXPECT_TRUE(is_no_decay_name("Model.RMSNorm.weight"));
   EXPECT_FALSE(is_no_decay_name("lm.layers.0.mlp.up_proj.weight"));
   EXPECT_FALSE(is_no_decay_name("lm.embed_tokens.weight"));
+}
+
+// HF Trainer's get_decay_parameter_names exempts LayerNorm modules by type (ALL_LAYERNORM_LAYERS)
+// besides the name patterns: the heads' Sequential(Linear, LayerNorm, ...) names it "1.weight",
+// which no name rule catches. The trainer passes the model's LayerNorm names as no_decay_names.
+TEST(Optimizer, LayerNormParametersAreExemptFromDecayByModuleType) {
+  torch::nn::Sequential head(torch::nn::Linear(4, 4), torch::nn::LayerNorm(torch::nn::LayerNormOptions({4})),
+                             torch::nn::Linear(4, 1));
+  const auto ln = model::layer_norm_parameter_names(*head);
+  EXPECT_EQ(ln, (std::vector<std::string>{"1.weight", "1.bias"}));
+  AdamWConfig cfg;
+  cfg.weight_decay = 0.1;
+  auto decays = [&](const AdamWConfig& c) {
+    std::map<std::string, double> wd;
+    for (const auto& p : plan_parameters(named(*head), c)) wd[p.name] = p.weight_decay;
+    return wd;
+  };
+  EXPECT_EQ(decays(cfg)["1.weight"], 0.1);  // by name alone it would decay
+  cfg.no_decay_names = ln;
+  auto wd = decays(cfg);
+  EXPECT_EQ(wd["1.weight"], 0.0);
+  EXPECT_EQ(wd["1.bias"], 0.0);
+  EXPECT_EQ(wd["0.weight"], 0.1);
+  EXPECT_EQ(wd["0.bias"], 0.0);
+  EXPECT_EQ(wd["2.weight"], 0.1);
+  AdamW opt(named(*head), cfg);  // and the optimizer groups them so
+  for (const auto& g : opt.groups())
+    for (auto i : g.params) EXPECT_EQ(g.weight_decay, wd[opt.params()[i].name]) << opt.params()[i].name;
 }
 
 TEST(Optimizer, MatchesTorchAdamW) {

@@ -55,8 +55,8 @@ TEST(TensorBoard, EventBytesMatchHandEncoding) {
   //     0A 08                                          Summary.value, 8 bytes
   //       0A 01 61                                     Value.tag = "a"
   //       15 <2.0f LE: 00 00 00 40>                    Value.simple_value (fixed32)
-  const unsigned char want[] = {0x09, 0, 0, 0, 0, 0, 0, 0xF8, 0x3F, 0x10, 0x03, 0x2A,
-                                0x0A, 0x0A, 0x08, 0x0A, 0x01, 0x61, 0x15, 0, 0, 0, 0x40};
+  const unsigned char want[] = {0x09, 0,    0,    0,    0,    0,    0,    0xF8, 0x3F, 0x10, 0x03, 0x2A,
+                                0x0A, 0x0A, 0x08, 0x0A, 0x01, 0x61, 0x15, 0,    0,    0,    0x40};
   uint64_t len1;
   std::memcpy(&len1, buf.data() + off, 8);
   ASSERT_EQ(len1, sizeof(want));

@@ -3,16 +3,20 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/test_util.h"
 #include "robometer/config/loader.h"
 #include "robometer/core/error.h"
 #include "robometer/data/synth.h"
+#include "robometer/io/xxhash64.h"
 #include "robometer/train/metrics_log.h"
+#include "robometer/train/options_from_config.h"
 #include "robometer/train/trainer.h"
 
 using robometer::test::TempDir;
@@ -189,8 +193,104 @@ TEST_F(TrainerTest, ResumeSpecsAndBrokenStateErrors) {
   ASSERT_NE(pos, std::string::npos) << text;
   text.replace(pos, 15, "\"world_size\":{}");  // same length: COMPLETE's size still holds
   std::ofstream(state, std::ios::trunc) << text;
+  // ... and its recorded hash too, as a writer that wrote the bad value itself would have.
+  const fs::path complete = fs::path(a.last_checkpoint) / "COMPLETE";
+  nlohmann::json marker;
+  {
+    std::ifstream in(complete);
+    marker = nlohmann::json::parse(in);
+  }
+  marker["files"]["trainer_state.json"]["xxh64"] =
+      robometer::io::xxh64_hex(robometer::io::xxh64_file(state.string()));
+  std::ofstream(complete, std::ios::trunc) << marker.dump();
   robometer::test::expect_throw_contains([&] { run(first.path(), 4, "auto"); },
                                          {"trainer_state.json", "'world_size' must be an integer, got {}"});
+}
+
+// The optimizer the trainer builds (and `bench model-step` too) exempts the heads' LayerNorms.
+TEST_F(TrainerTest, OptimizerOptionsExemptTheHeadsLayerNormsFromDecay) {
+  TempDir run;
+  train::TrainerSetup setup;
+  setup.progress_bar = false;
+  const auto cfg = config(run.path(), 1);
+  train::Trainer t(cfg, std::move(setup));
+  const auto oc = train::adamw_config_from_config(cfg, *t.model().model);
+  for (const char* head : {"progress_head", "success_head", "preference_head"})
+    for (const char* p : {".1.weight", ".1.bias"})
+      EXPECT_NE(std::find(oc.no_decay_names.begin(), oc.no_decay_names.end(), std::string(head) + p),
+                oc.no_decay_names.end())
+          << head << p;
+}
+
+void flip_last_byte(const fs::path& p) {
+  std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(-1, std::ios::end);
+  char c;
+  f.get(c);
+  f.seekp(-1, std::ios::end);
+  f.put(static_cast<char>(c ^ 0x5a));
+}
+
+// A NaN weight makes every loss term NaN: the loss used to read 0 with grad norm 0, so nothing
+// counted as skipped and nan_abort_after never fired. Every such step is a skipped step now.
+TEST_F(TrainerTest, EveryLossTermNaNIsASkippedStepAndAbortsAfterNanAbortAfter) {
+  for (const std::string rule : {"original", "per_term"}) {
+    SCOPED_TRACE(rule);
+    TempDir run;
+    train::TrainerSetup setup;
+    setup.progress_bar = false;
+    train::Trainer t(config(run.path(), 10, {"train.nan_abort_after=3", "train.nan_rule=" + rule}),
+                     std::move(setup));
+    bool poisoned = false;
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : t.model().model->named_parameters())
+        if (p.key().find("embed_tokens") != std::string::npos) {
+          p.value().fill_(std::numeric_limits<float>::quiet_NaN());
+          poisoned = true;
+        }
+    }
+    ASSERT_TRUE(poisoned);
+    robometer::test::expect_throw_contains([&] { t.fit(); },
+                                           {"3 consecutive steps", "train.nan_abort_after"});
+    const auto recs = train::MetricsLog::read(run.path() / "metrics.jsonl");
+    ASSERT_EQ(recs.size(), 2u);  // the third bad step aborts before it is logged
+    EXPECT_EQ(recs[1]["skipped_steps"].get<int64_t>(), 2);
+    EXPECT_TRUE(recs[1]["loss"].is_null()) << recs[1].dump();  // not 0.0
+  }
+}
+
+// Flipped bytes inside a checkpoint's optimizer data: resume auto skips it (naming the file)
+// and continues from the previous good checkpoint; with every checkpoint damaged it refuses,
+// unless --resume none.
+TEST_F(TrainerTest, DamagedCheckpointIsSkippedAndAllDamagedRefusesResumeAuto) {
+  auto run = [&](const fs::path& dir, int64_t steps, const std::string& resume) {
+    train::TrainerSetup setup;
+    setup.progress_bar = false;
+    setup.resume = resume;
+    train::Trainer t(config(dir, steps, {"train.checkpoint_every=2"}), std::move(setup));
+    return t.fit();
+  };
+  TempDir a;
+  run(a.path(), 4, "");
+  const fs::path ck = a.path() / "checkpoints";
+  flip_last_byte(ck / "step_00000004" / "optimizer.safetensors");
+  const auto resumed = run(a.path(), 5, "auto");
+  EXPECT_EQ(resumed.first_step, 2);
+  EXPECT_EQ(resumed.last_step, 5);
+
+  TempDir b;
+  run(b.path(), 2, "");
+  flip_last_byte(b.path() / "checkpoints" / "step_00000002" / "model.safetensors");
+  robometer::test::expect_throw_contains(
+      [&] { run(b.path(), 3, "auto"); },
+      {"no usable checkpoint", "step_00000002", "model.safetensors", "--resume none"});
+  robometer::test::expect_throw_contains(
+      [&] { run(b.path(), 3, b.path().string() + "/checkpoints/step_00000002"); },
+      {"model.safetensors", "content hash"});
+  const auto fresh = run(b.path(), 3, "none");
+  EXPECT_EQ(fresh.first_step, 0);
+  EXPECT_EQ(fresh.last_step, 3);
 }
 
 }  // namespace

@@ -20,27 +20,50 @@ struct FieldSpec {
   std::vector<std::string> one_of;  // allowed string values (empty: any)
   bool must_exist = false;          // a path that must exist (empty string allowed)
 
-  FieldSpec& range(double lo, double hi) { min = lo; max = hi; return *this; }
-  FieldSpec& positive() { min = 0; min_exclusive = true; return *this; }
-  FieldSpec& non_negative() { min = 0; return *this; }
-  FieldSpec& choices(std::vector<std::string> c) { one_of = std::move(c); return *this; }
-  FieldSpec& existing_path() { must_exist = true; return *this; }
+  FieldSpec& range(double lo, double hi) {
+    min = lo;
+    max = hi;
+    return *this;
+  }
+  FieldSpec& positive() {
+    min = 0;
+    min_exclusive = true;
+    return *this;
+  }
+  FieldSpec& non_negative() {
+    min = 0;
+    return *this;
+  }
+  FieldSpec& choices(std::vector<std::string> c) {
+    one_of = std::move(c);
+    return *this;
+  }
+  FieldSpec& existing_path() {
+    must_exist = true;
+    return *this;
+  }
 };
 
-inline FieldSpec doc(const char* help) { FieldSpec s; s.help = help; return s; }
+inline FieldSpec doc(const char* help) {
+  FieldSpec s;
+  s.help = help;
+  return s;
+}
 
 struct FieldNameCollector {
   std::vector<std::string> names;
   template <class T>
-  void operator()(const char* name, T&, const FieldSpec& = {}) { names.emplace_back(name); }
+  void operator()(const char* name, T&, const FieldSpec& = {}) {
+    names.emplace_back(name);
+  }
 };
 
 // Detects structs that describe their own fields (a `void visit(V&)` member template).
 template <class T, class = void>
 struct is_config_struct : std::false_type {};
 template <class T>
-struct is_config_struct<
-    T, std::void_t<decltype(std::declval<T&>().visit(std::declval<FieldNameCollector&>()))>>
+struct is_config_struct<T,
+                        std::void_t<decltype(std::declval<T&>().visit(std::declval<FieldNameCollector&>()))>>
     : std::true_type {};
 
 template <class T>

@@ -16,11 +16,18 @@ namespace robometer::config {
 struct LoadResult {
   RunConfig config;
   std::vector<std::string> files;  // every YAML file read, in application order
+  // With MissingPaths::Warn: one message per path-valued key whose path does not exist
+  // (e.g. data.train[0].path before the demo has rendered its data).
+  std::vector<std::string> missing_paths;
 };
+
+// Whether a path-valued key naming a missing file is an error or only reported in missing_paths.
+enum class MissingPaths { Error, Warn };
 
 // Throws ConfigError (unknown key with a did-you-mean, wrong type, out-of-range value,
 // missing file or defaults entry, override of a missing key, defaults cycle).
-LoadResult load_run_config(const std::string& path, const std::vector<std::string>& overrides = {});
+LoadResult load_run_config(const std::string& path, const std::vector<std::string>& overrides = {},
+                           MissingPaths missing = MissingPaths::Error);
 
 // Applies overrides to an existing config (e.g. `robometer eval` flags).
 void apply_overrides(RunConfig& cfg, const std::vector<std::string>& overrides);

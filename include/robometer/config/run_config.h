@@ -10,8 +10,8 @@
 namespace robometer::config {
 
 struct DatasetEntry {
-  std::string path;      // a manifest directory (robometer ingest/synth output)
-  double weight = 1.0;   // sampling weight of this dataset
+  std::string path;     // a manifest directory (robometer ingest/synth output)
+  double weight = 1.0;  // sampling weight of this dataset
   template <class V>
   void visit(V& v) {
     v("path", path, doc("manifest directory").existing_path());
@@ -23,12 +23,14 @@ struct ResizeConfig {
   std::string mode = "short_edge";  // none | exact | short_edge
   int short_edge = 240;
   int width = 0, height = 0;
+  bool keep_square = true;  // short_edge leaves square frames as they are (RBM storage did)
   template <class V>
   void visit(V& v) {
     v("mode", mode, doc("frame resize mode").choices({"none", "exact", "short_edge"}));
     v("short_edge", short_edge, doc("shorter side in px for short_edge").positive());
     v("width", width, doc("width for exact").non_negative());
     v("height", height, doc("height for exact").non_negative());
+    v("keep_square", keep_square, doc("short_edge: square frames keep their size"));
   }
 };
 
@@ -57,7 +59,16 @@ struct DataConfig {
   std::map<std::string, double> success_cutoffs;  // per data source, default 1.0
   std::vector<std::string> preference_only_sources;
   double max_bad_fraction = 0.05;
-  int samples_per_epoch = 0;  // 0: number of trajectories
+  int samples_per_epoch = 0;   // 0: number of trajectories
+  bool autorotate = true;      // apply a video's display rotation, as the ffmpeg CLI does
+  std::string index = "auto";  // trajectories.rbmidx: auto (build/rebuild) | require | off (JSONL)
+  std::string mixing = "rbm";  // rbm: trajectory first (the original's default); strategy_first
+  // Per data source: preference_only | suboptimal_fail | preference_only+suboptimal_fail | none
+  // (the original dataset_category.py; shipped in configs/sources/robometer_original.yaml).
+  std::map<std::string, std::string> source_categories;
+  std::string partial_success_progress_match = "roboreward";  // "" = every graded source
+  int min_frames = 5;                      // trajectories with <= this many frames are dropped
+  bool drop_tasks_without_success = true;  // ungraded tasks with no successful trajectory
   template <class V>
   void visit(V& v) {
     v("train", train, doc("training datasets"));
@@ -71,10 +82,23 @@ struct DataConfig {
     v("different_task_same_source_prob", different_task_same_source_prob, doc("").range(0, 1));
     v("predict_last_frame_partial_progress", predict_last_frame_partial_progress,
       doc("partial_success trajectories: progress label on the last stored frame only"));
-    v("success_cutoffs", success_cutoffs, doc("per-source success cutoff c in (0,1]"));
+    v("success_cutoffs", success_cutoffs, doc("per-source success cutoff c in (0,1]").range(0, 1));
     v("preference_only_sources", preference_only_sources, doc("no progress supervision"));
     v("max_bad_fraction", max_bad_fraction, doc("abort above this share of bad videos").range(0, 1));
     v("samples_per_epoch", samples_per_epoch, doc("0 = number of trajectories").non_negative());
+    v("autorotate", autorotate, doc("apply the display rotation stored with a video"));
+    v("index", index,
+      doc("binary trajectory index: auto (build or rebuild when stale), require, off (parse JSONL)")
+          .choices({"auto", "require", "off"}));
+    v("mixing", mixing, doc("how pairs are drawn").choices({"rbm", "strategy_first"}));
+    v("source_categories", source_categories,
+      doc("per-source category")
+          .choices({"preference_only", "suboptimal_fail", "preference_only+suboptimal_fail", "none"}));
+    v("partial_success_progress_match", partial_success_progress_match,
+      doc("partial_success gives progress labels only on sources whose name contains this"));
+    v("min_frames", min_frames, doc("drop trajectories with <= this many frames").non_negative());
+    v("drop_tasks_without_success", drop_tasks_without_success,
+      doc("drop ungraded tasks that have no successful trajectory"));
   }
 };
 
@@ -83,7 +107,7 @@ struct LoraConfig {
   int r = 32;
   double alpha = 64;
   double dropout = 0.05;
-  std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj",
+  std::vector<std::string> targets = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                       "gate_proj", "up_proj", "down_proj"};
   template <class V>
   void visit(V& v) {
@@ -96,14 +120,14 @@ struct LoraConfig {
 };
 
 struct ModelConfig {
-  std::string config_json;   // HF-style config.json of the backbone (+ Robometer fields)
-  std::string pretrained;    // HF or Robometer safetensors dir; empty = random init
-  std::string tokenizer;     // tokenizer.json; empty = auto (ROBOMETER_TOKENIZER or .deps)
+  std::string config_json;  // HF-style config.json of the backbone (+ Robometer fields)
+  std::string pretrained;   // HF or Robometer safetensors dir; empty = random init
+  std::string tokenizer;    // tokenizer.json; empty = auto (ROBOMETER_TOKENIZER or .deps)
   std::string dtype = "float32";
   std::vector<std::string> freeze = {"model.visual."};
   bool activation_checkpointing = false;
   LoraConfig lora;
-  int min_pixels = 0;        // 0 = processor default
+  int min_pixels = 0;  // 0 = processor default
   int max_pixels = 0;
   template <class V>
   void visit(V& v) {
@@ -131,11 +155,11 @@ struct LossWeights {
 
 struct TrainConfig {
   int max_steps = 1000;
-  int batch_size = 16;        // pairs per device per micro-step
+  int batch_size = 16;  // pairs per device per micro-step
   int grad_accum = 1;
   double lr = 2e-5;
-  double head_lr = 0;         // 0 = lr
-  double vision_lr = 0;       // 0 = lr (only when vision layers are trainable)
+  double head_lr = 0;    // 0 = lr
+  double vision_lr = 0;  // 0 = lr (only when vision layers are trainable)
   double weight_decay = 0.01;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   std::string schedule = "cosine";
@@ -150,6 +174,9 @@ struct TrainConfig {
   int eval_batches = 8;
   int checkpoint_every = 1000;
   int keep_last_n = 3;
+  int keep_best = 5;                             // the original keeps its top 5 (save_best)
+  std::string best_metric = "eval_kendall_tau";  // ... by policy-ranking Kendall τ
+  std::string nan_rule = "original";
   int nan_abort_after = 10;
   int log_every = 1;
   template <class V>
@@ -177,6 +204,13 @@ struct TrainConfig {
     v("eval_batches", eval_batches, doc("batches per evaluation").range(1, 1e6));
     v("checkpoint_every", checkpoint_every, doc("steps between checkpoints (0 = end only)").non_negative());
     v("keep_last_n", keep_last_n, doc("checkpoints kept").range(1, 1e6));
+    v("keep_best", keep_best,
+      doc("best checkpoints by best_metric kept besides the last n (0 = none)").range(0, 1e6));
+    v("best_metric", best_metric,
+      doc("eval metric ranking checkpoints (higher is better unless it ends in loss)"));
+    v("nan_rule", nan_rule,
+      doc("original: a NaN progress term drops the pair loss; per_term: only that term")
+          .choices({"original", "per_term"}));
     v("nan_abort_after", nan_abort_after, doc("consecutive non-finite steps before abort").range(1, 1e6));
     v("log_every", log_every, doc("steps between log lines").range(1, 1e9));
   }
@@ -199,9 +233,18 @@ struct DistConfig {
 struct EvalConfig {
   double success_threshold = 0.5;
   int voc_prefixes = 5;
-  int max_trajectories = 0;  // 0 = all
+  int max_trajectories = 0;           // 0 = all
+  std::string protocol = "original";  // original (compile_results.py) | robometer_cpp
+  // Frames at inference (score, serve, eval): native size into smart_resize by default.
+  ResizeConfig resize = [] {
+    ResizeConfig r;
+    r.mode = "none";
+    return r;
+  }();
   template <class V>
   void visit(V& v) {
+    v("protocol", protocol, doc("evaluation protocol").choices({"original", "robometer_cpp"}));
+    v("resize", resize);
     v("success_threshold", success_threshold, doc("").range(0, 1));
     v("voc_prefixes", voc_prefixes, doc("prefix end-points per trajectory").range(1, 1024));
     v("max_trajectories", max_trajectories, doc("per data source (0 = all)").non_negative());

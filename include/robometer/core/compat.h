@@ -18,7 +18,8 @@ namespace robometer::compat {
 template <class T>
 using optional = c10::optional<T>;
 
-// Disables autograd in a scope. robometer::compat::NoGradGuard exists in 1.13 only; c10::AutoGradMode in both.
+// Disables autograd in a scope. robometer::compat::NoGradGuard exists in 1.13 only; c10::AutoGradMode in
+// both.
 struct NoGradGuard : c10::AutoGradMode {
   NoGradGuard() : c10::AutoGradMode(false) {}
 };
@@ -27,13 +28,11 @@ struct NoGradGuard : c10::AutoGradMode {
 // additive float, broadcastable to [B, H, Lq, Lk]. On 2.x this dispatches to the fused
 // flash / memory-efficient kernels on CUDA; 1.13 has no public SDPA, so it is spelled out.
 inline at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                       const at::Tensor& mask = {}, bool is_causal = false,
-                       double scale = -1.0) {
+                       const at::Tensor& mask = {}, bool is_causal = false, double scale = -1.0) {
   const double s = scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
 #if ROBOMETER_TORCH_2
   return at::scaled_dot_product_attention(
-      q, k, v, mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt, 0.0,
-      is_causal, s);
+      q, k, v, mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt, 0.0, is_causal, s);
 #else
   auto scores = at::matmul(q, k.transpose(-2, -1)) * s;
   if (is_causal) {

@@ -21,8 +21,7 @@ class ConfigError : public Error {
 // Malformed or unreadable input file (video, parquet, safetensors, manifest).
 class FormatError : public Error {
  public:
-  FormatError(const std::string& path, const std::string& what)
-      : Error(path + ": " + what), path_(path) {}
+  FormatError(const std::string& path, const std::string& what) : Error(path + ": " + what), path_(path) {}
   const std::string& path() const { return path_; }
 
  private:

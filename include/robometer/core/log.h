@@ -8,9 +8,9 @@
 namespace robometer {
 
 struct LogOptions {
-  std::string level = "info";   // trace|debug|info|warn|error|off
-  std::string file;             // empty: console only
-  int rank = -1;                // <0: single process, no rank prefix
+  std::string level = "info";      // trace|debug|info|warn|error|off
+  std::string file;                // empty: console only
+  int rank = -1;                   // <0: single process, no rank prefix
   bool only_rank0_console = true;  // ranks > 0 log warnings and errors only on the console
 };
 

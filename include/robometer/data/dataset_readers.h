@@ -25,18 +25,18 @@
 namespace robometer::data {
 
 struct IngestOptions {
-  std::vector<std::string> cameras;   // LeRobot video keys; empty: every camera, one trajectory each
+  std::vector<std::string> cameras;       // LeRobot video keys; empty: every camera, one trajectory each
   Quality quality = Quality::Successful;  // label given to demonstration datasets (LeRobot)
-  std::vector<int64_t> episodes;      // LeRobot episode indices to keep; empty: all
-  std::string data_source;            // default: the dataset directory's name
+  std::vector<int64_t> episodes;          // LeRobot episode indices to keep; empty: all
+  std::string data_source;                // default: the dataset directory's name
 };
 
 // Parses "3", "0-9", "0-9,12,20-22" into a sorted list. Throws ConfigError.
 std::vector<int64_t> parse_episode_list(const std::string& spec);
 
 struct IngestProblem {
-  std::string id;      // trajectory id (or episode) concerned
-  std::string path;    // file concerned
+  std::string id;    // trajectory id (or episode) concerned
+  std::string path;  // file concerned
   std::string reason;
   // Text that is not valid UTF-8 (a bad id or path is often why the problem exists) is
   // written with \xHH escapes, so the report itself can always be written.
@@ -46,11 +46,11 @@ struct IngestProblem {
 };
 
 struct DatasetScan {
-  std::string format;                    // "lerobot-v2.1", "lerobot-v3.0", "rbm", "folder"
+  std::string format;  // "lerobot-v2.1", "lerobot-v3.0", "rbm", "folder"
   std::string root;
   std::vector<Trajectory> trajectories;  // video paths absolute; num_frames from metadata until probed
   std::vector<IngestProblem> problems;
-  std::vector<std::string> notes;        // metadata inconsistencies worth reporting
+  std::vector<std::string> notes;  // metadata inconsistencies worth reporting
 };
 
 DatasetScan scan_lerobot(const std::string& root, const IngestOptions& opts = {});

@@ -35,30 +35,39 @@ std::vector<int64_t> segment_indices(int64_t num_stored, int64_t start, int64_t 
 
 // Progress g_t of each index ("absolute_first_frame"): s = min(indices), C = floor(c * S),
 //   g_t = min(1, (i_t - s) / max(1, C - s - 1)).
-// With p given (the sampler passes it only under predict_last_frame_partial_progress) and
-// p != 1: when the last stored frame S-1 is among the indices, every g is 0 except at (the
-// first occurrence of) S-1, which gets p (original compute_progress_from_segment).
+// With p given (a graded trajectory's partial_success) and p != 1: when the last stored frame
+// S-1 is among the indices, every g is 0 except at (the first occurrence of) S-1, which gets p
+// (original compute_progress_from_segment, applied whatever predict_last_frame_partial_progress).
 std::vector<double> progress_labels(int64_t num_stored, const std::vector<int64_t>& indices,
-                                   double success_cutoff,
-                                   std::optional<float> partial_success = std::nullopt);
+                                    double success_cutoff,
+                                    std::optional<float> partial_success = std::nullopt);
 
 // y_t = 1[g_t >= c]; all 0 for suboptimal / failure trajectories.
 std::vector<double> success_labels(const std::vector<double>& progress, double success_cutoff,
-                                  Quality quality);
+                                   Quality quality);
 
 // Frames the success loss sees: g_t < min_success or y_t = 1, every frame of a suboptimal /
 // failure trajectory (the trainer's combined_mask).
-std::vector<double> success_inclusion(const std::vector<double>& progress,
-                                     const std::vector<double>& success, Quality quality,
-                                     double min_success);
+std::vector<double> success_inclusion(const std::vector<double>& progress, const std::vector<double>& success,
+                                      Quality quality, double min_success);
 
 // Per-clip progress-loss mask (the collator's should_compute_progress):
 //   0 when the source is preference-only; 1 when the trajectory carries partial_success;
 //   0 for suboptimal / failure (checked before the original's "or rewound" clause, so a rewound
 //   clip of a failed trajectory stays 0); 1 for successful trajectories (any strategy).
-// (The original keys the partial-success rule on sources named "roboreward"; here it applies to
-// any non-preference-only source whose trajectories carry partial_success.)
+// has_partial_success is true only where partial_success counts for progress: the original
+// keys it on sources named "roboreward" (SamplerOptions::partial_success_progress_match).
 float progress_mask(Quality quality, bool preference_only_source, bool has_partial_success);
+
+// Per-frame progress mask of a clip (the original RBMBaseSampler._get_traj_from_data
+// predict_last_frame_mask), `indices` the selected stored frames before right padding, K the
+// padded length. All 1 unless `enabled` (predict_last_frame_partial_progress) and the trajectory
+// has partial_success p, where p == 1 on a non-preference-only source also keeps all 1;
+// otherwise 1 exactly at the positions showing the last stored frame S-1 (0 elsewhere, padding
+// included), all 0 when the clip does not show it.
+std::vector<double> last_frame_progress_mask(int64_t num_stored, const std::vector<int64_t>& indices, int K,
+                                             bool enabled, std::optional<float> partial_success,
+                                             bool preference_only_source);
 
 // C51 two-hot target over `bins` centres k/(bins-1): b = (bins-1)*g, q[floor b] = ceil b - b,
 // q[ceil b] = b - floor b, q[b] = 1 when b is an integer. float [n, bins].

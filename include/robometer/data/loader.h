@@ -32,12 +32,13 @@
 namespace robometer::data {
 
 struct LoaderOptions {
-  SamplerOptions sampling;       // K, stored-frame cap, strategy ratios, cutoffs, is_eval, ...
-  int num_workers = 2;           // decoding threads; 0 decodes on the calling thread
-  int prefetch = 2;              // batches buffered ahead of the consumer
+  SamplerOptions sampling;  // K, stored-frame cap, strategy ratios, cutoffs, is_eval, ...
+  int num_workers = 2;      // decoding threads; 0 decodes on the calling thread
+  int prefetch = 2;         // batches buffered ahead of the consumer
   int batch_size = 8;
   bool drop_last = false;
   ResizeSpec resize = ResizeSpec::shortest_edge(240);
+  bool autorotate = true;  // data.autorotate: apply a video's display rotation
   uint64_t seed = 0;
   int rank = 0;
   int world_size = 1;
@@ -50,8 +51,8 @@ struct LoaderOptions {
 // Where a loader stands: JSON-serialisable, restore() continues exactly from here.
 struct LoaderState {
   int64_t epoch = 0;
-  int64_t next_sample = 0;   // position in this rank's sequence of the epoch
-  int64_t draws = 0;         // draws since the run started (for the bad-video threshold)
+  int64_t next_sample = 0;  // position in this rank's sequence of the epoch
+  int64_t draws = 0;        // draws since the run started (for the bad-video threshold)
   int64_t bad_draws = 0;
   nlohmann::json to_json() const;
   static LoaderState from_json(const nlohmann::json& j);  // throws FormatError on bad fields
@@ -104,6 +105,7 @@ class Loader {
 
 // Decodes the frames of a planned pair into a PairSample (A/B placed by plan.chosen_first).
 // Throws FormatError from the video reader when a video is bad.
-PairSample assemble_pair(const TrajectoryIndex& index, const PairPlan& plan, const ResizeSpec& resize);
+PairSample assemble_pair(const TrajectoryIndex& index, const PairPlan& plan, const ResizeSpec& resize,
+                         bool autorotate = true);
 
 }  // namespace robometer::data

@@ -9,6 +9,8 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,14 +21,28 @@ namespace robometer::data {
 constexpr int kManifestVersion = 1;
 
 struct Manifest {
-  std::string dir;                        // absolute directory of the manifest
+  std::string dir;  // absolute directory of the manifest
   std::string name;
-  nlohmann::json source;                  // free-form provenance
-  std::vector<Trajectory> trajectories;   // video paths resolved to absolute paths
+  nlohmann::json source;                 // free-form provenance
+  std::vector<Trajectory> trajectories;  // video paths resolved to absolute paths
 };
 
 // Throws FormatError naming the file and line of the first bad record.
 Manifest read_manifest(const std::string& dir);
+
+// manifest.json alone (checked as read_manifest does).
+struct ManifestHeader {
+  std::string dir;  // absolute
+  std::string name;
+  nlohmann::json source;
+  int64_t num_trajectories = 0;
+};
+ManifestHeader read_manifest_header(const std::string& dir);
+
+// Streams trajectories.jsonl one record at a time (bounded memory): fn(trajectory, the raw
+// record, its line number). Checks every record as read_manifest does, and the count at the end.
+using RecordFn = std::function<void(Trajectory&&, const nlohmann::json&, int64_t line)>;
+void for_each_record(const ManifestHeader& header, const RecordFn& fn);
 
 // Writes manifest.json + trajectories.jsonl atomically (temp + rename). Video paths under
 // `dir` are stored relative to it; size and mtime of each video are recorded.

@@ -35,12 +35,16 @@ class Rng {
     const uint64_t un = static_cast<uint64_t>(n);
     const uint64_t limit = UINT64_MAX - UINT64_MAX % un;
     uint64_t x;
-    do x = next_u64(); while (x >= limit);
+    do x = next_u64();
+    while (x >= limit);
     return static_cast<int64_t>(x % un);
   }
   bool bernoulli(double p) { return uniform() < p; }
-  template <typename T>
-  const T& choice(const std::vector<T>& v) { return v[static_cast<size_t>(below(static_cast<int64_t>(v.size())))]; }
+  // Any container with size() and operator[] (a vector, an index view).
+  template <typename C>
+  auto choice(const C& v) -> decltype(v[0]) {
+    return v[static_cast<size_t>(below(static_cast<int64_t>(v.size())))];
+  }
 
  private:
   uint64_t state_;

@@ -20,24 +20,26 @@ constexpr int kProgressBins = 10;
 // K frames of one trajectory with their per-frame labels. Short clips are right-padded by
 // repeating the last frame and its labels, so every tensor has exactly K rows.
 struct Clip {
-  at::Tensor frames;            // uint8 [K, H, W, 3]
-  at::Tensor progress;          // float [K]     g_t in [0,1]
-  at::Tensor progress_target;   // float [K, 10] two-hot over bin centres k/9
-  at::Tensor success;           // float [K]     1[g_t >= cutoff], 0 for failures / other task
-  at::Tensor success_mask;      // float [K]     inclusion rule of spec §2.3
-  float progress_mask = 0.f;    // 1 if progress is supervised on this clip
-  std::vector<int64_t> frame_indices;  // into the trajectory (after the stored-frame cap)
+  at::Tensor frames;                         // uint8 [K, H, W, 3]
+  at::Tensor progress;                       // float [K]     g_t in [0,1]
+  at::Tensor progress_target;                // float [K, 10] two-hot over bin centres k/9
+  at::Tensor success;                        // float [K]     1[g_t >= cutoff], 0 for failures / other task
+  at::Tensor success_mask;                   // float [K]     inclusion rule of spec §2.3
+  float progress_mask = 0.f;                 // 1 if progress is supervised on this clip
+  at::Tensor progress_frame_mask;            // float [K] per-frame progress mask (all 1 unless
+                                             // predict_last_frame_partial_progress); undefined = all 1
+  std::vector<int64_t> frame_indices;        // into the trajectory (after the stored-frame cap)
   std::vector<int64_t> video_frame_indices;  // the same frames as frame numbers of the video
-  int64_t valid_frames = 0;     // frames before right padding (<= K)
+  int64_t valid_frames = 0;                  // frames before right padding (<= K)
   std::string trajectory_id;
   std::string data_source;
   Quality quality = Quality::Successful;
 };
 
 struct PairSample {
-  std::string task;       // the instruction in the prompt (the chosen trajectory's)
-  Clip a, b;              // a is first in the prompt
-  float preference = 1.f; // 1 if A is the chosen (better) trajectory
+  std::string task;        // the instruction in the prompt (the chosen trajectory's)
+  Clip a, b;               // a is first in the prompt
+  float preference = 1.f;  // 1 if A is the chosen (better) trajectory
   Strategy strategy = Strategy::Rewind;
   bool different_task = false;
 };
@@ -45,19 +47,21 @@ struct PairSample {
 // A collated batch. Labels are stacked; frames stay per sample (sizes may differ by source).
 struct Batch {
   std::vector<PairSample> samples;
-  at::Tensor preference;         // float [B]
-  at::Tensor progress_a;         // float [B, K]
-  at::Tensor progress_target_a;  // float [B, K, 10]
-  at::Tensor progress_mask_a;    // float [B]
-  at::Tensor success_a;          // float [B, K]
-  at::Tensor success_mask_a;     // float [B, K]
+  at::Tensor preference;             // float [B]
+  at::Tensor progress_a;             // float [B, K]
+  at::Tensor progress_target_a;      // float [B, K, 10]
+  at::Tensor progress_mask_a;        // float [B]
+  at::Tensor progress_frame_mask_a;  // float [B, K] (the original predict_last_frame_mask_A)
+  at::Tensor success_a;              // float [B, K]
+  at::Tensor success_mask_a;         // float [B, K]
   // The same labels for trajectory B (the original trainer supervises A only; kept for
   // evaluation and for experiments).
-  at::Tensor progress_b;         // float [B, K]
-  at::Tensor progress_target_b;  // float [B, K, 10]
-  at::Tensor progress_mask_b;    // float [B]
-  at::Tensor success_b;          // float [B, K]
-  at::Tensor success_mask_b;     // float [B, K]
+  at::Tensor progress_b;             // float [B, K]
+  at::Tensor progress_target_b;      // float [B, K, 10]
+  at::Tensor progress_mask_b;        // float [B]
+  at::Tensor progress_frame_mask_b;  // float [B, K]
+  at::Tensor success_b;              // float [B, K]
+  at::Tensor success_mask_b;         // float [B, K]
   int64_t size() const { return static_cast<int64_t>(samples.size()); }
 };
 

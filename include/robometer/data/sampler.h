@@ -21,22 +21,40 @@
 
 namespace robometer::data {
 
+// How the trajectory of a pair is drawn (the original's data.dataset_type).
+enum class Mixing {
+  // RBMDataset (the original's default): a trajectory, in proportion to its source's size (times
+  // the source weight), then the strategy by ratio with rebalancing (PrefSampler).
+  Rbm,
+  // StrategyFirstDataset: the strategy by ratio, then a source (uniform or by weight), then a
+  // trajectory eligible for the strategy.
+  StrategyFirst,
+};
+
 struct SamplerOptions {
-  int frames_per_clip = 8;      // K: clips are linspace-subsampled to K, then right-padded to K
-  int max_stored_frames = 32;   // the original preprocessing cap (see stored_frame_indices)
+  Mixing mixing = Mixing::StrategyFirst;  // code default; configs default to rbm (base.yaml)
+  int frames_per_clip = 8;                // K: clips are linspace-subsampled to K, then right-padded to K
+  int max_stored_frames = 32;             // the original preprocessing cap (see stored_frame_indices)
   // [rewind, suboptimal, different_task, reverse] (the order of enum Strategy); zero disables.
   std::array<double, 4> strategy_ratios{1, 1, 1, 1};
-  std::map<std::string, double> source_weights;  // per data source; overrides manifest weights
-  std::map<std::string, double> success_cutoffs; // per data source c; others use the default
-  double default_success_cutoff = 1.0;           // the original max_success
-  double min_success = 0.5;                      // success frames with g < this are negatives
-  std::set<std::string> preference_only_sources; // progress never supervised on these
+  std::map<std::string, double> source_weights;   // per data source; overrides manifest weights
+  std::map<std::string, double> success_cutoffs;  // per data source c; others use the default
+  double default_success_cutoff = 1.0;            // the original max_success
+  double min_success = 0.5;                       // success frames with g < this are negatives
+  std::set<std::string> preference_only_sources;  // progress never supervised on these
+  // is_suboptimal_fail_ds: strategy_first draws its suboptimal pairs from these sources (all
+  // sources when none of them is present, as the original).
+  std::set<std::string> suboptimal_fail_sources;
+  // partial_success gives progress supervision on sources whose name contains this (the
+  // original: "roboreward"); "" = every source whose trajectories carry partial_success.
+  std::string partial_success_progress_match;
   double different_task_same_source_prob = 0.5;  // traj_same_source_prob
   double partial_success_threshold = 0.2;        // min |Δ partial_success| for a pair
-  // predict_last_frame_partial_progress (off in the original's default): a partial_success
-  // trajectory's clip is labelled 0 everywhere but on its last stored frame (= the score).
+  // predict_last_frame_partial_progress (off in the original's default): only adds a per-frame
+  // progress mask (1 where the clip shows the trajectory's last stored frame) for graded clips.
+  // The labels [0, ..., 0, p] of a clip ending at the last frame with p < 1 are always used.
   bool last_frame_partial_progress = false;
-  bool is_eval = false;                          // chosen always A (else A/B with p = 0.5)
+  bool is_eval = false;  // chosen always A (else A/B with p = 0.5)
 };
 
 // How a clip walks through its trajectory's stored frames.
@@ -49,7 +67,7 @@ enum class ClipOrder {
 const char* clip_order_name(ClipOrder o);
 
 struct ClipPlan {
-  int64_t trajectory = -1;              // position in the TrajectoryIndex
+  int64_t trajectory = -1;  // position in the TrajectoryIndex
   ClipOrder order = ClipOrder::Forward;
   int64_t num_stored = 0;               // S = min(num_frames, max_stored_frames)
   std::vector<int64_t> stored_indices;  // K entries (after linspace and padding), in [0, S)
@@ -58,7 +76,8 @@ struct ClipPlan {
   std::vector<double> success;          // K: y_t
   std::vector<double> success_mask;     // K: inclusion in the success loss
   float progress_mask = 0.f;
-  int64_t valid_frames = 0;             // frames before right padding
+  std::vector<double> progress_frame_mask;  // K: per-frame progress mask (predict_last_frame_mask)
+  int64_t valid_frames = 0;                 // frames before right padding
 };
 
 struct PairPlan {
@@ -89,10 +108,9 @@ class PairSampler {
   std::optional<ClipPlan> make_clip(int64_t trajectory, ClipOrder order, Rng& rng,
                                     bool zero_labels = false) const;
   // The same clip for explicitly given segment indices (stored space, before subsampling).
-  ClipPlan clip_from_segment(int64_t trajectory, ClipOrder order,
-                             const std::vector<int64_t>& segment, bool zero_labels) const;
-  std::optional<PairPlan> sample_for(int64_t trajectory, std::optional<Strategy> preferred,
-                                     Rng& rng) const;
+  ClipPlan clip_from_segment(int64_t trajectory, ClipOrder order, const std::vector<int64_t>& segment,
+                             bool zero_labels) const;
+  std::optional<PairPlan> sample_for(int64_t trajectory, std::optional<Strategy> preferred, Rng& rng) const;
 
   double success_cutoff(const std::string& source) const;
   double source_weight(const std::string& source) const;
@@ -108,9 +126,8 @@ class PairSampler {
   std::optional<PairPlan> try_sources(Rng& rng, const std::vector<std::string>& sources,
                                       std::optional<Strategy> filter,
                                       std::optional<Strategy> preferred) const;
-  std::vector<int64_t> eligible(const std::string& source, std::optional<Strategy> s) const;
-  std::optional<PairPlan> create_pair(int64_t chosen, std::optional<Strategy> preferred,
-                                      Rng& rng) const;
+  TrajectoryIndex::Ids eligible(const std::string& source, std::optional<Strategy> s) const;
+  std::optional<PairPlan> create_pair(int64_t chosen, std::optional<Strategy> preferred, Rng& rng) const;
   std::optional<Rejected> execute(Strategy s, int64_t chosen, Rng& rng) const;
   std::optional<int64_t> same_task_unsuccessful(int64_t ref, Rng& rng) const;
   std::optional<int64_t> different_partial_success(int64_t ref, Rng& rng) const;
@@ -120,6 +137,7 @@ class PairSampler {
   std::shared_ptr<const TrajectoryIndex> index_;
   SamplerOptions opts_;
   std::vector<std::string> active_sources_;  // data sources with a positive weight
+  PairPlan sample_rbm(Rng& rng) const;
 };
 
 }  // namespace robometer::data

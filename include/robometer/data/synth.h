@@ -28,9 +28,9 @@ namespace robometer::data {
 struct SynthOptions {
   int train_episodes = 120;
   int eval_episodes = 40;
-  int tasks = 5;           // 1..kSynthMaxTasks
-  int size = 64;           // square frames; even, >= 32
-  int min_frames = 16;     // frames per episode drawn uniformly in [min_frames, max_frames]
+  int tasks = 5;        // 1..kSynthMaxTasks
+  int size = 64;        // square frames; even, >= 32
+  int min_frames = 16;  // frames per episode drawn uniformly in [min_frames, max_frames]
   int max_frames = 24;
   double fps = 10.0;
   uint64_t seed = 0;
@@ -61,8 +61,8 @@ struct SynthEpisode {
   std::string failure_mode;              // "" | "wrong_target" | "drop"
   int num_frames = 0;
   int size = 0;
-  std::vector<double> progress;   // ground truth per frame, in [0, 1]
-  std::vector<uint8_t> frames;    // num_frames × size × size × 3, RGB HWC
+  std::vector<double> progress;  // ground truth per frame, in [0, 1]
+  std::vector<uint8_t> frames;   // num_frames × size × size × 3, RGB HWC
 };
 
 // Renders one episode. Everything random comes from `episode_seed`, so an episode is the same

@@ -25,7 +25,7 @@ struct Trajectory {
   std::string task;
   std::string data_source;
   VideoRef video;
-  int64_t num_frames = 0;   // frames inside the window, exact (from the packet index)
+  int64_t num_frames = 0;  // frames inside the window, exact (from the packet index)
   double fps = 0.0;
   Quality quality = Quality::Successful;
   std::optional<float> partial_success;  // in [0,1] when the source grades episodes

@@ -10,10 +10,10 @@
 namespace robometer::data {
 
 struct VideoWriterOptions {
-  int crf = 18;                        // x264 constant rate factor (0 lossless .. 51)
-  std::string preset = "veryfast";     // x264 preset
-  int gop = 10;                        // keyframe interval in frames
-  int threads = 1;                     // 1 keeps the output byte-identical run to run
+  int crf = 18;                     // x264 constant rate factor (0 lossless .. 51)
+  std::string preset = "veryfast";  // x264 preset
+  int gop = 10;                     // keyframe interval in frames
+  int threads = 1;                  // 1 keeps the output byte-identical run to run
 };
 
 class VideoWriter {

@@ -31,7 +31,7 @@ namespace robometer::dist {
 class BucketedGradSync final : public train::GradSync {
  public:
   BucketedGradSync(std::shared_ptr<C10dWorld> world, double bucket_mb = 25);
-  void attach(const train::NamedParams& params) override;
+  void attach(const train::NamedParameters& params) override;
   void before_backward(bool sync) override;
   void finish() override;
 

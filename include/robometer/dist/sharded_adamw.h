@@ -55,7 +55,7 @@ class ShardedAdamW final : public train::ParamOptimizer {
   std::vector<Param> params_;
   double lr_factor_ = 1.0;
   int64_t total_ = 0, padded_ = 0, shard_size_ = 0, shard_begin_ = 0, shard_end_ = 0;
-  at::ScalarType flat_dtype_ = at::kFloat;  // the params' dtype when they share one, else fp32
+  at::ScalarType flat_dtype_ = at::kFloat;    // the params' dtype when they share one, else fp32
   at::Tensor master_, exp_avg_, exp_avg_sq_;  // fp32, shard_size_ elements
   at::Tensor grad_shard_;                     // fp32 averaged gradient of the own slice
   std::vector<bool> has_grad_;                // per parameter, any rank (this step)

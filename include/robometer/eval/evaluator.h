@@ -1,7 +1,7 @@
 // Offline evaluation of a reward model on held-out manifests (spec §5.1), shared by
 // `robometer eval` and the trainer's periodic evaluation.
 //
-// Protocol (per data source, up to max_trajectories trajectories, spread evenly over the
+// Protocol robometer_cpp (per data source, up to max_trajectories trajectories, spread evenly over the
 // source's list). Every trajectory is first capped to S = min(N, max_stored_frames) stored
 // frames (the training rule, labels.h), and all frame indices below live in that space.
 //   VOC:        P = voc_prefixes end points e_k = rint(linspace(0, S-1, P)); the prefix 0..e_k
@@ -40,19 +40,25 @@
 namespace robometer::eval {
 
 struct EvalOptions {
-  int frames = 8;                   // K
+  int frames = 8;  // K
   int max_stored_frames = 32;
   int voc_prefixes = 5;
-  int max_trajectories = 0;         // per data source; 0 = all
+  int max_trajectories = 0;  // per data source; 0 = all
   double success_threshold = 0.5;
-  int preference_pairs = 32;        // total; 0 = skip
-  int confusion_videos = 8;         // per source; 0 = skip
-  int batch_size = 8;               // queries per forward
-  uint64_t seed = 0x5eed0000ULL;
+  int preference_pairs = 32;  // total; 0 = skip
+  int confusion_videos = 8;   // per source; 0 = skip
+  int batch_size = 8;         // queries per forward
+  uint64_t seed = 0;          // eval_options: train.seed's evaluation stream
   data::ResizeSpec resize = data::ResizeSpec::shortest_edge(240);
-  data::SamplerOptions sampling;    // pair construction (is_eval forced on)
+  bool autorotate = true;         // data.autorotate
+  data::SamplerOptions sampling;  // pair construction (is_eval forced on)
   MetricsOptions metrics;
-  bool keep_trajectories = false;   // add "trajectories": per-trajectory gt/pred to the JSON
+  // eval.protocol "original" (robometer's eval samplers + compile_results.py): VOC end points
+  // int(linspace(0, S-1, P)) (floor), prediction and label at clip position k of the k-th prefix,
+  // whole-trajectory clips right-padded to K, every task of a source in the confusion matrix,
+  // preference pairs with the chosen trajectory as A. "robometer_cpp": the protocol above.
+  std::string protocol = "robometer_cpp";
+  bool keep_trajectories = false;  // add "trajectories": per-trajectory gt/pred to the JSON
 };
 
 // The options a run config implies (data.* frame/resize/sampler settings, eval.*).

@@ -74,23 +74,29 @@ struct TrajectoryScores {
   std::vector<double> gt_progress;
   std::vector<double> pred_progress;
   std::vector<double> pred_success;  // P(success) per prefix; may be empty (no success head)
+  std::vector<int64_t> prefix_ends;  // stored-frame index each prefix ends at (plots); may be empty
   // Last-frame progress of the whole trajectory (policy ranking, confusion matrix). When
   // absent, pred_progress.back() is used.
   std::optional<double> final_progress;
   // P(success) at the last frame of the whole trajectory; when absent pred_success.back().
   std::optional<double> final_success;
 
-  double last_progress() const;                 // throws Error when nothing was predicted
+  double last_progress() const;                // throws Error when nothing was predicted
   std::optional<double> last_success() const;  // nullopt without a success head
 };
 
 // ---------------------------------------------------------------- reward alignment (VOC)
 
+// End frames of the P prefixes of a trajectory of S stored frames. original: the original's
+// samplers/eval/reward_alignment.py `np.linspace(0, num_frames - 1, n)` then `int(end_idx)`
+// (floor; all S frames when P > S); otherwise data::linspace_positions (rint, at most S).
+std::vector<int64_t> voc_end_points(int64_t stored, int prefixes, bool original);
+
 struct VocResult {
-  std::optional<double> pearson;   // mean over trajectories with a defined value
+  std::optional<double> pearson;  // mean over trajectories with a defined value
   std::optional<double> spearman;
-  int64_t trajectories = 0;        // trajectories considered
-  int64_t pearson_undefined = 0;   // excluded: constant gt or prediction, or < 2 prefixes
+  int64_t trajectories = 0;       // trajectories considered
+  int64_t pearson_undefined = 0;  // excluded: constant gt or prediction, or < 2 prefixes
   int64_t spearman_undefined = 0;
 };
 
@@ -99,7 +105,11 @@ struct VocResult {
 // counted. (robometer's compile_results.py maps them to 0.0 and keeps them, which pulls the
 // mean towards 0.) When successful_only, only Quality::Successful trajectories count, as in
 // the original (failure trajectories have no meaningful progress target).
-VocResult reward_alignment(const std::vector<TrajectoryScores>& trajs, bool successful_only = true);
+// With undefined_as_zero (eval.protocol original: compile_results.py
+// run_reward_alignment_eval_per_trajectory, `0.0 if np.isnan(traj_pearson)`), an undefined
+// correlation enters the mean as 0 (and is still counted as undefined).
+VocResult reward_alignment(const std::vector<TrajectoryScores>& trajs, bool successful_only = true,
+                           bool undefined_as_zero = false);
 
 // ---------------------------------------------------------------- policy ranking
 
@@ -121,13 +131,19 @@ struct RankingResult {
   // Fraction of gold-distinct pairs (within a task) ordered correctly; predicted ties count
   // as wrong.
   std::optional<double> ranking_accuracy;
-  int64_t tasks = 0;          // tasks seen
-  int64_t tasks_ranked = 0;   // tasks with >= 2 trajectories (kendall_tau_a)
+  int64_t tasks = 0;              // tasks seen
+  int64_t tasks_ranked = 0;       // tasks with >= 2 trajectories (kendall_tau_a)
   int64_t tasks_label_tuple = 0;  // tasks with >= 2 quality labels present
   std::map<std::string, double> per_task_tau_a;
 };
 
 RankingResult policy_ranking(const std::vector<TrajectoryScores>& trajs, bool use_partial_success);
+
+// compile_results.py _compute_policy_ranking_metrics_partial_success "ranking_acc_rba": per task,
+// every pair with different partial_success counts, correct iff (ps_i > ps_j) == (r_i > r_j) with
+// r the last-frame progress (so a predicted tie is correct when ps_i < ps_j); pooled over tasks.
+// nullopt without such a pair.
+std::optional<double> ranking_acc_rba(const std::vector<TrajectoryScores>& trajs);
 
 // ---------------------------------------------------------------- success–failure difference
 
@@ -144,9 +160,9 @@ SuccFailDiff success_failure_difference(const std::vector<TrajectoryScores>& tra
 
 struct DetectionResult {
   int64_t tp = 0, fp = 0, tn = 0, fn = 0;
-  std::optional<double> tpr;  // TP/(TP+FN); nullopt without positives
-  std::optional<double> tnr;  // TN/(TN+FP); nullopt without negatives
-  std::optional<double> f1;   // 2TP/(2TP+FP+FN); nullopt when no positives exist or are predicted
+  std::optional<double> tpr;       // TP/(TP+FN); nullopt without positives
+  std::optional<double> tnr;       // TN/(TN+FP); nullopt without negatives
+  std::optional<double> f1;        // 2TP/(2TP+FP+FN); nullopt when no positives exist or are predicted
   std::optional<double> accuracy;  // nullopt on empty input
 };
 
@@ -230,6 +246,12 @@ struct MetricsOptions {
   // How the caller aggregated prefix clips (see aggregate_prefix_clips); recorded in the JSON
   // so reports made with the original's indexing are labelled as such.
   PrefixAggregation prefix_aggregation = PrefixAggregation::LastFrame;
+  // eval.protocol: "original" (compile_results.py: undefined VOC correlations count as 0; sources
+  // named *roboreward* / *roboarena* rank by partial_success with ranking_acc_rba as their
+  // headline, others by the per-label-tuple τ ("kendall_last"); confusion headline = mean
+  // diagonal − mean off-diagonal of the raw matrix) or "robometer_cpp" (undefined excluded,
+  // τ-a over all trajectories, per-video normalised diagonal). Recorded in "options".
+  std::string protocol = "robometer_cpp";
 };
 
 // All metrics per data source and overall:

@@ -8,6 +8,8 @@
 //             the training sampler does); reward_t = the prediction at the clip's last position,
 //             i.e. at frame t. Prefixes are batched (batch_size queries per forward).
 //   all:      every given frame in one query (what the original example_inference_local.py does).
+//   stream:   the numbers of `all`, computed as an online RL client would get them: frames
+//             appended one at a time to a KV-cached session (model/stream_session.h).
 //
 // Progress is the expectation over the discrete bins (RewardOutputs::progress); success is
 // σ(success logit). The model is put in eval mode and run under NoGradGuard.
@@ -22,8 +24,8 @@
 
 namespace robometer::eval {
 
-enum class ScoreMode { Linspace, Dense, All };
-ScoreMode parse_score_mode(const std::string& s);  // "linspace" | "dense" | "all"; ConfigError
+enum class ScoreMode { Linspace, Dense, All, Stream };
+ScoreMode parse_score_mode(const std::string& s);  // "linspace" | "dense" | "all" | "stream"; ConfigError
 const char* score_mode_name(ScoreMode m);
 
 struct ScorerOptions {
@@ -57,6 +59,7 @@ class Scorer {
   ScoreResult linspace(const at::Tensor& frames, const std::string& task);
   ScoreResult dense(const at::Tensor& frames, const std::string& task);
   ScoreResult all_frames(const at::Tensor& frames, const std::string& task);
+  ScoreResult stream(const at::Tensor& frames, const std::string& task);
 
   // P(A ≻ B) = σ(preference logit) for the pair prompt with A first; both clips linspace-
   // subsampled to K frames.

@@ -26,38 +26,46 @@
 
 namespace robometer::io {
 
-enum class ParquetType { Boolean = 0, Int32 = 1, Int64 = 2, Int96 = 3, Float = 4, Double = 5,
-                         ByteArray = 6, FixedLenByteArray = 7 };
+enum class ParquetType {
+  Boolean = 0,
+  Int32 = 1,
+  Int64 = 2,
+  Int96 = 3,
+  Float = 4,
+  Double = 5,
+  ByteArray = 6,
+  FixedLenByteArray = 7
+};
 const char* parquet_type_name(ParquetType t);
 
 // Caps that keep a hostile file from exhausting memory or the stack.
 struct ParquetLimits {
   int64_t max_footer_bytes = 64ll << 20;
-  int64_t max_page_bytes = 256ll << 20;      // compressed or uncompressed size of one page
-  int64_t max_page_values = 64ll << 20;      // levels/values claimed by one page
-  int64_t max_column_values = 512ll << 20;   // values of one column across all row groups
+  int64_t max_page_bytes = 256ll << 20;     // compressed or uncompressed size of one page
+  int64_t max_page_values = 64ll << 20;     // levels/values claimed by one page
+  int64_t max_column_values = 512ll << 20;  // values of one column across all row groups
   int max_thrift_depth = 32;
 };
 
 // One leaf column of the schema.
 struct ParquetColumn {
-  std::string path;         // leaf path joined with '.', e.g. "action.list.element"
-  std::string name;         // user-facing name: the path with list wrapper levels removed
-                            // ("action"), or the leaf path for flat columns
+  std::string path;  // leaf path joined with '.', e.g. "action.list.element"
+  std::string name;  // user-facing name: the path with list wrapper levels removed
+                     // ("action"), or the leaf path for flat columns
   std::vector<std::string> path_parts;
   ParquetType type = ParquetType::Int32;
-  int type_length = 0;      // FIXED_LEN_BYTE_ARRAY width
+  int type_length = 0;  // FIXED_LEN_BYTE_ARRAY width
   int max_def = 0;
   int max_rep = 0;
-  int repeated_def = 0;     // definition level of the repeated ancestor (lists only)
-  int converted_type = -1;  // Thrift ConvertedType, -1 if absent (0 = UTF8)
-  std::string logical_type; // "STRING", "LIST", "DECIMAL", "INTEGER", "TIMESTAMP", ... or
-                            // empty; derived from converted_type when the file has only that
-  int decimal_scale = -1;   // DECIMAL: digits after the point (-1: not a decimal)
+  int repeated_def = 0;      // definition level of the repeated ancestor (lists only)
+  int converted_type = -1;   // Thrift ConvertedType, -1 if absent (0 = UTF8)
+  std::string logical_type;  // "STRING", "LIST", "DECIMAL", "INTEGER", "TIMESTAMP", ... or
+                             // empty; derived from converted_type when the file has only that
+  int decimal_scale = -1;    // DECIMAL: digits after the point (-1: not a decimal)
   int decimal_precision = 0;
-  bool is_unsigned = false; // UINT_8..UINT_64 / INTEGER(bitWidth, isSigned = false)
-  int integer_bits = 0;     // INTEGER: declared bit width (8, 16, 32, 64)
-  std::string time_unit;    // TIME / TIMESTAMP: "MILLIS", "MICROS" or "NANOS"
+  bool is_unsigned = false;  // UINT_8..UINT_64 / INTEGER(bitWidth, isSigned = false)
+  int integer_bits = 0;      // INTEGER: declared bit width (8, 16, 32, 64)
+  std::string time_unit;     // TIME / TIMESTAMP: "MILLIS", "MICROS" or "NANOS"
   bool is_list() const { return max_rep > 0; }
   // Physical and logical type for messages: "INT32 DECIMAL(2,1)", "INT64 UINT64", "BYTE_ARRAY STRING".
   std::string type_name() const;
@@ -65,9 +73,8 @@ struct ParquetColumn {
 
 // One column's values, in row order. Booleans are stored as uint8_t (0/1); BYTE_ARRAY,
 // FIXED_LEN_BYTE_ARRAY and INT96 as std::string (raw bytes).
-using ParquetValues = std::variant<std::vector<uint8_t>, std::vector<int32_t>,
-                                   std::vector<int64_t>, std::vector<float>,
-                                   std::vector<double>, std::vector<std::string>>;
+using ParquetValues = std::variant<std::vector<uint8_t>, std::vector<int32_t>, std::vector<int64_t>,
+                                   std::vector<float>, std::vector<double>, std::vector<std::string>>;
 
 struct ColumnData {
   ParquetColumn column;
@@ -80,7 +87,7 @@ struct ColumnData {
   std::vector<uint8_t> valid;
   std::vector<int64_t> offsets;
   std::vector<uint8_t> element_valid;
-  int64_t data_pages = 0;  // data pages decoded (diagnostics, tests)
+  int64_t data_pages = 0;               // data pages decoded (diagnostics, tests)
   std::string file;                     // the file it was read from (named in getter errors)
   std::vector<int64_t> row_group_rows;  // rows of each row group (to name a bad row's group)
 
@@ -95,7 +102,7 @@ struct ColumnData {
   // Any integer column (INT32/INT64/BOOLEAN, unsigned ones up to INT64_MAX) or a DECIMAL
   // whose values are whole numbers.
   std::vector<int64_t> int64s() const;
-  std::vector<double> doubles() const;     // any numeric column (DECIMAL scaled)
+  std::vector<double> doubles() const;  // any numeric column (DECIMAL scaled)
   std::vector<std::optional<std::string>> optional_strings() const;
   std::vector<std::optional<int64_t>> optional_int64s() const;
   std::vector<std::optional<double>> optional_doubles() const;
@@ -119,8 +126,8 @@ class ParquetFile {
   const std::string& path() const;
   int64_t num_rows() const;
   int num_row_groups() const;
-  const std::vector<ParquetColumn>& schema() const;   // leaf columns in schema order
-  std::vector<std::string> column_names() const;      // ParquetColumn::name of each leaf
+  const std::vector<ParquetColumn>& schema() const;  // leaf columns in schema order
+  std::vector<std::string> column_names() const;     // ParquetColumn::name of each leaf
   const std::vector<std::pair<std::string, std::string>>& key_value_metadata() const;
   std::optional<std::string> metadata(const std::string& key) const;
   std::string created_by() const;

@@ -16,7 +16,7 @@
 namespace robometer::io {
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;  // write order: see save_safetensors
-using Metadata = std::map<std::string, std::string>;                    // "__metadata__"
+using Metadata = std::map<std::string, std::string>;                   // "__metadata__"
 
 // One .safetensors file, mmapped and validated on open (header length cap of
 // kSafetensorsMaxHeaderBytes, JSON shape, dtype names, offsets in range / non-overlapping /
@@ -31,7 +31,7 @@ class SafetensorsFile {
   SafetensorsFile& operator=(SafetensorsFile&&) noexcept;
 
   const std::string& path() const;
-  std::vector<std::string> names() const;           // in file order (by offset)
+  std::vector<std::string> names() const;  // in file order (by offset)
   bool contains(const std::string& name) const;
   const Metadata& metadata() const;
   std::vector<int64_t> shape(const std::string& name) const;
@@ -63,8 +63,7 @@ NamedTensors load_safetensors(const std::string& path);
 // order is kept within one element size), which keeps every tensor aligned for zero-copy reads.
 // Throws Error on duplicate names, the reserved name "__metadata__" or an unsupported
 // dtype.
-void save_safetensors(const std::string& path, const NamedTensors& tensors,
-                      const Metadata& metadata = {});
+void save_safetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata = {});
 
 // Sharded sets (HF layout): <dir>/<stem>.safetensors when everything fits in one shard, else
 // <stem>-00001-of-0000N.safetensors + <stem>.safetensors.index.json {"metadata":{"total_size"},
@@ -73,9 +72,8 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
 // tensor larger than the limit gets a shard of its own, as in huggingface_hub). Every shard
 // carries `metadata`; the index is written last, and stale shards / index of an earlier save with
 // the same stem are removed afterwards.
-void save_sharded_safetensors(const std::string& dir, const NamedTensors& tensors,
-                              int64_t max_shard_bytes, const std::string& stem = "model",
-                              const Metadata& metadata = {});
+void save_sharded_safetensors(const std::string& dir, const NamedTensors& tensors, int64_t max_shard_bytes,
+                              const std::string& stem = "model", const Metadata& metadata = {});
 
 // Reads a directory holding either <stem>.safetensors.index.json (+ shards) or
 // <stem>.safetensors, or a single file path. Returned views keep their mapping alive themselves.

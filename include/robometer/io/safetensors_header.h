@@ -22,16 +22,16 @@ constexpr uint64_t kSafetensorsMaxHeaderBytes = 100'000'000;
 
 struct SafetensorsTensorInfo {
   std::string name;
-  std::string dtype;            // as written in the file: "F32", "BF16", ...
-  std::vector<int64_t> shape;   // every dim fits int64 and so does the element count
-  uint64_t begin = 0;           // byte range within the data buffer
+  std::string dtype;           // as written in the file: "F32", "BF16", ...
+  std::vector<int64_t> shape;  // every dim fits int64 and so does the element count
+  uint64_t begin = 0;          // byte range within the data buffer
   uint64_t end = 0;
 };
 
 struct SafetensorsHeader {
   std::vector<SafetensorsTensorInfo> tensors;  // sorted by data offset (file order)
   std::map<std::string, std::string> metadata;
-  uint64_t data_start = 0;                     // offset of the data buffer in the file (8 + N)
+  uint64_t data_start = 0;  // offset of the data buffer in the file (8 + N)
   uint64_t data_size = 0;
 };
 
@@ -59,7 +59,6 @@ SafetensorsHeader parse_safetensors_image(const std::string& path, const uint8_t
 // JSON parsing that rejects duplicate object keys (nlohmann::json silently keeps the last one)
 // and nesting deeper than `max_depth`. Throws FormatError(path, ...). Used for the header and
 // the sharded-set index.
-nlohmann::json parse_json_strict(const std::string& path, const char* text, size_t len,
-                                 int max_depth = 64);
+nlohmann::json parse_json_strict(const std::string& path, const char* text, size_t len, int max_depth = 64);
 
 }  // namespace robometer::io

@@ -19,7 +19,7 @@ struct LoraConfig {
   double alpha = 32.0;
   double dropout = 0.05;
   // Module names (last path component) that get an adapter.
-  std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj",
+  std::vector<std::string> targets = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                       "gate_proj", "up_proj", "down_proj"};
 };
 

@@ -7,22 +7,22 @@
 namespace robometer::model {
 
 struct ModelInputs {
-  at::Tensor input_ids;        // int64 [B, L], right-padded with the pad id
-  at::Tensor attention_mask;   // int64 [B, L], 1 = real token
-  at::Tensor pixel_values;     // float [N_patches, 3*2*16*16] in HF's flattening order
-  at::Tensor image_grid_thw;   // int64 [N_images, 3] (t, h, w) in patches, images in prompt order
+  at::Tensor input_ids;       // int64 [B, L], right-padded with the pad id
+  at::Tensor attention_mask;  // int64 [B, L], 1 = real token
+  at::Tensor pixel_values;    // float [N_patches, 3*2*16*16] in HF's flattening order
+  at::Tensor image_grid_thw;  // int64 [N_images, 3] (t, h, w) in patches, images in prompt order
   // Filled by Processor for the heads' gathering (spec §1.4):
-  at::Tensor prog_positions;   // int64 [B, T] index of each <|prog_token|>, -1 = none
-  at::Tensor pref_positions;   // int64 [B] index of <|pref_token|>, -1 = none
+  at::Tensor prog_positions;  // int64 [B, T] index of each <|prog_token|>, -1 = none
+  at::Tensor pref_positions;  // int64 [B] index of <|pref_token|>, -1 = none
 };
 
 // Outputs of the three heads at the gathered positions.
 struct RewardOutputs {
-  at::Tensor progress_logits;  // [B, T, 10]
-  at::Tensor progress;         // [B, T] expected progress Σ softmax(z)_k · k/9
-  at::Tensor success_logits;   // [B, T]
-  at::Tensor preference_logit; // [B] (undefined when the prompt has no <|pref_token|>)
-  at::Tensor prog_valid;       // bool [B, T] where prog_positions >= 0
+  at::Tensor progress_logits;   // [B, T, 10]
+  at::Tensor progress;          // [B, T] expected progress Σ softmax(z)_k · k/9
+  at::Tensor success_logits;    // [B, T]
+  at::Tensor preference_logit;  // [B] (undefined when the prompt has no <|pref_token|>)
+  at::Tensor prog_valid;        // bool [B, T] where prog_positions >= 0
 };
 
 }  // namespace robometer::model

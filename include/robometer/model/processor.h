@@ -17,15 +17,15 @@
 namespace robometer::model {
 
 struct ProcessorOptions {
-  int64_t patch_size = 16;           // Qwen3-VL vision patch
-  int64_t merge_size = 2;            // 2x2 patches -> one LLM token
-  int64_t temporal_patch_size = 2;   // a still image is duplicated to 2 frames
+  int64_t patch_size = 16;          // Qwen3-VL vision patch
+  int64_t merge_size = 2;           // 2x2 patches -> one LLM token
+  int64_t temporal_patch_size = 2;  // a still image is duplicated to 2 frames
   // qwen_vl_utils defaults: IMAGE_MIN/MAX_TOKEN_NUM (4 / 16384) x (patch_size*merge_size)^2.
   int64_t min_pixels = 4 * 32 * 32;
   int64_t max_pixels = 16384LL * 32 * 32;
   std::array<float, 3> image_mean{0.5f, 0.5f, 0.5f};
   std::array<float, 3> image_std{0.5f, 0.5f, 0.5f};
-  bool predict_pref_progress = true;  // Robometer-4B trains with prog_pref on
+  bool predict_pref_progress = true;        // Robometer-4B trains with prog_pref on
   std::string pad_token = "<|endoftext|>";  // Qwen3-VL's pad_token (robometer keeps it)
 };
 

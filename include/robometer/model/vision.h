@@ -73,7 +73,7 @@ class VisionPatchMergerImpl : public torch::nn::Module {
 TORCH_MODULE(VisionPatchMerger);
 
 struct VisionOutput {
-  at::Tensor embeds;                 // [N_patches / 4, out_hidden]
+  at::Tensor embeds;                  // [N_patches / 4, out_hidden]
   std::vector<at::Tensor> deepstack;  // one [N_patches / 4, out_hidden] per DeepStack tap
 };
 

@@ -16,10 +16,10 @@ const char* lr_schedule_kind_name(LrScheduleKind k);
 
 struct LrScheduleConfig {
   LrScheduleKind kind = LrScheduleKind::Cosine;
-  int64_t max_steps = 0;       // total optimizer updates (> 0)
-  int64_t warmup_steps = -1;   // >= 0 wins over warmup_ratio
-  double warmup_ratio = 0.0;   // warm-up = ceil(ratio · max_steps), as HF get_warmup_steps
-  double min_lr_ratio = 0.0;   // floor of the decay as a fraction of the base lr (cosine, linear)
+  int64_t max_steps = 0;      // total optimizer updates (> 0)
+  int64_t warmup_steps = -1;  // >= 0 wins over warmup_ratio
+  double warmup_ratio = 0.0;  // warm-up = ceil(ratio · max_steps), as HF get_warmup_steps
+  double min_lr_ratio = 0.0;  // floor of the decay as a fraction of the base lr (cosine, linear)
 };
 
 class LrSchedule {

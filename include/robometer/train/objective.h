@@ -20,11 +20,21 @@ enum class ProgressLossScale { Mean, Reference };
 ProgressLossScale parse_progress_loss_scale(const std::string& s);  // "mean" | "reference"
 const char* progress_loss_scale_name(ProgressLossScale s);
 
+// What a NaN term does to the loss (the original's compute_loss / _compute_preference_loss in
+// trainers/rbm_heads_trainer.py):
+//   Original: a NaN preference or success term is dropped before the sum, but the progress term is
+//             added unchecked, so a NaN there makes the pair loss NaN and compute_loss drops the
+//             whole pair loss (nothing is trained on the batch).
+//   PerTerm:  each NaN term is dropped alone; the others still train.
+enum class NanRule { Original, PerTerm };
+NanRule parse_nan_rule(const std::string& s);  // "original" | "per_term"
+
 struct ObjectiveConfig {
   double preference_weight = 1.0;
   double progress_weight = 1.0;
   double success_weight = 1.0;
   ProgressLossScale progress_scale = ProgressLossScale::Mean;
+  NanRule nan_rule = NanRule::Original;
   double logit_clamp = 50.0;  // preference and success logits are clamped to ±this (as original)
 };
 
@@ -35,11 +45,18 @@ struct ObjectiveConfig {
 struct LossTerms {
   at::Tensor total, preference, progress, success;
   double total_value = 0, preference_value = 0, progress_value = 0, success_value = 0;
-  double preference_accuracy = 0;   // fraction of pairs with (u > 0) == (y > 0.5)
-  int64_t progress_samples = 0;     // samples with progress mask > 0
-  int64_t success_frames = 0;       // frames included in the success loss
+  double preference_accuracy = 0;  // fraction of pairs with (u > 0) == (y > 0.5)
+  int64_t progress_samples = 0;    // samples with progress mask > 0
+  int64_t success_frames = 0;      // frames included in the success loss
   bool preference_nan = false, progress_nan = false, success_nan = false;
+  bool pair_dropped = false;  // NanRule::Original dropped the whole pair loss
+  int finite_components = 0;  // terms with something to supervise that came out finite
   int nan_components() const { return preference_nan + progress_nan + success_nan; }
+  // NaN left nothing to train on: the pair loss was dropped, or every term with something to
+  // supervise was NaN. The loop counts such a batch as a non-finite step.
+  bool nothing_finite() const { return pair_dropped || (nan_components() > 0 && finite_components == 0); }
+  // this += other · scale on the detached values (the accumulation over micro-batches).
+  void add_scaled_values(const LossTerms& other, double scale);
   // False when every term was zeroed/absent: the loop must skip backward() for this batch.
   bool requires_grad() const { return total.defined() && total.requires_grad(); }
 };
@@ -64,18 +81,21 @@ LossDenominators loss_counts(const data::Batch& batch);
 at::Tensor preference_loss(const at::Tensor& logit, const at::Tensor& label, double clamp = 50.0,
                            double denominator = 0);
 
-// Soft-target CE over the last dim, masked per sample. logits, target: [B, K, C]; mask: [B].
-// Returns 0 (with graph) when Σ mask = 0. denominator > 0 replaces Σ mask.
-at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target,
-                         const at::Tensor& mask, ProgressLossScale scale, double denominator = 0);
+// Soft-target CE over the last dim, masked per sample and (optionally) per frame. logits,
+// target: [B, K, C]; mask: [B]; frame_mask: [B, K] (undefined = all 1). With w = mask·frame_mask
+// and W = Σ w / K (= Σ mask for full frame masks): mean scale Σ w·CE / (K·W), reference scale
+// (the original's masked_loss.mean(1).sum() / mask.sum()) Σ w·CE / (K·K·W). Returns 0 (with
+// graph) when W = 0. denominator > 0 replaces W.
+at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target, const at::Tensor& mask,
+                         ProgressLossScale scale, double denominator = 0, const at::Tensor& frame_mask = {});
 
 // Mean over frames with include > 0 of BCE(σ(clamp(s)), y). logits, label, include: [B, K].
 // Returns 0 (with graph) when nothing is included. The original also computes a minority-class
 // weight w, multiplies the per-frame BCE by it and then divides by (w + 1e-8): the two cancel
 // (to a factor w/(w+1e-8) that rounds to 1 in fp32), so the effective loss is this plain mean.
 // denominator > 0 replaces the count of included frames.
-at::Tensor success_loss(const at::Tensor& logits, const at::Tensor& label,
-                        const at::Tensor& include, double clamp = 50.0, double denominator = 0);
+at::Tensor success_loss(const at::Tensor& logits, const at::Tensor& label, const at::Tensor& include,
+                        double clamp = 50.0, double denominator = 0);
 
 // Fraction of pairs where the sign of the logit matches the label.
 double preference_accuracy(const at::Tensor& logit, const at::Tensor& label);

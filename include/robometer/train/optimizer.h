@@ -17,10 +17,9 @@
 #include <vector>
 
 #include "robometer/io/safetensors.h"
+#include "robometer/train/named_parameters.h"
 
 namespace robometer::train {
-
-using NamedParameters = std::vector<std::pair<std::string, at::Tensor>>;
 
 // A learning-rate override for parameters whose name matches `pattern` (ECMAScript regex,
 // searched anywhere in the name). The first matching rule wins. Exactly one of lr (absolute,
@@ -37,14 +36,28 @@ struct AdamWConfig {
   double eps = 1e-8;
   double weight_decay = 0.01;
   std::vector<LrRule> lr_rules;
-  bool decay_1d_params = true;  // false: every 1-D tensor is also exempt from decay
-  bool fp32_master = true;      // keep an fp32 copy of non-fp32 params and update that
+  bool decay_1d_params = true;              // false: every 1-D tensor is also exempt from decay
+  std::vector<std::string> no_decay_names;  // exempt by exact name (the model's LayerNorm params)
+  bool fp32_master = true;                  // keep an fp32 copy of non-fp32 params and update that
 };
 
 // Whether `name` is exempt from weight decay (HF get_decay_parameter_names, by name only):
 // some dot-separated component of the lower-cased name contains "bias" or "norm"
 // (bias, *.norm.weight, norm1, q_norm, input_layernorm, post_attention_layernorm, rmsnorm, ...).
 bool is_no_decay_name(const std::string& name);
+
+// How one trainable parameter is optimised, as AdamW and the sharded (ZeRO-1) AdamW both group
+// them: the first matching lr rule (or -1), whether it decays, its base lr and weight decay.
+struct ParamPlan {
+  std::string name;
+  at::Tensor tensor;
+  int rule = -1;
+  bool decay = true;
+  double base_lr = 0, weight_decay = 0;
+};
+// Frozen parameters (requires_grad false) are left out, order kept. Throws ConfigError on a bad
+// lr rule regex or a duplicate name.
+std::vector<ParamPlan> plan_parameters(const NamedParameters& named_params, const AdamWConfig& cfg);
 
 struct AdamWHyper {
   double lr, beta1, beta2, eps, weight_decay;
@@ -53,8 +66,8 @@ struct AdamWHyper {
 // One AdamW step on plain tensors (any shape, e.g. flat shards). `param` is updated in place
 // and must have the dtype of exp_avg/exp_avg_sq; `step` is the step count after this update
 // (1 for the first). grad is converted to param's dtype.
-void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg,
-                  at::Tensor& exp_avg_sq, int64_t step, const AdamWHyper& h);
+void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
+                  int64_t step, const AdamWHyper& h);
 
 // Global L2 norm over all defined grads (computed in fp32); when it exceeds max_norm every
 // grad is scaled by max_norm / (norm + 1e-6) as torch.nn.utils.clip_grad_norm_ does. A
@@ -65,15 +78,15 @@ double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm = 1
 class AdamW {
  public:
   struct Group {
-    std::string name;        // e.g. "decay", "no_decay", "rule0_decay"
-    double base_lr;          // lr at schedule factor 1
+    std::string name;  // e.g. "decay", "no_decay", "rule0_decay"
+    double base_lr;    // lr at schedule factor 1
     double weight_decay;
     std::vector<size_t> params;  // indices into params()
   };
   struct Param {
     std::string name;
-    at::Tensor param;        // the model's tensor (updated in place)
-    at::Tensor master;       // fp32 copy when param is low precision and fp32_master is on
+    at::Tensor param;                // the model's tensor (updated in place)
+    at::Tensor master;               // fp32 copy when param is low precision and fp32_master is on
     at::Tensor exp_avg, exp_avg_sq;  // undefined until the first step with a grad
     int64_t step = 0;
     size_t group = 0;

@@ -41,9 +41,7 @@ class LocalAdamW final : public ParamOptimizer {
   void zero_grad() override { adamw_.zero_grad(); }
   io::NamedTensors state_tensors() const override { return adamw_.state_tensors(); }
   nlohmann::json state_json() const override { return adamw_.state_json(); }
-  void load_state(const io::NamedTensors& t, const nlohmann::json& s) override {
-    adamw_.load_state(t, s);
-  }
+  void load_state(const io::NamedTensors& t, const nlohmann::json& s) override { adamw_.load_state(t, s); }
   AdamW& impl() { return adamw_; }
 
  private:

@@ -17,6 +17,7 @@ struct ProgressBarOptions {
   int width = 30;               // bar characters in terminal mode
   int tty = -1;                 // -1: isatty(fileno(out)); 0/1 force
   std::FILE* out = stderr;
+  const char* unit = "step";  // what is counted ("step", "video", ...)
 };
 
 class ProgressBar {

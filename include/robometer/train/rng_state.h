@@ -14,8 +14,8 @@
 namespace robometer::train {
 
 struct RngState {
-  at::Tensor cpu;                 // uint8 state of at::detail::getDefaultCPUGenerator()
-  std::vector<at::Tensor> cuda;   // uint8 state per CUDA device (empty without CUDA)
+  at::Tensor cpu;                // uint8 state of at::detail::getDefaultCPUGenerator()
+  std::vector<at::Tensor> cuda;  // uint8 state per CUDA device (empty without CUDA)
 };
 
 RngState capture_rng_state();
@@ -40,8 +40,8 @@ void restore_engine_state(Engine& e, const std::string& state) {
   std::istringstream is(state);
   Engine tmp;
   is >> tmp;
-  if (is.fail()) throw Error("rng state: cannot parse engine state of " +
-                             std::to_string(state.size()) + " characters");
+  if (is.fail())
+    throw Error("rng state: cannot parse engine state of " + std::to_string(state.size()) + " characters");
   e = tmp;
 }
 

@@ -12,8 +12,8 @@ namespace robometer::train {
 class RunLog {
  public:
   // start_step > 0 (a resume) drops metrics.jsonl lines past it, so the log has no duplicates.
-  RunLog(const std::filesystem::path& run_dir, bool is_main, int64_t start_step,
-         int64_t max_steps, bool tensorboard, bool progress_bar);
+  RunLog(const std::filesystem::path& run_dir, bool is_main, int64_t start_step, int64_t max_steps,
+         bool tensorboard, bool progress_bar);
   ~RunLog();
   // rec holds "step" and numeric fields; `print` also writes a console line.
   void record(const nlohmann::json& rec, bool print);

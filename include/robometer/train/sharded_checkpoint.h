@@ -21,8 +21,7 @@ namespace robometer::train {
 
 std::string optimizer_shard_file(int rank, bool json);  // optimizer.rank00003.safetensors/.json
 std::filesystem::path staging_dir(const std::filesystem::path& run_dir, int64_t step);
-void stage_optimizer_shard(World& world, const ParamOptimizer& opt,
-                           const std::filesystem::path& staging);
+void stage_optimizer_shard(World& world, const ParamOptimizer& opt, const std::filesystem::path& staging);
 // Copies every rank's staged shard into the checkpoint being written (rank 0), one at a time.
 void add_staged_shards(CheckpointWriter& w, const std::filesystem::path& staging, int world);
 // This rank's shard from a committed checkpoint; a clear Error when it was saved with

@@ -27,8 +27,8 @@ struct TrainerSetup {
   std::shared_ptr<World> world = std::make_shared<LocalWorld>();
   std::unique_ptr<GradSync> grad_sync = std::make_unique<NoGradSync>();
   OptimizerFactory make_optimizer;  // empty: LocalAdamW
-  std::string resume;  // "" or "none" (fresh; refuses a run_dir with checkpoints), "auto", or a
-                       // checkpoint DIR (of another run only into a run_dir without checkpoints)
+  std::string resume;               // "" or "none" (fresh; refuses a run_dir with checkpoints), "auto", or a
+                                    // checkpoint DIR (of another run only into a run_dir without checkpoints)
   bool progress_bar = true;
   // Test seam: called with each micro-batch's loss terms before backward (e.g. to inject NaN).
   std::function<void(int64_t step, LossTerms&)> loss_hook;
@@ -38,11 +38,20 @@ struct StepTimes {
   double data_s = 0, forward_s = 0, backward_s = 0, sync_s = 0, optimizer_s = 0, total_s = 0;
 };
 
+// What one optimizer step did (Trainer::step_once).
+struct StepResult {
+  StepTimes times;
+  LossTerms terms;       // detached values averaged over the micro-batches (this rank)
+  double grad_norm = 0;  // before clipping
+  int64_t tokens = 0;    // attention-mask tokens of this rank's micro-batches
+  bool skipped = false;  // non-finite: no update (counts toward train.nan_abort_after)
+};
+
 struct TrainSummary {
-  int64_t first_step = 0;        // step the run started at (> 0 after a resume)
-  int64_t last_step = 0;         // optimizer steps done when fit() returned
-  bool interrupted = false;      // stopped by SIGINT/SIGTERM (a checkpoint was written)
-  int64_t skipped_steps = 0;     // non-finite steps skipped
+  int64_t first_step = 0;     // step the run started at (> 0 after a resume)
+  int64_t last_step = 0;      // optimizer steps done when fit() returned
+  bool interrupted = false;   // stopped by SIGINT/SIGTERM (a checkpoint was written)
+  int64_t skipped_steps = 0;  // non-finite steps skipped
   double last_loss = 0;
   std::string last_checkpoint;
   double eval_loss = -1, eval_preference_accuracy = -1;
@@ -59,7 +68,7 @@ class Trainer {
   TrainSummary fit();
 
   // One optimizer step on the next batch(es), timed (used by fit() and `robometer bench step`).
-  StepTimes step_once(LossTerms* terms = nullptr);
+  StepResult step_once();
 
   model::ModelBundle& model();
   data::Loader& train_loader();
@@ -73,12 +82,12 @@ class Trainer {
 model::ModelInputs pair_inputs(const model::Processor& processor, const data::Batch& batch,
                                const at::Device& device);
 
-// Loader options from the `data:` section (K, cap, strategies, cutoffs, resize, workers).
-data::LoaderOptions loader_options(const config::RunConfig& cfg, bool is_eval, int rank,
-                                   int world_size);
-
-// Builds a trajectory index from config dataset entries (manifest dirs + weights).
-std::shared_ptr<const data::TrajectoryIndex> load_index(
-    const std::vector<config::DatasetEntry>& datasets, const std::string& what);
+// Builds a trajectory index from config dataset entries (manifest dirs + weights). With
+// `filters`, the original's dataset filters (data.min_frames for "train", and
+// data.drop_tasks_without_success) are applied and their counts logged.
+std::shared_ptr<const data::TrajectoryIndex> load_index(const std::vector<config::DatasetEntry>& datasets,
+                                                        const std::string& what,
+                                                        data::IndexPolicy policy = data::IndexPolicy::Auto,
+                                                        const config::DataConfig* filters = nullptr);
 
 }  // namespace robometer::train

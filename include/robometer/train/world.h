@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "robometer/train/named_parameters.h"
+
 namespace robometer::train {
 
 class World {
@@ -39,14 +41,12 @@ class LocalWorld final : public World {
   bool any(bool flag) override { return flag; }
 };
 
-using NamedParams = std::vector<std::pair<std::string, at::Tensor>>;
-
 // Data-parallel gradient synchronisation.
 class GradSync {
  public:
   virtual ~GradSync() = default;
   // Once, with the trainable parameters in registration order (buckets fill in reverse).
-  virtual void attach(const NamedParams& params) = 0;
+  virtual void attach(const NamedParameters& params) = 0;
   // Before each micro-step's backward; `sync` is false on gradient-accumulation micro-steps
   // (no communication then).
   virtual void before_backward(bool sync) = 0;
@@ -56,7 +56,7 @@ class GradSync {
 
 class NoGradSync final : public GradSync {
  public:
-  void attach(const NamedParams&) override {}
+  void attach(const NamedParameters&) override {}
   void before_backward(bool) override {}
   void finish() override {}
 };

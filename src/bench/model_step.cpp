@@ -1,0 +1,365 @@
+// `robometer bench model-step`: one training step of the reward model on a synthetic batch
+// (random uint8 frames of the given size, a fixed task string): processor -> model ->
+// objective -> backward -> clip -> AdamW step, built from the same pieces the trainer uses.
+// Prints step time, samples/s, tokens/s, model FLOPs utilisation and peak device memory, and the
+// token/patch counts so that scripts/gpu/hf_step.py can time HF transformers on the same shapes.
+//
+// MFU counts model FLOPs (no activation-recompute), per step:
+//   6·N_train·T           trainable LLM matmul weights (fwd + bwd for activations and weights)
+// + 4·N_llm_frozen·T      frozen LLM matmul weights on the gradient path (LoRA base weights)
+// + 2·N_vis·P + 2·N_merge·P/4   frozen vision tower, forward only (P patches; mergers act on
+//                               merged tokens)
+// + 6·n_layers·L²·d_attn·B    causal text attention: forward 2·L²·d_attn per layer and sequence
+//                               (QK^T and AV over half the L×L square), ×3 for training
+// + 4·depth·S²·d_vis per image  vision attention (full, per image of S patches), forward only
+// divided by step time × peak (989 TFLOP/s = H100 SXM dense bf16; --peak-tflops to change).
+// N_* count only weights of matmuls (dim >= 2), not the embedding tables (a lookup, no matmul).
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#if __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>) && \
+    !defined(ROBOMETER_NO_CUDA_STATS)
+#include <c10/cuda/CUDACachingAllocator.h>
+#define ROBOMETER_CUDA_STATS 1
+#else
+#define ROBOMETER_CUDA_STATS 0
+#endif
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "robometer/bench/benchmarks.h"
+#include "robometer/config/loader.h"
+#include "robometer/core/compat.h"
+#include "robometer/core/error.h"
+#include "robometer/data/sample.h"
+#include "robometer/model/factory.h"
+#include "robometer/train/objective.h"
+#include "robometer/train/options_from_config.h"
+#include "robometer/train/param_optimizer.h"
+
+namespace robometer::bench {
+namespace {
+
+struct Options {
+  std::string config = "configs/robometer_4b.yaml";
+  std::vector<std::string> overrides;
+  int pairs = 16;
+  int frames = 8;
+  int height = 240;
+  int width = 320;
+  int steps = 5;
+  int warmup = 2;
+  int lora = 0;               // > 0: LoRA rank (base LLM frozen)
+  std::string checkpointing;  // "", "on", "off" ("" = the config's value)
+  std::string dtype;          // "" = the config's model.dtype
+  int fp32_master = -1;       // -1 = optimizer default (on), 0 / 1
+  std::string task = "pick up the red block and place it in the bowl";
+  std::string device = "auto";
+  double peak_tflops = 989.0;
+  std::string json_out;
+  uint64_t seed = 0;
+};
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+void sync(const at::Device& d) {
+  if (d.is_cuda()) torch::cuda::synchronize(d.index());
+}
+
+// Random frames and plausible labels for `pairs` pairs of K frames each.
+data::Batch synthetic_batch(const Options& o) {
+  data::Batch b;
+  const int64_t P = o.pairs, K = o.frames;
+  for (int64_t i = 0; i < P; ++i) {
+    data::PairSample s;
+    s.task = o.task;
+    s.a.frames = torch::randint(0, 256, {K, o.height, o.width, 3}, torch::kUInt8);
+    s.b.frames = torch::randint(0, 256, {K, o.height, o.width, 3}, torch::kUInt8);
+    b.samples.push_back(std::move(s));
+  }
+  b.preference = (torch::rand({P}) > 0.5).to(torch::kFloat);
+  b.progress_a = torch::linspace(0, 1, K).repeat({P, 1});
+  b.progress_target_a = torch::softmax(torch::randn({P, K, data::kProgressBins}), -1);
+  b.progress_mask_a = torch::ones({P});
+  b.success_a = (b.progress_a > 0.9).to(torch::kFloat);
+  b.success_mask_a = torch::ones({P, K});
+  return b;
+}
+
+struct FlopCount {
+  int64_t n_train_llm = 0, n_frozen_llm = 0, n_vis = 0, n_merge = 0;
+  double per_step = 0;
+};
+
+FlopCount count_flops(model::RewardModel& m, const model::ModelInputs& in) {
+  FlopCount f;
+  for (const auto& np : m->named_parameters()) {
+    const std::string& name = np.key();
+    const at::Tensor& p = np.value();
+    if (p.dim() < 2 || name.find("embed") != std::string::npos) continue;
+    if (name.rfind("model.visual.", 0) == 0) {
+      (name.find("merger") != std::string::npos ? f.n_merge : f.n_vis) += p.numel();
+    } else if (name.rfind("model.language_model.", 0) == 0) {
+      (p.requires_grad() ? f.n_train_llm : f.n_frozen_llm) += p.numel();
+    }
+  }
+  const auto& bc = m->config().backbone;
+  const double T = static_cast<double>(in.attention_mask.sum().item<int64_t>());
+  const double P = static_cast<double>(in.pixel_values.size(0));
+  const double B = static_cast<double>(in.input_ids.size(0));
+  const double L = static_cast<double>(in.input_ids.size(1));
+  const double d_attn = static_cast<double>(bc.text.num_attention_heads * bc.text.head_dim);
+  double flops = 6.0 * f.n_train_llm * T + 4.0 * f.n_frozen_llm * T;
+  flops += 2.0 * f.n_vis * P + 2.0 * f.n_merge * P / 4.0;
+  flops += 3.0 * 2.0 * L * L * d_attn * bc.text.num_hidden_layers * B;  // causal: half of 4·L²·d
+  auto grid = in.image_grid_thw.to(at::kCPU);
+  const auto g = grid.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < grid.size(0); ++i) {
+    const double S = static_cast<double>(g[i][0] * g[i][1] * g[i][2]);
+    flops += 4.0 * S * S * bc.vision.hidden_size * bc.vision.depth;
+  }
+  f.per_step = flops;
+  return f;
+}
+
+int run_bench_model_step(const Options& o) {
+  if (o.pairs < 1 || o.frames < 1 || o.steps < 1 || o.warmup < 0 || o.height < 16 || o.width < 16)
+    throw ConfigError("bench model-step: --pairs, --frames, --steps >= 1, --warmup >= 0, frames >= 16 px");
+  std::vector<std::string> ov = {"data.train=[]", "data.eval=[]"};
+  ov.insert(ov.end(), o.overrides.begin(), o.overrides.end());
+  config::RunConfig cfg = config::load_run_config(o.config, ov).config;
+  if (!o.dtype.empty()) cfg.model.dtype = o.dtype;
+  if (o.checkpointing == "on")
+    cfg.model.activation_checkpointing = true;
+  else if (o.checkpointing == "off")
+    cfg.model.activation_checkpointing = false;
+  else if (!o.checkpointing.empty())
+    throw ConfigError("bench model-step: --checkpointing on|off");
+  if (o.lora > 0) {
+    cfg.model.lora.enabled = true;
+    cfg.model.lora.r = o.lora;
+  }
+
+  at::Device device(at::kCPU);
+  if (o.device == "cuda" || (o.device == "auto" && torch::cuda::is_available()))
+    device = at::Device(at::kCUDA, 0);
+  else if (o.device != "cpu" && o.device != "auto")
+    throw ConfigError("bench model-step: --device auto|cpu|cuda");
+  const bool autocast_bf16 = train::bf16_autocast_from_config(cfg, device);
+
+  std::printf(
+      "bench model-step: %s, %d pairs x 2 x %d frames of %dx%d, dtype %s%s, checkpointing %s, %s, device "
+      "%s\n",
+      o.config.c_str(), o.pairs, o.frames, o.width, o.height, cfg.model.dtype.c_str(),
+      autocast_bf16 ? " (bf16 autocast)" : "", cfg.model.activation_checkpointing ? "on" : "off",
+      o.lora > 0 ? ("LoRA r=" + std::to_string(o.lora)).c_str() : "full LLM", device.str().c_str());
+  std::fflush(stdout);
+
+  auto t_build = Clock::now();
+  torch::manual_seed(o.seed);
+  model::ModelBundle mb = model::build_model(cfg.model, device, o.seed);
+  sync(device);
+  const double build_s = since(t_build);
+  mb.model->train();
+
+  // The training run's optimizer and objective (lr rules, LayerNorm exemption, progress scale).
+  const train::NamedParameters trainable = train::trainable_parameters(*mb.model);
+  train::AdamWConfig oc = train::adamw_config_from_config(cfg, *mb.model);
+  if (o.fp32_master >= 0) oc.fp32_master = o.fp32_master != 0;
+  train::LocalAdamW optimizer(trainable, oc);
+  train::Objective objective(train::objective_config_from_config(cfg));
+
+  // Inputs: processed once (timed separately: the loader/processor run on CPU threads ahead of
+  // the GPU in training), then reused every step.
+  data::Batch batch = synthetic_batch(o);
+  std::vector<model::PairQuery> queries;
+  for (const auto& s : batch.samples) queries.push_back({s.task, s.a.frames, s.b.frames});
+  auto t_proc = Clock::now();
+  model::ModelInputs in = mb.processor->pair_inputs(queries);
+  const double processor_s = since(t_proc);
+  for (at::Tensor* t : {&in.input_ids, &in.attention_mask, &in.pixel_values, &in.image_grid_thw,
+                        &in.prog_positions, &in.pref_positions})
+    if (t->defined()) *t = t->to(device);
+  for (at::Tensor* t : {&batch.preference, &batch.progress_a, &batch.progress_target_a,
+                        &batch.progress_mask_a, &batch.success_a, &batch.success_mask_a})
+    *t = t->to(device);
+
+  const int64_t seq_len = in.input_ids.size(1);
+  const int64_t tokens = in.attention_mask.sum().item<int64_t>();
+  const int64_t patches = in.pixel_values.size(0);
+  const int64_t images = in.image_grid_thw.size(0);
+  auto grid0 = in.image_grid_thw[0].to(at::kCPU);
+  const int64_t gt = grid0[0].item<int64_t>(), gh = grid0[1].item<int64_t>(), gw = grid0[2].item<int64_t>();
+  const FlopCount fc = count_flops(mb.model, in);
+  std::printf(
+      "shapes: seq_len %lld, tokens %lld (%lld per sequence), images %lld (grid t=%lld h=%lld w=%lld), "
+      "pixel patches %lld\n",
+      (long long)seq_len, (long long)tokens, (long long)(tokens / o.pairs), (long long)images, (long long)gt,
+      (long long)gh, (long long)gw, (long long)patches);
+  std::printf(
+      "params: %.1f M total, %.1f M trainable; matmul weights: LLM trainable %.1f M, LLM frozen %.1f M, "
+      "vision %.1f M + mergers %.1f M; %.1f TFLOP per step (model FLOPs)\n",
+      mb.model->num_parameters(false) / 1e6, mb.model->num_parameters(true) / 1e6, fc.n_train_llm / 1e6,
+      fc.n_frozen_llm / 1e6, fc.n_vis / 1e6, fc.n_merge / 1e6, fc.per_step / 1e12);
+  std::printf("build %.1f s, processor %.3f s per batch (CPU)\n", build_s, processor_s);
+  std::fflush(stdout);
+
+  // phases (optional): forward+loss, backward, clip+optimizer seconds, each ended by a device
+  // sync (a few ms per step; only the timed steps pass it).
+  auto one_step = [&](double* phases) -> double {
+    auto mark = Clock::now();
+    auto lap = [&](int i) {
+      if (!phases) return;
+      sync(device);
+      phases[i] += since(mark);
+      mark = Clock::now();
+    };
+    optimizer.zero_grad();
+    if (autocast_bf16) compat::set_autocast(device.type(), true);
+    auto out = mb.model->forward(in);
+    if (autocast_bf16) compat::set_autocast(device.type(), false);
+    train::LossTerms terms = objective(out, batch);
+    if (!terms.requires_grad()) throw Error("bench model-step: the loss has no gradient");
+    lap(0);
+    terms.total.backward();
+    lap(1);
+    optimizer.clip_grad_norm(cfg.train.max_grad_norm);
+    optimizer.step();
+    lap(2);
+    return terms.total_value;
+  };
+
+  for (int i = 0; i < o.warmup; ++i) {
+    auto t0 = Clock::now();
+    const double loss = one_step(nullptr);
+    sync(device);
+    std::printf("warm-up %d: %.3f s, loss %.4f\n", i + 1, since(t0), loss);
+    std::fflush(stdout);
+  }
+#if ROBOMETER_CUDA_STATS
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(0);
+#endif
+  std::vector<double> times;
+  double loss = 0;
+  double phases[3] = {0, 0, 0};
+  for (int i = 0; i < o.steps; ++i) {
+    sync(device);
+    auto t0 = Clock::now();
+    double p[3] = {0, 0, 0};
+    loss = one_step(p);
+    sync(device);
+    times.push_back(since(t0));
+    for (int k = 0; k < 3; ++k) phases[k] += p[k] / o.steps;
+    std::printf("step %d: %.3f s (forward %.3f, backward %.3f, optimizer %.3f), loss %.4f\n", i + 1,
+                times.back(), p[0], p[1], p[2], loss);
+    std::fflush(stdout);
+  }
+  std::vector<double> sorted = times;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = sorted[sorted.size() / 2];
+  double mean = 0;
+  for (double t : times) mean += t / times.size();
+
+  double peak_alloc_gb = -1, peak_reserved_gb = -1;
+#if ROBOMETER_CUDA_STATS
+  if (device.is_cuda()) {
+    const auto st = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
+    peak_alloc_gb = static_cast<double>(st.allocated_bytes[0].peak) / (1 << 30);
+    peak_reserved_gb = static_cast<double>(st.reserved_bytes[0].peak) / (1 << 30);
+  }
+#endif
+  const double samples_s = o.pairs / median;
+  const double tokens_s = tokens / median;
+  const double tflops = fc.per_step / median / 1e12;
+  const double mfu = device.is_cuda() ? tflops / o.peak_tflops : 0.0;
+
+  std::printf(
+      "RESULT model-step %s: step %.3f s (median of %d, mean %.3f), %.2f samples/s (pairs), %.0f tokens/s, "
+      "%.1f TFLOP/s, MFU %.1f%% of %.0f TFLOP/s, peak memory %.2f GiB allocated / %.2f GiB reserved\n",
+      o.lora > 0 ? ("lora" + std::to_string(o.lora)).c_str() : "full", median, o.steps, mean, samples_s,
+      tokens_s, tflops, 100 * mfu, o.peak_tflops, peak_alloc_gb, peak_reserved_gb);
+  std::printf(
+      "HF_SHAPES --pairs %d --images-per-seq %lld --seq-len %lld --tokens %lld --grid-h %lld --grid-w %lld\n",
+      o.pairs, (long long)(images / o.pairs), (long long)seq_len, (long long)tokens, (long long)gh,
+      (long long)gw);
+  std::fflush(stdout);
+
+  if (!o.json_out.empty()) {
+    nlohmann::json j = {{"config", o.config},
+                        {"pairs", o.pairs},
+                        {"frames", o.frames},
+                        {"height", o.height},
+                        {"width", o.width},
+                        {"dtype", cfg.model.dtype},
+                        {"lora_r", o.lora},
+                        {"checkpointing", cfg.model.activation_checkpointing},
+                        {"fp32_master", oc.fp32_master},
+                        {"device", device.str()},
+                        {"seq_len", seq_len},
+                        {"tokens", tokens},
+                        {"pixel_patches", patches},
+                        {"images", images},
+                        {"grid_thw", {gt, gh, gw}},
+                        {"params_total", mb.model->num_parameters(false)},
+                        {"params_trainable", mb.model->num_parameters(true)},
+                        {"flops_per_step", fc.per_step},
+                        {"step_s_median", median},
+                        {"step_s_mean", mean},
+                        {"step_s_all", times},
+                        {"forward_s_mean", phases[0]},
+                        {"backward_s_mean", phases[1]},
+                        {"optimizer_s_mean", phases[2]},
+                        {"samples_per_s", samples_s},
+                        {"tokens_per_s", tokens_s},
+                        {"tflops", tflops},
+                        {"mfu", mfu},
+                        {"peak_tflops", o.peak_tflops},
+                        {"peak_alloc_gib", peak_alloc_gb},
+                        {"peak_reserved_gib", peak_reserved_gb},
+                        {"build_s", build_s},
+                        {"processor_s", processor_s},
+                        {"final_loss", loss}};
+    std::ofstream f(o.json_out);
+    if (!f) throw Error(o.json_out + ": cannot write");
+    f << j.dump(2) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+Benchmark model_step_benchmark() {
+  return {
+      "model-step", "One synthetic training step of the reward model: time, tokens/s, MFU, memory",
+      [](CLI::App& sub, int& exit_code) {
+        auto o = std::make_shared<Options>();
+        sub.add_option("--config", o->config, "run config (YAML)")->capture_default_str();
+        sub.add_option("--set", o->overrides, "config override key=value (repeatable)");
+        sub.add_option("--pairs", o->pairs, "pairs per batch (one sequence each)")->capture_default_str();
+        sub.add_option("--frames", o->frames, "frames per trajectory (2 per pair)")->capture_default_str();
+        sub.add_option("--height", o->height, "frame height")->capture_default_str();
+        sub.add_option("--width", o->width, "frame width")->capture_default_str();
+        sub.add_option("--steps", o->steps, "timed steps")->capture_default_str();
+        sub.add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str();
+        sub.add_option("--lora", o->lora, "LoRA rank (0 = full LLM fine-tune)")->capture_default_str();
+        sub.add_option("--checkpointing", o->checkpointing, "on|off (default: the config's)");
+        sub.add_option("--dtype", o->dtype, "float32|bfloat16 (default: the config's)");
+        sub.add_option("--fp32-master", o->fp32_master, "1|0: fp32 master weights + moments (default 1)");
+        sub.add_option("--device", o->device, "auto|cpu|cuda")->capture_default_str();
+        sub.add_option("--peak-tflops", o->peak_tflops, "device peak for MFU")->capture_default_str();
+        sub.add_option("--json", o->json_out, "write the figures to this JSON file");
+        sub.add_option("--seed", o->seed, "init and data seed")->capture_default_str();
+        sub.callback([o, &exit_code] { exit_code = run_bench_model_step(*o); });
+      }};
+}
+
+}  // namespace robometer::bench
