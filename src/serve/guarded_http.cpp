@@ -169,6 +169,7 @@ struct GuardedHttpServer::State {
   std::map<std::string, int> per_client;
   std::set<socket_t> open;
   bool closing = false;
+  socket_t listen_socket = INVALID_SOCKET;  // seen in the socket-options callback
 };
 
 GuardedHttpServer::GuardedHttpServer(ConnectionLimits limits) : state_(std::make_shared<State>()) {
@@ -183,6 +184,19 @@ GuardedHttpServer::GuardedHttpServer(ConnectionLimits limits) : state_(std::make
   set_read_timeout(l.read_timeout_s, 0);
   set_keep_alive_timeout(l.keep_alive_timeout_s);
   set_keep_alive_max_count(static_cast<size_t>(l.keep_alive_max_requests));
+  // httplib calls this on the listening socket only, before bind: remember it.
+  set_socket_options([st = state_](socket_t sock) {
+    httplib::default_socket_options(sock);
+    std::lock_guard<std::mutex> lk(st->mu);
+    st->listen_socket = sock;
+  });
+}
+
+void GuardedHttpServer::widen_listen_backlog() {
+  std::lock_guard<std::mutex> lk(state_->mu);
+  // listen() again on a listening socket only changes its backlog (Linux, BSD).
+  if (state_->listen_socket != INVALID_SOCKET)
+    ::listen(state_->listen_socket, std::max(128, state_->limits.max_connections));
 }
 
 GuardedHttpServer::~GuardedHttpServer() = default;

@@ -321,6 +321,7 @@ int RewardServer::start() {
   } else if (!m.http.bind_to_port(m.opts.host, port)) {
     throw Error("serve: cannot bind " + m.opts.host + ":" + std::to_string(port));
   }
+  m.http.widen_listen_backlog();
   m.port = port;
   m.queue.start();
   m.http_thread = std::thread([&m] { m.http.listen_after_bind(); });

@@ -7,8 +7,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 #include "robometer/model/factory.h"
 #include "robometer/serve/npy.h"
@@ -262,6 +264,39 @@ TEST_F(Limits, HealthAnswersWhileFortyClientsTrickle) {
     ::close(fd);
   }
   EXPECT_EQ(closed, 40);
+}
+
+// A burst of connects (many RL workers starting at once) is accepted without the kernel dropping
+// SYNs: with httplib's listen backlog of 5 some connects waited for the 1 s SYN retransmit.
+TEST_F(Limits, BurstOfConnectsIsAcceptedWithoutSynRetransmits) {
+  ServerOptions o;
+  o.connections.max_connections = 256;
+  o.connections.max_connections_per_client = 256;
+  Running r(*bundle_, o);
+  constexpr int kThreads = 8, kPerThread = 24;
+  std::vector<double> slowest(kThreads, 0.0);
+  std::vector<std::vector<int>> fds(kThreads);
+  std::vector<std::thread> burst;
+  for (int t = 0; t < kThreads; ++t)
+    burst.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const auto t0 = Clock::now();
+        fds[t].push_back(connect_local(r.port));
+        slowest[t] = std::max(slowest[t], std::chrono::duration<double>(Clock::now() - t0).count());
+      }
+    });
+  for (auto& b : burst) b.join();
+  int connected = 0;
+  for (const auto& v : fds)
+    for (int fd : v) connected += fd >= 0;
+  const double worst = *std::max_element(slowest.begin(), slowest.end());
+  std::printf("[burst] %d connects, slowest %.3f s\n", connected, worst);
+  EXPECT_EQ(connected, kThreads * kPerThread);
+  EXPECT_LT(worst, 0.9) << "a connect waited for a SYN retransmit: the listen backlog is too small";
+  for (const auto& v : fds)
+    for (int fd : v)
+      if (fd >= 0) ::close(fd);
+  EXPECT_TRUE(healthy(r));
 }
 
 // Over the per-client cap a connection gets 429 at once, over the total cap 503; both JSON.

@@ -4,7 +4,9 @@
 //  - a deadline for the whole request (headers and body), not only for each read, so a
 //    client sending one byte every few seconds is cut off after request_timeout_s;
 //  - caps on open connections per client IP and in total: over a cap the connection gets an
-//    immediate 429 / 503 with a JSON error and is closed.
+//    immediate 429 / 503 with a JSON error and is closed;
+//  - a listen backlog sized to max_connections (httplib's is 5: a burst of connects, e.g. many RL
+//    workers starting at once, had SYNs dropped and waited for the kernel's 1 s retransmit).
 #pragma once
 #include <httplib.h>
 
@@ -30,6 +32,8 @@ class GuardedHttpServer : public httplib::Server {
   // idle or trickling clients.
   void close_all_connections();
   int open_connections() const;
+  // Call after bind_to_port / bind_to_any_port (httplib listens with a backlog of 5).
+  void widen_listen_backlog();
 
  private:
   bool process_and_close_socket(socket_t sock) override;
