@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 
 #include "robometer/cli/command.h"
 #include "robometer/core/error.h"
@@ -51,11 +52,13 @@ int run_eval(const EvalArgs& a) {
   // As the original's evaluation datasets (BaseDataset with is_evaluation: the min-frames filter
   // is skipped, _filter_task_based_criteria still runs): trajectories without partial_success whose
   // task has no successful trajectory are dropped (data.drop_tasks_without_success=false keeps them).
-  const data::FilterReport filtered =
-      data::filter_trajectories(manifests, /*min_frames=*/0, m.config.data.drop_tasks_without_success);
+  // The same filter as the trainer's held-out data (data::filter_index).
+  data::FilterReport filtered;
+  const auto index =
+      data::filter_index(std::make_shared<const data::TrajectoryIndex>(manifests),
+                         /*min_frames=*/0, m.config.data.drop_tasks_without_success, &filtered);
   if (filtered.dropped() > 0) spdlog::info("eval: {}", filtered.summary());
-  const data::TrajectoryIndex index(manifests);
-  if (index.size() == 0) {
+  if (index->size() == 0) {
     std::string dirs;
     for (const auto& d : a.data) dirs += (dirs.empty() ? "" : ", ") + d;
     throw ConfigError("eval: --data " + dirs + " holds no trajectories" +
@@ -63,10 +66,10 @@ int run_eval(const EvalArgs& a) {
                                                     "; data.drop_tasks_without_success=false keeps them)"
                                               : std::string()));
   }
-  spdlog::info("eval: {} trajectories from {} source(s) on {}", index.size(), index.sources().size(),
+  spdlog::info("eval: {} trajectories from {} source(s) on {}", index->size(), index->sources().size(),
                device.str());
 
-  nlohmann::json result = eval::evaluate(m.bundle, index, opts);
+  nlohmann::json result = eval::evaluate(m.bundle, *index, opts);
   result["model"] = a.untrained ? "untrained (" + a.config + ")" : a.checkpoint;
   const std::string md = eval::render_markdown(result);
   std::printf("%s", md.c_str());
