@@ -2,26 +2,28 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "robometer/core/error.h"
 
 namespace robometer::data {
 
+int64_t stored_frame_index(int64_t n, int max_stored, int64_t j) {
+  return max_stored <= 0 || n <= max_stored ? j : j * n / max_stored;
+}
+
 std::vector<int64_t> stored_frame_indices(int64_t n, int max_stored) {
   if (n <= 0) return {};
-  if (max_stored <= 0 || n <= max_stored) {
-    std::vector<int64_t> all(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) all[static_cast<size_t>(i)] = i;
-    return all;
-  }
-  std::vector<int64_t> idx(static_cast<size_t>(max_stored));
-  for (int64_t j = 0; j < max_stored; ++j) idx[static_cast<size_t>(j)] = j * n / max_stored;
+  const int64_t s = max_stored <= 0 ? n : std::min<int64_t>(n, max_stored);
+  std::vector<int64_t> idx(static_cast<size_t>(s));
+  for (int64_t j = 0; j < s; ++j) idx[static_cast<size_t>(j)] = stored_frame_index(n, max_stored, j);
   return idx;
 }
 
 std::vector<int64_t> linspace_positions(int64_t n, int k) {
   std::vector<int64_t> pos;
   if (n <= 0) return pos;
+  pos.reserve(static_cast<size_t>(std::min<int64_t>(n, std::max(k, 1))));
   if (n <= k) {
     for (int64_t i = 0; i < n; ++i) pos.push_back(i);
     return pos;
@@ -41,6 +43,7 @@ std::vector<int64_t> linspace_positions(int64_t n, int k) {
 
 namespace {
 void append_range(std::vector<int64_t>& out, int64_t from, int64_t to) {  // inclusive, either way
+  out.reserve(out.size() + static_cast<size_t>(std::abs(to - from) + 1));
   if (from <= to) {
     for (int64_t i = from; i <= to; ++i) out.push_back(i);
   } else {
@@ -74,6 +77,7 @@ std::vector<double> progress_labels(int64_t num_stored, const std::vector<int64_
                                     std::optional<float> partial_success) {
   std::vector<double> g;
   if (indices.empty()) return g;
+  g.reserve(indices.size());
   const int64_t s = *std::min_element(indices.begin(), indices.end());
   // The original applies the cutoff whenever c > 0 (c = 1 gives C = S, the plain formula).
   const int64_t cutoff_index = static_cast<int64_t>(cutoff * static_cast<double>(num_stored));

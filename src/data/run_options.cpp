@@ -67,55 +67,15 @@ std::string FilterReport::summary() const {
          " ungraded tasks without a successful trajectory (data.drop_tasks_without_success)";
 }
 
-FilterReport filter_trajectories(std::vector<WeightedManifest>& manifests, int min_frames,
-                                 bool drop_tasks_without_success) {
-  FilterReport rep;
-  // 1) min_frames: the original drops frames_shape[0] <= min_frames (stored frames; the same
-  //    count here, since the stored cap is far above 5).
-  for (auto& wm : manifests) {
-    auto& ts = wm.manifest.trajectories;
-    std::vector<Trajectory> keep;
-    for (auto& t : ts) {
-      if (t.num_frames <= min_frames)
-        rep.too_short[t.data_source]++;
-      else
-        keep.push_back(std::move(t));
-    }
-    ts = std::move(keep);
-  }
-  // 2) tasks with no successful trajectory (after 1), over every manifest, graded ones exempt.
-  if (drop_tasks_without_success) {
-    std::set<std::string> with_success, dropped_tasks;
-    for (const auto& wm : manifests)
-      for (const auto& t : wm.manifest.trajectories)
-        if (t.quality == Quality::Successful) with_success.insert(t.task);
-    for (auto& wm : manifests) {
-      auto& ts = wm.manifest.trajectories;
-      std::vector<Trajectory> keep;
-      for (auto& t : ts) {
-        if (!t.partial_success && !with_success.count(t.task)) {
-          rep.no_success[t.data_source]++;
-          dropped_tasks.insert(t.task);
-        } else {
-          keep.push_back(std::move(t));
-        }
-      }
-      ts = std::move(keep);
-    }
-    rep.tasks_without_success = static_cast<int64_t>(dropped_tasks.size());
-  }
-  for (const auto& wm : manifests) rep.kept += static_cast<int64_t>(wm.manifest.trajectories.size());
-  return rep;
-}
-
 std::shared_ptr<const TrajectoryIndex> filter_index(std::shared_ptr<const TrajectoryIndex> index,
                                                     int min_frames, bool drop_tasks_without_success,
                                                     FilterReport* report) {
   FilterReport rep;
   const int64_t n = index->size();
   std::vector<char> keep(static_cast<size_t>(n), 1);
-  // 1) min_frames, 2) ungraded trajectories of tasks left without a successful one (as
-  // filter_trajectories above: the task test runs on what 1) kept).
+  // 1) min_frames: the original drops frames_shape[0] <= min_frames (stored frames; the same
+  //    count here, since the stored cap is far above 5). 2) ungraded trajectories of tasks left
+  //    without a successful one, over every manifest (the task test runs on what 1) kept).
   std::vector<char> task_has_success(index->num_tasks(), 0);
   for (int64_t i = 0; i < n; ++i) {
     if (index->num_frames(i) <= min_frames) {

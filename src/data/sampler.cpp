@@ -86,9 +86,27 @@ PairSampler::PairSampler(std::shared_ptr<const TrajectoryIndex> index, SamplerOp
     if (!(w >= 0)) throw ConfigError("sampler: weight of source '" + s + "' must be >= 0");
   // A weight of 0 switches a source off as a place to draw from (its successful trajectories
   // may still serve as different-task negatives).
-  for (const auto& s : index_->sources())
-    if (source_weight(s) > 0) active_sources_.push_back(s);
-  if (active_sources_.empty())
+  // Per-source rules resolved once, by source id: the per-pair path compares no strings.
+  const auto& names = index_->sources();
+  for (uint32_t id = 0; id < names.size(); ++id) {
+    const std::string& name = names[id];
+    SourceRules r;
+    r.weight = source_weight(name);
+    r.success_cutoff = success_cutoff(name);
+    r.preference_only = opts_.preference_only_sources.count(name) > 0;
+    r.partial_progress = name.find(opts_.partial_success_progress_match) != std::string::npos;
+    r.has_partial_success = index_->source_has_partial_success(name);
+    rules_.push_back(r);
+  }
+  std::vector<uint32_t> listed;  // _filter_data_sources_by_strategy: is_suboptimal_fail_ds
+  for (uint32_t id = 0; id < names.size(); ++id) {
+    if (!(rules_[id].weight > 0)) continue;
+    active_.ids.push_back(id);
+    active_.weights.push_back(rules_[id].weight);
+    rbm_weights_.push_back(rules_[id].weight * static_cast<double>(index_->by_source(id).size()));
+    if (opts_.suboptimal_fail_sources.count(names[id])) listed.push_back(id);
+  }
+  if (active_.ids.empty())
     throw ConfigError("sampler: every data source has weight 0; give at least one a positive weight");
   auto check_prob = [](const char* what, double p) {
     if (!(p >= 0 && p <= 1)) throw ConfigError(std::string("sampler: ") + what + " must be in [0, 1]");
@@ -96,6 +114,14 @@ PairSampler::PairSampler(std::shared_ptr<const TrajectoryIndex> index, SamplerOp
   check_prob("different_task_same_source_prob", opts_.different_task_same_source_prob);
   check_prob("min_success", opts_.min_success);
   check_prob("partial_success_threshold", opts_.partial_success_threshold);
+  suboptimal_ = active_;
+  if (!listed.empty()) {
+    suboptimal_ = {};
+    for (uint32_t id : listed) {
+      suboptimal_.ids.push_back(id);
+      suboptimal_.weights.push_back(rules_[id].weight);
+    }
+  }
 }
 
 double PairSampler::success_cutoff(const std::string& source) const {
@@ -110,48 +136,52 @@ double PairSampler::source_weight(const std::string& source) const {
 
 ClipPlan PairSampler::clip_from_segment(int64_t trajectory, ClipOrder order,
                                         const std::vector<int64_t>& segment, bool zero_labels) const {
-  const Trajectory& t = index_->at(trajectory);
+  const int64_t num_frames = index_->num_frames(trajectory);
+  const Quality quality = index_->quality(trajectory);
+  const std::optional<float> partial_success = index_->partial_success(trajectory);
+  const SourceRules& rules = rules_[index_->source_id(trajectory)];
   const int K = opts_.frames_per_clip;
   ClipPlan c;
   c.trajectory = trajectory;
   c.order = order;
-  c.num_stored = std::min<int64_t>(t.num_frames, opts_.max_stored_frames);
-  const double cutoff = success_cutoff(t.data_source);
+  c.num_stored = std::min<int64_t>(num_frames, opts_.max_stored_frames);
+  const double cutoff = rules.success_cutoff;
 
   // Labels on the whole segment first, then the same linspace selection (as the original does).
-  std::vector<double> g = progress_labels(c.num_stored, segment, cutoff, t.partial_success);
+  std::vector<double> g = progress_labels(c.num_stored, segment, cutoff, partial_success);
+  c.stored_indices.reserve(static_cast<size_t>(K));
+  c.progress.reserve(static_cast<size_t>(K));
   for (int64_t p : linspace_positions(static_cast<int64_t>(segment.size()), K)) {
     c.stored_indices.push_back(segment[static_cast<size_t>(p)]);
     c.progress.push_back(g[static_cast<size_t>(p)]);
   }
   c.valid_frames = static_cast<int64_t>(c.stored_indices.size());
-  const bool preference_only = opts_.preference_only_sources.count(t.data_source) > 0;
-  c.progress_frame_mask =
-      last_frame_progress_mask(c.num_stored, c.stored_indices, K, opts_.last_frame_partial_progress,
-                               t.partial_success, preference_only);
+  const bool preference_only = rules.preference_only;
+  c.progress_frame_mask = last_frame_progress_mask(
+      c.num_stored, c.stored_indices, K, opts_.last_frame_partial_progress, partial_success, preference_only);
   while (static_cast<int>(c.stored_indices.size()) < K) {  // right padding: repeat the last
     c.stored_indices.push_back(c.stored_indices.back());
     c.progress.push_back(c.progress.back());
   }
-  c.success = success_labels(c.progress, cutoff, t.quality);
+  c.success = success_labels(c.progress, cutoff, quality);
   if (zero_labels) {  // a different task's video: no progress, no success
     std::fill(c.progress.begin(), c.progress.end(), 0.0);
     std::fill(c.success.begin(), c.success.end(), 0.0);
   }
-  c.success_mask = success_inclusion(c.progress, c.success, t.quality, opts_.min_success);
+  c.success_mask = success_inclusion(c.progress, c.success, quality, opts_.min_success);
   // collators/rbm_heads.py should_compute_progress: `partial_success is not None and
   // "roboreward" in data_source`.
-  const bool graded_progress = t.partial_success.has_value() &&
-                               t.data_source.find(opts_.partial_success_progress_match) != std::string::npos;
-  c.progress_mask = progress_mask(t.quality, preference_only, graded_progress);
-  const auto video = stored_frame_indices(t.num_frames, opts_.max_stored_frames);
-  for (int64_t i : c.stored_indices) c.video_indices.push_back(video[static_cast<size_t>(i)]);
+  const bool graded_progress = partial_success.has_value() && rules.partial_progress;
+  c.progress_mask = progress_mask(quality, preference_only, graded_progress);
+  c.video_indices.reserve(c.stored_indices.size());
+  for (int64_t i : c.stored_indices)
+    c.video_indices.push_back(stored_frame_index(num_frames, opts_.max_stored_frames, i));
   return c;
 }
 
 std::optional<ClipPlan> PairSampler::make_clip(int64_t trajectory, ClipOrder order, Rng& rng,
                                                bool zero_labels) const {
-  const int64_t S = std::min<int64_t>(index_->at(trajectory).num_frames, opts_.max_stored_frames);
+  const int64_t S = std::min<int64_t>(index_->num_frames(trajectory), opts_.max_stored_frames);
   std::vector<int64_t> segment;
   if (order == ClipOrder::Whole) {
     segment = segment_indices(S, 0, S - 1);
@@ -176,10 +206,11 @@ std::optional<ClipPlan> PairSampler::make_clip(int64_t trajectory, ClipOrder ord
 }
 
 std::optional<int64_t> PairSampler::same_task_unsuccessful(int64_t ref, Rng& rng) const {
-  const Trajectory& t = index_->at(ref);
-  if (t.partial_success) return different_partial_success(ref, rng);
+  if (index_->partial_success(ref)) return different_partial_success(ref, rng);
+  const auto group = index_->unsuccessful_by_task(index_->task_id(ref));
   std::vector<int64_t> cands;
-  for (int64_t i : index_->unsuccessful_by_task(t.task))
+  cands.reserve(group.size());
+  for (int64_t i : group)
     if (i != ref) cands.push_back(i);
   if (cands.empty()) return std::nullopt;
   return rng.choice(cands);
@@ -274,7 +305,7 @@ std::optional<PairPlan> PairSampler::create_pair(int64_t chosen, std::optional<S
       strategies.push_back(kStrategies[i]);
       ratios.push_back(opts_.strategy_ratios[i]);
     }
-    std::map<Strategy, int> failures;
+    std::array<int, kStrategies.size()> failures{};
     for (attempts = 1; attempts <= kMaxStrategyAttempts && !strategies.empty(); ++attempts) {
       size_t k = pick_weighted(rng, ratios);
       rej = execute(strategies[k], chosen, rng);
@@ -282,7 +313,7 @@ std::optional<PairPlan> PairSampler::create_pair(int64_t chosen, std::optional<S
         used = strategies[k];
         break;
       }
-      if (++failures[strategies[k]] >= kMaxStrategyFailures) {
+      if (++failures[static_cast<size_t>(strategies[k])] >= kMaxStrategyFailures) {
         strategies.erase(strategies.begin() + static_cast<std::ptrdiff_t>(k));
         ratios.erase(ratios.begin() + static_cast<std::ptrdiff_t>(k));
       }
@@ -297,24 +328,25 @@ std::optional<PairPlan> PairSampler::create_pair(int64_t chosen, std::optional<S
   p.chosen = std::move(*chosen_clip);
   p.rejected = std::move(*rejected_clip);
   p.strategy = used;
-  p.task = index_->at(rej->chosen).task;
+  p.task = std::string(index_->task_name(index_->task_id(rej->chosen)));
   p.attempts = attempts;
   return p;
 }
 
 std::optional<PairPlan> PairSampler::sample_for(int64_t item, std::optional<Strategy> preferred,
                                                 Rng& rng) const {
-  const Trajectory& t = index_->at(item);
+  const uint32_t task = index_->task_id(item);
   std::optional<PairPlan> plan;
   // A drawn non-successful trajectory becomes the rejected one; a random successful trajectory of
   // its task the chosen one; both shown whole (the original PrefSampler._generate_sample).
-  if (t.quality != Quality::Successful && !t.partial_success && !index_->successful_by_task(t.task).empty()) {
-    const int64_t chosen = rng.choice(index_->successful_by_task(t.task));
+  if (!index_->is_successful(item) && !index_->partial_success(item) &&
+      !index_->successful_by_task(task).empty()) {
+    const int64_t chosen = rng.choice(index_->successful_by_task(task));
     PairPlan p;
     p.chosen = *make_clip(chosen, ClipOrder::Whole, rng);
     p.rejected = *make_clip(item, ClipOrder::Whole, rng);
     p.strategy = Strategy::Suboptimal;
-    p.task = index_->at(chosen).task;
+    p.task = std::string(index_->task_name(index_->task_id(chosen)));
     plan = std::move(p);
   } else {
     plan = create_pair(item, preferred, rng);
@@ -323,23 +355,13 @@ std::optional<PairPlan> PairSampler::sample_for(int64_t item, std::optional<Stra
   return plan;
 }
 
-std::string PairSampler::pick_source(Rng& rng, const std::vector<std::string>& sources) const {
-  if (sources.size() == 1) return sources[0];
-  std::vector<double> w;
-  double total = 0;
-  for (const auto& s : sources) {
-    w.push_back(source_weight(s));
-    total += w.back();
-  }
-  if (!(total > 0)) throw Error("sampler: every candidate data source has weight 0");
-  return sources[pick_weighted(rng, w)];
+uint32_t PairSampler::pick_source(Rng& rng, const SourceSet& sources) const {
+  if (sources.ids.size() == 1) return sources.ids[0];
+  return sources.ids[pick_weighted(rng, sources.weights)];
 }
 
-TrajectoryIndex::Ids PairSampler::eligible(const std::string& source, std::optional<Strategy> s) const {
+TrajectoryIndex::Ids PairSampler::eligible(uint32_t src, std::optional<Strategy> s) const {
   // The filtered lists are precomputed tables of the index (same positions, same order).
-  const int64_t sid = index_->find_source(source);
-  if (sid < 0) return {};
-  const auto src = static_cast<uint32_t>(sid);
   const auto ids = index_->by_source(src);
   if (!s) return ids;
   switch (*s) {
@@ -349,7 +371,7 @@ TrajectoryIndex::Ids PairSampler::eligible(const std::string& source, std::optio
     case Strategy::Suboptimal:
       // Graded sources pair by partial_success, so no task filter (the original's RoboArena /
       // RoboReward exception); others need tasks with both outcomes.
-      if (index_->source_has_partial_success(source)) return ids;
+      if (rules_[src].has_partial_success) return ids;
       return index_->both_outcomes_by_source(src);
     case Strategy::DifferentTask:
       return ids;
@@ -357,12 +379,11 @@ TrajectoryIndex::Ids PairSampler::eligible(const std::string& source, std::optio
   return ids;
 }
 
-std::optional<PairPlan> PairSampler::try_sources(Rng& rng, const std::vector<std::string>& sources,
+std::optional<PairPlan> PairSampler::try_sources(Rng& rng, const SourceSet& sources,
                                                  std::optional<Strategy> filter,
                                                  std::optional<Strategy> preferred) const {
   for (int attempt = 0; attempt < kMaxTrajectoryAttempts; ++attempt) {
-    const std::string source = pick_source(rng, sources);
-    const auto cands = eligible(source, filter);  // a view: no copy per draw
+    const auto cands = eligible(pick_source(rng, sources), filter);  // a view: no copy per draw
     if (cands.empty()) continue;
     if (auto plan = sample_for(rng.choice(cands), preferred, rng)) {
       plan->attempts = attempt + 1;
@@ -376,11 +397,8 @@ PairPlan PairSampler::sample_rbm(Rng& rng) const {
   // RBMDataset.__getitem__: a trajectory of the concatenated dataset (so each source in
   // proportion to its size), here with replacement and scaled by the source weight; then
   // PrefSampler._generate_sample with the rebalancing strategy loop.
-  std::vector<double> w;
-  for (const auto& src : active_sources_)
-    w.push_back(source_weight(src) * static_cast<double>(index_->by_source(src).size()));
   for (int attempt = 0; attempt < kMaxTrajectoryAttempts; ++attempt) {
-    const auto& ids = index_->by_source(active_sources_[pick_weighted(rng, w)]);
+    const auto ids = index_->by_source(active_.ids[pick_weighted(rng, rbm_weights_)]);
     if (auto plan = sample_for(rng.choice(ids), std::nullopt, rng)) {
       plan->attempts = attempt + 1;
       return std::move(*plan);
@@ -402,18 +420,12 @@ PairPlan PairSampler::sample(Rng& rng) const {
         "trajectory is labelled suboptimal or failure");
   const Strategy strategy = kStrategies[pick_weighted(rng, ratios)];
 
-  std::vector<std::string> sources = active_sources_;
-  if (strategy == Strategy::Suboptimal) {  // _filter_data_sources_by_strategy: is_suboptimal_fail_ds
-    std::vector<std::string> listed;
-    for (const auto& s : sources)
-      if (opts_.suboptimal_fail_sources.count(s)) listed.push_back(s);
-    if (!listed.empty()) sources = listed;
-  }
+  const SourceSet& sources = strategy == Strategy::Suboptimal ? suboptimal_ : active_;
   if (auto p = try_sources(rng, sources, strategy, strategy)) return std::move(*p);
   // The drawn strategy failed: any trajectory of any source, and the rebalancing loop picks the
   // strategy. (The original keeps the strategy's trajectory filter here and raises when that
   // leaves nothing.)
-  if (auto p = try_sources(rng, active_sources_, std::nullopt, std::nullopt)) return std::move(*p);
+  if (auto p = try_sources(rng, active_, std::nullopt, std::nullopt)) return std::move(*p);
   throw Error("sampler: could not build a preference pair after " +
               std::to_string(2 * kMaxTrajectoryAttempts) + " trajectories (strategy " +
               strategy_name(strategy) + "); the data needs successful trajectories with at least 3 frames");

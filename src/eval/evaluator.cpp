@@ -30,9 +30,10 @@ EvalOptions eval_options(const config::RunConfig& cfg) {
   o.autorotate = cfg.data.autorotate;
   o.sampling = data::sampler_options_from_config(cfg);
   o.metrics.success_threshold = cfg.eval.success_threshold;
-  o.protocol = cfg.eval.protocol;
-  o.metrics.protocol = cfg.eval.protocol;
-  if (o.protocol == "original") o.confusion_videos = std::numeric_limits<int>::max();  // every task
+  o.protocol = parse_eval_protocol(cfg.eval.protocol);
+  o.metrics.protocol = o.protocol;
+  if (o.protocol == EvalProtocol::Original)
+    o.confusion_videos = std::numeric_limits<int>::max();  // every task
   return o;
 }
 
@@ -77,9 +78,7 @@ nlohmann::json evaluate(model::ModelBundle& bundle, const data::TrajectoryIndex&
   const auto t0 = std::chrono::steady_clock::now();
   Scorer scorer(bundle, {opts.frames, opts.batch_size});
   const int K = opts.frames;
-  if (opts.protocol != "original" && opts.protocol != "robometer_cpp")
-    throw ConfigError("eval: protocol must be 'original' or 'robometer_cpp', got '" + opts.protocol + "'");
-  const bool original = opts.protocol == "original";
+  const bool original = opts.protocol == EvalProtocol::Original;
 
   std::vector<TrajectoryScores> trajs;
   std::vector<ConfusionEntry> confusion;
@@ -193,7 +192,7 @@ nlohmann::json evaluate(model::ModelBundle& bundle, const data::TrajectoryIndex&
   mo.protocol = opts.protocol;
   nlohmann::json out = compute_metrics(trajs, pairs, mo, confusion);
   out["protocol"] = {
-      {"name", opts.protocol},
+      {"name", eval_protocol_name(opts.protocol)},
       {"frames", K},
       {"max_stored_frames", opts.max_stored_frames},
       {"voc_prefixes", opts.voc_prefixes},

@@ -14,6 +14,16 @@
 
 namespace robometer::eval {
 
+EvalProtocol parse_eval_protocol(const std::string& s) {
+  if (s == "original") return EvalProtocol::Original;
+  if (s == "robometer_cpp") return EvalProtocol::RobometerCpp;
+  throw ConfigError("eval.protocol must be 'original' or 'robometer_cpp', got '" + s + "'");
+}
+
+const char* eval_protocol_name(EvalProtocol p) {
+  return p == EvalProtocol::Original ? "original" : "robometer_cpp";
+}
+
 namespace {
 
 using json = nlohmann::json;
@@ -438,7 +448,8 @@ namespace {
 
 bool uses_partial_success(const std::string& source, const std::vector<const TrajectoryScores*>& trajs,
                           const MetricsOptions& o) {
-  if (o.protocol == "original") {  // compile_results.py: "roboreward" / "roboarena" in data_source
+  if (o.protocol ==
+      EvalProtocol::Original) {  // compile_results.py: "roboreward" / "roboarena" in data_source
     std::string lower = source;
     std::transform(lower.begin(), lower.end(), lower.begin(),
                    [](unsigned char c) { return std::tolower(c); });
@@ -465,7 +476,7 @@ json block(const std::vector<TrajectoryScores>& trajs, bool partial,
   for (const auto& t : trajs) qcount[quality_str(t.quality)]++;
   j["quality_counts"] = qcount;
 
-  const bool original = o.protocol == "original";
+  const bool original = o.protocol == EvalProtocol::Original;
   const VocResult v = reward_alignment(trajs, o.voc_successful_only, original);
   j["voc"] = {{"pearson", opt(v.pearson)},
               {"spearman", opt(v.spearman)},
@@ -571,13 +582,13 @@ json compute_metrics(const std::vector<TrajectoryScores>& trajs, const std::vect
   if (!confusion.empty()) {
     overall["confusion"] = confusion_json(confusion_matrix_score(confusion, o.confusion_normalization),
                                           o.confusion_normalization);
-    const bool original = o.protocol == "original";  // normalized_trace_minus_offdiag vs ours
+    const bool original = o.protocol == EvalProtocol::Original;  // normalized_trace_minus_offdiag vs ours
     overall["headline"]["confusion_metric"] = original ? "diagonal_minus_off_diagonal" : "diagonal_score";
     overall["headline"]["confusion"] =
         overall["confusion"][original ? "diagonal_minus_off_diagonal" : "diagonal_score"];
   }
   out["overall"] = std::move(overall);
-  out["options"] = {{"protocol", o.protocol},
+  out["options"] = {{"protocol", eval_protocol_name(o.protocol)},
                     {"voc_successful_only", o.voc_successful_only},
                     {"success_threshold", o.success_threshold},
                     {"partial_success_sources", o.partial_success_sources},

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/serve_process.h"
 #include "common/test_util.h"
 #include "eval/eval_test_util.h"
 
@@ -25,6 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using robometer::test::capture_command;
+using robometer::test::ServeProcess;
 
 // The driver prints one JSON line; anything else it says (stderr is merged) is shown, not parsed.
 json driver_json(const std::string& out) {
@@ -36,50 +38,6 @@ json driver_json(const std::string& out) {
   ADD_FAILURE() << "the driver printed no JSON line:\n" << out;
   return json::object();
 }
-
-// A `robometer serve` child process (own process group), stopped with SIGTERM.
-class ServeProcess {
- public:
-  ServeProcess(const std::string& bin, const std::vector<std::string>& args, const fs::path& log) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::setpgid(0, 0);
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      std::vector<char*> argv{const_cast<char*>(bin.c_str())};
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      ::execv(bin.c_str(), argv.data());
-      ::_exit(127);
-    }
-    // "serving DIR on http://127.0.0.1:PORT (...)"
-    const std::regex re("on http://127\\.0\\.0\\.1:([0-9]+)");
-    for (int i = 0; i < 600 && port_ < 0; ++i) {
-      std::ifstream f(log);
-      const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-      std::smatch m;
-      if (std::regex_search(text, m, re))
-        port_ = std::stoi(m[1]);
-      else if (::waitpid(pid_, nullptr, WNOHANG) == pid_)
-        break;
-      else
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  }
-  ~ServeProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int st = 0;
-      ::waitpid(pid_, &st, 0);
-    }
-  }
-  int port() const { return port_; }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = -1;
-};
 
 TEST(WebUi, BrowserUploadShowsTheScoresOfRobometerScore) {
   const char* bin = std::getenv("ROBOMETER_BINARY");

@@ -194,17 +194,21 @@ TEST(OriginalRules, FiltersShortTrajectoriesAndTasksWithoutSuccess) {
   // The only success of "push" has 4 frames: after the frame filter its failure is dropped too.
   ms[1].manifest.trajectories = {traj("p1", "push", "sim", 4),
                                  traj("p2", "push", "sim", 30, Quality::Failure), graded};
-  const FilterReport r = filter_trajectories(ms, 5, true);
+  FilterReport r;
+  const auto kept = filter_index(std::make_shared<const TrajectoryIndex>(ms), 5, true, &r);
   EXPECT_EQ(r.too_short.at("lab"), 1);
   EXPECT_EQ(r.too_short.at("sim"), 1);
   EXPECT_EQ(r.no_success.at("lab"), 2);
   EXPECT_EQ(r.no_success.at("sim"), 1);
   EXPECT_EQ(r.tasks_without_success, 2);
   EXPECT_EQ(r.kept, 2);
-  ASSERT_EQ(ms[0].manifest.trajectories.size(), 1u);
-  EXPECT_EQ(ms[0].manifest.trajectories[0].id, "s6");
-  ASSERT_EQ(ms[1].manifest.trajectories.size(), 1u);
-  EXPECT_EQ(ms[1].manifest.trajectories[0].id, "g1");
+  ASSERT_EQ(kept->size(), 2);
+  std::set<std::string> ids{std::string(kept->id(0)), std::string(kept->id(1))};
+  EXPECT_EQ(ids, (std::set<std::string>{"s6", "g1"}));
+  // The kept index answers by source: "lab" keeps s6, "sim" nothing, the graded source g1.
+  EXPECT_EQ(kept->by_source("lab").size(), 1);
+  EXPECT_EQ(kept->by_source("sim").size(), 0);
+  EXPECT_EQ(kept->by_source("roboreward_x").size(), 1);
   EXPECT_NE(r.summary().find("dropped 2 with too few frames"), std::string::npos) << r.summary();
 }
 

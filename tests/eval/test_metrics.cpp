@@ -396,7 +396,7 @@ TEST(OriginalProtocol, UndefinedCorrelationCountsAsZero) {
   EXPECT_EQ(orig.pearson_undefined, 1);
   EXPECT_NEAR(*ours.pearson, *pearson(a.gt_progress, a.pred_progress), 1e-12);
   MetricsOptions o;
-  o.protocol = "original";
+  o.protocol = EvalProtocol::Original;
   const json m = compute_metrics({a, b}, {}, o);
   EXPECT_NEAR(m["overall"]["headline"]["voc_pearson"].get<double>(), *orig.pearson, 1e-12);
   EXPECT_EQ(m["options"]["protocol"], "original");
@@ -418,7 +418,7 @@ TEST(OriginalProtocol, PartialSuccessSourcesByNameRankWithRankingAccRba) {
   EXPECT_NEAR(*ranking_acc_rba({g(0, .2, "x"), g(.5, .2, "x"), g(1, .9, "x")}), 1.0, 1e-12);
   EXPECT_NEAR(*ranking_acc_rba({g(.5, .2, "x"), g(0, .2, "x"), g(1, .9, "x")}), 2.0 / 3.0, 1e-12);
   MetricsOptions o;
-  o.protocol = "original";
+  o.protocol = EvalProtocol::Original;
   const json m = compute_metrics({g(0, .2, "roboreward_test"), g(.5, .2, "roboreward_test"),
                                   g(1, .9, "roboreward_test"), g(0, .2, "lab"), g(1, .9, "lab")},
                                  {}, o);
@@ -437,7 +437,7 @@ TEST(OriginalProtocol, ConfusionHeadlineIsDiagonalMinusOffDiagonal) {
   const std::vector<TrajectoryScores> ts = {traj("A", Quality::Successful, .9),
                                             traj("B", Quality::Successful, .7)};
   MetricsOptions o;
-  o.protocol = "original";
+  o.protocol = EvalProtocol::Original;
   const json m = compute_metrics(ts, {}, o, e);
   EXPECT_EQ(m["overall"]["headline"]["confusion_metric"], "diagonal_minus_off_diagonal");
   EXPECT_NEAR(m["overall"]["headline"]["confusion"].get<double>(), 0.5, 1e-12);

@@ -22,6 +22,8 @@ namespace robometer::data {
 // original preprocess_datasets.py rule int(i * total / max): the first frame is kept, the last
 // one usually not (32 of 64 frames -> 0, 2, ..., 62).
 std::vector<int64_t> stored_frame_indices(int64_t num_video_frames, int max_stored);
+// Entry j of stored_frame_indices(n, max_stored), without building the list.
+int64_t stored_frame_index(int64_t num_video_frames, int max_stored, int64_t j);
 
 // Positions (into a list of n items) that keep k of them evenly spaced: numpy
 // rint(linspace(0, n-1, k)) (round half to even), first = 0 and last = n-1 forced, made

@@ -39,10 +39,7 @@ struct FilterReport {
   int64_t dropped() const;
   std::string summary() const;  // one line with the counts, for the log
 };
-FilterReport filter_trajectories(std::vector<WeightedManifest>& manifests, int min_frames,
-                                 bool drop_tasks_without_success);
-
-// The same filters on an index (mmap'd or in memory), without reading the manifests: the index
+// The filters on an index (mmap'd or in memory), without reading the manifests: the index
 // itself when nothing is dropped (ranks keep sharing its pages), else an in-memory index of the
 // kept trajectories with the same per-source weights. `report` (optional) gets the counts.
 std::shared_ptr<const TrajectoryIndex> filter_index(std::shared_ptr<const TrajectoryIndex> index,

@@ -123,20 +123,35 @@ class PairSampler {
     int64_t chosen;
     ClipOrder order;
   };
-  std::optional<PairPlan> try_sources(Rng& rng, const std::vector<std::string>& sources,
-                                      std::optional<Strategy> filter,
+  // A source's rules resolved from the options once (by source id), for the per-pair path.
+  struct SourceRules {
+    double weight = 1.0;
+    double success_cutoff = 1.0;
+    bool preference_only = false;
+    bool partial_progress = false;     // name matches partial_success_progress_match
+    bool has_partial_success = false;  // some trajectory of the source is graded
+  };
+  // Source ids to draw from, with their weights (same order).
+  struct SourceSet {
+    std::vector<uint32_t> ids;
+    std::vector<double> weights;
+  };
+  std::optional<PairPlan> try_sources(Rng& rng, const SourceSet& sources, std::optional<Strategy> filter,
                                       std::optional<Strategy> preferred) const;
-  TrajectoryIndex::Ids eligible(const std::string& source, std::optional<Strategy> s) const;
+  TrajectoryIndex::Ids eligible(uint32_t source, std::optional<Strategy> s) const;
   std::optional<PairPlan> create_pair(int64_t chosen, std::optional<Strategy> preferred, Rng& rng) const;
   std::optional<Rejected> execute(Strategy s, int64_t chosen, Rng& rng) const;
   std::optional<int64_t> same_task_unsuccessful(int64_t ref, Rng& rng) const;
   std::optional<int64_t> different_partial_success(int64_t ref, Rng& rng) const;
   std::optional<int64_t> different_task(int64_t ref, Rng& rng) const;
-  std::string pick_source(Rng& rng, const std::vector<std::string>& sources) const;
+  uint32_t pick_source(Rng& rng, const SourceSet& sources) const;
 
   std::shared_ptr<const TrajectoryIndex> index_;
   SamplerOptions opts_;
-  std::vector<std::string> active_sources_;  // data sources with a positive weight
+  std::vector<SourceRules> rules_;   // by source id
+  SourceSet active_;                 // sources with a positive weight
+  SourceSet suboptimal_;             // strategy_first's suboptimal draws: the listed active ones, or all
+  std::vector<double> rbm_weights_;  // data.mixing=rbm: active weight x source size
   PairPlan sample_rbm(Rng& rng) const;
 };
 

@@ -57,7 +57,7 @@ struct EvalOptions {
   // int(linspace(0, S-1, P)) (floor), prediction and label at clip position k of the k-th prefix,
   // whole-trajectory clips right-padded to K, every task of a source in the confusion matrix,
   // preference pairs with the chosen trajectory as A. "robometer_cpp": the protocol above.
-  std::string protocol = "robometer_cpp";
+  EvalProtocol protocol = EvalProtocol::RobometerCpp;
   bool keep_trajectories = false;  // add "trajectories": per-trajectory gt/pred to the JSON
 };
 

@@ -234,6 +234,12 @@ ConfusionResult confusion_matrix_score(const std::vector<ConfusionEntry>& entrie
 
 // ---------------------------------------------------------------- report
 
+// eval.protocol, parsed once from the config: the original's (compile_results.py and its eval
+// samplers) or this project's.
+enum class EvalProtocol { RobometerCpp, Original };
+EvalProtocol parse_eval_protocol(const std::string& s);  // ConfigError naming eval.protocol
+const char* eval_protocol_name(EvalProtocol p);          // "robometer_cpp" | "original"
+
 struct MetricsOptions {
   bool voc_successful_only = true;
   double success_threshold = 0.5;
@@ -251,7 +257,7 @@ struct MetricsOptions {
   // headline, others by the per-label-tuple τ ("kendall_last"); confusion headline = mean
   // diagonal − mean off-diagonal of the raw matrix) or "robometer_cpp" (undefined excluded,
   // τ-a over all trajectories, per-video normalised diagonal). Recorded in "options".
-  std::string protocol = "robometer_cpp";
+  EvalProtocol protocol = EvalProtocol::RobometerCpp;
 };
 
 // All metrics per data source and overall:
