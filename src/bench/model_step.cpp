@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -40,6 +41,7 @@
 #include "robometer/core/compat.h"
 #include "robometer/core/error.h"
 #include "robometer/data/sample.h"
+#include "robometer/model/checkpointing.h"
 #include "robometer/model/factory.h"
 #include "robometer/train/objective.h"
 #include "robometer/train/options_from_config.h"
@@ -58,9 +60,13 @@ struct Options {
   int steps = 5;
   int warmup = 2;
   int lora = 0;               // > 0: LoRA rank (base LLM frozen)
-  std::string checkpointing;  // "", "on", "off" ("" = the config's value)
-  std::string dtype;          // "" = the config's model.dtype
-  int fp32_master = -1;       // -1 = optimizer default (on), 0 / 1
+  std::string checkpointing;  // "" = the config's value; on|off|none|full|selective|N
+  int fused = -1;             // -1 = default (ROBOMETER_FUSED), 0 = eager paths, 1 = fused where built
+  std::string sweep;          // e.g. "none,selective,18,full/eager": more plans after the main run
+  int sweep_steps = 3;
+  bool agreement = false;  // fused vs eager loss and grad norm before the timed steps
+  std::string dtype;       // "" = the config's model.dtype
+  int fp32_master = -1;    // -1 = optimizer default (on), 0 / 1
   std::string task = "pick up the red block and place it in the bowl";
   std::string device = "auto";
   double peak_tflops = 989.0;
@@ -138,12 +144,10 @@ int run_bench_model_step(const Options& o) {
   ov.insert(ov.end(), o.overrides.begin(), o.overrides.end());
   config::RunConfig cfg = config::load_run_config(o.config, ov).config;
   if (!o.dtype.empty()) cfg.model.dtype = o.dtype;
-  if (o.checkpointing == "on")
-    cfg.model.activation_checkpointing = true;
-  else if (o.checkpointing == "off")
-    cfg.model.activation_checkpointing = false;
-  else if (!o.checkpointing.empty())
-    throw ConfigError("bench model-step: --checkpointing on|off");
+  if (!o.checkpointing.empty())
+    cfg.model.activation_checkpointing =
+        model::CheckpointPlan::parse(o.checkpointing, "--checkpointing").str();
+  if (o.fused >= 0) compat::set_fused_enabled(o.fused != 0);
   if (o.lora > 0) {
     cfg.model.lora.enabled = true;
     cfg.model.lora.r = o.lora;
@@ -160,7 +164,7 @@ int run_bench_model_step(const Options& o) {
       "bench model-step: %s, %d pairs x 2 x %d frames of %dx%d, dtype %s%s, checkpointing %s, %s, device "
       "%s\n",
       o.config.c_str(), o.pairs, o.frames, o.width, o.height, cfg.model.dtype.c_str(),
-      autocast_bf16 ? " (bf16 autocast)" : "", cfg.model.activation_checkpointing ? "on" : "off",
+      autocast_bf16 ? " (bf16 autocast)" : "", cfg.model.activation_checkpointing.c_str(),
       o.lora > 0 ? ("LoRA r=" + std::to_string(o.lora)).c_str() : "full LLM", device.str().c_str());
   std::fflush(stdout);
 
@@ -211,10 +215,13 @@ int run_bench_model_step(const Options& o) {
       mb.model->num_parameters(false) / 1e6, mb.model->num_parameters(true) / 1e6, fc.n_train_llm / 1e6,
       fc.n_frozen_llm / 1e6, fc.n_vis / 1e6, fc.n_merge / 1e6, fc.per_step / 1e12);
   std::printf("build %.1f s, processor %.3f s per batch (CPU)\n", build_s, processor_s);
+  std::printf("fused paths compiled: %s; switched %s\n", compat::fused_paths_compiled().c_str(),
+              compat::fused_enabled() ? "on" : "off");
   std::fflush(stdout);
 
   // phases (optional): forward+loss, backward, clip+optimizer seconds, each ended by a device
   // sync (a few ms per step; only the timed steps pass it).
+  double grad_norm = 0;
   auto one_step = [&](double* phases) -> double {
     auto mark = Clock::now();
     auto lap = [&](int i) {
@@ -232,51 +239,138 @@ int run_bench_model_step(const Options& o) {
     lap(0);
     terms.total.backward();
     lap(1);
-    optimizer.clip_grad_norm(cfg.train.max_grad_norm);
+    grad_norm = optimizer.clip_grad_norm(cfg.train.max_grad_norm);
     optimizer.step();
     lap(2);
     return terms.total_value;
   };
 
-  for (int i = 0; i < o.warmup; ++i) {
-    auto t0 = Clock::now();
-    const double loss = one_step(nullptr);
-    sync(device);
-    std::printf("warm-up %d: %.3f s, loss %.4f\n", i + 1, since(t0), loss);
+  // Fused vs eager on the same weights and batch (before any update): loss and grad norm.
+  double agree[2][2] = {{0, 0}, {0, 0}};  // [eager, fused][loss, grad norm]
+  if (o.agreement) {
+    const bool was = compat::fused_enabled();
+    for (int f = 0; f < 2; ++f) {
+      compat::set_fused_enabled(f == 1);
+      optimizer.zero_grad();
+      if (autocast_bf16) compat::set_autocast(device.type(), true);
+      auto out = mb.model->forward(in);
+      if (autocast_bf16) compat::set_autocast(device.type(), false);
+      train::LossTerms terms = objective(out, batch);
+      terms.total.backward();
+      agree[f][0] = terms.total_value;
+      agree[f][1] = optimizer.clip_grad_norm(0.0);  // measure only
+    }
+    optimizer.zero_grad();
+    compat::set_fused_enabled(was);
+    std::printf("AGREEMENT fused vs eager: loss %.6f vs %.6f (rel %.2e), grad norm %.6f vs %.6f (rel %.2e)\n",
+                agree[1][0], agree[0][0],
+                std::abs(agree[1][0] - agree[0][0]) / std::max(1e-12, std::abs(agree[0][0])), agree[1][1],
+                agree[0][1], std::abs(agree[1][1] - agree[0][1]) / std::max(1e-12, std::abs(agree[0][1])));
     std::fflush(stdout);
   }
-#if ROBOMETER_CUDA_STATS
-  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(0);
-#endif
-  std::vector<double> times;
-  double loss = 0;
-  double phases[3] = {0, 0, 0};
-  for (int i = 0; i < o.steps; ++i) {
-    sync(device);
-    auto t0 = Clock::now();
-    double p[3] = {0, 0, 0};
-    loss = one_step(p);
-    sync(device);
-    times.push_back(since(t0));
-    for (int k = 0; k < 3; ++k) phases[k] += p[k] / o.steps;
-    std::printf("step %d: %.3f s (forward %.3f, backward %.3f, optimizer %.3f), loss %.4f\n", i + 1,
-                times.back(), p[0], p[1], p[2], loss);
-    std::fflush(stdout);
-  }
-  std::vector<double> sorted = times;
-  std::sort(sorted.begin(), sorted.end());
-  const double median = sorted[sorted.size() / 2];
-  double mean = 0;
-  for (double t : times) mean += t / times.size();
 
-  double peak_alloc_gb = -1, peak_reserved_gb = -1;
+  struct Timed {
+    std::vector<double> times;
+    double phases[3] = {0, 0, 0};
+    double loss = 0, median = 0, p90 = 0, mean = 0, peak_alloc_gb = -1, peak_reserved_gb = -1;
+  };
+  auto timed = [&](int warmup, int steps, const char* label) {
+    Timed r;
+    for (int i = 0; i < warmup; ++i) {
+      auto t0 = Clock::now();
+      const double l = one_step(nullptr);
+      sync(device);
+      std::printf("%swarm-up %d: %.3f s, loss %.4f\n", label, i + 1, since(t0), l);
+      std::fflush(stdout);
+    }
 #if ROBOMETER_CUDA_STATS
-  if (device.is_cuda()) {
-    const auto st = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
-    peak_alloc_gb = static_cast<double>(st.allocated_bytes[0].peak) / (1 << 30);
-    peak_reserved_gb = static_cast<double>(st.reserved_bytes[0].peak) / (1 << 30);
-  }
+    if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(0);
 #endif
+    for (int i = 0; i < steps; ++i) {
+      sync(device);
+      auto t0 = Clock::now();
+      double p[3] = {0, 0, 0};
+      r.loss = one_step(p);
+      sync(device);
+      r.times.push_back(since(t0));
+      for (int k = 0; k < 3; ++k) r.phases[k] += p[k] / steps;
+      std::printf("%sstep %d: %.3f s (forward %.3f, backward %.3f, optimizer %.3f), loss %.4f\n", label,
+                  i + 1, r.times.back(), p[0], p[1], p[2], r.loss);
+      std::fflush(stdout);
+    }
+    std::vector<double> sorted = r.times;
+    std::sort(sorted.begin(), sorted.end());
+    r.median = sorted[sorted.size() / 2];
+    r.p90 =
+        sorted[std::min(sorted.size() - 1, static_cast<size_t>(0.9 * static_cast<double>(sorted.size())))];
+    for (double t : r.times) r.mean += t / static_cast<double>(r.times.size());
+#if ROBOMETER_CUDA_STATS
+    if (device.is_cuda()) {
+      const auto st = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
+      r.peak_alloc_gb = static_cast<double>(st.allocated_bytes[0].peak) / (1 << 30);
+      r.peak_reserved_gb = static_cast<double>(st.reserved_bytes[0].peak) / (1 << 30);
+    }
+#endif
+    return r;
+  };
+
+  const Timed main_run = timed(o.warmup, o.steps, "");
+  const std::vector<double>& times = main_run.times;
+  const double loss = main_run.loss, median = main_run.median, p90 = main_run.p90, mean = main_run.mean;
+  const double peak_alloc_gb = main_run.peak_alloc_gb, peak_reserved_gb = main_run.peak_reserved_gb;
+  const double* phases = main_run.phases;
+
+  // --sweep: the same model and batch under other checkpointing plans (MODE, or MODE/eager for
+  // the eager paths), a short timed run each; a plan that runs out of memory is recorded so.
+  nlohmann::json sweep = nlohmann::json::array();
+  const auto main_plan = mb.model->config().checkpointing;
+  for (size_t pos = 0; !o.sweep.empty() && pos != std::string::npos;) {
+    const size_t comma = o.sweep.find(',', pos);
+    std::string item = o.sweep.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    pos = comma == std::string::npos ? comma : comma + 1;
+    if (item.empty()) continue;
+    bool fused = compat::fused_enabled();
+    const auto slash = item.find('/');
+    if (slash != std::string::npos) {
+      const std::string path = item.substr(slash + 1);
+      if (path != "eager" && path != "fused")
+        throw ConfigError("bench model-step: --sweep " + item + ": MODE[/eager|/fused]");
+      fused = path == "fused";
+      item = item.substr(0, slash);
+    }
+    const auto plan = model::CheckpointPlan::parse(item, "--sweep");
+    const bool was = compat::fused_enabled();
+    compat::set_fused_enabled(fused);
+    mb.model->config().checkpointing = plan;
+    const std::string label = "[" + plan.str() + (fused ? "" : "/eager") + "] ";
+    nlohmann::json e = {{"checkpointing", plan.str()}, {"fused", fused}};
+    try {
+      const Timed r = timed(1, o.sweep_steps, label.c_str());
+      e["step_s_median"] = r.median;
+      e["step_s_p90"] = r.p90;
+      e["peak_alloc_gib"] = r.peak_alloc_gb;
+      e["peak_reserved_gib"] = r.peak_reserved_gb;
+      e["forward_s_mean"] = r.phases[0];
+      e["backward_s_mean"] = r.phases[1];
+      e["optimizer_s_mean"] = r.phases[2];
+      e["mfu"] = device.is_cuda() ? fc.per_step / r.median / 1e12 / o.peak_tflops : 0.0;
+      std::printf("SWEEP %s: step %.3f s (p90 %.3f), peak %.2f GiB allocated\n", label.c_str(), r.median,
+                  r.p90, r.peak_alloc_gb);
+    } catch (const c10::Error& err) {
+      const std::string what = err.what();
+      e["error"] = what.substr(0, what.find('\n'));
+      std::printf("SWEEP %s: failed: %s\n", label.c_str(), e["error"].get<std::string>().c_str());
+      optimizer.zero_grad();
+#if ROBOMETER_CUDA_STATS
+      if (device.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+    }
+    std::fflush(stdout);
+    sweep.push_back(e);
+    compat::set_fused_enabled(was);
+  }
+  mb.model->config().checkpointing = main_plan;
+
   const double samples_s = o.pairs / median;
   const double tokens_s = tokens / median;
   const double tflops = fc.per_step / median / 1e12;
@@ -314,6 +408,16 @@ int run_bench_model_step(const Options& o) {
                         {"flops_per_step", fc.per_step},
                         {"step_s_median", median},
                         {"step_s_mean", mean},
+                        {"step_s_p90", p90},
+                        {"sweep", sweep},
+                        {"agreement", o.agreement ? nlohmann::json{{"loss_fused", agree[1][0]},
+                                                                   {"loss_eager", agree[0][0]},
+                                                                   {"grad_norm_fused", agree[1][1]},
+                                                                   {"grad_norm_eager", agree[0][1]}}
+                                                  : nlohmann::json()},
+                        {"grad_norm", grad_norm},
+                        {"fused_compiled", compat::fused_paths_compiled()},
+                        {"fused_enabled", compat::fused_enabled()},
                         {"step_s_all", times},
                         {"forward_s_mean", phases[0]},
                         {"backward_s_mean", phases[1]},
@@ -351,7 +455,14 @@ Benchmark model_step_benchmark() {
         sub.add_option("--steps", o->steps, "timed steps")->capture_default_str();
         sub.add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str();
         sub.add_option("--lora", o->lora, "LoRA rank (0 = full LLM fine-tune)")->capture_default_str();
-        sub.add_option("--checkpointing", o->checkpointing, "on|off (default: the config's)");
+        sub.add_option("--checkpointing", o->checkpointing,
+                       "none|full|selective|N first layers (on/off = full/none; default: the config's)");
+        sub.add_option("--fused", o->fused, "1|0: LibTorch's fused CUDA ops or the eager paths (default 1)");
+        sub.add_option("--sweep", o->sweep,
+                       "more checkpointing plans to time: MODE[/eager],... (same model)");
+        sub.add_option("--sweep-steps", o->sweep_steps, "timed steps per sweep plan")->capture_default_str();
+        sub.add_option("--agreement", o->agreement,
+                       "1: fused vs eager loss + grad norm first (same weights)");
         sub.add_option("--dtype", o->dtype, "float32|bfloat16 (default: the config's)");
         sub.add_option("--fp32-master", o->fp32_master, "1|0: fp32 master weights + moments (default 1)");
         sub.add_option("--device", o->device, "auto|cpu|cuda")->capture_default_str();

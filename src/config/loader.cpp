@@ -234,6 +234,10 @@ struct Validator {
     if constexpr (is_config_struct<T>::value) {
       Validator sub{key + ".", where_set, missing_paths};
       value.visit(sub);
+      if constexpr (has_cross_check<T>::value) {
+        const std::string err = value.check([&](const std::string& k) { return where(key + "." + k); });
+        if (!err.empty()) throw ConfigError(err);
+      }
     } else if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
       const double v = static_cast<double>(value);
       const bool low = spec.min_exclusive ? v <= spec.min : v < spec.min;
@@ -252,6 +256,12 @@ struct Validator {
         std::string opts;
         for (const auto& o : spec.one_of) opts += (opts.empty() ? "" : ", ") + o;
         throw ConfigError(where(key) + ": " + key + " = '" + value + "' is not one of: " + opts);
+      }
+      if (spec.check) {
+        const std::string expected = spec.check(value);
+        if (!expected.empty())
+          throw ConfigError(where(key) + ": " + key + " = '" + value + "' is not valid: expected " +
+                            expected);
       }
       if (spec.must_exist && !value.empty() && !fs::exists(value)) {
         const std::string msg = where(key) + ": " + key + ": path '" + value + "' does not exist" +

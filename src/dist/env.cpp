@@ -67,6 +67,8 @@ DistEnv read_dist_env(const std::function<std::optional<std::string>(const std::
     e.local_rank = get_int("LOCAL_RANK").value_or(e.rank);
     e.local_world_size = get_int("LOCAL_WORLD_SIZE").value_or(e.world_size);
     if (auto a = getenv_fn("MASTER_ADDR")) e.master_addr = *a;
+    e.agent_store = getenv_fn("TORCHELASTIC_USE_AGENT_STORE").value_or("") == "True";
+    e.restart_count = get_int("TORCHELASTIC_RESTART_COUNT").value_or(0);
   } else if (getenv_fn("SLURM_PROCID") && getenv_fn("SLURM_NTASKS")) {
     e.source = "slurm";
     e.rank = *get_int("SLURM_PROCID");

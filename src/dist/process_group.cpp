@@ -96,11 +96,14 @@ C10dWorld::C10dWorld(const DistEnv& env, const ProcessGroupConfig& cfg)
   try {
     c10d::TCPStoreOptions so;
     so.port = static_cast<std::uint16_t>(env_.master_port);
-    so.isServer = env_.rank == 0;
+    so.isServer = env_.rank == 0 && !env_.agent_store;
     so.numWorkers = static_cast<std::size_t>(env_.world_size);
     so.waitWorkers = true;
     so.timeout = cfg_.timeout;
     impl_->store = c10::make_intrusive<c10d::TCPStore>(env_.master_addr, so);
+    if (env_.agent_store)
+      impl_->store = c10::make_intrusive<c10d::PrefixStore>(
+          "/worker/attempt_" + std::to_string(env_.restart_count), impl_->store);
   } catch (const std::exception& e) {
     throw Error("distributed rendezvous at " + where + " failed on rank " + std::to_string(env_.rank) +
                 " of " + std::to_string(env_.world_size) + " (timeout " +

@@ -41,8 +41,8 @@ std::string dtype_name(at::ScalarType t) {
 }  // namespace
 
 ShardedAdamW::ShardedAdamW(std::shared_ptr<C10dWorld> world, const train::NamedParameters& params,
-                           train::AdamWConfig cfg)
-    : world_(std::move(world)), cfg_(std::move(cfg)) {
+                           train::AdamWConfig cfg, ShardedGradSync* grads, double gather_mb)
+    : grads_(grads), gather_mb_(gather_mb), world_(std::move(world)), cfg_(std::move(cfg)) {
   // Per-parameter lr and weight decay exactly as train::AdamW groups them.
   std::set<at::ScalarType> dtypes;
   for (const auto& plan : train::plan_parameters(params, cfg_)) {
@@ -79,14 +79,33 @@ ShardedAdamW::ShardedAdamW(std::shared_ptr<C10dWorld> world, const train::NamedP
     master_.slice(0, lo - shard_begin_, hi - shard_begin_)
         .copy_(p.param.detach().reshape({-1}).slice(0, lo - p.offset, hi - p.offset));
   }
-  spdlog::info("ZeRO-1 AdamW: {} parameters ({} elements), rank {} owns [{}, {})", params_.size(), total_,
-               world_->rank(), shard_begin_, shard_end_);
+  if (grads_) {
+    // The gradient shard must line up with this optimizer's slice element for element.
+    const auto& lay = grads_->layout();
+    bool same = lay.entries.size() == params_.size() && lay.total == total_ &&
+                lay.shard_begin == shard_begin_ && lay.shard_size == shard_size_ && lay.dtype == flat_dtype_;
+    for (size_t i = 0; same && i < params_.size(); ++i)
+      same = lay.entries[i].name == params_[i].name && lay.entries[i].offset == params_[i].offset;
+    if (!same)
+      throw Error("ZeRO: the gradient sync was attached to other parameters than the optimizer's (" +
+                  std::to_string(lay.entries.size()) + " vs " + std::to_string(params_.size()) + ")");
+  }
+  spdlog::info("ZeRO AdamW: {} parameters ({} elements), rank {} owns [{}, {}){}", params_.size(), total_,
+               world_->rank(), shard_begin_, shard_end_, grads_ ? ", gradients reduced during backward" : "");
 }
 
 double ShardedAdamW::lr() const { return params_.front().base_lr * lr_factor_; }
 
 void ShardedAdamW::reduce_grads() {
   if (reduced_) return;
+  if (grads_) {
+    if (!grads_->reduced())
+      throw Error("ZeRO: optimizer step before the gradient sync finished (GradSync::finish)");
+    grad_shard_ = grads_->grad_shard();  // the same storage: clipping scales it in place
+    has_grad_ = grads_->has_grad();
+    reduced_ = true;
+    return;
+  }
   robometer::compat::NoGradGuard no_grad;
   const auto dev = world_->device();
   auto flat = at::zeros({padded_}, at::TensorOptions().dtype(flat_dtype_).device(dev));
@@ -141,20 +160,46 @@ void ShardedAdamW::step() {
     const train::AdamWHyper h{p.base_lr * lr_factor_, cfg_.beta1, cfg_.beta2, cfg_.eps, p.weight_decay};
     train::adamw_update(master, grad_shard_.slice(0, a, b), m, v, p.step, h);
   }
-  // Every rank gets every updated slice.
-  auto flat = at::empty({padded_}, at::TensorOptions().dtype(flat_dtype_).device(world_->device()));
-  world_->all_gather(flat, master_.to(flat_dtype_));
-  for (size_t i = 0; i < params_.size(); ++i) {
-    if (!has_grad_[i]) continue;
-    auto& p = params_[i];
-    p.param.detach().copy_(flat.slice(0, p.offset, p.offset + p.param.numel()).view(p.param.sizes()));
+  // Every rank gets every updated slice, gathered in chunks of about gather_mb so that no
+  // buffer of the whole model is ever needed: chunk j of rank r is the flat range
+  // r·shard_size + [j, j + c).
+  const int64_t n = world_->size();
+  const auto elem = static_cast<int64_t>(c10::elementSize(flat_dtype_));
+  const int64_t chunk = std::max<int64_t>(
+      1, std::min<int64_t>(shard_size_, static_cast<int64_t>(gather_mb_ * 1048576) / elem / n));
+  auto gathered = at::empty({n * chunk}, at::TensorOptions().dtype(flat_dtype_).device(world_->device()));
+  for (int64_t j = 0; j < shard_size_; j += chunk) {
+    const int64_t c = std::min(chunk, shard_size_ - j);
+    auto out = gathered.slice(0, 0, n * c);
+    world_->all_gather(out, master_.slice(0, j, j + c).to(flat_dtype_).contiguous());
+    for (int64_t r = 0; r < n; ++r) copy_into_params(r * shard_size_ + j, out.slice(0, r * c, (r + 1) * c));
   }
   reduced_ = false;
   grad_shard_ = at::Tensor();
 }
 
+void ShardedAdamW::copy_into_params(int64_t lo, const at::Tensor& data) {
+  const int64_t hi = std::min(total_, lo + data.numel());
+  if (lo >= hi) return;  // the padding past the last parameter
+  // The first parameter ending after lo (params_ are sorted by offset).
+  auto it = std::upper_bound(params_.begin(), params_.end(), lo,
+                             [](int64_t v, const Param& p) { return v < p.offset + p.param.numel(); });
+  for (; it != params_.end() && it->offset < hi; ++it) {
+    const size_t i = static_cast<size_t>(it - params_.begin());
+    if (!has_grad_[i]) continue;  // not updated: unchanged
+    const int64_t a = std::max(lo, it->offset), b = std::min(hi, it->offset + it->param.numel());
+    if (!it->param.is_contiguous())
+      throw Error("ZeRO: parameter '" + it->name + "' is not contiguous; cannot update it in place");
+    it->param.detach()
+        .view({-1})
+        .slice(0, a - it->offset, b - it->offset)
+        .copy_(data.slice(0, a - lo, b - lo));
+  }
+}
+
 void ShardedAdamW::zero_grad() {
   for (auto& p : params_) p.param.mutable_grad() = at::Tensor();
+  if (grads_) grads_->clear();
   reduced_ = false;
   grad_shard_ = at::Tensor();
 }
@@ -197,19 +242,7 @@ nlohmann::json ShardedAdamW::state_json() const {
   return j;
 }
 
-void ShardedAdamW::load_state(const io::NamedTensors& tensors, const nlohmann::json& state) {
-  if (!state.is_object() || state.value("format", "") != kFormat)
-    throw Error(std::string("optimizer state: not a ") + kFormat +
-                " state (a single-process AdamW state cannot resume a ZeRO-1 run directly)");
-  const int saved_world = state.at("world_size").get<int>();
-  const int saved_rank = state.at("rank").get<int>();
-  if (saved_world != world_->size())
-    throw Error("optimizer state: ZeRO-1 shards were saved with world size " + std::to_string(saved_world) +
-                ", this run has " + std::to_string(world_->size()) +
-                " (consolidate the state or resume with the same world size)");
-  if (saved_rank != world_->rank())
-    throw Error("optimizer state: shard of rank " + std::to_string(saved_rank) + " given to rank " +
-                std::to_string(world_->rank()));
+void ShardedAdamW::check_same_params(const nlohmann::json& state) const {
   if (state.at("total").get<int64_t>() != total_)
     throw Error("optimizer state: " + std::to_string(state.at("total").get<int64_t>()) +
                 " trainable elements saved, the model has " + std::to_string(total_));
@@ -223,6 +256,24 @@ void ShardedAdamW::load_state(const io::NamedTensors& tensors, const nlohmann::j
       throw Error("optimizer state: parameter " + std::to_string(i) + " is '" +
                   ps[i].at("name").get<std::string>() + "' in the checkpoint, '" + params_[i].name + "' now");
   }
+}
+
+void ShardedAdamW::load_state(const io::NamedTensors& tensors, const nlohmann::json& state) {
+  if (state.is_object() && state.value("format", "") == "robometer.adamw")
+    return load_adamw_state(tensors, state);
+  if (!state.is_object() || state.value("format", "") != kFormat)
+    throw Error(std::string("optimizer state: neither a ") + kFormat + " shard nor a robometer.adamw state");
+  const int saved_world = state.at("world_size").get<int>();
+  const int saved_rank = state.at("rank").get<int>();
+  if (saved_world != world_->size())
+    throw Error("optimizer state: ZeRO shards were saved with world size " + std::to_string(saved_world) +
+                ", this run has " + std::to_string(world_->size()) +
+                " (load_resharded re-cuts them; the trainer does so on resume)");
+  if (saved_rank != world_->rank())
+    throw Error("optimizer state: shard of rank " + std::to_string(saved_rank) + " given to rank " +
+                std::to_string(world_->rank()));
+  check_same_params(state);
+  const auto& ps = state.at("params");
   std::map<std::string, at::Tensor> by_name(tensors.begin(), tensors.end());
   auto load = [&](const std::string& key, at::Tensor& dst) {
     auto it = by_name.find(key);
@@ -236,6 +287,90 @@ void ShardedAdamW::load_state(const io::NamedTensors& tensors, const nlohmann::j
   load("zero1.exp_avg", exp_avg_);
   load("zero1.exp_avg_sq", exp_avg_sq_);
   for (size_t i = 0; i < params_.size(); ++i) params_[i].step = ps[i].at("step").get<int64_t>();
+  lr_factor_ = state.value("lr_factor", 1.0);
+  reduced_ = false;
+}
+
+void ShardedAdamW::load_resharded(int saved_world, const std::function<nlohmann::json(int)>& json_of,
+                                  const std::function<io::NamedTensors(int)>& tensors_of) {
+  if (saved_world < 1) throw Error("optimizer state: saved world size " + std::to_string(saved_world));
+  const nlohmann::json s0 = json_of(0);
+  if (!s0.is_object() || s0.value("format", "") != kFormat)
+    throw Error(std::string("optimizer state: shard 0 is not a ") + kFormat + " shard");
+  check_same_params(s0);
+  robometer::compat::NoGradGuard no_grad;
+  master_.zero_();
+  exp_avg_.zero_();
+  exp_avg_sq_.zero_();
+  int64_t covered = 0;
+  const char* keys[3] = {"zero1.master", "zero1.exp_avg", "zero1.exp_avg_sq"};
+  at::Tensor* dsts[3] = {&master_, &exp_avg_, &exp_avg_sq_};
+  for (int k = 0; k < saved_world; ++k) {
+    const nlohmann::json sk = k == 0 ? s0 : json_of(k);
+    if (sk.value("format", "") != kFormat || sk.at("rank").get<int>() != k ||
+        sk.at("world_size").get<int>() != saved_world || sk.at("total").get<int64_t>() != total_)
+      throw Error("optimizer state: shard " + std::to_string(k) + " is not rank " + std::to_string(k) +
+                  " of " + std::to_string(saved_world) + " of the same run");
+    const int64_t b = sk.at("shard_begin").get<int64_t>(), e = sk.at("shard_end").get<int64_t>();
+    const int64_t lo = std::max(b, shard_begin_), hi = std::min(e, shard_end_);
+    if (lo >= hi) continue;  // only the shards overlapping this rank's slice are read
+    const auto tensors = tensors_of(k);
+    std::map<std::string, at::Tensor> by_name(tensors.begin(), tensors.end());
+    for (int t = 0; t < 3; ++t) {
+      auto it = by_name.find(keys[t]);
+      if (it == by_name.end() || it->second.numel() < e - b)
+        throw Error("optimizer state: shard " + std::to_string(k) + " lacks '" + keys[t] + "' of " +
+                    std::to_string(e - b) + " elements");
+      dsts[t]
+          ->slice(0, lo - shard_begin_, hi - shard_begin_)
+          .copy_(it->second.reshape({-1}).slice(0, lo - b, hi - b));
+    }
+    covered += hi - lo;
+  }
+  if (covered != shard_end_ - shard_begin_)
+    throw Error("optimizer state: the " + std::to_string(saved_world) + " saved shards cover " +
+                std::to_string(covered) + " of this rank's " + std::to_string(shard_end_ - shard_begin_) +
+                " elements");
+  const auto& ps = s0.at("params");
+  for (size_t i = 0; i < params_.size(); ++i) params_[i].step = ps[i].at("step").get<int64_t>();
+  lr_factor_ = s0.value("lr_factor", 1.0);
+  reduced_ = false;
+  spdlog::info("ZeRO AdamW: state of {} ranks re-sharded onto rank {} of {}", saved_world, world_->rank(),
+               world_->size());
+}
+
+// A single-process AdamW state ("<param>.exp_avg", ".exp_avg_sq", ".master" for non-fp32
+// parameters; JSON steps per parameter): this rank takes its slice of each.
+void ShardedAdamW::load_adamw_state(const io::NamedTensors& tensors, const nlohmann::json& state) {
+  const auto& steps = state.at("steps");
+  std::map<std::string, at::Tensor> by_name(tensors.begin(), tensors.end());
+  robometer::compat::NoGradGuard no_grad;
+  for (auto& p : params_) {
+    if (!steps.contains(p.name)) throw Error("optimizer state: no entry for parameter '" + p.name + "'");
+    p.step = steps.at(p.name).get<int64_t>();
+    const int64_t lo = std::max(p.offset, shard_begin_);
+    const int64_t hi = std::min(p.offset + p.param.numel(), shard_end_);
+    if (lo >= hi) continue;
+    auto part = [&](const at::Tensor& full) {
+      if (full.numel() != p.param.numel())
+        throw Error("optimizer state: '" + p.name + "' state has " + std::to_string(full.numel()) +
+                    " elements, the parameter " + std::to_string(p.param.numel()));
+      return full.reshape({-1}).slice(0, lo - p.offset, hi - p.offset);
+    };
+    const int64_t a = lo - shard_begin_, b = hi - shard_begin_;
+    auto m = by_name.find(p.name + ".master");
+    master_.slice(0, a, b).copy_(part(m != by_name.end() ? m->second : p.param.detach()));
+    for (auto [suffix, dst] :
+         {std::make_pair(".exp_avg", &exp_avg_), std::make_pair(".exp_avg_sq", &exp_avg_sq_)}) {
+      auto it = by_name.find(p.name + suffix);
+      if (it != by_name.end())
+        dst->slice(0, a, b).copy_(part(it->second));
+      else if (p.step > 0)
+        throw Error("optimizer state: missing tensor '" + p.name + suffix + "'");
+      else
+        dst->slice(0, a, b).zero_();
+    }
+  }
   lr_factor_ = state.value("lr_factor", 1.0);
   reduced_ = false;
 }

@@ -132,8 +132,7 @@ ModelBundle build_model(const config::ModelConfig& cfg, at::Device device, uint6
   }
   b.config.backbone = parse_qwen3vl_config(b.config_json_text, config_json.string());
   read_head_config(b.config_json_text, config_json, b.config);
-  b.config.checkpoint_text = cfg.activation_checkpointing;
-  b.config.checkpoint_vision = cfg.activation_checkpointing;
+  b.config.checkpointing = CheckpointPlan::parse(cfg.activation_checkpointing);
   b.config.train_vision = true;  // model.freeze alone decides what stays frozen
 
   // Tokenizer with Robometer's tokens; the embedding table must cover them.

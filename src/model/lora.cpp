@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "robometer/core/error.h"
+#include "robometer/model/checkpointing.h"
 
 namespace robometer::model {
 
@@ -22,11 +23,12 @@ LoraLinearImpl::LoraLinearImpl(int64_t in_features, int64_t out_features, bool w
 }
 
 at::Tensor LoraLinearImpl::forward(const at::Tensor& x) {
-  auto y = at::linear(x, weight, bias);
+  auto y = tape_linear(x, weight, bias);  // the base projection (taped under selective checkpointing)
   if (has_adapter() && !merged_) {
-    auto h = x;
-    if (dropout_ > 0 && is_training()) h = at::dropout(h, dropout_, /*train=*/true);
-    y = y + lora_B->forward(lora_A->forward(h)) * scaling_;
+    // No dropout copy of x unless dropout is on and training; the scale rides on the add
+    // (y + s·B(A x) in one kernel) instead of a separate multiply of the [.., out] branch.
+    const at::Tensor& h = dropout_ > 0 && is_training() ? at::dropout(x, dropout_, /*train=*/true) : x;
+    y = at::add(y, at::linear(at::linear(h, lora_A->weight), lora_B->weight), scaling_);
   }
   return y;
 }

@@ -27,8 +27,8 @@ bool all_frozen(torch::nn::Module& m) {
 
 }  // namespace
 
-BackboneOutput Qwen3VLBackboneImpl::forward(const ModelInputs& in, bool checkpoint_text,
-                                            bool checkpoint_vision, bool keep_layer_outputs) {
+BackboneOutput Qwen3VLBackboneImpl::forward(const ModelInputs& in, const CheckpointPlan& checkpointing,
+                                            bool keep_layer_outputs) {
   if (!in.input_ids.defined() || in.input_ids.dim() != 2)
     throw Error("model: input_ids must be int64 [B, L]");
   const auto device = language_model->embed_tokens->weight.device();
@@ -45,9 +45,9 @@ BackboneOutput Qwen3VLBackboneImpl::forward(const ModelInputs& in, bool checkpoi
     if (all_frozen(*visual)) {
       // A frozen tower keeps no graph (as Robometer wraps it in no_grad).
       robometer::compat::NoGradGuard ng;
-      vis = visual->forward(pixels, in.image_grid_thw, false);
+      vis = visual->forward(pixels, in.image_grid_thw);
     } else {
-      vis = visual->forward(pixels, in.image_grid_thw, checkpoint_vision);
+      vis = visual->forward(pixels, in.image_grid_thw, checkpointing);
     }
     visual_mask = ids.eq(cfg_.image_token_id);
     const int64_t n_tokens = visual_mask.sum().item<int64_t>();
@@ -63,7 +63,7 @@ BackboneOutput Qwen3VLBackboneImpl::forward(const ModelInputs& in, bool checkpoi
   std::vector<at::Tensor>* layers = keep_layer_outputs ? &out.layer_outputs : nullptr;
   at::Tensor mask = in.attention_mask.defined() ? in.attention_mask.to(device) : at::Tensor();
   out.last_hidden_state = language_model->forward(embeds, out.position_ids.to(device), mask, visual_mask,
-                                                  out.deepstack, checkpoint_text, layers);
+                                                  out.deepstack, checkpointing, layers);
   return out;
 }
 
@@ -140,7 +140,7 @@ RewardOutputs RewardModelImpl::heads(const at::Tensor& last_hidden, const at::Te
 }
 
 RewardOutputs RewardModelImpl::forward(const ModelInputs& in) {
-  auto bb = model->forward(in, cfg_.checkpoint_text, cfg_.checkpoint_vision);
+  auto bb = model->forward(in, cfg_.checkpointing);
   return heads(bb.last_hidden_state, in.prog_positions, in.pref_positions);
 }
 

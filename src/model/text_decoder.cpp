@@ -17,7 +17,9 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
-  // Normalise in fp32, scale in the input dtype (HF Qwen3VLTextRMSNorm).
+  // One fused kernel on CUDA with LibTorch >= 2.4 (same math; bf16 rounding of the scale step
+  // differs by an ulp); elsewhere HF Qwen3VLTextRMSNorm: normalise in fp32, scale in x's dtype.
+  if (compat::use_fused_rms_norm(x)) return compat::fused_rms_norm(x, weight.to(x.scalar_type()), eps_);
   auto h = x.to(at::kFloat);
   h = h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps_);
   return weight * h.to(x.scalar_type());
@@ -40,14 +42,11 @@ at::Tensor TextAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos
   auto k = k_norm->forward(k_proj->forward(x).view({B, L, kv_heads_, head_dim_})).transpose(1, 2);
   auto v = v_proj->forward(x).view({B, L, kv_heads_, head_dim_}).transpose(1, 2);
   std::tie(q, k) = apply_text_rotary(q, k, cos, sin);
-  const int64_t rep = heads_ / kv_heads_;
-  if (rep > 1) {  // GQA: each KV head serves `rep` query heads (HF repeat_kv)
-    k = k.unsqueeze(2).expand({B, kv_heads_, rep, L, head_dim_}).reshape({B, heads_, L, head_dim_});
-    v = v.unsqueeze(2).expand({B, kv_heads_, rep, L, head_dim_}).reshape({B, heads_, L, head_dim_});
-  }
+  // GQA (fewer K/V heads than query heads) is handled by the attention call: natively on 2.5+
+  // CUDA, by HF's repeat_kv elsewhere. Inside checkpoint_selective the call is taped.
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
-  auto o = mask.defined() ? compat::sdpa(q, k, v, mask, /*is_causal=*/false, scale)
-                          : compat::sdpa(q, k, v, {}, /*is_causal=*/true, scale);
+  auto o = mask.defined() ? tape_sdpa(q, k, v, mask, /*is_causal=*/false, scale)
+                          : tape_sdpa(q, k, v, {}, /*is_causal=*/true, scale);
   o = o.transpose(1, 2).reshape({B, L, heads_ * head_dim_});
   return o_proj->forward(o);
 }
@@ -86,7 +85,7 @@ TextModelImpl::TextModelImpl(const TextConfig& c) : cfg_(c) {
 
 at::Tensor TextModelImpl::forward(const at::Tensor& inputs_embeds, const at::Tensor& position_ids,
                                   const at::Tensor& attention_mask, const at::Tensor& visual_pos_mask,
-                                  const std::vector<at::Tensor>& deepstack, bool checkpoint_layers,
+                                  const std::vector<at::Tensor>& deepstack, const CheckpointPlan& plan,
                                   std::vector<at::Tensor>* layer_outputs) {
   const int64_t B = inputs_embeds.size(0), L = inputs_embeds.size(1);
   auto [cos, sin] =
@@ -105,10 +104,13 @@ at::Tensor TextModelImpl::forward(const at::Tensor& inputs_embeds, const at::Ten
   at::Tensor h = inputs_embeds;
   for (size_t i = 0; i < layers->size(); ++i) {
     auto layer = layers->ptr<TextDecoderLayerImpl>(i);
-    if (checkpoint_layers) {
-      h = checkpoint([layer, cos = cos, sin = sin,
-                      mask](const at::Tensor& x) { return layer->forward(x, cos, sin, mask); },
-                     h, layer->parameters());
+    BlockFn fn = [layer, cos = cos, sin = sin, mask](const at::Tensor& x) {
+      return layer->forward(x, cos, sin, mask);
+    };
+    if (plan.full_at(static_cast<int64_t>(i))) {
+      h = checkpoint(fn, h, layer->parameters());
+    } else if (plan.selective_at(static_cast<int64_t>(i))) {
+      h = checkpoint_selective(fn, h, layer->parameters());
     } else {
       h = layer->forward(h, cos, sin, mask);
     }

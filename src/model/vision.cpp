@@ -1,7 +1,9 @@
 #include "robometer/model/vision.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <map>
 #include <string>
 
 #include "robometer/core/compat.h"
@@ -37,7 +39,10 @@ VisionAttentionImpl::VisionAttentionImpl(const VisionConfig& c)
 at::Tensor VisionAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                         const std::vector<int64_t>& chunk_lengths) {
   const int64_t N = x.size(0);
-  auto parts = qkv->forward(x).reshape({N, 3, heads_, head_dim_}).permute({1, 0, 2, 3}).unbind(0);
+  auto parts = tape_linear(x, qkv->weight, qkv->bias)
+                   .reshape({N, 3, heads_, head_dim_})
+                   .permute({1, 0, 2, 3})
+                   .unbind(0);
   auto [q, k] = apply_vision_rotary(parts[0], parts[1], cos, sin);  // [N, heads, D]
   auto v = parts[2];
   q = q.transpose(0, 1).unsqueeze(0);  // [1, heads, N, D]
@@ -53,19 +58,19 @@ at::Tensor VisionAttentionImpl::forward(const at::Tensor& x, const at::Tensor& c
     auto split = [&](const at::Tensor& t) {  // [1, heads, N, D] -> [n, heads, len, D]
       return t.squeeze(0).reshape({heads_, n, len, head_dim_}).transpose(0, 1);
     };
-    auto o = compat::sdpa(split(q), split(k), split(v), {}, false, scale);  // [n, heads, len, D]
-    return proj->forward(o.transpose(1, 2).reshape({N, heads_ * head_dim_}));
+    auto o = tape_sdpa(split(q), split(k), split(v), {}, false, scale);  // [n, heads, len, D]
+    return tape_linear(o.transpose(1, 2).reshape({N, heads_ * head_dim_}), proj->weight, proj->bias);
   }
   std::vector<at::Tensor> outs;
   outs.reserve(chunk_lengths.size());
   int64_t start = 0;
   for (int64_t len : chunk_lengths) {
-    outs.push_back(compat::sdpa(q.narrow(2, start, len), k.narrow(2, start, len), v.narrow(2, start, len), {},
-                                false, scale));
+    outs.push_back(tape_sdpa(q.narrow(2, start, len), k.narrow(2, start, len), v.narrow(2, start, len), {},
+                             false, scale));
     start += len;
   }
   auto o = at::cat(outs, 2).squeeze(0).transpose(0, 1).reshape({N, -1});  // [N, heads*D]
-  return proj->forward(o);
+  return tape_linear(o, proj->weight, proj->bias);
 }
 
 VisionMLPImpl::VisionMLPImpl(const VisionConfig& c) {
@@ -76,7 +81,19 @@ VisionMLPImpl::VisionMLPImpl(const VisionConfig& c) {
 }
 
 at::Tensor VisionMLPImpl::forward(const at::Tensor& x) {
-  return linear_fc2->forward(at::gelu(linear_fc1->forward(x), "tanh"));  // gelu_pytorch_tanh
+  const auto &w1 = linear_fc1->weight, &b1 = linear_fc1->bias;
+  if (use_fused_fc1_gelu(x)) {
+    // fc1 + bias + GELU-tanh in one cuBLASLt call (its epilogue GELU is the tanh form, as HF's
+    // gelu_pytorch_tanh); only without autograd (the frozen tower).
+    return at::linear(at::_addmm_activation(b1, x, w1.t(), 1, 1, /*use_gelu=*/true), linear_fc2->weight,
+                      linear_fc2->bias);
+  }
+  return tape_linear(at::gelu(tape_linear(x, w1, b1), "tanh"), linear_fc2->weight, linear_fc2->bias);
+}
+
+bool use_fused_fc1_gelu(const at::Tensor& x) {
+  return x.is_cuda() && x.dim() == 2 && !c10::GradMode::is_enabled() && !tape_active() &&
+         compat::fused_enabled();
 }
 
 VisionBlockImpl::VisionBlockImpl(const VisionConfig& c) {
@@ -109,6 +126,7 @@ at::Tensor VisionPatchMergerImpl::forward(const at::Tensor& x) {
 }
 
 VisionModelImpl::VisionModelImpl(const VisionConfig& c) : cfg_(c) {
+  grid_tables_ = std::make_shared<GridTables>();
   patch_embed = register_module("patch_embed", VisionPatchEmbed(c));
   pos_embed = register_module("pos_embed", nn::Embedding(c.num_position_embeddings, c.hidden_size));
   blocks = register_module("blocks", nn::ModuleList());
@@ -119,49 +137,94 @@ VisionModelImpl::VisionModelImpl(const VisionConfig& c) : cfg_(c) {
     deepstack_merger_list->push_back(VisionPatchMerger(c, /*use_postshuffle_norm=*/true));
 }
 
+size_t VisionModelImpl::cached_pos_grids() const {
+  std::lock_guard<std::mutex> lock(grid_tables_->mutex);
+  return grid_tables_->pos.size();
+}
+
+size_t VisionModelImpl::cached_rotary_grids() const {
+  std::lock_guard<std::mutex> lock(grid_tables_->mutex);
+  return grid_tables_->rotary.size();
+}
+
+VisionModelImpl::PosSample VisionModelImpl::pos_sample(int64_t h, int64_t w) {
+  const auto& table = pos_embed->weight;
+  std::lock_guard<std::mutex> lock(grid_tables_->mutex);
+  auto& cache = grid_tables_->pos;
+  auto it = cache.find({h, w});
+  if (it != cache.end() && it->second.idx.device() == table.device() &&
+      it->second.wgt.scalar_type() == table.scalar_type())
+    return it->second;
+  if (cache.size() >= 64) cache.clear();  // a bounded cache: real runs see a handful of grids
+  const int64_t side = static_cast<int64_t>(std::llround(std::sqrt(double(cfg_.num_position_embeddings))));
+  // Sample the side x side table at h x w evenly spaced points (fp32 arithmetic as in HF).
+  auto hi = at::linspace(0, side - 1, h, at::kFloat);
+  auto wi = at::linspace(0, side - 1, w, at::kFloat);
+  auto hf = hi.to(at::kInt);
+  auto wf = wi.to(at::kInt);
+  auto hc = (hf + 1).clamp_max(side - 1);
+  auto wc = (wf + 1).clamp_max(side - 1);
+  auto dh = hi - hf;
+  auto dw = wi - wf;
+  auto bh = hf * side;
+  auto bhc = hc * side;
+  auto idx = [&](const at::Tensor& rows, const at::Tensor& cols) {
+    return (rows.unsqueeze(1) + cols.unsqueeze(0)).flatten().to(at::kLong);
+  };
+  auto wgt = [&](const at::Tensor& a, const at::Tensor& b) {
+    return (a.unsqueeze(1) * b.unsqueeze(0)).flatten().to(table.scalar_type()).unsqueeze(1);
+  };
+  // Corners 00, 01, 10, 11, stacked: one host-to-device copy each for indices and weights.
+  PosSample s;
+  s.idx = at::stack({idx(bh, wf), idx(bh, wc), idx(bhc, wf), idx(bhc, wc)}).to(table.device());
+  s.wgt = at::stack({wgt(1 - dh, 1 - dw), wgt(1 - dh, dw), wgt(dh, 1 - dw), wgt(dh, dw)}).to(table.device());
+  cache[{h, w}] = s;
+  return s;
+}
+
 at::Tensor VisionModelImpl::interpolated_pos_embed(const at::Tensor& grid_thw) {
   auto grid = grid_thw.to(at::kCPU, at::kLong).contiguous();
-  const int64_t side = static_cast<int64_t>(std::llround(std::sqrt(double(cfg_.num_position_embeddings))));
+  const int64_t* g = grid.data_ptr<int64_t>();
   const int64_t m = cfg_.spatial_merge_size;
   const auto& table = pos_embed->weight;
   std::vector<at::Tensor> per_image;
+  std::map<std::array<int64_t, 3>, at::Tensor> done;  // images of one grid share their rows
   for (int64_t i = 0; i < grid.size(0); ++i) {
-    const int64_t t = grid[i][0].item<int64_t>(), h = grid[i][1].item<int64_t>(),
-                  w = grid[i][2].item<int64_t>();
-    // Sample the side x side table at h x w evenly spaced points (fp32 arithmetic as in HF).
-    auto hi = at::linspace(0, side - 1, h, at::kFloat);
-    auto wi = at::linspace(0, side - 1, w, at::kFloat);
-    auto hf = hi.to(at::kInt);
-    auto wf = wi.to(at::kInt);
-    auto hc = (hf + 1).clamp_max(side - 1);
-    auto wc = (wf + 1).clamp_max(side - 1);
-    auto dh = hi - hf;
-    auto dw = wi - wf;
-    auto bh = hf * side;
-    auto bhc = hc * side;
-    auto idx = [&](const at::Tensor& rows, const at::Tensor& cols) {
-      return (rows.unsqueeze(1) + cols.unsqueeze(0)).flatten().to(at::kLong).to(table.device());
-    };
-    auto wgt = [&](const at::Tensor& a, const at::Tensor& b) {
-      return (a.unsqueeze(1) * b.unsqueeze(0)).flatten().to(table.device(), table.scalar_type()).unsqueeze(1);
-    };
-    auto e00 = table.index_select(0, idx(bh, wf)) * wgt(1 - dh, 1 - dw);
-    auto e01 = table.index_select(0, idx(bh, wc)) * wgt(1 - dh, dw);
-    auto e10 = table.index_select(0, idx(bhc, wf)) * wgt(dh, 1 - dw);
-    auto e11 = table.index_select(0, idx(bhc, wc)) * wgt(dh, dw);
-    auto pe = e00 + e01 + e10 + e11;  // [h*w, C] in raster order
-    // Repeat per frame and reorder raster -> merge-block order (the processor's patch order).
-    pe = pe.repeat({t, 1})
-             .view({t, h / m, m, w / m, m, -1})
-             .permute({0, 1, 3, 2, 4, 5})
-             .reshape({t * h * w, -1});
+    const int64_t t = g[3 * i], h = g[3 * i + 1], w = g[3 * i + 2];
+    auto& pe = done[{t, h, w}];
+    if (!pe.defined()) {
+      const auto s = pos_sample(h, w);
+      // The table is read on every call (it may train); only the sampling is cached.
+      pe = table.index_select(0, s.idx[0]) * s.wgt[0];
+      for (int64_t c = 1; c < 4; ++c)
+        pe = pe + table.index_select(0, s.idx[c]) * s.wgt[c];  // [h*w, C] raster
+      // Repeat per frame and reorder raster -> merge-block order (the processor's patch order).
+      pe = pe.repeat({t, 1})
+               .view({t, h / m, m, w / m, m, -1})
+               .permute({0, 1, 3, 2, 4, 5})
+               .reshape({t * h * w, -1});
+    }
     per_image.push_back(pe);
   }
-  return at::cat(per_image, 0);
+  return per_image.size() == 1 ? per_image[0] : at::cat(per_image, 0);
+}
+
+std::pair<at::Tensor, at::Tensor> VisionModelImpl::rotary_cos_sin(const at::Tensor& grid,
+                                                                  const at::Device& device) {
+  std::vector<int64_t> key(grid.data_ptr<int64_t>(), grid.data_ptr<int64_t>() + grid.numel());
+  std::lock_guard<std::mutex> lock(grid_tables_->mutex);
+  auto& cache = grid_tables_->rotary;
+  auto it = cache.find(key);
+  if (it != cache.end() && it->second.first.device() == device) return it->second;
+  if (cache.size() >= 16) cache.clear();
+  auto angles =
+      vision_rotary_angles(grid, cfg_.head_dim(), cfg_.spatial_merge_size, cfg_.rope_theta).to(device);
+  auto emb = at::cat({angles, angles}, -1);
+  return cache[key] = {emb.cos(), emb.sin()};
 }
 
 VisionOutput VisionModelImpl::forward(const at::Tensor& pixel_values, const at::Tensor& grid_thw,
-                                      bool checkpoint_blocks) {
+                                      const CheckpointPlan& checkpointing) {
   auto grid = grid_thw.to(at::kCPU, at::kLong).contiguous();
   int64_t total = 0;
   std::vector<int64_t> chunks;  // attention runs within each frame of each image
@@ -184,19 +247,19 @@ VisionOutput VisionModelImpl::forward(const at::Tensor& pixel_values, const at::
   auto h = patch_embed->forward(pixel_values);
   h = (h + interpolated_pos_embed(grid)).to(dtype);
 
-  auto angles =
-      vision_rotary_angles(grid, cfg_.head_dim(), cfg_.spatial_merge_size, cfg_.rope_theta).to(h.device());
-  auto emb = at::cat({angles, angles}, -1);
-  auto cos = emb.cos();
-  auto sin = emb.sin();
+  // fp32 tables (HF rotates in fp32), built once per grid list on the model's device.
+  auto [cos, sin] = rotary_cos_sin(grid, h.device());
 
   VisionOutput out;
   for (size_t i = 0; i < blocks->size(); ++i) {
     auto blk = blocks->ptr<VisionBlockImpl>(i);
-    if (checkpoint_blocks) {
-      h = checkpoint(
-          [blk, cos, sin, chunks](const at::Tensor& x) { return blk->forward(x, cos, sin, chunks); }, h,
-          blk->parameters());
+    BlockFn fn = [blk, cos = cos, sin = sin, chunks](const at::Tensor& x) {
+      return blk->forward(x, cos, sin, chunks);
+    };
+    if (checkpointing.full_at(static_cast<int64_t>(i))) {
+      h = checkpoint(fn, h, blk->parameters());
+    } else if (checkpointing.selective_at(static_cast<int64_t>(i))) {
+      h = checkpoint_selective(fn, h, blk->parameters());
     } else {
       h = blk->forward(h, cos, sin, chunks);
     }

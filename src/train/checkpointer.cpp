@@ -113,9 +113,6 @@ TrainState TrainCheckpointer::load(const fs::path& dir) {
     });
   };
   const int saved_world = static_cast<int>(int_of("world_size", 1));
-  if (saved_world != world_.size() && optimizer_.sharded())
-    throw Error(dir.string() + ": saved with world size " + std::to_string(saved_world) + ", resumed with " +
-                std::to_string(world_.size()) + " (sharded optimizer state)");
   TrainState state;
   state.step = int_of("step", std::nullopt);
   // Resuming at another step than the directory's would skip (or repeat) steps silently.
@@ -129,7 +126,13 @@ TrainState TrainCheckpointer::load(const fs::path& dir) {
   lo.source = (dir / checkpoint_files::kModel).string();
   reading(ck, checkpoint_files::kModel,
           [&] { model::load_weights(model_, ck.tensors(checkpoint_files::kModel), lo); });
-  if (optimizer_.sharded())
+  // Optimizer state: a sharded run's shards (same world size: this rank's own, bitwise;
+  // another: re-cut by the optimizer), or one whole AdamW state.
+  const bool saved_sharded = ck.has(optimizer_shard_file(0, false));
+  if (saved_sharded && (saved_world != world_.size() || !optimizer_.sharded()))
+    reading(ck, optimizer_shard_file(0, true),
+            [&] { load_optimizer_resharded(ck, optimizer_, saved_world); });
+  else if (saved_sharded)
     reading(ck, optimizer_shard_file(world_.rank(), false),
             [&] { load_optimizer_shard(ck, optimizer_, world_.rank()); });
   else

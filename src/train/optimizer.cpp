@@ -10,6 +10,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "robometer/core/error.h"
 
@@ -55,26 +56,58 @@ void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg
   param.addcdiv_(exp_avg, denom, -step_size);
 }
 
+namespace {
+
+// Per-tensor fp32 L2 norms of CUDA grads in one multi-tensor launch per dtype.
+std::vector<at::Tensor> foreach_norms(const std::vector<at::Tensor>& grads) {
+  std::map<at::ScalarType, std::vector<at::Tensor>> by_dtype;
+  for (const auto& g : grads) by_dtype[g.scalar_type()].push_back(g);
+  std::vector<at::Tensor> out;
+  for (auto& [dtype, list] : by_dtype) {
+#if ROBOMETER_HAS_FOREACH_NORM_DTYPE
+    auto norms = at::_foreach_norm(list, 2, at::kFloat);
+#else
+    auto norms = at::_foreach_norm(list, 2);
+#endif
+    for (auto& n : norms) out.push_back(n.to(at::kFloat));
+  }
+  return out;
+}
+
+}  // namespace
+
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
   robometer::compat::NoGradGuard no_grad;
   std::vector<at::Tensor> norms;
   std::vector<at::Tensor> grads;
+  bool all_cuda = true;
   for (const auto& p : params) {
     const auto& g = p.grad();
     if (!g.defined()) continue;
     grads.push_back(g);
-    auto gf = g.scalar_type() == at::kFloat ? g : g.to(at::kFloat);
-    norms.push_back(at::norm(gf, 2));  // stays on the device: one sync below, not one per tensor
+    all_cuda = all_cuda && compat::use_foreach_norm(g) && g.device() == grads.front().device();
   }
   if (grads.empty()) return 0.0;
+  if (all_cuda) {
+    norms = foreach_norms(grads);
+  } else {
+    for (const auto& g : grads) {
+      auto gf = g.scalar_type() == at::kFloat ? g : g.to(at::kFloat);
+      norms.push_back(at::norm(gf, 2));  // stays on the device: one sync below, not one per tensor
+    }
+  }
   // As torch: norm of the per-tensor norms, coefficient computed in fp32.
   for (auto& n : norms) n = n.to(norms.front().device());  // (parameters on several devices)
   auto total = at::norm(at::stack(norms), 2);
   const double total_value = total.item<double>();
   if (!std::isfinite(total_value) || max_norm <= 0) return total_value;
   auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
-  if (coef.item<double>() < 1.0) {
-    for (auto& g : grads) g.mul_(coef.to(g.device()));
+  const double c = coef.item<double>();
+  if (c < 1.0) {
+    if (all_cuda)
+      at::_foreach_mul_(grads, static_cast<double>(static_cast<float>(c)));  // the fp32 coefficient
+    else
+      for (auto& g : grads) g.mul_(coef.to(g.device()));
   }
   return total_value;
 }
@@ -153,9 +186,60 @@ void AdamW::set_lr_factor(double factor) { lr_factor_ = factor; }
 
 void AdamW::step() {
   robometer::compat::NoGradGuard no_grad;
+  // Fused CUDA path: one kernel launch per (group, device, dtype) over chunks of tensors.
+  struct Bucket {
+    std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
+    std::vector<Param*> members;
+  };
+  std::map<std::tuple<size_t, std::string, int>, Bucket> buckets;
   for (auto& p : params_) {
     const auto& grad = p.param.grad();
     if (!grad.defined()) continue;
+    at::Tensor target = p.master.defined() ? p.master : p.param.detach();
+    if (!compat::use_fused_adamw(target)) continue;
+    if (!p.exp_avg.defined()) {
+      p.exp_avg = at::zeros_like(target, at::MemoryFormat::Preserve);
+      p.exp_avg_sq = at::zeros_like(target, at::MemoryFormat::Preserve);
+    }
+    if (!p.step_t.defined())
+      p.step_t = at::full({}, static_cast<double>(p.step), target.options().dtype(at::kFloat));
+    auto& b = buckets[{p.group, target.device().str(), static_cast<int>(target.scalar_type())}];
+    b.params.push_back(target);
+    b.grads.push_back(grad);
+    b.exp_avgs.push_back(p.exp_avg);
+    b.exp_avg_sqs.push_back(p.exp_avg_sq);
+    b.steps.push_back(p.step_t);
+    b.members.push_back(&p);
+  }
+  for (auto& [key, b] : buckets) {
+    const auto& group = groups_[std::get<0>(key)];
+    // Grads of another dtype than the master are converted a chunk (<= 256 tensors, ~1 GiB of
+    // converted grads) at a time, so the copies never hold all of them at once.
+    for (size_t s = 0, e = 0; s < b.params.size(); s = e) {
+      int64_t bytes = 0;
+      for (e = s; e < b.params.size() && e - s < 256 && bytes < (int64_t{1} << 30); ++e)
+        if (b.grads[e].scalar_type() != b.params[e].scalar_type())
+          bytes += b.params[e].numel() * static_cast<int64_t>(b.params[e].element_size());
+      std::vector<at::Tensor> ps(b.params.begin() + s, b.params.begin() + e);
+      std::vector<at::Tensor> gs, ms(b.exp_avgs.begin() + s, b.exp_avgs.begin() + e),
+          vs(b.exp_avg_sqs.begin() + s, b.exp_avg_sqs.begin() + e),
+          ts(b.steps.begin() + s, b.steps.begin() + e);
+      for (size_t i = s; i < e; ++i)
+        gs.push_back(b.grads[i].scalar_type() == b.params[i].scalar_type()
+                         ? b.grads[i]
+                         : b.grads[i].to(b.params[i].scalar_type()));
+      compat::fused_adamw_step(ps, gs, ms, vs, ts, group.base_lr * lr_factor_, cfg_.beta1, cfg_.beta2,
+                               group.weight_decay, cfg_.eps);
+    }
+    for (Param* p : b.members) {
+      ++p->step;
+      if (p->master.defined()) p->param.detach().copy_(p->master);
+    }
+  }
+  for (auto& p : params_) {
+    const auto& grad = p.param.grad();
+    if (!grad.defined()) continue;
+    if (compat::use_fused_adamw(p.master.defined() ? p.master : p.param)) continue;  // done above
     const auto& group = groups_[p.group];
     at::Tensor target = p.master.defined() ? p.master : p.param.detach();
     if (!p.exp_avg.defined()) {
@@ -258,6 +342,7 @@ void AdamW::load_state(const io::NamedTensors& tensors, const nlohmann::json& st
   };
   for (auto& p : params_) {
     p.step = steps.at(p.name).get<int64_t>();
+    p.step_t = at::Tensor();  // re-made from `step` on the next fused step
     if (p.master.defined()) p.master.copy_(take(p, ".master", p.master, true));
     const auto& like = p.master.defined() ? p.master : p.param;
     p.exp_avg = take(p, ".exp_avg", like, p.step > 0);

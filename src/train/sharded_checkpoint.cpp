@@ -70,6 +70,16 @@ void load_optimizer_shard(const Checkpoint& ck, ParamOptimizer& opt, int rank) {
   opt.load_state(ck.tensors(t), ck.json(optimizer_shard_file(rank, true)));
 }
 
+void load_optimizer_resharded(const Checkpoint& ck, ParamOptimizer& opt, int saved_world) {
+  for (int k = 0; k < saved_world; ++k)
+    if (!ck.has(optimizer_shard_file(k, false)) || !ck.has(optimizer_shard_file(k, true)))
+      throw Error(ck.dir().string() + " lacks " + optimizer_shard_file(k, false) + " (saved by " +
+                  std::to_string(saved_world) + " ranks)");
+  opt.load_resharded(
+      saved_world, [&](int k) { return ck.json(optimizer_shard_file(k, true)); },
+      [&](int k) { return ck.tensors(optimizer_shard_file(k, false)); });
+}
+
 void stage_rank_state(World& world, const io::NamedTensors& rng, const nlohmann::json& loader,
                       const fs::path& staging) {
   std::error_code ec;

@@ -84,7 +84,10 @@ TEST(Config, WrongTypeNamesExpectedType) {
   msg = error_of(write(d, "t2.yaml", "train:\n  max_steps: 1.5\n"));
   EXPECT_NE(msg.find("train.max_steps: expected an integer, got '1.5'"), std::string::npos) << msg;
   msg = error_of(write(d, "t3.yaml", "model:\n  activation_checkpointing: maybe\n"));
-  EXPECT_NE(msg.find("expected true or false"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("t3.yaml:2"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("model.activation_checkpointing = 'maybe' is not valid: expected none, full, selective"),
+            std::string::npos)
+      << msg;
   msg = error_of(write(d, "t4.yaml", "model:\n  freeze: model.visual\n"));
   EXPECT_NE(msg.find("model.freeze: expected a list"), std::string::npos) << msg;
   msg = error_of(write(d, "t5.yaml", "train: 3\n"));
@@ -197,4 +200,40 @@ TEST(Config, ShippedConfigsValidate) {
     ++n;
   }
   EXPECT_GE(n, 1);
+}
+
+// dist.shard, and dist.zero1 as its older spelling: zero1 alone means shard: optimizer; zero1
+// with another sharding is refused naming both keys and where each was set.
+TEST(Config, DistShardAndTheZero1Alias) {
+  TempDir d;
+  const auto p = write(d, "run.yaml", "dist:\n  zero1: true\n");
+  EXPECT_EQ(load_run_config(p).config.dist.shard_mode(), "optimizer");
+  EXPECT_EQ(load_run_config(p, {"dist.shard=optimizer"}).config.dist.shard_mode(), "optimizer");
+  const auto q = write(d, "plain.yaml", "dist:\n  shard: gradients\n");
+  EXPECT_EQ(load_run_config(q).config.dist.shard_mode(), "gradients");
+  EXPECT_EQ(load_run_config(q, {"dist.shard=none"}).config.dist.shard_mode(), "none");
+  const auto msg = error_of(p, {"dist.shard=gradients"});
+  EXPECT_NE(msg.find("run.yaml:2"), std::string::npos) << msg;            // where zero1 was set
+  EXPECT_NE(msg.find("dist.shard=gradients"), std::string::npos) << msg;  // the override
+  EXPECT_NE(msg.find("conflicts"), std::string::npos) << msg;
+  EXPECT_NE(error_of(q, {"dist.shard=zero3"}).find("not one of"), std::string::npos);
+  // The resolved config a run writes (both keys present) loads back to the same mode.
+  const auto r = write(d, "resolved.yaml", to_yaml(load_run_config(p).config));
+  EXPECT_EQ(load_run_config(r).config.dist.shard_mode(), "optimizer");
+}
+
+TEST(Config, ActivationCheckpointingPlansAndBooleanAliases) {
+  TempDir d;
+  for (const char* v : {"none", "full", "selective", "12", "true", "false", "On"}) {
+    const auto p = write(d, "ac.yaml", std::string("model:\n  activation_checkpointing: ") + v + "\n");
+    EXPECT_EQ(error_of(p), "") << v;
+    EXPECT_EQ(load_run_config(p).config.model.activation_checkpointing, v);
+  }
+  EXPECT_EQ(load_run_config(write(d, "e.yaml", "train:\n  lr: 0.1\n"), {"model.activation_checkpointing=4"})
+                .config.model.activation_checkpointing,
+            "4");
+  auto msg = error_of(write(d, "bad.yaml", "train:\n  lr: 0.1\n"), {"model.activation_checkpointing=-2"});
+  EXPECT_NE(msg.find("model.activation_checkpointing = '-2' is not valid"), std::string::npos) << msg;
+  msg = error_of(write(d, "bad2.yaml", "model:\n  activation_checkpointing: [full]\n"));
+  EXPECT_NE(msg.find("model.activation_checkpointing: expected a string"), std::string::npos) << msg;
 }

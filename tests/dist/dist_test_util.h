@@ -43,7 +43,8 @@ struct RankResult {
   int exit_code() const { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
 };
 
-// Runs DistWorker.<worker> on `world` ranks; extra env for every rank.
+// Runs DistWorker.<worker> on `world` ranks; extra env for every rank (it may replace
+// MASTER_PORT etc.).
 inline std::vector<RankResult> run_ranks(const std::string& worker, int world,
                                          const std::map<std::string, std::string>& extra = {},
                                          double deadline_s = 60) {
@@ -58,15 +59,16 @@ inline std::vector<RankResult> run_ranks(const std::string& worker, int world,
   std::vector<std::string> outs(world);
   for (int r = 0; r < world; ++r) {
     for (char** e = environ; *e; ++e) envs[r].emplace_back(*e);
-    envs[r].push_back("ROBOMETER_DIST_WORKER=1");
-    envs[r].push_back("RANK=" + std::to_string(r));
-    envs[r].push_back("LOCAL_RANK=" + std::to_string(r));
-    envs[r].push_back("WORLD_SIZE=" + std::to_string(world));
-    envs[r].push_back("LOCAL_WORLD_SIZE=" + std::to_string(world));
-    envs[r].push_back("MASTER_ADDR=127.0.0.1");
-    envs[r].push_back("MASTER_PORT=" + std::to_string(port));
-    envs[r].push_back("ROBOMETER_DIST_TMP=" + dir.path().string());
-    for (const auto& [k, v] : extra) envs[r].push_back(k + "=" + v);
+    std::map<std::string, std::string> vars{{"ROBOMETER_DIST_WORKER", "1"},
+                                            {"RANK", std::to_string(r)},
+                                            {"LOCAL_RANK", std::to_string(r)},
+                                            {"WORLD_SIZE", std::to_string(world)},
+                                            {"LOCAL_WORLD_SIZE", std::to_string(world)},
+                                            {"MASTER_ADDR", "127.0.0.1"},
+                                            {"MASTER_PORT", std::to_string(port)},
+                                            {"ROBOMETER_DIST_TMP", dir.path().string()}};
+    for (const auto& [k, v] : extra) vars[k] = v;  // `extra` may replace the defaults
+    for (const auto& [k, v] : vars) envs[r].push_back(k + "=" + v);
     for (auto& s : envs[r]) envps[r].push_back(s.data());
     envps[r].push_back(nullptr);
     outs[r] = (dir.path() / ("rank" + std::to_string(r) + ".log")).string();

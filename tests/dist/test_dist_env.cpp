@@ -116,3 +116,18 @@ TEST(DistEnv, InconsistentEnvironmentNamesTheVariable) {
                "LOCAL_RANK=3");
   expect_error({{"SLURM_PROCID", "4"}, {"SLURM_NTASKS", "4"}, {"SLURM_NODELIST", "n1"}}, "SLURM_PROCID=4");
 }
+
+TEST(DistEnv, TorchrunAgentStore) {
+  const std::map<std::string, std::string> base{{"RANK", "0"}, {"WORLD_SIZE", "2"}};
+  EXPECT_FALSE(from(base).agent_store);  // robometer launch: rank 0 serves the store
+  auto vars = base;
+  vars["TORCHELASTIC_USE_AGENT_STORE"] = "True";
+  vars["TORCHELASTIC_RESTART_COUNT"] = "3";
+  auto e = from(vars);
+  EXPECT_TRUE(e.agent_store);
+  EXPECT_EQ(e.restart_count, 3);
+  vars["TORCHELASTIC_USE_AGENT_STORE"] = "False";
+  EXPECT_FALSE(from(vars).agent_store);
+  vars["TORCHELASTIC_RESTART_COUNT"] = "x";
+  EXPECT_THROW(from(vars), ConfigError);
+}

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include <thread>
 
 #include "common/test_util.h"
+#include "robometer/dist/launcher.h"
 
 namespace fs = std::filesystem;
 
@@ -249,4 +251,124 @@ TEST(DistLaunch, TwoRanksResumeFromACheckpointExactly) {
   ASSERT_EQ(b.size(), 2u) << resumed.output;
   EXPECT_EQ(b.at(3), a.at(3));
   EXPECT_EQ(b.at(4), a.at(4));
+}
+
+namespace {
+
+// `robometer train` on the tiny config without head dropout (its masks come from per-rank
+// generators), 4 steps, no eval, no checkpoints unless `extra` asks.
+std::string tiny_train_args(const std::string& d) {
+  const std::string src = robometer::test::source_dir().string();
+  std::ifstream in(src + "/configs/models/tiny.json");
+  std::string model_json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto at = model_json.find("\"head_dropout\": 0.1");
+  if (at == std::string::npos) return "";
+  model_json.replace(at, std::string("\"head_dropout\": 0.1").size(), "\"head_dropout\": 0.0");
+  std::ofstream(d + "/tiny_nodrop.json") << model_json;
+  return " train configs/tiny.yaml 'data.train=[{path: " + d +
+         "/synth/train}]' 'data.eval=[]' model.config_json=" + d +
+         "/tiny_nodrop.json train.max_steps=4 train.log_every=1 train.eval_every=0 "
+         "train.checkpoint_every=0 data.num_workers=1 output.tensorboard=false --no-progress ";
+}
+
+std::string in_source_dir() { return "cd '" + robometer::test::source_dir().string() + "' && "; }
+
+}  // namespace
+
+// dist.shard optimizer (ZeRO-1, overlapped) and gradients (ZeRO-2) through the trainer: 2 ranks
+// × batch 2 with 2 accumulation micro-steps give the loss curve of 1 process × batch 4.
+TEST(DistLaunch, ShardedRanksTrainLikeOneProcessWithTwiceTheBatch) {
+  REQUIRE_BINARY();
+  robometer::test::TempDir dir;
+  const std::string d = dir.path().string();
+  ASSERT_TRUE(write_small_synth(d));
+  const std::string common = tiny_train_args(d);
+  ASSERT_FALSE(common.empty()) << "configs/models/tiny.json changed: update this test";
+  auto one = run(in_source_dir() + robometer_binary().string() + common +
+                 "train.batch_size=4 train.grad_accum=2 output.run_dir=" + d + "/one");
+  ASSERT_EQ(one.status, 0) << one.output;
+  const auto a = losses(d + "/one/metrics.jsonl");
+  ASSERT_EQ(a.size(), 4u) << one.output;
+  for (const std::string mode : {"optimizer", "gradients"}) {
+    auto two =
+        run(in_source_dir() + robometer_binary().string() + " launch --nproc-per-node 2 --master-port 0 --" +
+            common + "train.batch_size=2 train.grad_accum=2 dist.shard=" + mode + " output.run_dir=" + d +
+            "/" + mode);
+    ASSERT_EQ(two.status, 0) << two.output;
+    EXPECT_NE(two.output.find(mode == "gradients" ? "ZeRO-2" : "ZeRO-1"), std::string::npos) << two.output;
+    const auto b = losses(d + "/" + mode + "/metrics.jsonl");
+    ASSERT_EQ(b.size(), 4u) << two.output;
+    for (const auto& [step, loss] : a) {
+      ASSERT_TRUE(b.count(step)) << mode << " step " << step;
+      EXPECT_NEAR(b.at(step), loss, 1e-4 * std::max(1.0, std::abs(loss))) << mode << " step " << step;
+    }
+  }
+}
+
+// A ZeRO-2 checkpoint of 2 ranks resumes on 3 ranks (the optimizer shards are re-cut on load)
+// and on 2 ranks to the bit; a 1-process run refuses it with a clear message.
+TEST(DistLaunch, ShardedCheckpointResumesOnAnotherWorldSize) {
+  REQUIRE_BINARY();
+  robometer::test::TempDir dir;
+  const std::string d = dir.path().string();
+  ASSERT_TRUE(write_small_synth(d));
+  const std::string common =
+      tiny_train_args(d) + "train.batch_size=2 dist.shard=gradients train.checkpoint_every=2 ";
+  const std::string launch = in_source_dir() + robometer_binary().string() + " launch --master-port 0 ";
+  auto whole = run(launch + "--nproc-per-node 2 --" + common + "output.run_dir=" + d + "/whole");
+  ASSERT_EQ(whole.status, 0) << whole.output;
+  const fs::path step2 = dir.path() / "whole" / "checkpoints" / "step_00000002";
+  ASSERT_TRUE(fs::exists(step2 / "optimizer.rank00001.safetensors")) << whole.output;
+  auto same = run(launch + "--nproc-per-node 2 --" + common + "output.run_dir=" + d + "/same --resume " +
+                  step2.string());
+  ASSERT_EQ(same.status, 0) << same.output;
+  const auto a = losses(d + "/whole/metrics.jsonl"), b = losses(d + "/same/metrics.jsonl");
+  ASSERT_EQ(b.size(), 2u) << same.output;
+  EXPECT_EQ(b.at(3), a.at(3));
+  EXPECT_EQ(b.at(4), a.at(4));
+  auto three = run(launch + "--nproc-per-node 3 --" + common + "output.run_dir=" + d + "/three --resume " +
+                   step2.string());
+  ASSERT_EQ(three.status, 0) << three.output;
+  EXPECT_NE(three.output.find("re-sharded onto rank 0 of 3"), std::string::npos) << three.output;
+  const auto c = losses(d + "/three/metrics.jsonl");
+  ASSERT_EQ(c.size(), 2u) << three.output;
+  EXPECT_TRUE(std::isfinite(c.at(4)));
+  auto single = run(in_source_dir() + robometer_binary().string() + common + "output.run_dir=" + d +
+                    "/single --resume " + step2.string());
+  EXPECT_NE(single.status, 0) << single.output;
+  EXPECT_NE(single.output.find("not sharded"), std::string::npos) << single.output;
+}
+
+// Multi-node on one machine: two launchers with --nnodes 2 (node ranks 0 and 1, 2 ranks each,
+// rendezvous at 127.0.0.1) train exactly like one launcher with 4 ranks.
+TEST(DistLaunch, TwoNodesOnLocalhostTrainLikeFourRanks) {
+  REQUIRE_BINARY();
+  robometer::test::TempDir dir;
+  const std::string d = dir.path().string();
+  ASSERT_TRUE(write_small_synth(d));
+  // A short collective timeout: a node that never joins fails the test in a minute, not five.
+  const std::string common = tiny_train_args(d) + "train.batch_size=1 dist.shard=gradients dist.timeout_s=60 ";
+  auto four = run(in_source_dir() + robometer_binary().string() +
+                  " launch --nproc-per-node 4 --master-port 0 --" + common + "output.run_dir=" + d + "/four");
+  ASSERT_EQ(four.status, 0) << four.output;
+  const int port = robometer::dist::pick_free_port();
+  auto node = [&](int rank) {
+    return robometer_binary().string() + " launch --nnodes 2 --node-rank " + std::to_string(rank) +
+           " --nproc-per-node 2 --master-addr 127.0.0.1 --master-port " + std::to_string(port) + " --" +
+           common + "output.run_dir=" + d + "/nodes > " + d + "/node" + std::to_string(rank) + ".log 2>&1";
+  };
+  // Both nodes write the same run_dir (a shared filesystem): only global rank 0 writes there.
+  // The braces keep both launchers after the `cd`: `cd X && (a) & b` would background the `cd`
+  // with node 1 and start node 0 in the wrong directory.
+  auto both = run(in_source_dir() + "{ (" + node(1) + "; echo $? > " + d + "/node1.rc) & " + node(0) +
+                  "; rc0=$?; wait; echo node0 $rc0 node1 $(cat " + d + "/node1.rc); }");
+  std::ifstream l0(d + "/node0.log"), l1(d + "/node1.log");
+  const std::string log0((std::istreambuf_iterator<char>(l0)), std::istreambuf_iterator<char>());
+  const std::string log1((std::istreambuf_iterator<char>(l1)), std::istreambuf_iterator<char>());
+  ASSERT_NE(both.output.find("node0 0 node1 0"), std::string::npos) << both.output << log0 << log1;
+  const auto a = losses(d + "/four/metrics.jsonl"), b = losses(d + "/nodes/metrics.jsonl");
+  ASSERT_EQ(a.size(), 4u) << four.output;
+  ASSERT_EQ(b.size(), 4u) << log0;
+  for (const auto& [step, loss] : a) EXPECT_EQ(b.at(step), loss) << "step " << step;
+  EXPECT_EQ(count(log0 + log1, "rank 3 of 4"), 1u) << log0 << log1;
 }

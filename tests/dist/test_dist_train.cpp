@@ -3,12 +3,14 @@
 // resume and consolidation, and a rank that dies mid-training.
 #include <torch/torch.h>
 #include <unistd.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 
 #include "dist/dist_test_util.h"
+#include "dist/dist_train_util.h"
 #include "robometer/core/error.h"
 #include "robometer/core/remove_tree.h"
 #include "robometer/dist/grad_sync.h"
@@ -24,128 +26,7 @@ using robometer::test::env_int;
 using robometer::test::expect_all_ok;
 using robometer::test::run_ranks;
 
-namespace {
-
-// A small model with a no-decay group (norm, biases), a parameter that never gets a gradient
-// and a frozen one.
-struct NetImpl : torch::nn::Module {
-  NetImpl() {
-    fc1 = register_module("fc1", torch::nn::Linear(8, 16));
-    norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({16})));
-    fc2 = register_module("fc2", torch::nn::Linear(16, 3));
-    unused = register_parameter("unused", torch::randn({4}));
-    frozen = register_parameter("frozen", torch::randn({3}), /*requires_grad=*/false);
-  }
-  torch::Tensor forward(const torch::Tensor& x) { return fc2(torch::tanh(norm(fc1(x)))) + frozen; }
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
-  torch::nn::LayerNorm norm{nullptr};
-  torch::Tensor unused, frozen;
-};
-TORCH_MODULE(Net);
-
-Net make_net() {
-  torch::manual_seed(1234);
-  return Net();
-}
-
-train::NamedParameters trainable(Net& net) {
-  train::NamedParameters out;
-  for (auto& np : net->named_parameters())
-    if (np.value().requires_grad()) out.emplace_back(np.key(), np.value());
-  return out;
-}
-
-train::AdamWConfig adamw_config() {
-  train::AdamWConfig c;
-  c.lr = 1e-2;
-  c.weight_decay = 0.1;
-  c.lr_rules.push_back({"^fc2\\.", 3e-2, 1.0});
-  return c;
-}
-
-constexpr int kAccum = 2;
-constexpr int kRowsPerRank = 3;
-
-// The global micro-batch (N·b rows) of optimizer step `step`, micro-step `micro`.
-std::pair<torch::Tensor, torch::Tensor> global_batch(int world, int step, int micro) {
-  torch::manual_seed(100 + step * 10 + micro);
-  const int rows = world * kRowsPerRank;
-  auto x = torch::randn({rows, 8});
-  auto y = torch::randn({rows, 3});
-  return {x, y};
-}
-
-struct RunResult {
-  std::vector<double> losses;  // global mean loss per step
-  std::vector<torch::Tensor> params;
-};
-
-std::vector<torch::Tensor> snapshot(Net& net) {
-  std::vector<torch::Tensor> out;
-  for (auto& p : net->parameters()) out.push_back(p.detach().clone());
-  return out;
-}
-
-// `steps` optimizer steps; rank r of `world` takes rows [r·b, (r+1)·b) of each global batch
-// (world = 1 with data_world = N gives the 1-rank × N·b reference).
-RunResult train_steps(Net& net, train::ParamOptimizer& opt, train::GradSync& sync, train::World& world,
-                      int data_world, int first_step, int steps, double max_norm) {
-  RunResult res;
-  const int r = world.rank(), n = world.size();
-  for (int step = first_step; step < first_step + steps; ++step) {
-    double loss_sum = 0;
-    for (int micro = 0; micro < kAccum; ++micro) {
-      auto [x, y] = global_batch(data_world, step, micro);
-      const int rows = x.size(0) / n;
-      x = x.slice(0, r * rows, (r + 1) * rows);
-      y = y.slice(0, r * rows, (r + 1) * rows);
-      auto loss = torch::mse_loss(net->forward(x), y);
-      sync.before_backward(micro == kAccum - 1);
-      (loss / kAccum).backward();
-      loss_sum += loss.item<double>() / kAccum;
-    }
-    sync.finish();
-    opt.clip_grad_norm(max_norm);
-    opt.step();
-    opt.zero_grad();
-    std::vector<at::Tensor> l{torch::full({1}, loss_sum, torch::kDouble)};
-    world.all_reduce_sum(l);
-    res.losses.push_back(l[0].item<double>() / n);
-  }
-  res.params = snapshot(net);
-  return res;
-}
-
-RunResult reference_run(int data_world, int steps, double max_norm) {
-  auto net = make_net();
-  train::LocalAdamW opt(trainable(net), adamw_config());
-  train::NoGradSync sync;
-  train::LocalWorld world;
-  return train_steps(net, opt, sync, world, data_world, 0, steps, max_norm);
-}
-
-std::shared_ptr<dist::C10dWorld> worker_world(int timeout_s = 30) {
-  dist::ProcessGroupConfig pc;
-  pc.backend = "gloo";
-  pc.timeout = std::chrono::seconds(timeout_s);
-  return std::make_shared<dist::C10dWorld>(dist::read_dist_env(), pc);
-}
-
-void expect_close(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b, double tol,
-                  const std::string& what) {
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = (a[i] - b[i]).abs().max().item<double>();
-    EXPECT_LE(d, tol) << what << ": tensor " << i << " differs by " << d;
-  }
-}
-
-double bucket_mb() {
-  const char* v = std::getenv("ROBOMETER_TEST_BUCKET_MB");
-  return v ? std::atof(v) : 25.0;
-}
-
-}  // namespace
+using namespace robometer::test::dist_train;
 
 // ------------------------------------------------------------------ workers (one per rank)
 
@@ -400,6 +281,23 @@ TEST(DistWorker, KillRank) {
 TEST(DistTrain, Collectives2And4Ranks) {
   expect_all_ok(run_ranks("Collectives", 2));
   expect_all_ok(run_ranks("Collectives", 4));
+}
+
+// Under torchrun the agent already serves the store at MASTER_ADDR:MASTER_PORT and says so with
+// TORCHELASTIC_USE_AGENT_STORE=True: every rank must connect as a client (a rank that tried to
+// serve would fail to bind the port this test's "agent" holds).
+TEST(DistTrain, RanksUseTorchrunsAgentStore) {
+  const int port = dist::pick_free_port();
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<std::uint16_t>(port);
+  so.isServer = true;
+  so.waitWorkers = false;
+  so.timeout = std::chrono::seconds(60);
+  auto agent = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", so);
+  expect_all_ok(run_ranks("Collectives", 2,
+                          {{"MASTER_PORT", std::to_string(port)},
+                           {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+                           {"TORCHELASTIC_RESTART_COUNT", "1"}}));
 }
 
 TEST(DistTrain, DataParallelMatchesBigBatch2Ranks) {

@@ -41,7 +41,7 @@ TEST(ModelForward, ShapesAndRanges) {
   EXPECT_TRUE(out.progress.le(1).all().item<bool>());
   EXPECT_TRUE(at::isfinite(out.progress_logits).all().item<bool>());
 
-  auto bb = m->model->forward(in, false, false, true);
+  auto bb = m->model->forward(in, {}, true);
   EXPECT_EQ(bb.last_hidden_state.sizes(), (at::IntArrayRef{2, in.input_ids.size(1), 64}));
   EXPECT_EQ(bb.image_embeds.size(0), 6 + 4 + 2);
   EXPECT_EQ(bb.deepstack.size(), 2u);

@@ -39,7 +39,7 @@ TEST(ModelParity, MatchesHuggingFaceTransformers) {
   in.pref_positions = f.get("pref_positions");
 
   robometer::compat::NoGradGuard ng;
-  auto bb = m->model->forward(in, false, false, /*keep_layer_outputs=*/true);
+  auto bb = m->model->forward(in, {}, /*keep_layer_outputs=*/true);
   // Padding positions are compared nowhere: transformers 4.x gives them position 1, 5.x 0, so
   // their (unused) hidden states differ between versions; real tokens must match.
   auto real = in.attention_mask.to(at::kBool);

@@ -24,7 +24,7 @@ TEST(ModelSlow, SlowFull4BForwardBackwardBf16) {
   auto t0 = clock::now();
   RewardModelConfig rc;
   rc.backbone = qwen3vl_4b_config();
-  rc.checkpoint_text = true;
+  rc.checkpointing.mode = CheckpointPlan::Mode::Full;
   auto m = make_reward_model(rc, at::kBFloat16);  // vision frozen by default
   const int64_t n = m->num_parameters();
   std::printf("Robometer-4B: %lld parameters (%.3f B), trainable %lld; built in %.1f s\n",

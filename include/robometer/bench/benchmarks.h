@@ -23,6 +23,7 @@ std::vector<Benchmark> benchmarks();
 Benchmark checkpoint_hash_benchmark();
 Benchmark decode_benchmark();
 Benchmark loader_benchmark();
+Benchmark memory_benchmark();
 Benchmark model_step_benchmark();
 Benchmark sampler_benchmark();
 Benchmark score_benchmark();

@@ -19,6 +19,8 @@ struct FieldSpec {
   bool min_exclusive = false;
   std::vector<std::string> one_of;  // allowed string values (empty: any)
   bool must_exist = false;          // a path that must exist (empty string allowed)
+  // A string rule beyond a fixed list: returns "" when the value is fine, else what is expected.
+  std::string (*check)(const std::string&) = nullptr;
 
   FieldSpec& range(double lo, double hi) {
     min = lo;
@@ -36,6 +38,10 @@ struct FieldSpec {
   }
   FieldSpec& choices(std::vector<std::string> c) {
     one_of = std::move(c);
+    return *this;
+  }
+  FieldSpec& checked_by(std::string (*fn)(const std::string&)) {
+    check = fn;
     return *this;
   }
   FieldSpec& existing_path() {
@@ -65,6 +71,13 @@ template <class T>
 struct is_config_struct<T,
                         std::void_t<decltype(std::declval<T&>().visit(std::declval<FieldNameCollector&>()))>>
     : std::true_type {};
+
+// Structs with a cross-field rule: `std::string check(where) const` returns "" or the error.
+template <class T, class = void>
+struct has_cross_check : std::false_type {};
+template <class T>
+struct has_cross_check<T, std::void_t<decltype(std::declval<const T&>().check(
+                              std::declval<std::string (*)(const std::string&)>()))>> : std::true_type {};
 
 template <class T>
 std::vector<std::string> field_names(T& s) {

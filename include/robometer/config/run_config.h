@@ -1,6 +1,8 @@
 // The typed configuration of a run, one struct per layer. YAML is mapped onto these once, at
 // the edge (cli/), and validated before any heavy work starts. Field lists live in visit().
 #pragma once
+#include <algorithm>
+#include <cctype>
 #include <map>
 #include <string>
 #include <vector>
@@ -119,13 +121,27 @@ struct LoraConfig {
   }
 };
 
+// model.activation_checkpointing: none | full | selective | N (first N layers), true/false (and
+// on/off, yes/no) as aliases of full/none. The model parses it (model::CheckpointPlan::parse,
+// the same rules); this only rejects a bad value where the config is read.
+inline std::string activation_checkpointing_rule(const std::string& value) {
+  std::string v;
+  for (unsigned char c : value) v += static_cast<char>(std::tolower(c));
+  static const char* words[] = {"none", "full", "selective", "true", "false", "on", "off", "yes", "no"};
+  for (const char* w : words)
+    if (v == w) return "";
+  const bool digits = !v.empty() && v.size() <= 6 &&
+                      std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+  return digits ? "" : "none, full, selective or a layer count N (true/false mean full/none)";
+}
+
 struct ModelConfig {
   std::string config_json;  // HF-style config.json of the backbone (+ Robometer fields)
   std::string pretrained;   // HF or Robometer safetensors dir; empty = random init
   std::string tokenizer;    // tokenizer.json; empty = auto (ROBOMETER_TOKENIZER or .deps)
   std::string dtype = "float32";
   std::vector<std::string> freeze = {"model.visual."};
-  bool activation_checkpointing = false;
+  std::string activation_checkpointing = "none";
   LoraConfig lora;
   int min_pixels = 0;  // 0 = processor default
   int max_pixels = 0;
@@ -136,7 +152,9 @@ struct ModelConfig {
     v("tokenizer", tokenizer, doc("tokenizer.json"));
     v("dtype", dtype, doc("parameter dtype").choices({"float32", "bfloat16"}));
     v("freeze", freeze, doc("parameter-name prefixes kept frozen"));
-    v("activation_checkpointing", activation_checkpointing, doc("recompute blocks in backward"));
+    v("activation_checkpointing", activation_checkpointing,
+      doc("recompute in backward: none | full | selective | N first layers")
+          .checked_by(activation_checkpointing_rule));
     v("lora", lora);
     v("min_pixels", min_pixels, doc("").non_negative());
     v("max_pixels", max_pixels, doc("").non_negative());
@@ -219,14 +237,31 @@ struct TrainConfig {
 struct DistConfig {
   std::string backend = "auto";  // auto: nccl on CUDA, gloo on CPU
   double bucket_mb = 25;
-  bool zero1 = false;
+  // What is split across ranks: none (DDP), optimizer (ZeRO-1: fp32 master + AdamW moments),
+  // gradients (ZeRO-2: also the gradients), parameters (ZeRO-3: also the weights).
+  std::string shard = "none";
+  bool zero1 = false;  // the older spelling of shard: optimizer
   int timeout_s = 300;
   template <class V>
   void visit(V& v) {
     v("backend", backend, doc("").choices({"auto", "gloo", "nccl"}));
     v("bucket_mb", bucket_mb, doc("gradient bucket size").positive());
-    v("zero1", zero1, doc("shard AdamW state and master weights across ranks"));
+    v("shard", shard,
+      doc("state split across ranks").choices({"none", "optimizer", "gradients", "parameters"}));
+    v("zero1", zero1, doc("alias of shard: optimizer"));
     v("timeout_s", timeout_s, doc("collective timeout").range(1, 86400));
+  }
+  // The sharding in effect: `zero1: true` with the default `shard: none` means optimizer.
+  std::string shard_mode() const { return zero1 && shard == "none" ? "optimizer" : shard; }
+  // Cross-key rule, run by the validator after the fields: `where(key)` names the file/override
+  // that set dist.<key>. zero1 together with another sharding is refused, not silently resolved.
+  template <class Where>
+  std::string check(const Where& where) const {
+    if (zero1 && shard != "none" && shard != "optimizer")
+      return where("zero1") + " and " + where("shard") +
+             ": dist.zero1 = true (shard: optimizer) conflicts with dist.shard = '" + shard +
+             "'; set only dist.shard";
+    return "";
   }
 };
 

@@ -18,6 +18,7 @@
 #define ROBOMETER_HAVE_GLOO 0
 #endif
 
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/Work.hpp>
 #if ROBOMETER_HAVE_GLOO

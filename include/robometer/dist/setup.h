@@ -12,7 +12,8 @@ namespace robometer::dist {
 // SLURM), else a LocalWorld. A 1-rank torchrun environment is also a LocalWorld.
 std::shared_ptr<train::World> world_from_environment(const config::DistConfig& cfg);
 
-// world size > 1: BucketedGradSync + LocalAdamW, or (dist.zero1) NoGradSync + ShardedAdamW.
+// world size > 1, by dist.shard: none → BucketedGradSync + LocalAdamW; optimizer (ZeRO-1) /
+// gradients (ZeRO-2) → ShardedGradSync (reduce-scatter during backward) + ShardedAdamW.
 // Reads setup.world (must be set first); leaves a 1-process setup unchanged.
 void configure_trainer(train::TrainerSetup& setup, const config::RunConfig& cfg);
 

@@ -6,10 +6,15 @@
 //   2. optional clipping on the global norm  sqrt(all_reduce(Σ own-slice g²));
 //   3. adamw_update on each piece of the slice (a piece = the part of one parameter inside the
 //      slice, so per-parameter lr / weight decay / step count are exactly AdamW's);
-//   4. all-gather the updated slices and copy them into every rank's model.
+//   4. all-gather the updated slices (in chunks of about gather_mb) into every rank's model.
 // Parameters that got no gradient on any rank are skipped like torch does (their step count
-// does not advance). The trainer pairs this with NoGradSync: step() does the reduction.
+// does not advance). Without `grads`, the trainer pairs this with NoGradSync and step()
+// does the reduction (step 1) itself; with a ShardedGradSync (ZeRO-1 overlapped with backward,
+// or ZeRO-2), step 1 already happened during backward and the optimizer takes its shard.
 // Master weights are always fp32 here (AdamWConfig::fp32_master is implied).
+// State: one shard per rank ("robometer.adamw.zero1"). load_state() takes this rank's shard
+// of a run of the same world size (bitwise resume) or a single-process AdamW state;
+// load_resharded() re-cuts the shards of another world size by flat offset.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -18,14 +23,17 @@
 #include <vector>
 
 #include "robometer/dist/process_group.h"
+#include "robometer/dist/sharded_grad_sync.h"
 #include "robometer/train/param_optimizer.h"
 
 namespace robometer::dist {
 
 class ShardedAdamW final : public train::ParamOptimizer {
  public:
-  ShardedAdamW(std::shared_ptr<C10dWorld> world, const train::NamedParameters& params,
-               train::AdamWConfig cfg);
+  // `grads` (optional, attached to the same parameters, outlives this) supplies the reduced
+  // gradient shard. Updated weights are all-gathered in chunks of about `gather_mb`.
+  ShardedAdamW(std::shared_ptr<C10dWorld> world, const train::NamedParameters& params, train::AdamWConfig cfg,
+               ShardedGradSync* grads = nullptr, double gather_mb = 25);
 
   void set_lr_factor(double factor) override { lr_factor_ = factor; }
   double lr() const override;
@@ -35,6 +43,8 @@ class ShardedAdamW final : public train::ParamOptimizer {
   io::NamedTensors state_tensors() const override;
   nlohmann::json state_json() const override;
   void load_state(const io::NamedTensors& tensors, const nlohmann::json& state) override;
+  void load_resharded(int saved_world, const std::function<nlohmann::json(int)>& json_of,
+                      const std::function<io::NamedTensors(int)>& tensors_of) override;
   bool sharded() const override { return true; }
 
   int64_t shard_begin() const { return shard_begin_; }
@@ -49,6 +59,13 @@ class ShardedAdamW final : public train::ParamOptimizer {
     int64_t step = 0;
   };
   void reduce_grads();  // once per step, from clip_grad_norm() or step()
+  void check_same_params(const nlohmann::json& state) const;  // a zero1 state of these parameters
+  void load_adamw_state(const io::NamedTensors& tensors, const nlohmann::json& state);
+
+  void copy_into_params(int64_t flat_lo, const at::Tensor& data);  // updated params only
+
+  ShardedGradSync* grads_ = nullptr;
+  double gather_mb_ = 25;
 
   std::shared_ptr<C10dWorld> world_;
   train::AdamWConfig cfg_;

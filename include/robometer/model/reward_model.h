@@ -9,6 +9,7 @@
 
 #include <vector>
 
+#include "robometer/model/checkpointing.h"
 #include "robometer/model/model_inputs.h"
 #include "robometer/model/qwen3vl_config.h"
 #include "robometer/model/text_decoder.h"
@@ -20,9 +21,9 @@ struct RewardModelConfig {
   Qwen3VLConfig backbone;
   int64_t progress_bins = 10;  // discrete progress (Robometer-4B); 1 = continuous (sigmoid)
   double head_dropout = 0.1;
-  bool checkpoint_text = false;    // activation checkpointing per decoder layer
-  bool checkpoint_vision = false;  // ... per vision block (only matters when vision trains)
-  bool train_vision = false;       // Robometer default: the vision tower is frozen
+  // Activation checkpointing of the decoder layers and (when the tower trains) the vision blocks.
+  CheckpointPlan checkpointing;
+  bool train_vision = false;  // Robometer default: the vision tower is frozen
 };
 
 // Parameter count from the dimensions alone (checked against a built model in the tests).
@@ -40,7 +41,7 @@ struct BackboneOutput {
 class Qwen3VLBackboneImpl : public torch::nn::Module {
  public:
   explicit Qwen3VLBackboneImpl(const Qwen3VLConfig& cfg);
-  BackboneOutput forward(const ModelInputs& in, bool checkpoint_text = false, bool checkpoint_vision = false,
+  BackboneOutput forward(const ModelInputs& in, const CheckpointPlan& checkpointing = {},
                          bool keep_layer_outputs = false);
   VisionModel visual{nullptr};
   TextModel language_model{nullptr};

@@ -9,6 +9,7 @@
 
 #include <vector>
 
+#include "robometer/model/checkpointing.h"
 #include "robometer/model/lora.h"
 #include "robometer/model/qwen3vl_config.h"
 
@@ -64,10 +65,11 @@ class TextModelImpl : public torch::nn::Module {
 
   // inputs_embeds [B, L, H]; position_ids int64 [3, B, L]; attention_mask [B, L] (1 = real) or
   // undefined; visual_pos_mask bool [B, L] and deepstack[i] [N_visual, H] are added after layer i.
+  // plan: which layers run under activation checkpointing (full or selective).
   // layer_outputs (optional) receives each layer's output before DeepStack injection.
   at::Tensor forward(const at::Tensor& inputs_embeds, const at::Tensor& position_ids,
                      const at::Tensor& attention_mask, const at::Tensor& visual_pos_mask,
-                     const std::vector<at::Tensor>& deepstack, bool checkpoint_layers,
+                     const std::vector<at::Tensor>& deepstack, const CheckpointPlan& plan,
                      std::vector<at::Tensor>* layer_outputs = nullptr);
 
   torch::nn::Embedding embed_tokens{nullptr};

@@ -11,8 +11,13 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
+#include <map>
+#include <memory>
+#include <mutex>
+#include <utility>
 #include <vector>
 
+#include "robometer/model/checkpointing.h"
 #include "robometer/model/qwen3vl_config.h"
 
 namespace robometer::model {
@@ -45,6 +50,10 @@ class VisionMLPImpl : public torch::nn::Module {
   torch::nn::Linear linear_fc1{nullptr}, linear_fc2{nullptr};
 };
 TORCH_MODULE(VisionMLP);
+
+// Whether VisionMLP runs fc1 + GELU as one fused matmul epilogue: CUDA, 2-D input, no autograd
+// (and not inside a selective checkpoint, whose replay has autograd).
+bool use_fused_fc1_gelu(const at::Tensor& x);
 
 class VisionBlockImpl : public torch::nn::Module {
  public:
@@ -81,8 +90,9 @@ class VisionModelImpl : public torch::nn::Module {
  public:
   explicit VisionModelImpl(const VisionConfig& cfg);
   // pixel_values [N_patches, C*T*P*P] (in the model dtype); grid_thw int64 [N_images, 3].
+  // checkpointing: which blocks run under activation checkpointing (full or selective).
   VisionOutput forward(const at::Tensor& pixel_values, const at::Tensor& grid_thw,
-                       bool checkpoint_blocks = false);
+                       const CheckpointPlan& checkpointing = {});
   // HF fast_pos_embed_interpolate: [N_patches, hidden] in merge-block order.
   at::Tensor interpolated_pos_embed(const at::Tensor& grid_thw);
 
@@ -92,9 +102,27 @@ class VisionModelImpl : public torch::nn::Module {
   VisionPatchMerger merger{nullptr};
   torch::nn::ModuleList deepstack_merger_list{nullptr};
   const VisionConfig& config() const { return cfg_; }
+  // Position-embedding samplings and rotary tables built so far (one per grid; tests).
+  size_t cached_pos_grids() const;
+  size_t cached_rotary_grids() const;
 
  private:
+  // Where each (h, w) grid samples the learned table: 4 bilinear corners of row indices and
+  // weights, on the table's device. The table itself is read on every call.
+  struct PosSample {
+    at::Tensor idx;  // int64 [4, h*w]
+    at::Tensor wgt;  // [4, h*w, 1] in the table's dtype
+  };
+  struct GridTables {
+    std::map<std::pair<int64_t, int64_t>, PosSample> pos;
+    std::map<std::vector<int64_t>, std::pair<at::Tensor, at::Tensor>> rotary;  // grid rows -> cos, sin
+    std::mutex mutex;  // a model may serve several threads
+  };
+  PosSample pos_sample(int64_t h, int64_t w);
+  std::pair<at::Tensor, at::Tensor> rotary_cos_sin(const at::Tensor& grid_cpu, const at::Device& device);
+
   VisionConfig cfg_;
+  std::shared_ptr<GridTables> grid_tables_;  // shared_ptr: Module clones copy a pointer, not tensors
 };
 TORCH_MODULE(VisionModel);
 

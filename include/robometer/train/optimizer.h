@@ -70,7 +70,8 @@ void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg
                   int64_t step, const AdamWHyper& h);
 
 // Global L2 norm over all defined grads (computed in fp32); when it exceeds max_norm every
-// grad is scaled by max_norm / (norm + 1e-6) as torch.nn.utils.clip_grad_norm_ does. A
+// grad is scaled by max_norm / (norm + 1e-6) as torch.nn.utils.clip_grad_norm_ does. CUDA grads
+// go through one multi-tensor norm and one multi-tensor scale (compat::use_foreach_norm). A
 // non-finite norm is returned unchanged and grads are left alone (the loop should skip the
 // step). max_norm <= 0 only measures.
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm = 10.0);
@@ -89,6 +90,7 @@ class AdamW {
     at::Tensor master;               // fp32 copy when param is low precision and fp32_master is on
     at::Tensor exp_avg, exp_avg_sq;  // undefined until the first step with a grad
     int64_t step = 0;
+    at::Tensor step_t;  // `step` as a device scalar for the fused CUDA kernel (made on first use)
     size_t group = 0;
   };
 
@@ -102,6 +104,8 @@ class AdamW {
   double group_lr(size_t g) const { return groups_[g].base_lr * lr_factor_; }
 
   // Updates every parameter with a defined grad (others keep their state, as torch does).
+  // CUDA tensors take LibTorch's fused multi-tensor AdamW kernel when built with it
+  // (compat::use_fused_adamw; same update, fp32 math); CPU and 1.13 the per-tensor path above.
   void step();
   void zero_grad(bool set_to_none = true);
 

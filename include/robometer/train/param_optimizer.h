@@ -5,8 +5,11 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <memory>
+#include <string>
 
+#include "robometer/core/error.h"
 #include "robometer/io/safetensors.h"
 #include "robometer/train/optimizer.h"
 
@@ -27,6 +30,17 @@ class ParamOptimizer {
   virtual void load_state(const io::NamedTensors& tensors, const nlohmann::json& state) = 0;
   // True when each rank holds a different part of the state (one file per rank).
   virtual bool sharded() const { return false; }
+  // Resume on another world size: the state a sharded optimizer saved on `saved_world` ranks
+  // (rank k's shard through json_of(k) / tensors_of(k), read only when needed), re-cut for
+  // this rank. Only sharded optimizers can.
+  virtual void load_resharded(int saved_world, const std::function<nlohmann::json(int)>& json_of,
+                              const std::function<io::NamedTensors(int)>& tensors_of) {
+    (void)json_of;
+    (void)tensors_of;
+    throw Error("optimizer state: saved sharded on " + std::to_string(saved_world) +
+                " ranks; this run's optimizer is not sharded (resume with dist.shard: optimizer or "
+                "gradients on several ranks)");
+  }
 };
 
 class LocalAdamW final : public ParamOptimizer {

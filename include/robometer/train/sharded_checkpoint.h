@@ -7,6 +7,7 @@
 //   stage_rank_state(world, rng, loader, staging)  // every rank when world > 1, ditto
 //   rank 0: CheckpointWriter w(...); ...; add_staged_shards / add_staged_rank_state; commit
 //   world.barrier();  remove_staging(staging) on rank 0
+// On resume: load_optimizer_shard() (same world size) or load_optimizer_resharded() (another).
 // The staging dir is run_dir/checkpoints/.staging-step_XXXXXXXX (a name every rank can
 // compute; ignored on resume like the writer's temp dirs). Resume: load_optimizer_shard().
 #pragma once
@@ -27,6 +28,9 @@ void add_staged_shards(CheckpointWriter& w, const std::filesystem::path& staging
 // This rank's shard from a committed checkpoint; a clear Error when it was saved with
 // another world size (its shard file is missing).
 void load_optimizer_shard(const Checkpoint& ck, ParamOptimizer& opt, int rank);
+// Every rank: the shards of a run of `saved_world` ranks, re-cut for this world size by
+// ParamOptimizer::load_resharded (each rank reads only the shards overlapping its slice).
+void load_optimizer_resharded(const Checkpoint& ck, ParamOptimizer& opt, int saved_world);
 
 std::string rank_rng_file(int rank);     // rng.rank00003.safetensors
 std::string rank_loader_file(int rank);  // loader.rank00003.json
