@@ -8,7 +8,8 @@
    record points at one real clip from ../shared so that training can decode it), once.
 2. `robometer data index DIR`: build time and file size.
 3. `robometer data stats DIR` with the index and with --index off: wall time and max RSS
-   (/usr/bin/time -v), the stats output compared.
+   (/usr/bin/time -v), the stats output compared; then with the index in robometer-full (the
+   LibTorch-linked executable the front end hands other commands to) and its `version` alone.
 4. `robometer bench sampler`: open time, memory and pairs/s on both paths, and the pair digest.
 5. `robometer train configs/tiny.yaml` on the manifest: time until the first step is logged
    (metrics.jsonl) and the peak RSS then, data.index=auto vs off.
@@ -128,6 +129,14 @@ def main():
     print("\ndata stats     index: %.2f s, %.0f MB max RSS | JSONL: %.2f s, %.0f MB | %.1fx faster, %.1fx less memory"
           " | output %s" % (s_idx, rss_idx, s_json, rss_json, s_json / s_idx, rss_json / rss_idx,
                             "identical" if out_idx == out_json else "DIFFERS"))
+    # The same command in the LibTorch-linked executable, and that executable's start alone: what
+    # the front end (which runs `data stats` without LibTorch) saves.
+    full = os.path.join(os.path.dirname(rb), "robometer-full")
+    if os.path.exists(full):
+        s_full, rss_full, _ = timed([full, "data", "stats", man])
+        s_ver, rss_ver, _ = timed([full, "version"])
+        print("data stats in robometer-full (LibTorch loaded): %.2f s, %.0f MB | `robometer-full version` "
+              "alone: %.2f s, %.0f MB" % (s_full, rss_full, s_ver, rss_ver))
 
     r = run([rb, "bench", "sampler", "--manifest", man, "--pairs", str(a.pairs)])
     print("\nbench sampler:\n" + r.stdout.strip())

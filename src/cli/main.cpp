@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "robometer/cli/command.h"
+#include "robometer/cli/run_app.h"
 #include "robometer/core/error.h"
 #include "robometer/core/log.h"
 
@@ -58,8 +59,10 @@ int main(int argc, char** argv) {
   CLI::App app{"robometer: train, fine-tune, evaluate and export Robometer-style robot reward models"};
   app.require_subcommand(1);
   app.fallthrough();
+  // Checked and applied when parsed: a bad level is a usage error for every command.
   app.add_option("--log-level", cli::global_options().log_level, "trace|debug|info|warn|error|off")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->each([](const std::string& level) { spdlog::set_level(parse_log_level(level)); });
 
   auto& entries = cli::command_registry();
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
@@ -68,19 +71,5 @@ int main(int argc, char** argv) {
     CLI::App* sub = app.add_subcommand(e.name, e.summary);
     e.setup(*sub, exit_code);
   }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  } catch (const ConfigError& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  } catch (const Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  }
-  return exit_code;
+  return cli::run_app(app, argc, argv, exit_code);
 }
