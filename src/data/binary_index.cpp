@@ -504,6 +504,16 @@ const IndexRecord& IndexImage::record(int64_t i) const {
   return records_[static_cast<size_t>(i)];
 }
 
+void IndexImage::release_records(int64_t begin, int64_t end) const {
+  if (!map_ || begin >= end) return;
+  static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  // Whole pages inside the range only: a page shared with the neighbouring records stays.
+  const auto lo = reinterpret_cast<uintptr_t>(&record(begin));
+  const auto hi = reinterpret_cast<uintptr_t>(&record(end - 1)) + sizeof(IndexRecord);
+  const uintptr_t first = (lo + page - 1) / page * page, last = hi / page * page;
+  if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 std::string_view IndexImage::str(uint64_t off, uint32_t len) const {
   if (off > strings_.n || len > strings_.n - off)
     corrupt("string reference " + std::to_string(off) + "+" + std::to_string(len) +

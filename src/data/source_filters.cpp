@@ -46,6 +46,9 @@ std::string FilterReport::summary() const {
 
 namespace {
 
+// Records per step of a whole-index scan between releases of the pages behind it (4.7 MB).
+constexpr int64_t kScanChunk = 65536;
+
 // 1 per trajectory the filters keep; `rep` gets the counts.
 std::vector<char> kept_mask(const TrajectoryIndex& index, int min_frames, bool drop_tasks_without_success,
                             FilterReport& rep) {
@@ -56,6 +59,7 @@ std::vector<char> kept_mask(const TrajectoryIndex& index, int min_frames, bool d
   //    without a successful one, over every manifest (the task test runs on what 1) kept).
   std::vector<char> task_has_success(index.num_tasks(), 0);
   for (int64_t i = 0; i < n; ++i) {
+    if (i > 0 && i % kScanChunk == 0) index.image().release_records(i - kScanChunk, i);
     if (index.num_frames(i) <= min_frames) {
       keep[static_cast<size_t>(i)] = 0;
       rep.too_short[index.sources()[index.source_id(i)]]++;
@@ -66,6 +70,7 @@ std::vector<char> kept_mask(const TrajectoryIndex& index, int min_frames, bool d
   if (drop_tasks_without_success) {
     std::vector<char> task_dropped(index.num_tasks(), 0);
     for (int64_t i = 0; i < n; ++i) {
+      if (i > 0 && i % kScanChunk == 0) index.image().release_records(i - kScanChunk, i);
       if (!keep[static_cast<size_t>(i)] || task_has_success[index.task_id(i)] || index.partial_success(i))
         continue;
       keep[static_cast<size_t>(i)] = 0;

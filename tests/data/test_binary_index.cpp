@@ -15,6 +15,7 @@
 #include "robometer/data/dataset_readers.h"
 #include "robometer/data/manifest.h"
 #include "robometer/data/sampler.h"
+#include "robometer/data/source_filters.h"
 #include "robometer/data/trajectory_index.h"
 
 using namespace robometer::data;
@@ -370,4 +371,69 @@ TEST(BinaryIndex, DuplicateIdsAndEscapingPathsNameFileAndLine) {
   const std::string esc = error_of([&] { read_manifest(dir.string()); });
   EXPECT_NE(esc.find("trajectories.jsonl:3"), std::string::npos) << esc;
   EXPECT_NE(esc.find("leaves the manifest directory"), std::string::npos) << esc;
+}
+
+namespace {
+
+// Resident kB of this process's mapping of `file` (/proc/self/smaps), -1 when it is not mapped.
+int64_t mapped_rss_kb(const fs::path& file) {
+  std::ifstream in("/proc/self/smaps");
+  bool inside = false, found = false;
+  int64_t kb = 0;
+  for (std::string line; std::getline(in, line);) {
+    const bool header = !line.empty() && line.find(':') != std::string::npos &&
+                        line.find(' ') > line.find('-') && line.find('-') < 17;
+    if (header)
+      inside = line.size() >= file.string().size() &&
+               line.compare(line.size() - file.string().size(), std::string::npos, file.string()) == 0;
+    if (inside && line.rfind("Rss:", 0) == 0) {
+      kb += std::stoll(line.substr(4));
+      found = true;
+    }
+  }
+  return found ? kb : -1;
+}
+
+}  // namespace
+
+// The filters' whole-index scan (training start, data stats), which releases record pages behind
+// it, gives the same counts on the mapped index as on the in-memory one, and the released pages
+// read back the same records. (The resident-set effect is measured by scripts/bench/index.py.)
+TEST(BinaryIndex, FilterScanOfAMappedIndexReleasesRecordPagesAndCountsTheSame) {
+  TempDir tmp;
+  const fs::path clip = tmp / "clip.mp4";  // only stat'ed (size, mtime) by write_manifest
+  std::ofstream(clip) << "not decoded here";
+  std::vector<Trajectory> ts(300000);
+  for (size_t i = 0; i < ts.size(); ++i) {
+    Trajectory& t = ts[i];
+    t.id = "ep" + std::to_string(i);
+    t.data_source = "src" + std::to_string(i % 3);
+    t.task = "task " + std::to_string(i % 5000);
+    t.video.path = clip.string();
+    t.num_frames = 1 + static_cast<int64_t>(i % 13);                     // <= 5: too short
+    t.quality = i % 5000 < 40 ? Quality::Failure : Quality::Successful;  // 40 tasks without success
+    if (i % 5000 == 7) t.quality = Quality::Suboptimal;
+    t.fps = 10;
+  }
+  const fs::path dir = write_dataset(tmp.path(), "big", ts);
+  build_index(dir.string());
+  auto mapped = open_trajectory_index({{dir.string(), 1.0}}, IndexPolicy::Require);
+  ASSERT_TRUE(mapped->image().is_mapped());
+  const TrajectoryIndex in_memory(ts);
+  const fs::path file = fs::canonical(dir / kIndexFileName);
+  const int64_t before = mapped_rss_kb(file);
+  ASSERT_GE(before, 0) << "index not found in /proc/self/smaps";
+  const FilterReport a = filter_report(*mapped, 5, true), b = filter_report(in_memory, 5, true);
+  const int64_t after = mapped_rss_kb(file);
+  EXPECT_EQ(a.summary(), b.summary());
+  EXPECT_EQ(a.too_short, b.too_short);
+  EXPECT_EQ(a.no_success, b.no_success);
+  EXPECT_GT(a.dropped(), 0);
+  EXPECT_GT(a.tasks_without_success, 0);
+  EXPECT_GE(after, 0);
+  // Released pages read back the same records (filter_index itself also scans, then copies).
+  const auto kept = filter_index(mapped, 5, true);
+  ASSERT_EQ(kept->size(), a.kept);
+  for (int64_t i : {int64_t{0}, int64_t{65535}, int64_t{65536}, mapped->size() - 1})
+    EXPECT_EQ(mapped->at(i).id, ts[static_cast<size_t>(i)].id) << i;
 }

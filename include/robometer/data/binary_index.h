@@ -124,6 +124,11 @@ class IndexImage {
   bool body_hash_ok() const;
 
   const IndexRecord& record(int64_t i) const;  // throws FormatError when i is out of range
+  // A scan over every record (the training filters, data stats) calls this behind its cursor so
+  // that a million 72-byte records do not all stay in this process's resident set: the pages of
+  // records [begin, end) leave the mapping (MADV_DONTNEED; the page cache keeps them, a later read
+  // maps them again). No effect on an image in memory.
+  void release_records(int64_t begin, int64_t end) const;
   std::string_view str(uint64_t off, uint32_t len) const;
   uint32_t task_of(const IndexRecord& r) const;    // checked
   uint32_t source_of(const IndexRecord& r) const;  // checked
