@@ -23,7 +23,7 @@
 namespace robometer::data {
 
 // One manifest and the weight of its data sources when a source is drawn (spec §2.6 step 4).
-struct WeightedManifest {
+struct WeightedManifest {  // NOLINT(bugprone-exception-escape): as Manifest (manifest.h)
   Manifest manifest;
   double weight = 1.0;
 };
