@@ -22,7 +22,8 @@ constexpr int kManifestVersion = 1;
 
 // The implicit move is noexcept; clang-tidy 14 reaches a throw inside nlohmann::json's move, which
 // cannot throw.
-struct Manifest {  // NOLINT(bugprone-exception-escape)
+// NOLINTNEXTLINE(bugprone-exception-escape)
+struct Manifest {
   std::string dir;  // absolute directory of the manifest
   std::string name;
   nlohmann::json source;                 // free-form provenance
@@ -33,7 +34,8 @@ struct Manifest {  // NOLINT(bugprone-exception-escape)
 Manifest read_manifest(const std::string& dir);
 
 // manifest.json alone (checked as read_manifest does).
-struct ManifestHeader {  // NOLINT(bugprone-exception-escape): as Manifest
+// NOLINTNEXTLINE(bugprone-exception-escape): as Manifest
+struct ManifestHeader {
   std::string dir;  // absolute
   std::string name;
   nlohmann::json source;
