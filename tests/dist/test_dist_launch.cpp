@@ -347,7 +347,8 @@ TEST(DistLaunch, TwoNodesOnLocalhostTrainLikeFourRanks) {
   const std::string d = dir.path().string();
   ASSERT_TRUE(write_small_synth(d));
   // A short collective timeout: a node that never joins fails the test in a minute, not five.
-  const std::string common = tiny_train_args(d) + "train.batch_size=1 dist.shard=gradients dist.timeout_s=60 ";
+  const std::string common =
+      tiny_train_args(d) + "train.batch_size=1 dist.shard=gradients dist.timeout_s=60 ";
   auto four = run(in_source_dir() + robometer_binary().string() +
                   " launch --nproc-per-node 4 --master-port 0 --" + common + "output.run_dir=" + d + "/four");
   ASSERT_EQ(four.status, 0) << four.output;
