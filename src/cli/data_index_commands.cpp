@@ -54,7 +54,8 @@ void print_source_rules(const std::string& dir, data::IndexPolicy policy, const 
               config_path.c_str());
   std::printf("%-*s %8s %-32s %10s %12s\n", static_cast<int>(w), "data_source", "cutoff", "category",
               "too_short", "task_no_succ");
-  for (const auto& [source, count] : n) {
+  for (const auto& entry : n) {
+    const std::string& source = entry.first;  // a lambda cannot capture a structured binding in C++17
     const auto r = data::source_rules(cfg.data, source);
     auto get = [&](const std::map<std::string, int64_t>& mm) {
       auto it = mm.find(source);

@@ -50,12 +50,8 @@ void default_tokenizer_from_checkout() {
     }
 }
 
-}  // namespace
-}  // namespace robometer::cli
-
-int main(int argc, char** argv) {
-  using namespace robometer;
-  cli::default_tokenizer_from_checkout();
+int run(int argc, char** argv) {
+  default_tokenizer_from_checkout();
   CLI::App app{"robometer: train, fine-tune, evaluate and export Robometer-style robot reward models"};
   app.require_subcommand(1);
   app.fallthrough();
@@ -72,4 +68,20 @@ int main(int argc, char** argv) {
     e.setup(*sub, exit_code);
   }
   return cli::run_app(app, argc, argv, exit_code);
+}
+
+}  // namespace
+}  // namespace robometer::cli
+
+int main(int argc, char** argv) {
+  // What run() lets through (a throw while the commands are set up, before parsing) is still
+  // reported, not left to std::terminate.
+  try {
+    return robometer::cli::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "error: unknown exception\n");
+  }
+  return 1;
 }

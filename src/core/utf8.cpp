@@ -19,7 +19,7 @@ size_t sequence_length(std::string_view s, size_t i) {
   else if (b0 == 0xe0)
     n = 3, lo = 0xa0;
   else if (b0 >= 0xe1 && b0 <= 0xec)
-    n = 3;
+    n = 3;  // NOLINT(bugprone-branch-clone): Unicode Table 3-7, row by row
   else if (b0 == 0xed)
     n = 3, hi = 0x9f;  // no surrogates
   else if (b0 >= 0xee && b0 <= 0xef)

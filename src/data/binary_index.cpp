@@ -288,8 +288,9 @@ std::string IndexBuilder::finish(const std::string& name, const ManifestStamp& s
     source_flags[source[i]] |= static_cast<uint8_t>((ok ? 0 : 1) | (r.has_partial ? 2 : 0));
     source_frames[source[i]] += r.num_frames;
     task_frames[task[i]] += r.num_frames;
-    quality_stats[2 * r.quality] += 1;
-    quality_stats[2 * r.quality + 1] += r.num_frames;
+    const size_t q = 2 * static_cast<size_t>(r.quality);
+    quality_stats[q] += 1;
+    quality_stats[q + 1] += r.num_frames;
   }
   std::vector<uint32_t> both_source(n);
   for (size_t i = 0; i < n; ++i)
@@ -596,6 +597,8 @@ struct RebuildLock {
     fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd >= 0) ::flock(fd, LOCK_EX);
   }
+  RebuildLock(const RebuildLock&) = delete;  // one owner of the fd
+  RebuildLock& operator=(const RebuildLock&) = delete;
   ~RebuildLock() {
     if (fd >= 0) {
       ::flock(fd, LOCK_UN);

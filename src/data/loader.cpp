@@ -84,8 +84,9 @@ PairSample assemble_pair(const TrajectoryIndex& index, const PairPlan& plan, con
   s.strategy = plan.strategy;
   s.different_task = plan.strategy == Strategy::DifferentTask;
   s.preference = plan.chosen_first ? 1.f : 0.f;
-  s.a = plan.chosen_first ? std::move(chosen) : std::move(rejected);
-  s.b = plan.chosen_first ? std::move(rejected) : std::move(chosen);
+  if (!plan.chosen_first) std::swap(chosen, rejected);
+  s.a = std::move(chosen);
+  s.b = std::move(rejected);
   return s;
 }
 

@@ -104,9 +104,10 @@ class Canvas {
     if (x >= 0 && y >= 0 && x < n_ && y < n_) set_index(y * n_ + x, c);
   }
   void set_index(int i, Rgb c) {
-    px_[3 * i] = c.r;
-    px_[3 * i + 1] = c.g;
-    px_[3 * i + 2] = c.b;
+    const size_t p = 3 * static_cast<size_t>(i);
+    px_[p] = c.r;
+    px_[p + 1] = c.g;
+    px_[p + 2] = c.b;
   }
   uint8_t* px_;
   int n_;

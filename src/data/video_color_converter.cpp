@@ -137,7 +137,8 @@ void ColorConverter::Impl::reorient(const uint8_t* src, int src_w, int src_h, in
       int u = o.transpose ? y : x, v = o.transpose ? x : y;
       if (o.flip_u) u = src_w - 1 - u;
       if (o.flip_v) v = src_h - 1 - v;
-      std::memcpy(row + static_cast<size_t>(x) * 3, src + static_cast<size_t>(v) * src_stride + u * 3, 3);
+      std::memcpy(row + static_cast<size_t>(x) * 3,
+                  src + static_cast<size_t>(v) * src_stride + static_cast<size_t>(u) * 3, 3);
     }
   }
 }

@@ -226,6 +226,8 @@ json export_model(const std::string& checkpoint_dir, const std::string& out_dir,
   struct Cleanup {
     fs::path dir;
     bool done = false;
+    Cleanup(const Cleanup&) = delete;  // the directory is removed once
+    Cleanup& operator=(const Cleanup&) = delete;
     ~Cleanup() {
       if (done) return;
       std::error_code e;

@@ -141,6 +141,8 @@ class Thrift {
     explicit Depth(Thrift& th) : t(th) {
       if (++t.depth_ > t.max_depth_) corrupt("thrift: nesting deeper than " + std::to_string(t.max_depth_));
     }
+    Depth(const Depth&) = delete;  // one decrement per increment
+    Depth& operator=(const Depth&) = delete;
     ~Depth() { --t.depth_; }
   };
   Cursor& c_;

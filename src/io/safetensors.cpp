@@ -64,6 +64,9 @@ namespace {
 struct Mapping {
   void* addr = nullptr;
   size_t size = 0;
+  Mapping() = default;
+  Mapping(const Mapping&) = delete;  // one munmap per mapping
+  Mapping& operator=(const Mapping&) = delete;
   ~Mapping() {
     if (addr) ::munmap(addr, size);
   }

@@ -64,7 +64,7 @@ void Xxh64::update(const void* data, size_t size) {
   if (buffered_ > 0) {
     const size_t fill = 32 - buffered_;
     std::memcpy(buf_ + buffered_, p, fill);
-    for (int i = 0; i < 4; ++i) v_[i] = round(v_[i], read64(buf_ + 8 * i));
+    for (int i = 0; i < 4; ++i) v_[i] = round(v_[i], read64(buf_ + static_cast<size_t>(8) * i));
     p += fill;
     size -= fill;
     buffered_ = 0;

@@ -73,6 +73,8 @@ struct AutocastState {
 struct AutocastScope {
   AutocastState saved = AutocastState::capture();
   explicit AutocastScope(const AutocastState& s) { s.apply(); }
+  AutocastScope(const AutocastScope&) = delete;  // restores once
+  AutocastScope& operator=(const AutocastScope&) = delete;
   ~AutocastScope() { saved.apply(); }
 };
 
@@ -87,6 +89,8 @@ thread_local Tape* g_tape = nullptr;
 struct TapeScope {
   Tape* prev;
   explicit TapeScope(Tape* t) : prev(g_tape) { g_tape = t; }
+  TapeScope(const TapeScope&) = delete;  // restores once
+  TapeScope& operator=(const TapeScope&) = delete;
   ~TapeScope() { g_tape = prev; }
 };
 

@@ -61,12 +61,14 @@ Coeffs precompute_coeffs(int in_size, int out_size) {
   const double filterscale = std::max(scale, 1.0);
   const double support = 2.0 * filterscale;
   c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
-  c.bounds.resize(2 * out_size);
+  c.bounds.resize(2 * static_cast<size_t>(out_size));
   c.k.assign(static_cast<size_t>(out_size) * c.ksize, 0);
   std::vector<double> w(c.ksize);
   for (int xx = 0; xx < out_size; ++xx) {
     const double center = (xx + 0.5) * scale;
     const double ss = 1.0 / filterscale;
+    // Pillow's (int)(x + 0.5) casts, truncating toward zero, kept for bit-exact resizes (not lround).
+    // NOLINTBEGIN(bugprone-incorrect-roundings)
     int xmin = static_cast<int>(center - support + 0.5);  // C cast truncates, as in Pillow
     if (xmin < 0) xmin = 0;
     int xmax = static_cast<int>(center + support + 0.5);
@@ -82,8 +84,9 @@ Coeffs precompute_coeffs(int in_size, int out_size) {
       c.k[static_cast<size_t>(xx) * c.ksize + x] = v < 0 ? static_cast<int>(-0.5 + v * (1 << kPrecisionBits))
                                                          : static_cast<int>(0.5 + v * (1 << kPrecisionBits));
     }
-    c.bounds[2 * xx] = xmin;
-    c.bounds[2 * xx + 1] = xmax;
+    // NOLINTEND(bugprone-incorrect-roundings)
+    c.bounds[2 * static_cast<size_t>(xx)] = xmin;
+    c.bounds[2 * static_cast<size_t>(xx) + 1] = xmax;
   }
   return c;
 }
@@ -99,11 +102,11 @@ void resample_horizontal(const uint8_t* in, int in_w, uint8_t* out, int out_w, i
     const uint8_t* src = in + static_cast<size_t>(y) * in_w * 3;
     uint8_t* dst = out + static_cast<size_t>(y) * out_w * 3;
     for (int xx = 0; xx < out_w; ++xx) {
-      const int xmin = c.bounds[2 * xx], n = c.bounds[2 * xx + 1];
+      const int xmin = c.bounds[2 * static_cast<size_t>(xx)], n = c.bounds[2 * static_cast<size_t>(xx) + 1];
       const int* k = &c.k[static_cast<size_t>(xx) * c.ksize];
       int s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
       for (int x = 0; x < n; ++x) {
-        const uint8_t* p = src + (x + xmin) * 3;
+        const uint8_t* p = src + static_cast<size_t>(x + xmin) * 3;
         s0 += p[0] * k[x];
         s1 += p[1] * k[x];
         s2 += p[2] * k[x];
@@ -118,7 +121,7 @@ void resample_horizontal(const uint8_t* in, int in_w, uint8_t* out, int out_w, i
 void resample_vertical(const uint8_t* in, uint8_t* out, int width, int out_h, const Coeffs& c) {
   const size_t row = static_cast<size_t>(width) * 3;
   for (int yy = 0; yy < out_h; ++yy) {
-    const int ymin = c.bounds[2 * yy], n = c.bounds[2 * yy + 1];
+    const int ymin = c.bounds[2 * static_cast<size_t>(yy)], n = c.bounds[2 * static_cast<size_t>(yy) + 1];
     const int* k = &c.k[static_cast<size_t>(yy) * c.ksize];
     uint8_t* dst = out + yy * row;
     for (size_t i = 0; i < row; ++i) {

@@ -88,7 +88,7 @@ int64_t expected_parameter_count(const RewardModelConfig& cfg) {
   const int64_t merged = vh * m2;
   int64_t vision = vh * v.patch_dim() + vh                         // patch_embed (Conv3d + bias)
                    + v.num_position_embeddings * vh;               // pos_embed
-  const int64_t block = 2 * 2 * vh                                 // norm1, norm2
+  const int64_t block = 4 * vh                                     // norm1, norm2: weight + bias each
                         + (vh * 3 * vh + 3 * vh) + (vh * vh + vh)  // qkv, proj
                         + (vh * v.intermediate_size + v.intermediate_size) + (v.intermediate_size * vh + vh);
   vision += v.depth * block;

@@ -187,6 +187,9 @@ struct Tokenizer::Impl {
   mutable std::mutex cache_mutex;
   mutable std::unordered_map<std::string, std::vector<int64_t>> cache;
 
+  Impl() = default;
+  Impl(const Impl&) = delete;  // one pcre2_code_free per compiled regex
+  Impl& operator=(const Impl&) = delete;
   ~Impl() {
     if (regex) pcre2_code_free(regex);
   }

@@ -144,6 +144,8 @@ RequestFrames frames_from_request(const json& req, const RequestBudget& budget, 
                                                       std::to_string(counter++) + ".bin");
     struct Remove {
       fs::path p;
+      Remove(const Remove&) = delete;
+      Remove& operator=(const Remove&) = delete;
       ~Remove() {
         std::error_code ec;
         fs::remove(p, ec);

@@ -97,6 +97,8 @@ class TempVideo {
     f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     if (!f) throw Error("frames: cannot write the upload to " + path_);
   }
+  TempVideo(const TempVideo&) = delete;  // the directory is removed once
+  TempVideo& operator=(const TempVideo&) = delete;
   ~TempVideo() {
     std::error_code ec;
     remove_tree(dir_, ec);

@@ -23,6 +23,7 @@
 namespace robometer::data {
 
 // One manifest and the weight of its data sources when a source is drawn (spec §2.6 step 4).
+// NOLINTNEXTLINE(bugprone-exception-escape): as Manifest (manifest.h)
 struct WeightedManifest {
   Manifest manifest;
   double weight = 1.0;

@@ -31,6 +31,8 @@ class C10dWorld final : public train::World {
  public:
   C10dWorld(const DistEnv& env, const ProcessGroupConfig& cfg);
   ~C10dWorld() override;
+  C10dWorld(const C10dWorld&) = delete;  // owns the process group and its store
+  C10dWorld& operator=(const C10dWorld&) = delete;
 
   int rank() const override { return env_.rank; }
   int size() const override { return env_.world_size; }

@@ -120,6 +120,8 @@ class ParquetFile {
   static ParquetFile from_memory(std::string bytes, const std::string& name = "<memory>",
                                  ParquetLimits limits = {});
   ~ParquetFile();
+  ParquetFile(const ParquetFile&) = delete;  // owns the file (Impl)
+  ParquetFile& operator=(const ParquetFile&) = delete;
   ParquetFile(ParquetFile&&) noexcept;
   ParquetFile& operator=(ParquetFile&&) noexcept;
 

@@ -27,6 +27,8 @@ class SafetensorsFile {
  public:
   explicit SafetensorsFile(const std::string& path);
   ~SafetensorsFile();
+  SafetensorsFile(const SafetensorsFile&) = delete;  // owns the mapping (Impl)
+  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
   SafetensorsFile(SafetensorsFile&&) noexcept;
   SafetensorsFile& operator=(SafetensorsFile&&) noexcept;
 

@@ -21,7 +21,7 @@ struct ProcessorOptions {
   int64_t merge_size = 2;           // 2x2 patches -> one LLM token
   int64_t temporal_patch_size = 2;  // a still image is duplicated to 2 frames
   // qwen_vl_utils defaults: IMAGE_MIN/MAX_TOKEN_NUM (4 / 16384) x (patch_size*merge_size)^2.
-  int64_t min_pixels = 4 * 32 * 32;
+  int64_t min_pixels = 4LL * 32 * 32;
   int64_t max_pixels = 16384LL * 32 * 32;
   std::array<float, 3> image_mean{0.5f, 0.5f, 0.5f};
   std::array<float, 3> image_std{0.5f, 0.5f, 0.5f};

@@ -45,6 +45,8 @@ class Tokenizer {
   static Tokenizer robometer_from_file(const std::filesystem::path& path,
                                        TokenizerCache cache = TokenizerCache::Use);
 
+  Tokenizer(const Tokenizer&) = delete;  // owns the compiled regex (Impl)
+  Tokenizer& operator=(const Tokenizer&) = delete;
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
   ~Tokenizer();

@@ -27,6 +27,8 @@ class GuardedHttpServer : public httplib::Server {
  public:
   explicit GuardedHttpServer(ConnectionLimits limits);  // throws ConfigError on a limit < 1
   ~GuardedHttpServer() override;
+  GuardedHttpServer(const GuardedHttpServer&) = delete;  // a listening server
+  GuardedHttpServer& operator=(const GuardedHttpServer&) = delete;
 
   // Wakes every open connection (blocked reads return), so that stop() does not wait for
   // idle or trickling clients.

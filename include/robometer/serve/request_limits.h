@@ -17,9 +17,9 @@
 namespace robometer::serve {
 
 struct RequestLimits {
-  int64_t max_request_bytes = 64LL << 20;  // HTTP body (--max-request-mb)
-  int64_t max_frames = 512;                // input frames per request, all samples (--max-frames)
-  int64_t max_frame_pixels = 1920 * 1080;  // H*W of one input frame (--max-frame-pixels)
+  int64_t max_request_bytes = 64LL << 20;    // HTTP body (--max-request-mb)
+  int64_t max_frames = 512;                  // input frames per request, all samples (--max-frames)
+  int64_t max_frame_pixels = 1920LL * 1080;  // H*W of one input frame (--max-frame-pixels)
   int64_t max_request_pixels =
       1LL << 26;  // T*H*W of every input frame of a request, 192 MiB RGB (--max-request-pixels)
   int64_t max_frame_tokens = 1024;  // visual tokens per frame; larger frames are resized (--max-frame-tokens)

@@ -26,6 +26,9 @@ class ProgressBar {
   // (so a resumed run does not claim an absurd speed).
   ProgressBar(int64_t total, int64_t start = 0, ProgressBarOptions opts = {});
   ~ProgressBar();  // ends the terminal line if a bar is on screen
+  // A copy would end the same terminal line twice.
+  ProgressBar(const ProgressBar&) = delete;
+  ProgressBar& operator=(const ProgressBar&) = delete;
 
   // Reports that `step` steps are done; `extra` (e.g. "loss 0.412 lr 1.9e-05") is appended.
   void update(int64_t step, const std::string& extra = "");

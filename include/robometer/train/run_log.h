@@ -15,6 +15,8 @@ class RunLog {
   RunLog(const std::filesystem::path& run_dir, bool is_main, int64_t start_step, int64_t max_steps,
          bool tensorboard, bool progress_bar);
   ~RunLog();
+  RunLog(const RunLog&) = delete;  // owns the open log files
+  RunLog& operator=(const RunLog&) = delete;
   // rec holds "step" and numeric fields; `print` also writes a console line.
   void record(const nlohmann::json& rec, bool print);
   void finish();

@@ -64,6 +64,8 @@ class Trainer {
  public:
   Trainer(config::RunConfig cfg, TrainerSetup setup);
   ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
 
   TrainSummary fit();
 

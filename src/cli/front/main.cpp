@@ -46,7 +46,17 @@ int run_here(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (runs_here(argc, argv)) return run_here(argc, argv);
+  if (runs_here(argc, argv)) {
+    // As in robometer-full: a throw while the commands are set up is reported, not std::terminate.
+    try {
+      return run_here(argc, argv);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+    } catch (...) {
+      std::fprintf(stderr, "error: unknown exception\n");
+    }
+    return 1;
+  }
   std::error_code ec;
   const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
   const std::string full = (ec ? std::filesystem::path(argv[0]) : self).parent_path() / "robometer-full";
