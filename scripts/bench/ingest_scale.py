@@ -9,10 +9,12 @@
    - a LeRobot v3.0 metadata set: meta/info.json, meta/episodes/chunk-*/file-*.parquet
      (10,000 episodes per file), one camera; 100 episodes share each mp4 (hard links to one real
      clip from ../shared, so the readers' existence checks and the manifest's stat() are real);
-   - RBM parquet shards (10,000 rows each; 30 sources, 40k tasks; rows point at 1,000 mp4 links).
-2. Runs `/usr/bin/time -v ROBOMETER ingest --no-probe` (and BEFORE when given, e.g. a build of the
-   previous commit), prints wall time and max RSS, and checks that both binaries wrote the same
-   trajectories.jsonl (sha256).
+   - RBM parquet shards (10,000 rows each; 30 sources, 40k tasks; runs of adjacent rows point at
+     one of 1,000 mp4 links).
+2. Runs `/usr/bin/time -v ROBOMETER ingest` (LeRobot: --no-probe; RBM shards have no frame counts,
+   so they are probed, --threads 2) and BEFORE when given (e.g. a build of the previous commit),
+   prints wall time and max RSS, and checks that both binaries wrote the same trajectories.jsonl
+   (sha256).
    --probe also runs a probed ingest (each distinct video opened once) of the smallest size.
 Standard library only (plus node for the generation).
 """
@@ -96,11 +98,11 @@ def make_rbm(dir, n):
                      "SELECT 'source_' || (i %% 30) || '/traj_' || lpad(i::VARCHAR, 8, '0') AS id, "
                      "'task ' || (i %% 40000) || ': pick up the object and place it in bin ' || (i %% 7) AS task, "
                      "'source_' || (i %% 30) AS data_source, "
-                     "'videos/v-' || lpad((i %% %d)::VARCHAR, 4, '0') || '.mp4' AS frames, true AS is_robot, "
+                     "'videos/v-' || lpad((i * %d // %d)::VARCHAR, 4, '0') || '.mp4' AS frames, true AS is_robot, "
                      "CASE WHEN i %% 10 < 7 THEN 'successful' WHEN i %% 10 < 9 THEN 'failure' "
                      "ELSE 'suboptimal' END AS quality_label, "
                      "(CASE WHEN i %% 30 = 0 THEN (i %% 100) / 100.0 ELSE NULL END)::DOUBLE AS partial_success "
-                     "FROM range(%d, %d) t(i)" % (RBM_VIDEOS, f * PER_FILE, min(n, (f + 1) * PER_FILE))])
+                     "FROM range(%d, %d) t(i)" % (RBM_VIDEOS, n, f * PER_FILE, min(n, (f + 1) * PER_FILE))])
     duckdb(jobs)
     open(os.path.join(dir, "done"), "w").close()
 
@@ -148,10 +150,12 @@ def main():
             for label, exe in binaries:
                 out = os.path.join(a.dir, "out-%s-%d-%s" % (fmt, n, label))
                 shutil.rmtree(out, ignore_errors=True)
-                secs, rss, body = timed([exe, "ingest", "--format", fmt, src, "--out", out, "--no-probe"])
+                # RBM shards carry no frame counts: they are always probed.
+                mode = ["--no-probe"] if fmt == "lerobot" else ["--threads", "2"]
+                secs, rss, body = timed([exe, "ingest", "--format", fmt, src, "--out", out] + mode)
                 line = next((l for l in body.splitlines() if l.startswith("ingested")), body.strip()[-200:])
-                print("%-8s %-7s %8d episodes --no-probe: %6.1f s, max RSS %6.0f MB   %s"
-                      % (fmt, label, n, secs, rss, line[:90]), flush=True)
+                print("%-8s %-7s %8d rows %-14s %6.1f s, max RSS %6.0f MB   %s"
+                      % (fmt, label, n, " ".join(mode) + ":", secs, rss, line[:60]), flush=True)
                 digests[label] = sha256(os.path.join(out, "trajectories.jsonl"))
                 if label == "before":
                     shutil.rmtree(out, ignore_errors=True)

@@ -23,7 +23,7 @@ struct IngestArgs {
   std::string format, src, out, quality = "successful", episodes, name, data_source;
   std::vector<std::string> cameras;
   int threads = 2;
-  bool no_probe = false;
+  bool no_probe = false, no_index = false;
 };
 
 std::vector<std::string> printable_utf8_all(const std::vector<std::string>& v) {
@@ -85,7 +85,8 @@ int run_ingest(const IngestArgs& a) {
   if (w.notes() > w.first_notes().size()) source["notes_omitted"] = w.notes() - w.first_notes().size();
   const std::string name = printable_utf8(a.name.empty() ? fs::path(w.root()).filename().string() : a.name);
   w.commit(name, source);
-  data::build_index(a.out);  // trajectories.rbmidx: what the trainer maps
+  // trajectories.rbmidx: what the trainer maps (built on first use when skipped here).
+  if (!a.no_index) data::build_index(a.out);
 
   std::printf(
       "ingested %zu of %zu trajectories (%lld frames) from %s [%s] into %s in %.2f s "
@@ -118,6 +119,9 @@ Registrar reg("ingest", "Convert a LeRobot / RBM / folder dataset into a robomet
                 sub.add_option("--threads", a.threads, "Parallel video probes")->capture_default_str();
                 sub.add_flag("--no-probe", a.no_probe,
                              "Trust the metadata's frame counts instead of opening the videos");
+                sub.add_flag("--no-index", a.no_index,
+                             "Skip building trajectories.rbmidx (`robometer data index` or the first "
+                             "training run builds it)");
                 sub.callback([&exit_code] { exit_code = run_ingest(a); });
               });
 

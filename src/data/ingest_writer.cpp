@@ -2,6 +2,7 @@
 // way the in-memory path handles the whole dataset (scan_dataset, then probe_trajectories).
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -76,6 +77,18 @@ void IngestWriter::flush() {
     po.threads = opts_.threads;
     po.cache = &impl_->cache;
     files_probed_ += probe_trajectories(chunk_, po).files;
+  } else if (!opts_.probe) {
+    // Unprobed, the metadata's counts are all there is (RBM shards have none): such a record
+    // would make a manifest that no reader accepts.
+    auto unusable = [](const Trajectory& t) { return t.num_frames <= 0 || !(t.fps > 0); };
+    for (const auto& t : chunk_.trajectories)
+      if (unusable(t))
+        chunk_.problems.push_back({t.id, t.video.path,
+                                   "the metadata gives no frame count or fps (ingest without --no-probe "
+                                   "to count the video's frames)"});
+    chunk_.trajectories.erase(
+        std::remove_if(chunk_.trajectories.begin(), chunk_.trajectories.end(), unusable),
+        chunk_.trajectories.end());
   }
   for (const auto& t : chunk_.trajectories) {
     impl_->manifest.add(t);

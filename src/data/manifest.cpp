@@ -140,7 +140,7 @@ ManifestHeader read_manifest_header(const std::string& dir_arg) {
   return m;
 }
 
-void for_each_record(const ManifestHeader& m, const RecordFn& fn) {
+void for_each_record(const ManifestHeader& m, const RecordFn& fn, const BadRecordFn& on_bad) {
   const fs::path dir(m.dir);
   const fs::path records_path = dir / "trajectories.jsonl";
   std::ifstream rf(records_path);
@@ -152,12 +152,21 @@ void for_each_record(const ManifestHeader& m, const RecordFn& fn) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank line
     const std::string where = records_path.string() + ":" + std::to_string(line_no);
     json obj;
+    Trajectory t;
     try {
-      obj = json::parse(line);
-    } catch (const json::exception& e) {
-      throw FormatError(where, std::string("invalid JSON: ") + e.what());
+      try {
+        obj = json::parse(line);
+      } catch (const json::exception& e) {
+        throw FormatError(where, std::string("invalid JSON: ") + e.what());
+      }
+      t = parse_record(obj, where, dir);
+    } catch (const FormatError& e) {
+      if (!on_bad) throw;
+      on_bad(e.what());
+      ++count;
+      continue;
     }
-    fn(parse_record(obj, where, dir), obj, line_no);
+    fn(std::move(t), obj, line_no);
     ++count;
   }
   if (count != m.num_trajectories)

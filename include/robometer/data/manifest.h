@@ -42,8 +42,11 @@ ManifestHeader read_manifest_header(const std::string& dir);
 
 // Streams trajectories.jsonl one record at a time (bounded memory): fn(trajectory, the raw
 // record, its line number). Checks every record as read_manifest does, and the count at the end.
+// With `on_bad`, a bad record is passed to it ("<file>:<line>: what") and reading goes on, instead
+// of the FormatError (`data validate` lists every bad record).
 using RecordFn = std::function<void(Trajectory&&, const nlohmann::json&, int64_t line)>;
-void for_each_record(const ManifestHeader& header, const RecordFn& fn);
+using BadRecordFn = std::function<void(const std::string& message)>;
+void for_each_record(const ManifestHeader& header, const RecordFn& fn, const BadRecordFn& on_bad = {});
 
 // Writes trajectories.jsonl record by record into a temp file (bounded memory), and on commit()
 // renames it into place and writes manifest.json: nothing at `dir` changes until then, so a
