@@ -11,11 +11,12 @@
      clip from ../shared, so the readers' existence checks and the manifest's stat() are real);
    - RBM parquet shards (10,000 rows each; 30 sources, 40k tasks; runs of adjacent rows point at
      one of 1,000 mp4 links).
-2. Runs `/usr/bin/time -v ROBOMETER ingest` (LeRobot: --no-probe; RBM shards have no frame counts,
+2. Runs `/usr/bin/time -v ROBOMETER ingest`, with and without --no-index (LeRobot: --no-probe; RBM shards have no frame counts,
    so they are probed, --threads 2) and BEFORE when given (e.g. a build of the previous commit),
    prints wall time and max RSS, and checks that both binaries wrote the same trajectories.jsonl
    (sha256).
-   --probe also runs a probed ingest (each distinct video opened once) of the smallest size.
+   --probe also runs a probed ingest (each distinct video opened once) of the smallest size;
+   --index runs `data index` alone on each manifest (the index build's share of the peak).
 Standard library only (plus node for the generation).
 """
 import argparse
@@ -137,28 +138,36 @@ def main():
     ap.add_argument("--episodes", default="100000,1000000")
     ap.add_argument("--formats", default="lerobot,rbm")
     ap.add_argument("--probe", action="store_true", help="also a probed ingest of the smallest size")
+    ap.add_argument("--index", action="store_true", help="also `data index` alone on each manifest")
     a = ap.parse_args()
     if not os.path.exists(DUCKDB):
         sys.exit("DuckDB npm package missing: run scripts/deps-node")
-    binaries = [("after", a.robometer)] + ([("before", a.before)] if a.before else [])
+    # "no-index": the streamed ingest alone (the binary index build at the end holds the index in
+    # memory: `robometer data index` on the same manifest shows that part).
+    binaries = [("after", a.robometer, []), ("no-index", a.robometer, ["--no-index"])] + (
+        [("before", a.before, [])] if a.before else [])
     sizes = [int(x) for x in a.episodes.split(",")]
     for n in sizes:
         for fmt in a.formats.split(","):
             src = os.path.join(a.dir, "%s-%d" % (fmt, n))
             (make_lerobot if fmt == "lerobot" else make_rbm)(src, n)
             digests = {}
-            for label, exe in binaries:
+            for label, exe, extra in binaries:
                 out = os.path.join(a.dir, "out-%s-%d-%s" % (fmt, n, label))
                 shutil.rmtree(out, ignore_errors=True)
                 # RBM shards carry no frame counts: they are always probed.
                 mode = ["--no-probe"] if fmt == "lerobot" else ["--threads", "2"]
-                secs, rss, body = timed([exe, "ingest", "--format", fmt, src, "--out", out] + mode)
+                secs, rss, body = timed([exe, "ingest", "--format", fmt, src, "--out", out] + mode + extra)
                 line = next((l for l in body.splitlines() if l.startswith("ingested")), body.strip()[-200:])
                 print("%-8s %-7s %8d rows %-14s %6.1f s, max RSS %6.0f MB   %s"
                       % (fmt, label, n, " ".join(mode) + ":", secs, rss, line[:60]), flush=True)
                 digests[label] = sha256(os.path.join(out, "trajectories.jsonl"))
-                if label == "before":
+                if label != "after":
                     shutil.rmtree(out, ignore_errors=True)
+            if a.index:
+                out = os.path.join(a.dir, "out-%s-%d-after" % (fmt, n))
+                secs, rss, _ = timed([a.robometer, "data", "index", out])
+                print("%-8s %-7s %8d rows data index:     %6.1f s, max RSS %6.0f MB" % (fmt, "", n, secs, rss))
             if len(set(digests.values())) > 1:
                 sys.exit("trajectories.jsonl differs between the binaries: %s" % digests)
             if a.before:
@@ -166,10 +175,10 @@ def main():
     if a.probe:
         n, fmt = sizes[0], "lerobot"
         src = os.path.join(a.dir, "%s-%d" % (fmt, n))
-        for label, exe in binaries:
+        for label, exe, extra in binaries:
             out = os.path.join(a.dir, "out-probe-%s" % label)
             shutil.rmtree(out, ignore_errors=True)
-            secs, rss, body = timed([exe, "ingest", "--format", fmt, src, "--out", out, "--threads", "2"])
+            secs, rss, body = timed([exe, "ingest", "--format", fmt, src, "--out", out, "--threads", "2"] + extra)
             line = next((l for l in body.splitlines() if l.startswith("ingested")), "")
             print("%-8s %-7s %8d episodes probed:     %6.1f s, max RSS %6.0f MB   %s"
                   % (fmt, label, n, secs, rss, line[:90]), flush=True)

@@ -16,6 +16,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <queue>
 
 #include "robometer/cli/command.h"
 #include "robometer/cli/data_frames.h"
@@ -288,7 +289,8 @@ int run_validate(const std::string& dir, bool check_videos) {
   // Duplicate ids: sorted by hash, each repeat against the first line of its id. Only the ids of
   // the listed ones are read back (a second pass), so memory stays bounded however many repeat.
   std::sort(id_hashes.begin(), id_hashes.end());
-  std::vector<std::pair<int64_t, int64_t>> dups;  // (line, first line of the id), the listed ones
+  // (line, first line of the id): the earliest repeats, the ones listed (a max-heap by line).
+  std::priority_queue<std::pair<int64_t, int64_t>> earliest;
   int64_t first = 0, num_dups = 0;
   for (size_t k = 0; k < id_hashes.size(); ++k) {
     if (k == 0 || !id_hashes[k].same_id(id_hashes[k - 1])) {
@@ -296,8 +298,11 @@ int run_validate(const std::string& dir, bool check_videos) {
       continue;
     }
     ++num_dups;
-    if (dups.size() < Problems::kKept) dups.emplace_back(id_hashes[k].line, first);
+    earliest.emplace(id_hashes[k].line, first);
+    if (earliest.size() > Problems::kKept) earliest.pop();
   }
+  std::vector<std::pair<int64_t, int64_t>> dups;
+  for (; !earliest.empty(); earliest.pop()) dups.push_back(earliest.top());
   std::vector<IdHash>().swap(id_hashes);
   if (num_dups > 0) {
     std::map<int64_t, std::string> ids;

@@ -163,12 +163,12 @@ TEST(CliValidate, ListsEveryProblemWithFileAndLine) {
   const std::string jsonl = (ds / "trajectories.jsonl").string();
   auto r = run_robometer("data validate --no-videos '" + ds.path().string() + "'");
   EXPECT_EQ(r.code, 1) << r.out;
-  for (const std::string& want :
-       {jsonl + ":2: duplicate trajectory id 'a' (first at line 1)",
-        jsonl + ":3: key 'video.path' (../outside.mp4) leaves the manifest directory",
-        jsonl + ":4 ('c'): video /etc/hostname leaves the dataset directory", jsonl + ":5: missing key",
-        jsonl + ":6 ('e'): " + (ds / "missing.mp4").string() + " does not exist", "4 trajectories",
-        "5 problems"})
+  for (const std::string& want : std::vector<std::string>{
+           jsonl + ":2: duplicate trajectory id 'a' (first at line 1)",
+           jsonl + ":3: key 'video.path' (../outside.mp4) leaves the manifest directory",
+           jsonl + ":4 ('c'): video /etc/hostname leaves the dataset directory", jsonl + ":5: missing key",
+           jsonl + ":6 ('e'): " + (ds / "missing.mp4").string() + " does not exist", "4 trajectories",
+           "5 problems"})
     EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
 
   TempDir empty;
