@@ -16,7 +16,9 @@
    prints wall time and max RSS, and checks that both binaries wrote the same trajectories.jsonl
    (sha256).
    --probe also runs a probed ingest (each distinct video opened once) of the smallest size;
-   --index runs `data index` alone on each manifest (the index build's share of the peak).
+   --index runs `data index` alone on each manifest (the index build's share of the peak);
+   --validate runs `data validate` on the largest LeRobot manifest with its videos moved away, and
+   on a copy where every id appears twice (memory stays bounded; the listing is capped).
 Standard library only (plus node for the generation).
 """
 import argparse
@@ -122,6 +124,20 @@ def timed(cmd):
     return secs, rss, r.stdout[: r.stdout.find("\tCommand being timed")]
 
 
+def validate(exe, dir, extra=()):
+    """`data validate` exits 1 when it finds problems: timed without failing on that."""
+    r = subprocess.run(["/usr/bin/time", "-v", exe, "data", "validate"] + list(extra) + [dir],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stdout).group(1)) / 1024
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", r.stdout).group(1)
+    secs = 0.0
+    for part in wall.split(":"):
+        secs = secs * 60 + float(part)
+    body = [l for l in r.stdout[: r.stdout.find("\tCommand being timed")].splitlines()
+            if l.strip() and not l.startswith("Command exited")]
+    return secs, rss, body[-1].split(": ", 1)[-1] if body else ""
+
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -139,6 +155,8 @@ def main():
     ap.add_argument("--formats", default="lerobot,rbm")
     ap.add_argument("--probe", action="store_true", help="also a probed ingest of the smallest size")
     ap.add_argument("--index", action="store_true", help="also `data index` alone on each manifest")
+    ap.add_argument("--validate", action="store_true",
+                    help="also `data validate` on the largest LeRobot manifest (videos missing; ids repeated)")
     a = ap.parse_args()
     if not os.path.exists(DUCKDB):
         sys.exit("DuckDB npm package missing: run scripts/deps-node")
@@ -172,6 +190,33 @@ def main():
                 sys.exit("trajectories.jsonl differs between the binaries: %s" % digests)
             if a.before:
                 print("         trajectories.jsonl identical (sha256 %s)" % digests["after"][:16])
+    if a.validate:
+        # The largest LeRobot manifest, its videos moved away (every record a problem), then a copy
+        # whose ids repeat (each twice): `data validate` memory and time, the listing capped.
+        n = sizes[-1]
+        src, out = os.path.join(a.dir, "lerobot-%d" % n), os.path.join(a.dir, "out-lerobot-%d-after" % n)
+        idx = os.path.join(out, "trajectories.rbmidx")
+        os.rename(os.path.join(src, "videos"), os.path.join(src, "videos.gone"))
+        os.rename(idx, idx + ".away")
+        try:
+            for label, exe, _ in binaries[:1] + binaries[2:]:
+                secs, rss, body = validate(exe, out)
+                print("validate %-7s %8d records, videos missing:  %6.1f s, max RSS %6.0f MB   %s"
+                      % (label, n, secs, rss, body[-90:]), flush=True)
+        finally:
+            os.rename(os.path.join(src, "videos.gone"), os.path.join(src, "videos"))
+            os.rename(idx + ".away", idx)
+        dup = os.path.join(a.dir, "dup-%d" % n)
+        os.makedirs(dup, exist_ok=True)
+        shutil.copy(os.path.join(out, "manifest.json"), dup)
+        with open(os.path.join(out, "trajectories.jsonl")) as f, \
+                open(os.path.join(dup, "trajectories.jsonl"), "w") as o:
+            for i, line in enumerate(f):
+                o.write(re.sub(r'"id":"[^"]*"', '"id":"ep_%d"' % (i % (n // 2)), line, count=1))
+        for label, exe, _ in binaries[:1] + binaries[2:]:
+            secs, rss, body = validate(exe, dup, ["--no-videos"])
+            print("validate %-7s %8d records, %d ids twice: %6.1f s, max RSS %6.0f MB   %s"
+                  % (label, n, n // 2, secs, rss, body[-90:]), flush=True)
     if a.probe:
         n, fmt = sizes[0], "lerobot"
         src = os.path.join(a.dir, "%s-%d" % (fmt, n))
