@@ -550,3 +550,29 @@ TEST(IngestWriter, NoManifestWithoutCommit) {
   for (const auto& e : fs::directory_iterator(out.path()))
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
 }
+
+// Notes are all in the report (after the problems), the first kNotesKept also in memory for the
+// manifest header: a million metadata mismatches must not end up in manifest.json.
+TEST(IngestWriter, NotesCappedInMemoryAllInReport) {
+  TempDir out;
+  rd::IngestWriter::Options o;
+  o.chunk = 3;
+  rd::IngestWriter w(out.path().string(), o);
+  w.begin("folder", out.path().string(), -1);
+  const size_t n = rd::IngestWriter::kNotesKept + 5;
+  for (size_t i = 0; i < n; ++i) {
+    w.note("note " + std::to_string(i));
+    if (i % 100 == 0) w.problem({"id" + std::to_string(i), "p", "r"});
+  }
+  w.finish();
+  EXPECT_EQ(w.notes(), n);
+  ASSERT_EQ(w.first_notes().size(), rd::IngestWriter::kNotesKept);
+  EXPECT_EQ(w.first_notes().back(), "note " + std::to_string(rd::IngestWriter::kNotesKept - 1));
+  std::ifstream in(out / "ingest_report.jsonl");
+  std::vector<nlohmann::json> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(nlohmann::json::parse(l));
+  ASSERT_EQ(lines.size(), n + w.problems());
+  EXPECT_EQ(w.problems(), 11u);
+  for (size_t i = 0; i < w.problems(); ++i) EXPECT_FALSE(lines[i].contains("note")) << i;
+  for (size_t i = 0; i < n; ++i) EXPECT_EQ(lines[w.problems() + i]["note"], "note " + std::to_string(i));
+}
