@@ -5,6 +5,7 @@
 // intact. Exit 1 listing the problems (file:line).
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <queue>
 
 #include "robometer/cli/command.h"
 #include "robometer/cli/data_frames.h"
@@ -79,6 +81,13 @@ class VideoCache {
   int64_t opened_ = 0;
 };
 
+// FNV-1a: the second, independent hash of an id.
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
 // True when `path` (absolute, normal) lies under `root`.
 bool inside(const fs::path& path, const fs::path& root) {
   if (root.empty()) return false;
@@ -97,15 +106,27 @@ int run_validate(const std::string& dir, bool check_videos) {
 
   Problems problems;
   VideoCache videos;
-  std::vector<std::pair<uint64_t, int64_t>> id_hashes;  // (hash of id, line): duplicates in bounded memory
-  int64_t n = 0;
+  // Duplicate ids in bounded memory: two independent 64-bit hashes of each id and its line (24
+  // bytes a record); ids are compared by the pair (a false match is a 2^-128 event).
+  struct IdHash {
+    uint64_t a, b;
+    int64_t line;
+    bool operator<(const IdHash& o) const { return a != o.a ? a < o.a : b != o.b ? b < o.b : line < o.line; }
+    bool same_id(const IdHash& o) const { return a == o.a && b == o.b; }
+  };
+  std::vector<IdHash> id_hashes;
+  // (no doubling at 1M records; a header claiming more is not trusted further)
+  id_hashes.reserve(static_cast<size_t>(std::clamp<int64_t>(header.num_trajectories, 0, 1 << 21)));
+  int64_t n = 0, lines = 0;
   std::string last_stat_path;
   struct stat last_st {};
   bool last_exists = false;
-  data::for_each_record(header, [&](data::Trajectory&& t, const nlohmann::json& raw, int64_t line) {
+  auto check = [&](data::Trajectory&& t, const nlohmann::json& raw, int64_t line) {
     ++n;
+    ++lines;
     const std::string where = records + ":" + std::to_string(line) + " ('" + t.id + "'): ";
-    id_hashes.emplace_back(data::hash_seed({std::hash<std::string>{}(t.id), t.id.size()}), line);
+    const uint64_t h = std::hash<std::string>{}(t.id);
+    id_hashes.push_back({data::hash_seed({h, t.id.size()}), fnv1a(t.id), line});
     const fs::path video(t.video.path);
     if (!inside(video, root) && !inside(video, source_root)) {
       problems.add(where + "video " + t.video.path + " leaves the dataset directory " + root.string() +
@@ -137,25 +158,50 @@ int run_validate(const std::string& dir, bool check_videos) {
     if (frames != t.num_frames)
       problems.add(where + "window holds " + std::to_string(frames) + " frames, manifest says " +
                    std::to_string(t.num_frames));
-  });
-  if (n == 0) problems.add(records + ": the dataset is empty (no trajectories)");
-
-  // Duplicate ids: equal hashes are confirmed on the ids themselves (a second, selective pass).
-  std::sort(id_hashes.begin(), id_hashes.end());
-  std::map<int64_t, int64_t> suspect;  // line → first line with the same hash
-  for (size_t k = 1; k < id_hashes.size(); ++k)
-    if (id_hashes[k].first == id_hashes[k - 1].first) suspect[id_hashes[k].second] = id_hashes[k - 1].second;
-  if (!suspect.empty()) {
-    std::map<int64_t, std::string> ids;
-    for (const auto& [a, b] : suspect) ids[a], ids[b];
-    data::for_each_record(header, [&](data::Trajectory&& t, const nlohmann::json&, int64_t line) {
-      auto it = ids.find(line);
-      if (it != ids.end()) it->second = t.id;
+  };
+  try {
+    data::for_each_record(header, check, [&](const std::string& bad) {
+      ++lines;  // a malformed record (or a path with ".."): listed, not fatal
+      problems.add(bad);
     });
-    for (const auto& [line, first] : suspect)
-      if (ids[line] == ids[first])
-        problems.add(records + ":" + std::to_string(line) + ": duplicate trajectory id '" + ids[line] +
-                     "' (first at line " + std::to_string(first) + ")");
+  } catch (const FormatError& e) {  // e.g. num_trajectories disagrees with the records
+    problems.add(e.what());
+  }
+  if (lines == 0) problems.add(records + ": the dataset is empty (no trajectories)");
+
+  // Duplicate ids: sorted by hash, each repeat against the first line of its id. Only the ids of
+  // the listed ones are read back (a second pass), so memory stays bounded however many repeat.
+  std::sort(id_hashes.begin(), id_hashes.end());
+  // (line, first line of the id): the earliest repeats, the ones listed (a max-heap by line).
+  std::priority_queue<std::pair<int64_t, int64_t>> earliest;
+  int64_t first = 0, num_dups = 0;
+  for (size_t k = 0; k < id_hashes.size(); ++k) {
+    if (k == 0 || !id_hashes[k].same_id(id_hashes[k - 1])) {
+      first = id_hashes[k].line;
+      continue;
+    }
+    ++num_dups;
+    earliest.emplace(id_hashes[k].line, first);
+    if (earliest.size() > Problems::kKept) earliest.pop();
+  }
+  std::vector<std::pair<int64_t, int64_t>> dups;
+  for (; !earliest.empty(); earliest.pop()) dups.push_back(earliest.top());
+  std::vector<IdHash>().swap(id_hashes);
+  if (num_dups > 0) {
+    std::map<int64_t, std::string> ids;
+    for (const auto& [line, first_line] : dups) ids[first_line];
+    data::for_each_record(
+        header,
+        [&](data::Trajectory&& t, const nlohmann::json&, int64_t line) {
+          auto it = ids.find(line);
+          if (it != ids.end()) it->second = t.id;
+        },
+        [](const std::string&) {});
+    std::sort(dups.begin(), dups.end());
+    for (const auto& [line, first_line] : dups)
+      problems.add(records + ":" + std::to_string(line) + ": duplicate trajectory id '" + ids[first_line] +
+                   "' (first at line " + std::to_string(first_line) + ")");
+    problems.count += num_dups - static_cast<int64_t>(dups.size());  // counted, not listed
   }
 
   // The binary index, when there is one: fresh and intact (a stale one is rebuilt by data.index: auto).

@@ -1,6 +1,7 @@
-// `robometer ingest --format lerobot|rbm|folder SRC --out DIR`: reads an external dataset,
-// probes every video (each distinct file once, in parallel) and writes DIR/manifest.json +
-// DIR/trajectories.jsonl. Episodes that cannot be used go to DIR/ingest_report.jsonl.
+// `robometer ingest --format lerobot|rbm|folder SRC --out DIR`: streams an external dataset in
+// chunks (bounded memory), probes every video (each distinct file once, in parallel) and writes
+// DIR/manifest.json + DIR/trajectories.jsonl (renamed into place at the end) and the binary index.
+// Episodes that cannot be used go to DIR/ingest_report.jsonl as they are found.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -22,7 +23,7 @@ struct IngestArgs {
   std::string format, src, out, quality = "successful", episodes, name, data_source;
   std::vector<std::string> cameras;
   int threads = 2;
-  bool no_probe = false;
+  bool no_probe = false, no_index = false;
 };
 
 std::vector<std::string> printable_utf8_all(const std::vector<std::string>& v) {
@@ -45,66 +46,57 @@ int run_ingest(const IngestArgs& a) {
   if (a.threads < 1) throw ConfigError("--threads must be at least 1");
 
   const auto t0 = std::chrono::steady_clock::now();
-  data::DatasetScan scan = data::scan_dataset(a.format, a.src, o);
-  const size_t listed = scan.trajectories.size() + scan.problems.size();
-  const double scan_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  data::ProbeSummary probe;
-  if (!a.no_probe) {
-    data::ProbeOptions po;
-    po.threads = a.threads;
-    // A bar with rate and ETA on a terminal; a line every 30 s in logs.
-    std::unique_ptr<train::ProgressBar> bar;
-    train::ProgressBarOptions bo;
-    bo.unit = "video";
-    bo.every_steps = 0;
-    po.progress = [&bar, &bo](size_t done, size_t total) {
-      if (!bar) bar = std::make_unique<train::ProgressBar>(static_cast<int64_t>(total), 0, bo);
-      if (done == total)
-        bar->finish("probed");
-      else
-        bar->update(static_cast<int64_t>(done));
-    };
-    probe = data::probe_trajectories(scan, po);
-    bar.reset();
-  }
+  // Streamed: the dataset is never held in memory (a LeRobot v3.0 set can list a million episodes).
+  data::IngestWriter::Options wo;
+  wo.probe = !a.no_probe;
+  wo.threads = a.threads;
+  // A bar with rate and ETA on a terminal; a line every 30 s in logs. The total is the number of
+  // metadata rows, when the reader knows it up front.
+  std::unique_ptr<train::ProgressBar> bar;
+  train::ProgressBarOptions bo;
+  bo.unit = a.format == "lerobot" ? "episode" : "row";
+  bo.every_steps = 0;
+  wo.progress = [&bar, &bo](int64_t done, int64_t total) {
+    if (total <= 0) return;
+    if (!bar) bar = std::make_unique<train::ProgressBar>(total, 0, bo);
+    bar->update(done);
+  };
+  data::IngestWriter w(a.out, wo);
+  data::read_dataset(a.format, a.src, o, w);
+  w.finish();
+  if (bar) bar->finish(a.no_probe ? "read" : "read and probed");
+  bar.reset();
   const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-
-  fs::create_directories(a.out);
-  const fs::path report = fs::path(a.out) / "ingest_report.jsonl";
-  {
-    std::ofstream r(report, std::ios::trunc);
-    for (const auto& p : scan.problems) r << p.to_json().dump() << '\n';
-    for (const auto& n : scan.notes) r << nlohmann::json{{"note", printable_utf8(n)}}.dump() << '\n';
-    if (!r) throw Error(report.string() + ": cannot write");
-  }
-  if (scan.trajectories.empty())
-    throw Error("no usable trajectories in " + a.src + " (" + std::to_string(scan.problems.size()) +
-                " problems, see " + report.string() + ")");
+  const size_t listed = w.kept() + w.problems();
+  const std::string& report = w.report_path();
+  if (w.kept() == 0)
+    throw Error("no usable trajectories in " + a.src + " (" + std::to_string(w.problems()) +
+                " problems, see " + report + ")");
   // Paths and arguments need not be UTF-8; the manifest is JSON.
   nlohmann::json source{{"tool", "robometer ingest"},
-                        {"format", scan.format},
-                        {"path", printable_utf8(scan.root)},
+                        {"format", w.format()},
+                        {"path", printable_utf8(w.root())},
                         {"cameras", a.cameras},
                         {"quality", a.quality},
                         {"episodes", a.episodes},
                         {"probed", !a.no_probe},
-                        {"problems", scan.problems.size()},
-                        {"notes", printable_utf8_all(scan.notes)}};
-  const std::string name = printable_utf8(a.name.empty() ? fs::path(scan.root).filename().string() : a.name);
-  data::write_manifest(a.out, name, scan.trajectories, source);
-  data::build_index(a.out);  // trajectories.rbmidx: what the trainer maps
+                        {"problems", w.problems()},
+                        {"notes", printable_utf8_all(w.first_notes())}};
+  if (w.notes() > w.first_notes().size()) source["notes_omitted"] = w.notes() - w.first_notes().size();
+  const std::string name = printable_utf8(a.name.empty() ? fs::path(w.root()).filename().string() : a.name);
+  w.commit(name, source);
+  // trajectories.rbmidx: what the trainer maps (built on first use when skipped here).
+  if (!a.no_index) data::build_index(a.out);
 
-  int64_t frames = 0;
-  for (const auto& t : scan.trajectories) frames += t.num_frames;
   std::printf(
       "ingested %zu of %zu trajectories (%lld frames) from %s [%s] into %s in %.2f s "
-      "(scan %.2f s, %zu video files probed)\n",
-      scan.trajectories.size(), listed, static_cast<long long>(frames), scan.root.c_str(),
-      scan.format.c_str(), a.out.c_str(), total_s, scan_s, probe.files);
-  if (!scan.problems.empty() || !scan.notes.empty())
-    std::printf("%zu problems and %zu notes written to %s\n", scan.problems.size(), scan.notes.size(),
-                report.string().c_str());
-  for (size_t i = 0; i < scan.notes.size() && i < 5; ++i) std::printf("  note: %s\n", scan.notes[i].c_str());
+      "(%zu video files probed)\n",
+      w.kept(), listed, static_cast<long long>(w.frames()), w.root().c_str(), w.format().c_str(),
+      a.out.c_str(), total_s, w.files_probed());
+  if (w.problems() > 0 || w.notes() > 0)
+    std::printf("%zu problems and %zu notes written to %s\n", w.problems(), w.notes(), report.c_str());
+  for (size_t i = 0; i < w.first_notes().size() && i < 5; ++i)
+    std::printf("  note: %s\n", w.first_notes()[i].c_str());
   return 0;
 }
 
@@ -127,6 +119,9 @@ Registrar reg("ingest", "Convert a LeRobot / RBM / folder dataset into a robomet
                 sub.add_option("--threads", a.threads, "Parallel video probes")->capture_default_str();
                 sub.add_flag("--no-probe", a.no_probe,
                              "Trust the metadata's frame counts instead of opening the videos");
+                sub.add_flag("--no-index", a.no_index,
+                             "Skip building trajectories.rbmidx (`robometer data index` or the first "
+                             "training run builds it)");
                 sub.callback([&exit_code] { exit_code = run_ingest(a); });
               });
 

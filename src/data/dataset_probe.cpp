@@ -13,18 +13,44 @@
 
 namespace robometer::data {
 
-DatasetScan scan_dataset(const std::string& format, const std::string& root, const IngestOptions& opts) {
-  DatasetScan scan;
+void ScanSink::begin(const std::string& format, const std::string& root, int64_t) {
+  scan.format = format;
+  scan.root = root;
+}
+
+void read_dataset(const std::string& format, const std::string& root, const IngestOptions& opts,
+                  TrajectorySink& sink) {
   if (format == "lerobot")
-    scan = scan_lerobot(root, opts);
+    read_lerobot(root, opts, sink);
   else if (format == "rbm")
-    scan = scan_rbm(root, opts);
+    read_rbm(root, opts, sink);
   else if (format == "folder")
-    scan = scan_folder(root, opts);
+    read_folder(root, opts, sink);
   else
     throw ConfigError("unknown dataset format '" + format + "' (expected lerobot | rbm | folder)");
-  move_invalid_utf8_to_problems(scan);
-  return scan;
+}
+
+DatasetScan scan_dataset(const std::string& format, const std::string& root, const IngestOptions& opts) {
+  ScanSink sink;
+  read_dataset(format, root, opts, sink);
+  move_invalid_utf8_to_problems(sink.scan);
+  return std::move(sink.scan);
+}
+
+const ProbeCache::Video* ProbeCache::find(const std::string& path) const {
+  for (const auto& e : entries_)
+    if (e.first == path) return &e.second;
+  return nullptr;
+}
+
+void ProbeCache::put(const std::string& path, Video v) {
+  for (auto it = entries_.begin(); it != entries_.end(); ++it)
+    if (it->first == path) {
+      entries_.erase(it);
+      break;
+    }
+  entries_.emplace_back(path, std::move(v));
+  if (entries_.size() > capacity_) entries_.erase(entries_.begin());
 }
 
 std::vector<int64_t> parse_episode_list(const std::string& spec) {
@@ -74,17 +100,20 @@ ProbeSummary probe_trajectories(DatasetScan& scan, const ProbeOptions& opts) {
   std::vector<std::string> files;
   for (const auto& kv : by_file) files.push_back(kv.first);
 
-  struct Result {
-    bool ok = false;
-    std::string error;
-    std::vector<double> ts;
-    double fps = 0, end_s = 0;
-  };
+  using Result = ProbeCache::Video;
   std::vector<Result> results(files.size());
+  std::vector<size_t> to_open;  // files not in the cache
+  for (size_t k = 0; k < files.size(); ++k) {
+    if (const Result* c = opts.cache ? opts.cache->find(files[k]) : nullptr)
+      results[k] = *c;
+    else
+      to_open.push_back(k);
+  }
   std::atomic<size_t> next{0}, done{0};
   std::mutex progress_mu;
   auto worker = [&] {
-    for (size_t k; (k = next.fetch_add(1)) < files.size();) {
+    for (size_t j; (j = next.fetch_add(1)) < to_open.size();) {
+      const size_t k = to_open[j];
       Result& r = results[k];
       try {
         VideoReader v(files[k]);
@@ -99,18 +128,18 @@ ProbeSummary probe_trajectories(DatasetScan& scan, const ProbeOptions& opts) {
       size_t d = ++done;
       if (opts.progress) {
         std::lock_guard<std::mutex> lock(progress_mu);
-        opts.progress(d, files.size());
+        opts.progress(d, to_open.size());
       }
     }
   };
-  const int n_threads = std::max(1, std::min<int>(opts.threads, static_cast<int>(files.size())));
+  const int n_threads = std::max(1, std::min<int>(opts.threads, static_cast<int>(to_open.size())));
   std::vector<std::thread> pool;
   for (int i = 1; i < n_threads; ++i) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
 
   ProbeSummary s;
-  s.files = files.size();
+  s.files = to_open.size();
   std::vector<bool> drop(scan.trajectories.size(), false);
   for (size_t k = 0; k < files.size(); ++k) {
     const Result& r = results[k];
@@ -137,6 +166,14 @@ ProbeSummary probe_trajectories(DatasetScan& scan, const ProbeOptions& opts) {
         drop[i] = true;
       }
     }
+  }
+  if (opts.cache) {
+    // The files used last (in record order) go in last: they are the ones the next chunk continues.
+    std::vector<size_t> order(files.size());
+    for (size_t k = 0; k < files.size(); ++k) order[k] = k;
+    std::sort(order.begin(), order.end(),
+              [&](size_t a, size_t b) { return by_file[files[a]].back() < by_file[files[b]].back(); });
+    for (size_t k : order) opts.cache->put(files[k], std::move(results[k]));
   }
   std::vector<Trajectory> kept;
   for (size_t i = 0; i < scan.trajectories.size(); ++i)

@@ -140,7 +140,7 @@ ManifestHeader read_manifest_header(const std::string& dir_arg) {
   return m;
 }
 
-void for_each_record(const ManifestHeader& m, const RecordFn& fn) {
+void for_each_record(const ManifestHeader& m, const RecordFn& fn, const BadRecordFn& on_bad) {
   const fs::path dir(m.dir);
   const fs::path records_path = dir / "trajectories.jsonl";
   std::ifstream rf(records_path);
@@ -152,12 +152,21 @@ void for_each_record(const ManifestHeader& m, const RecordFn& fn) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank line
     const std::string where = records_path.string() + ":" + std::to_string(line_no);
     json obj;
+    Trajectory t;
     try {
-      obj = json::parse(line);
-    } catch (const json::exception& e) {
-      throw FormatError(where, std::string("invalid JSON: ") + e.what());
+      try {
+        obj = json::parse(line);
+      } catch (const json::exception& e) {
+        throw FormatError(where, std::string("invalid JSON: ") + e.what());
+      }
+      t = parse_record(obj, where, dir);
+    } catch (const FormatError& e) {
+      if (!on_bad) throw;
+      on_bad(e.what());
+      ++count;
+      continue;
     }
-    fn(parse_record(obj, where, dir), obj, line_no);
+    fn(std::move(t), obj, line_no);
     ++count;
   }
   if (count != m.num_trajectories)
@@ -176,53 +185,73 @@ Manifest read_manifest(const std::string& dir_arg) {
   return m;
 }
 
-void write_manifest(const std::string& dir_arg, const std::string& name,
-                    const std::vector<Trajectory>& trajectories, const json& source) {
-  fs::path dir = fs::absolute(dir_arg).lexically_normal();
-  fs::create_directories(dir);
-  // Streamed in 1 MB pieces (a million records must not need a second copy in memory).
-  io::AtomicFileWriter records((dir / "trajectories.jsonl").string());
+struct ManifestWriter::Impl {
+  fs::path dir;
+  io::AtomicFileWriter records;
   std::string buf;
   std::string last_video;  // LeRobot v3.0 episodes share a file: stat it once
   struct stat st {};
-  for (size_t i = 0; i < trajectories.size(); ++i) {
-    const Trajectory& t = trajectories[i];
-    fs::path video = fs::absolute(t.video.path).lexically_normal();
-    if (video.native() != last_video) {
-      if (::stat(video.c_str(), &st) != 0)
-        throw Error("write_manifest: trajectory " + std::to_string(i) + " ('" + t.id + "'): video " +
-                    video.string() + " does not exist");
-      last_video = video.native();
-    }
-    // Paths under the manifest directory are stored relative, so the folder can be moved.
-    fs::path rel = video.lexically_relative(dir);
-    bool inside = !rel.empty() && *rel.begin() != "..";
-    json v{{"path", inside ? rel.string() : video.string()},
-           {"from_s", t.video.from_s},
-           {"to_s", t.video.to_s < 0 ? json(nullptr) : json(t.video.to_s)}};
-    json rec{{"id", t.id},
-             {"task", t.task},
-             {"data_source", t.data_source},
-             {"video", v},
-             {"num_frames", t.num_frames},
-             {"fps", t.fps},
-             {"quality_label", quality_name(t.quality)},
-             {"partial_success", t.partial_success ? json(*t.partial_success) : json(nullptr)},
-             {"is_robot", t.is_robot},
-             {"video_size", static_cast<int64_t>(st.st_size)},
-             {"video_mtime", static_cast<int64_t>(st.st_mtime)}};
-    buf += rec.dump();
-    buf += '\n';
-    if (buf.size() >= (1u << 20)) {
-      records.write(buf);
-      buf.clear();
-    }
+  explicit Impl(const fs::path& d) : dir(d), records((d / "trajectories.jsonl").string()) {}
+};
+
+ManifestWriter::ManifestWriter(const std::string& dir_arg) {
+  const fs::path dir = fs::absolute(dir_arg).lexically_normal();
+  fs::create_directories(dir);
+  impl_ = std::make_unique<Impl>(dir);
+}
+
+ManifestWriter::~ManifestWriter() = default;
+
+void ManifestWriter::add(const Trajectory& t) {
+  Impl& m = *impl_;
+  fs::path video = fs::absolute(t.video.path).lexically_normal();
+  if (video.native() != m.last_video) {
+    if (::stat(video.c_str(), &m.st) != 0)
+      throw Error("write_manifest: trajectory " + std::to_string(n_) + " ('" + t.id + "'): video " +
+                  video.string() + " does not exist");
+    m.last_video = video.native();
   }
-  records.write(buf);
+  // Paths under the manifest directory are stored relative, so the folder can be moved.
+  fs::path rel = video.lexically_relative(m.dir);
+  bool inside = !rel.empty() && *rel.begin() != "..";
+  json v{{"path", inside ? rel.string() : video.string()},
+         {"from_s", t.video.from_s},
+         {"to_s", t.video.to_s < 0 ? json(nullptr) : json(t.video.to_s)}};
+  json rec{{"id", t.id},
+           {"task", t.task},
+           {"data_source", t.data_source},
+           {"video", v},
+           {"num_frames", t.num_frames},
+           {"fps", t.fps},
+           {"quality_label", quality_name(t.quality)},
+           {"partial_success", t.partial_success ? json(*t.partial_success) : json(nullptr)},
+           {"is_robot", t.is_robot},
+           {"video_size", static_cast<int64_t>(m.st.st_size)},
+           {"video_mtime", static_cast<int64_t>(m.st.st_mtime)}};
+  m.buf += rec.dump();
+  m.buf += '\n';
+  ++n_;
+  // Written in 1 MB pieces.
+  if (m.buf.size() >= (1u << 20)) {
+    m.records.write(m.buf);
+    m.buf.clear();
+  }
+}
+
+void ManifestWriter::commit(const std::string& name, const json& source) {
+  Impl& m = *impl_;
+  m.records.write(m.buf);
+  m.buf.clear();
   // Records first, header last: a reader that finds the new header also finds its records.
-  records.commit();
-  io::write_file_atomic((dir / "manifest.json").string(),
-                        header_json(name, trajectories.size(), source).dump(2) + "\n");
+  m.records.commit();
+  io::write_file_atomic((m.dir / "manifest.json").string(), header_json(name, n_, source).dump(2) + "\n");
+}
+
+void write_manifest(const std::string& dir, const std::string& name,
+                    const std::vector<Trajectory>& trajectories, const json& source) {
+  ManifestWriter w(dir);
+  for (const auto& t : trajectories) w.add(t);
+  w.commit(name, source);
 }
 
 }  // namespace robometer::data

@@ -41,51 +41,15 @@ std::vector<std::string> split_csv(const std::string& line, const std::string& w
 
 }  // namespace
 
-DatasetScan scan_folder(const std::string& root_arg, const IngestOptions& opts) {
+void read_folder(const std::string& root_arg, const IngestOptions& opts, TrajectorySink& sink) {
   const fs::path root = fs::absolute(root_arg).lexically_normal();
-  DatasetScan scan;
-  scan.format = "folder";
-  scan.root = root.string();
   const fs::path jsonl = root / "videos.jsonl", csv = root / "videos.csv";
-  std::vector<std::pair<std::string, json>> records;  // (where, record)
-  if (fs::exists(jsonl)) {
-    std::ifstream in(jsonl);
-    std::string line;
-    for (int n = 1; std::getline(in, line); ++n) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      const std::string where = jsonl.string() + ":" + std::to_string(n);
-      try {
-        records.emplace_back(where, json::parse(line));
-      } catch (const json::exception& e) {
-        throw FormatError(where, std::string("invalid JSON: ") + e.what());
-      }
-      if (!records.back().second.is_object()) throw FormatError(where, "not a JSON object");
-    }
-  } else if (fs::exists(csv)) {
-    std::ifstream in(csv);
-    std::string line;
-    std::vector<std::string> header;
-    for (int n = 1; std::getline(in, line); ++n) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      const std::string where = csv.string() + ":" + std::to_string(n);
-      auto fields = split_csv(line, where);
-      if (header.empty()) {
-        header = fields;
-        continue;
-      }
-      if (fields.size() != header.size())
-        throw FormatError(
-            where, std::to_string(fields.size()) + " fields, header has " + std::to_string(header.size()));
-      json rec = json::object();
-      for (size_t k = 0; k < header.size(); ++k)
-        if (!fields[k].empty()) rec[header[k]] = fields[k];
-      records.emplace_back(where, rec);
-    }
-  } else {
+  if (!fs::exists(jsonl) && !fs::exists(csv))
     throw FormatError(root.string(), "no videos.jsonl or videos.csv (folder format)");
-  }
+  sink.begin("folder", root.string(), -1);
   const std::string default_source = opts.data_source.empty() ? root.filename().string() : opts.data_source;
-  for (const auto& [where, r] : records) {
+  // One record, as it is read (a list of a million videos is not held in memory).
+  auto add = [&](const std::string& where, const json& r) {
     Trajectory t;
     try {
       const std::string path = r.at("path").get<std::string>();
@@ -116,13 +80,55 @@ DatasetScan scan_folder(const std::string& root_arg, const IngestOptions& opts) 
       throw FormatError(where, e.what());
     }
     if (t.task.empty())
-      scan.problems.push_back({t.id, where, "empty task"});
+      sink.problem({t.id, where, "empty task"});
     else if (!fs::is_regular_file(t.video.path))
-      scan.problems.push_back({t.id, t.video.path, "video file is missing"});
+      sink.problem({t.id, t.video.path, "video file is missing"});
     else
-      scan.trajectories.push_back(std::move(t));
+      sink.trajectory(std::move(t));
+    sink.row_done();
+  };
+  if (fs::exists(jsonl)) {
+    std::ifstream in(jsonl);
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      const std::string where = jsonl.string() + ":" + std::to_string(n);
+      json rec;
+      try {
+        rec = json::parse(line);
+      } catch (const json::exception& e) {
+        throw FormatError(where, std::string("invalid JSON: ") + e.what());
+      }
+      if (!rec.is_object()) throw FormatError(where, "not a JSON object");
+      add(where, rec);
+    }
+  } else {
+    std::ifstream in(csv);
+    std::string line;
+    std::vector<std::string> header;
+    for (int n = 1; std::getline(in, line); ++n) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      const std::string where = csv.string() + ":" + std::to_string(n);
+      auto fields = split_csv(line, where);
+      if (header.empty()) {
+        header = fields;
+        continue;
+      }
+      if (fields.size() != header.size())
+        throw FormatError(
+            where, std::to_string(fields.size()) + " fields, header has " + std::to_string(header.size()));
+      json rec = json::object();
+      for (size_t k = 0; k < header.size(); ++k)
+        if (!fields[k].empty()) rec[header[k]] = fields[k];
+      add(where, rec);
+    }
   }
-  return scan;
+}
+
+DatasetScan scan_folder(const std::string& root, const IngestOptions& opts) {
+  ScanSink sink;
+  read_folder(root, opts, sink);
+  return std::move(sink.scan);
 }
 
 }  // namespace robometer::data

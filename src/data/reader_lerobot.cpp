@@ -122,7 +122,8 @@ std::string episode_id(const std::string& source, int64_t ep, const std::string&
 
 // ------------------------------------------------------------------ v2.1
 
-void scan_v21(const fs::path& root, const json& info, const IngestOptions& opts, DatasetScan& scan) {
+void read_v21(const fs::path& root, const json& info, const std::string& format, const IngestOptions& opts,
+              TrajectorySink& sink) {
   const std::string info_path = (root / "meta/info.json").string();
   const std::vector<std::string> keys = video_keys(info, opts, info_path);
   const std::string tpl = info_value<std::string>(
@@ -150,6 +151,7 @@ void scan_v21(const fs::path& root, const json& info, const IngestOptions& opts,
   }
 
   const fs::path episodes_path = root / "meta/episodes.jsonl";
+  sink.begin(format, root.string(), info_value<int64_t>(info, "total_episodes", -1, info_path));
   std::ifstream in(episodes_path);
   if (!in) throw FormatError(episodes_path.string(), "cannot open (LeRobot v2.1 lists episodes there)");
   std::string line;
@@ -172,8 +174,8 @@ void scan_v21(const fs::path& root, const json& info, const IngestOptions& opts,
     }
     ++listed;
     total_length += length;
-    if (!wanted(opts, ep)) continue;
-    for (const auto& key : keys) {
+    for (size_t k = 0; wanted(opts, ep) && k < keys.size(); ++k) {
+      const std::string& key = keys[k];
       std::string rel = format_template(
           tpl, {{"video_key", key}}, {{"episode_chunk", ep / chunks_size}, {"episode_index", ep}}, info_path);
       Trajectory t;
@@ -185,25 +187,27 @@ void scan_v21(const fs::path& root, const json& info, const IngestOptions& opts,
       t.fps = fps;
       t.quality = opts.quality;
       if (task.empty()) {
-        scan.problems.push_back({t.id, episodes_path.string(), "episode has no task"});
+        sink.problem({t.id, episodes_path.string(), "episode has no task"});
       } else if (!fs::is_regular_file(t.video.path)) {
-        scan.problems.push_back({t.id, t.video.path, "video file is missing"});
+        sink.problem({t.id, t.video.path, "video file is missing"});
       } else {
-        scan.trajectories.push_back(std::move(t));
+        sink.trajectory(std::move(t));
       }
     }
+    sink.row_done();
   }
   if (const int64_t n = info_value<int64_t>(info, "total_episodes", -1, info_path); n >= 0 && n != listed)
-    scan.notes.push_back("meta/info.json total_episodes is " + std::to_string(n) +
-                         " but meta/episodes.jsonl lists " + std::to_string(listed));
+    sink.note("meta/info.json total_episodes is " + std::to_string(n) + " but meta/episodes.jsonl lists " +
+              std::to_string(listed));
   if (const int64_t n = info_value<int64_t>(info, "total_frames", -1, info_path); n >= 0 && n != total_length)
-    scan.notes.push_back("meta/info.json total_frames is " + std::to_string(n) +
-                         " but the episode lengths sum to " + std::to_string(total_length));
+    sink.note("meta/info.json total_frames is " + std::to_string(n) + " but the episode lengths sum to " +
+              std::to_string(total_length));
 }
 
 // ------------------------------------------------------------------ v3.0
 
-void scan_v30(const fs::path& root, const json& info, const IngestOptions& opts, DatasetScan& scan) {
+void read_v30(const fs::path& root, const json& info, const std::string& format, const IngestOptions& opts,
+              TrajectorySink& sink) {
   const std::string info_path = (root / "meta/info.json").string();
   const std::vector<std::string> keys = video_keys(info, opts, info_path);
   const std::string tpl = info_value<std::string>(
@@ -232,6 +236,10 @@ void scan_v30(const fs::path& root, const json& info, const IngestOptions& opts,
   std::sort(files.begin(), files.end());
   if (files.empty())
     throw FormatError(ep_dir.string(), "no episode parquet files (LeRobot v3.0 keeps episodes there)");
+
+  int64_t rows_total = 0;  // from the footers, for progress
+  for (const auto& file : files) rows_total += io::ParquetFile(file.string()).num_rows();
+  sink.begin(format, root.string(), rows_total);
 
   ExistsCache exists;
   int64_t listed = 0, total_length = 0;
@@ -278,7 +286,10 @@ void scan_v30(const fs::path& root, const json& info, const IngestOptions& opts,
       ++listed;
       total_length += length[r];
       const int64_t ep = episode[r];
-      if (!wanted(opts, ep)) continue;
+      if (!wanted(opts, ep)) {
+        sink.row_done();
+        continue;
+      }
       for (const auto& key : keys) {
         const Cam& cam = cams[key];
         std::string rel = format_template(
@@ -295,50 +306,51 @@ void scan_v30(const fs::path& root, const json& info, const IngestOptions& opts,
         t.fps = fps;
         t.quality = opts.quality;
         if (t.task.empty()) {
-          scan.problems.push_back({t.id, file.string(), "episode has no task"});
+          sink.problem({t.id, file.string(), "episode has no task"});
         } else if (const std::string why = utf8_problem(t.task); !why.empty()) {
-          scan.problems.push_back({t.id, file.string(), "row " + std::to_string(r) + ": task " + why});
+          sink.problem({t.id, file.string(), "row " + std::to_string(r) + ": task " + why});
         } else if (!(t.video.from_s >= 0.0) || !(t.video.to_s > t.video.from_s)) {
-          scan.problems.push_back({t.id, file.string(),
-                                   "bad time window [" + std::to_string(t.video.from_s) + ", " +
-                                       std::to_string(t.video.to_s) + ")"});
+          sink.problem({t.id, file.string(),
+                        "bad time window [" + std::to_string(t.video.from_s) + ", " +
+                            std::to_string(t.video.to_s) + ")"});
         } else if (!exists(t.video.path)) {
-          scan.problems.push_back({t.id, t.video.path, "video file is missing"});
+          sink.problem({t.id, t.video.path, "video file is missing"});
         } else {
-          scan.trajectories.push_back(std::move(t));
+          sink.trajectory(std::move(t));
         }
       }
+      sink.row_done();
     }
   }
   if (const int64_t n = info_value<int64_t>(info, "total_episodes", -1, info_path); n >= 0 && n != listed)
-    scan.notes.push_back("meta/info.json total_episodes is " + std::to_string(n) +
-                         " but meta/episodes lists " + std::to_string(listed));
+    sink.note("meta/info.json total_episodes is " + std::to_string(n) + " but meta/episodes lists " +
+              std::to_string(listed));
   if (const int64_t n = info_value<int64_t>(info, "total_frames", -1, info_path); n >= 0 && n != total_length)
-    scan.notes.push_back("meta/info.json total_frames is " + std::to_string(n) +
-                         " but the episode lengths sum to " + std::to_string(total_length));
+    sink.note("meta/info.json total_frames is " + std::to_string(n) + " but the episode lengths sum to " +
+              std::to_string(total_length));
 }
 
 }  // namespace
 
-DatasetScan scan_lerobot(const std::string& root_arg, const IngestOptions& opts) {
+void read_lerobot(const std::string& root_arg, const IngestOptions& opts, TrajectorySink& sink) {
   const fs::path root = fs::absolute(root_arg).lexically_normal();
   const fs::path info_path = root / "meta/info.json";
   if (!fs::exists(info_path)) throw FormatError(info_path.string(), "missing: not a LeRobot dataset");
   const json info = read_json_file(info_path);
   const std::string version = info_value<std::string>(info, "codebase_version", "", info_path.string());
-  DatasetScan scan;
-  scan.root = root.string();
-  if (version.rfind("v2", 0) == 0) {
-    scan.format = "lerobot-" + version;
-    scan_v21(root, info, opts, scan);
-  } else if (version.rfind("v3", 0) == 0) {
-    scan.format = "lerobot-" + version;
-    scan_v30(root, info, opts, scan);
-  } else {
+  if (version.rfind("v2", 0) == 0)
+    read_v21(root, info, "lerobot-" + version, opts, sink);
+  else if (version.rfind("v3", 0) == 0)
+    read_v30(root, info, "lerobot-" + version, opts, sink);
+  else
     throw FormatError(info_path.string(),
                       "unsupported codebase_version '" + version + "' (supported: v2.x, v3.x)");
-  }
-  return scan;
+}
+
+DatasetScan scan_lerobot(const std::string& root, const IngestOptions& opts) {
+  ScanSink sink;
+  read_lerobot(root, opts, sink);
+  return std::move(sink.scan);
 }
 
 }  // namespace robometer::data

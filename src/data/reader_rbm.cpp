@@ -12,22 +12,22 @@
 namespace robometer::data {
 namespace fs = std::filesystem;
 
-DatasetScan scan_rbm(const std::string& root_arg, const IngestOptions& opts) {
+void read_rbm(const std::string& root_arg, const IngestOptions& opts, TrajectorySink& sink) {
   const fs::path root = fs::absolute(root_arg).lexically_normal();
-  DatasetScan scan;
-  scan.format = "rbm";
-  scan.root = root.string();
+  fs::path base = root;
   std::vector<fs::path> shards;
   if (fs::is_regular_file(root)) {
     shards.push_back(root);
-    scan.root = root.parent_path().string();
+    base = root.parent_path();
   } else if (fs::is_directory(root)) {
     for (const auto& e : fs::recursive_directory_iterator(root))
       if (e.is_regular_file() && e.path().extension() == ".parquet") shards.push_back(e.path());
   }
   std::sort(shards.begin(), shards.end());
   if (shards.empty()) throw FormatError(root.string(), "no .parquet shards found (RBM format)");
-  const fs::path base = scan.root;
+  int64_t rows_total = 0;  // from the footers, for progress
+  for (const auto& shard : shards) rows_total += io::ParquetFile(shard.string()).num_rows();
+  sink.begin("rbm", base.string(), rows_total);
 
   for (const auto& shard : shards) {
     io::ParquetFile pf(shard.string());
@@ -44,7 +44,8 @@ DatasetScan scan_rbm(const std::string& root_arg, const IngestOptions& opts) {
     if (pf.has_column("data_source")) source = pf.read_column("data_source").optional_strings();
     if (pf.has_column("is_robot")) is_robot = pf.read_column("is_robot").optional_int64s();
     if (pf.has_column("partial_success")) partial = pf.read_column("partial_success").optional_doubles();
-    for (size_t r = 0; r < n; ++r) {
+    // One row; returns early when it is a problem.
+    auto add_row = [&](size_t r) {
       const std::string where = shard.string() + " row " + std::to_string(r);
       // The manifest is JSON: text from a BLOB column may hold any bytes.
       std::string bad_text;
@@ -60,22 +61,22 @@ DatasetScan scan_rbm(const std::string& root_arg, const IngestOptions& opts) {
       }
       if (!bad_text.empty()) {
         const bool id_usable = id[r] && !id[r]->empty() && is_valid_utf8(*id[r]);
-        scan.problems.push_back({id_usable ? *id[r] : where, shard.string(), bad_text});
-        continue;
+        sink.problem({id_usable ? *id[r] : where, shard.string(), bad_text});
+        return;
       }
       Trajectory t;
       t.id = id[r].value_or("");
       if (t.id.empty()) {
-        scan.problems.push_back({where, shard.string(), "empty or NULL id"});
-        continue;
+        sink.problem({where, shard.string(), "empty or NULL id"});
+        return;
       }
       if (!task[r] || task[r]->empty()) {
-        scan.problems.push_back({t.id, shard.string(), "empty or NULL task"});
-        continue;
+        sink.problem({t.id, shard.string(), "empty or NULL task"});
+        return;
       }
       if (!frames[r] || frames[r]->empty()) {
-        scan.problems.push_back({t.id, shard.string(), "empty or NULL frames path"});
-        continue;
+        sink.problem({t.id, shard.string(), "empty or NULL frames path"});
+        return;
       }
       t.task = *task[r];
       t.data_source =
@@ -86,28 +87,36 @@ DatasetScan scan_rbm(const std::string& root_arg, const IngestOptions& opts) {
       try {
         t.quality = parse_quality(quality[r].value_or(""));
       } catch (const Error& e) {
-        scan.problems.push_back({t.id, shard.string(), e.what()});
-        continue;
+        sink.problem({t.id, shard.string(), e.what()});
+        return;
       }
       if (partial[r]) {
         if (!(*partial[r] >= 0.0 && *partial[r] <= 1.0)) {
-          scan.problems.push_back({t.id, shard.string(),
-                                   "partial_success " + std::to_string(*partial[r]) + " is outside [0, 1]"});
-          continue;
+          sink.problem({t.id, shard.string(),
+                        "partial_success " + std::to_string(*partial[r]) + " is outside [0, 1]"});
+          return;
         }
         t.partial_success = static_cast<float>(*partial[r]);
       }
       if (fs::path(t.video.path).extension() != ".mp4" && !fs::is_regular_file(t.video.path)) {
-        scan.problems.push_back(
-            {t.id, t.video.path, "frames is not an mp4 file (frame-sequence mode is unsupported)"});
+        sink.problem({t.id, t.video.path, "frames is not an mp4 file (frame-sequence mode is unsupported)"});
       } else if (!fs::is_regular_file(t.video.path)) {
-        scan.problems.push_back({t.id, t.video.path, "video file is missing"});
+        sink.problem({t.id, t.video.path, "video file is missing"});
       } else {
-        scan.trajectories.push_back(std::move(t));
+        sink.trajectory(std::move(t));
       }
+    };
+    for (size_t r = 0; r < n; ++r) {
+      add_row(r);
+      sink.row_done();
     }
   }
-  return scan;
+}
+
+DatasetScan scan_rbm(const std::string& root, const IngestOptions& opts) {
+  ScanSink sink;
+  read_rbm(root, opts, sink);
+  return std::move(sink.scan);
 }
 
 }  // namespace robometer::data

@@ -127,3 +127,82 @@ TEST(CliIngest, NonUtf8RbmTextIsAPerRowProblem) {
   }
   EXPECT_EQ(ids, (std::vector<std::string>{"id-a", "id-c", "id-f"}));
 }
+
+// Issue 17 item 4: `data validate` lists every problem with file and line and goes on past a bad
+// record: a duplicate id, a relative path climbing out with "..", an absolute path elsewhere
+// (refused), a record missing keys, a missing video; an empty manifest is a problem too.
+TEST(CliValidate, ListsEveryProblemWithFileAndLine) {
+  ROBOMETER_REQUIRE_SHARED_DATA();
+  TempDir ds;
+  fs::copy_file(shared_dir() / "data/robometer/scripts/example_videos/soar_put_green_stick_in_brown_bowl.mp4",
+                ds / "a.mp4");
+  auto rec = [](const std::string& id, const std::string& path) {
+    return nlohmann::json{{"id", id},
+                          {"task", "t"},
+                          {"data_source", "s"},
+                          {"video", {{"path", path}, {"from_s", 0.0}, {"to_s", nullptr}}},
+                          {"num_frames", 32},
+                          {"fps", 10.0},
+                          {"quality_label", "successful"},
+                          {"partial_success", nullptr},
+                          {"is_robot", true}}
+        .dump();
+  };
+  {
+    std::ofstream r(ds / "trajectories.jsonl");
+    r << rec("a", "a.mp4") << "\n"
+      << rec("a", "a.mp4") << "\n"
+      << rec("b", "../outside.mp4") << "\n"
+      << rec("c", "/etc/hostname") << "\n"
+      << R"({"id":"d"})"
+      << "\n"
+      << rec("e", "missing.mp4") << "\n";
+    std::ofstream(ds / "manifest.json")
+        << R"({"format":"robometer-manifest","version":1,"name":"v","num_trajectories":6})";
+  }
+  const std::string jsonl = (ds / "trajectories.jsonl").string();
+  auto r = run_robometer("data validate --no-videos '" + ds.path().string() + "'");
+  EXPECT_EQ(r.code, 1) << r.out;
+  for (const std::string& want : std::vector<std::string>{
+           jsonl + ":2: duplicate trajectory id 'a' (first at line 1)",
+           jsonl + ":3: key 'video.path' (../outside.mp4) leaves the manifest directory",
+           jsonl + ":4 ('c'): video /etc/hostname leaves the dataset directory", jsonl + ":5: missing key",
+           jsonl + ":6 ('e'): " + (ds / "missing.mp4").string() + " does not exist", "4 trajectories",
+           "5 problems"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
+
+  TempDir empty;
+  std::ofstream(empty / "trajectories.jsonl");
+  std::ofstream(empty / "manifest.json")
+      << R"({"format":"robometer-manifest","version":1,"name":"v","num_trajectories":0})";
+  r = run_robometer("data validate '" + empty.path().string() + "'");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("the dataset is empty"), std::string::npos) << r.out;
+}
+
+// RBM shards carry no frame counts: `--no-probe` turns their rows into problems instead of writing a
+// manifest no reader accepts.
+TEST(CliIngest, RbmNoProbeNeedsFrameCounts) {
+  ROBOMETER_REQUIRE_SHARED_DATA();
+  std::string why;
+  if (!robometer::test::duckdb_available(why)) GTEST_SKIP() << "DuckDB oracle: " << why;
+  TempDir ds, out;
+  const std::string clip =
+      (shared_dir() / "data/robometer/scripts/example_videos/soar_put_green_stick_in_brown_bowl.mp4")
+          .string();
+  ASSERT_TRUE(robometer::test::duckdb_write_parquet(
+      ds / "shard-000.parquet", "SELECT * FROM (VALUES ('id-a', 'wave', '" + clip +
+                                    "', 'successful')) t(id, task, frames, quality_label)"));
+  auto r = run_robometer("ingest --format rbm '" + ds.path().string() + "' --out '" + out.path().string() +
+                         "' --no-probe");
+  EXPECT_NE(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("no usable trajectories"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(out / "trajectories.jsonl"));
+  std::ifstream report(out / "ingest_report.jsonl");
+  std::string line;
+  ASSERT_TRUE(std::getline(report, line));
+  EXPECT_NE(line.find("no frame count or fps"), std::string::npos) << line;
+  r = run_robometer("ingest --format rbm '" + ds.path().string() + "' --out '" + out.path().string() + "'");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("ingested 1 of 1 trajectories (32 frames)"), std::string::npos) << r.out;
+}

@@ -2,15 +2,18 @@
 // ../shared/data and on synthetic datasets whose videos encode their frame numbers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include "common/test_util.h"
 #include "data/video_fixtures.h"
 #include "robometer/core/error.h"
 #include "robometer/data/dataset_readers.h"
+#include "robometer/data/manifest.h"
 #include "robometer/data/video_reader.h"
 #include "robometer/io/parquet.h"
 
@@ -415,3 +418,161 @@ TEST(LeRobotV30, DecimalTimestampsAndUnsignedEpisodeIndex) {
 }
 
 }  // namespace
+
+// ------------------------------------------------------------------ streamed ingest (issue 17 item 3)
+
+namespace {
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> sorted_lines(const fs::path& p) {
+  std::vector<std::string> lines;
+  std::ifstream in(p);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+// The in-memory path `ingest` took before streaming: the whole scan, probed, then written.
+void ingest_in_memory(const std::string& format, const fs::path& src, const fs::path& out) {
+  rd::DatasetScan scan = rd::scan_dataset(format, src.string());
+  rd::probe_trajectories(scan, {2, nullptr});
+  fs::create_directories(out);
+  std::ofstream r(out / "ingest_report.jsonl");
+  for (const auto& p : scan.problems) r << p.to_json().dump() << '\n';
+  for (const auto& n : scan.notes) r << nlohmann::json{{"note", n}}.dump() << '\n';
+  rd::write_manifest(out.string(), "x", scan.trajectories);
+}
+
+struct Streamed {
+  size_t kept, problems, notes, files;
+};
+Streamed ingest_streamed(const std::string& format, const fs::path& src, const fs::path& out, size_t chunk) {
+  rd::IngestWriter::Options o;
+  o.threads = 2;
+  o.chunk = chunk;
+  rd::IngestWriter w(out.string(), o);
+  rd::read_dataset(format, src.string(), {}, w);
+  w.finish();
+  w.commit("x", nlohmann::json::object());
+  return {w.kept(), w.problems(), w.notes(), w.files_probed()};
+}
+
+}  // namespace
+
+// The real G1 LeRobot v2.1 fixture (3 videos present, 97 missing): streamed in
+// one chunk the files equal the in-memory path's byte for byte; in chunks of 2 records the manifest
+// is the same and the report holds the same lines (problems of each chunk as they come).
+TEST(IngestWriter, StreamedEqualsInMemoryOnG1) {
+  ROBOMETER_REQUIRE_SHARED_DATA();
+  const fs::path src = shared_dir() / "data/G1-policy-train";
+  TempDir mem, one, chunked;
+  ingest_in_memory("lerobot", src, mem.path());
+  const Streamed a = ingest_streamed("lerobot", src, one.path(), 8192);
+  EXPECT_EQ(a.kept, 3u);
+  EXPECT_EQ(a.problems, 97u);
+  EXPECT_EQ(a.files, 3u);
+  const std::string records = read_all(mem / "trajectories.jsonl");
+  ASSERT_FALSE(records.empty());
+  EXPECT_EQ(read_all(one / "trajectories.jsonl"), records);
+  EXPECT_EQ(read_all(one / "ingest_report.jsonl"), read_all(mem / "ingest_report.jsonl"));
+  const Streamed b = ingest_streamed("lerobot", src, chunked.path(), 2);
+  EXPECT_EQ(b.kept, 3u);
+  EXPECT_EQ(b.problems, 97u);
+  EXPECT_EQ(read_all(chunked / "trajectories.jsonl"), records);
+  EXPECT_EQ(sorted_lines(chunked / "ingest_report.jsonl"), sorted_lines(mem / "ingest_report.jsonl"));
+  // Notes (if any) still come after every problem.
+  const auto lines = [&] {
+    std::vector<std::string> v;
+    std::ifstream in(chunked / "ingest_report.jsonl");
+    for (std::string l; std::getline(in, l);) v.push_back(l);
+    return v;
+  }();
+  ASSERT_EQ(lines.size(), b.problems + b.notes);
+  for (size_t i = 0; i < lines.size(); ++i)
+    EXPECT_EQ(nlohmann::json::parse(lines[i]).contains("note"), i >= b.problems) << lines[i];
+  EXPECT_EQ(rd::read_manifest_header(chunked.path().string()).num_trajectories, 3);
+}
+
+// v3.0 episodes of one mp4 split across chunks: the probe cache opens each file once, and the
+// windows' frame counts are those of the in-memory path.
+TEST(IngestWriter, SharedFilesAcrossChunksAreProbedOnce) {
+  ROBOMETER_REQUIRE_FFMPEG_CLI();
+  REQUIRE_DUCKDB();
+  TempDir dir;
+  for (int f = 0; f < 3; ++f) {
+    const fs::path mp4 = dir / ("videos/cam/chunk-000/file-00" + std::to_string(f) + ".mp4");
+    fs::create_directories(mp4.parent_path());
+    ASSERT_TRUE(robometer::test::make_index_video(mp4, 21, robometer::test::h264_args(4), 10));
+  }
+  fs::create_directories(dir / "meta/episodes/chunk-000");
+  // 7 episodes of 3 frames per file; episode 20 claims 2 frames (a note after probing).
+  ASSERT_TRUE(
+      duckdb_write(dir / "meta/episodes/chunk-000/file-000.parquet",
+                   "SELECT i AS episode_index, ['task ' || (i % 3)] AS tasks, "
+                   "(CASE WHEN i = 20 THEN 2 ELSE 3 END)::BIGINT AS length, 0::BIGINT AS "
+                   "\"videos/cam/chunk_index\", (i // 7)::BIGINT AS \"videos/cam/file_index\", "
+                   "((i % 7) * 0.3)::DOUBLE AS \"videos/cam/from_timestamp\", "
+                   "((i % 7) * 0.3 + 0.3)::DOUBLE AS \"videos/cam/to_timestamp\" FROM range(21) t(i)"));
+  write_text(dir / "meta/info.json", R"({"codebase_version":"v3.0","fps":10,"total_episodes":21,)"
+                                     R"("features":{"cam":{"dtype":"video"}}})");
+  TempDir mem, streamed;
+  ingest_in_memory("lerobot", dir.path(), mem.path());
+  const Streamed s = ingest_streamed("lerobot", dir.path(), streamed.path(), 5);
+  EXPECT_EQ(s.kept, 21u);
+  EXPECT_EQ(s.problems, 0u);
+  EXPECT_EQ(s.notes, 1u);
+  EXPECT_EQ(s.files, 3u);  // not 7 (once per chunk that touches a file)
+  EXPECT_EQ(read_all(streamed / "trajectories.jsonl"), read_all(mem / "trajectories.jsonl"));
+  EXPECT_EQ(read_all(streamed / "ingest_report.jsonl"), read_all(mem / "ingest_report.jsonl"));
+  rd::Manifest m = rd::read_manifest(streamed.path().string());
+  ASSERT_EQ(m.trajectories.size(), 21u);
+  for (const auto& t : m.trajectories) EXPECT_EQ(t.num_frames, 3) << t.id;
+}
+
+// A failed ingest leaves no trajectories.jsonl behind (temp file until commit).
+TEST(IngestWriter, NoManifestWithoutCommit) {
+  ROBOMETER_REQUIRE_SHARED_DATA();
+  TempDir out;
+  {
+    rd::IngestWriter w(out.path().string(), {});
+    rd::read_dataset("lerobot", (shared_dir() / "data/G1-policy-train").string(), {}, w);
+    w.finish();
+  }
+  EXPECT_FALSE(fs::exists(out / "trajectories.jsonl"));
+  EXPECT_FALSE(fs::exists(out / "manifest.json"));
+  EXPECT_TRUE(fs::exists(out / "ingest_report.jsonl"));
+  for (const auto& e : fs::directory_iterator(out.path()))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+}
+
+// Notes are all in the report (after the problems), the first kNotesKept also in memory for the
+// manifest header: a million metadata mismatches must not end up in manifest.json.
+TEST(IngestWriter, NotesCappedInMemoryAllInReport) {
+  TempDir out;
+  rd::IngestWriter::Options o;
+  o.chunk = 3;
+  rd::IngestWriter w(out.path().string(), o);
+  w.begin("folder", out.path().string(), -1);
+  const size_t n = rd::IngestWriter::kNotesKept + 5;
+  for (size_t i = 0; i < n; ++i) {
+    w.note("note " + std::to_string(i));
+    if (i % 100 == 0) w.problem({"id" + std::to_string(i), "p", "r"});
+  }
+  w.finish();
+  EXPECT_EQ(w.notes(), n);
+  ASSERT_EQ(w.first_notes().size(), rd::IngestWriter::kNotesKept);
+  EXPECT_EQ(w.first_notes().back(), "note " + std::to_string(rd::IngestWriter::kNotesKept - 1));
+  std::ifstream in(out / "ingest_report.jsonl");
+  std::vector<nlohmann::json> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(nlohmann::json::parse(l));
+  ASSERT_EQ(lines.size(), n + w.problems());
+  EXPECT_EQ(w.problems(), 11u);
+  for (size_t i = 0; i < w.problems(); ++i) EXPECT_FALSE(lines[i].contains("note")) << i;
+  for (size_t i = 0; i < n; ++i) EXPECT_EQ(lines[w.problems() + i]["note"], "note " + std::to_string(i));
+}

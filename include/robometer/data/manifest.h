@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -45,8 +46,31 @@ ManifestHeader read_manifest_header(const std::string& dir);
 
 // Streams trajectories.jsonl one record at a time (bounded memory): fn(trajectory, the raw
 // record, its line number). Checks every record as read_manifest does, and the count at the end.
+// With `on_bad`, a bad record is passed to it ("<file>:<line>: what") and reading goes on, instead
+// of the FormatError (`data validate` lists every bad record).
 using RecordFn = std::function<void(Trajectory&&, const nlohmann::json&, int64_t line)>;
-void for_each_record(const ManifestHeader& header, const RecordFn& fn);
+using BadRecordFn = std::function<void(const std::string& message)>;
+void for_each_record(const ManifestHeader& header, const RecordFn& fn, const BadRecordFn& on_bad = {});
+
+// Writes trajectories.jsonl record by record into a temp file (bounded memory), and on commit()
+// renames it into place and writes manifest.json: nothing at `dir` changes until then, so a
+// failed write never leaves a half manifest that looks complete.
+class ManifestWriter {
+ public:
+  explicit ManifestWriter(const std::string& dir);
+  ~ManifestWriter();
+  ManifestWriter(const ManifestWriter&) = delete;
+  ManifestWriter& operator=(const ManifestWriter&) = delete;
+  // Throws Error when the video does not exist.
+  void add(const Trajectory& t);
+  size_t size() const { return n_; }
+  void commit(const std::string& name, const nlohmann::json& source);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  size_t n_ = 0;
+};
 
 // Writes manifest.json + trajectories.jsonl atomically (temp + rename). Video paths under
 // `dir` are stored relative to it; size and mtime of each video are recorded.
