@@ -7,6 +7,8 @@
 #include <torch/torch.h>
 
 #include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -17,6 +19,7 @@
 #include "robometer/bench/benchmarks.h"
 #include "robometer/config/loader.h"
 #include "robometer/core/error.h"
+#include "robometer/core/host_sync.h"
 #include "robometer/train/options_from_config.h"
 #include "robometer/train/trainer.h"
 
@@ -32,7 +35,8 @@ struct Options {
   std::string data;
   int steps = 10;
   int warmup = 2;
-  int repeats = 5;  // repetitions of each isolated measurement
+  int repeats = 5;                          // repetitions of each isolated measurement
+  bool prepare_on_training_thread = false;  // the processor as before: inside the step
 };
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -64,6 +68,7 @@ int run_bench_step(const Options& o) {
   train::ParamOptimizer* opt = nullptr;
   train::TrainerSetup setup;
   setup.progress_bar = false;
+  setup.prepare_in_loader = !o.prepare_on_training_thread;
   setup.make_optimizer = [&opt](const train::NamedParameters& p, const train::AdamWConfig& c) {
     auto o = std::make_unique<train::LocalAdamW>(p, c);
     opt = o.get();
@@ -106,6 +111,7 @@ int run_bench_step(const Options& o) {
     step.sync_s += t.sync_s;
     step.optimizer_s += t.optimizer_s;
     step.total_s += t.total_s;
+    step.input_s += t.input_s;
     for (int micro = 0; micro < accum; ++micro) {
       const data::Batch b = next();
       auto t0 = Clock::now();
@@ -122,8 +128,8 @@ int run_bench_step(const Options& o) {
     opt->zero_grad();
   }
   const double n = o.steps;
-  step = {step.data_s / n, step.forward_s / n,   step.backward_s / n,
-          step.sync_s / n, step.optimizer_s / n, step.total_s / n};
+  step = {step.data_s / n,      step.forward_s / n, step.backward_s / n, step.sync_s / n,
+          step.optimizer_s / n, step.total_s / n,   step.input_s / n};
   fwd_s /= n;  // per step (all micro-batches)
   bwd_s /= n;
   opt_s /= n;
@@ -134,9 +140,32 @@ int run_bench_step(const Options& o) {
   const double tokens = in.attention_mask.sum().item<double>();
   const double processor_s =
       time_mean(o.repeats, [&] { in = train::pair_inputs(*bundle.processor, batch, device); });
+  // The whole processor from the frames, as the training thread ran it before the loader's
+  // workers took it over: the "before" figure beside the in-step "after".
+  data::Batch raw = batch;
+  for (auto& smp : raw.samples) smp.prepared.reset();
+  const double full_processor_s =
+      time_mean(o.repeats, [&] { in = train::pair_inputs(*bundle.processor, raw, device); });
   const double model_fwd_s = time_mean(o.repeats, [&] { bundle.model->forward(in); });
   const double clip_s = time_mean(o.repeats, [&] { opt->clip_grad_norm(cfg.train.max_grad_norm); });
   const double loader_s = time_mean(o.repeats * accum, [&] { next(); });
+
+  // Host syncs: one more real step, counted by site, and the model forward alone on host inputs.
+  auto& syncs = core::HostSyncCounter::instance();
+  const auto sites_before = syncs.by_site();
+  const int64_t step_syncs = trainer.step_once().host_syncs;
+  const auto sites_after = syncs.by_site();
+  const int64_t fwd_before = syncs.total();
+  bundle.model->forward(train::host_pair_inputs(*bundle.processor, batch, device.is_cuda()));
+  const int64_t forward_syncs = syncs.total() - fwd_before;
+
+  // Padding waste over real batches: tokens the decoder computes (B x longest) per real token.
+  double tokens_real = 0, tokens_computed = 0;
+  for (int i = 0; i < 20; ++i) {
+    const auto m = train::host_pair_inputs(*bundle.processor, next()).attention_mask;
+    tokens_real += m.sum().item<double>();
+    tokens_computed += static_cast<double>(m.numel());
+  }
 
   const double parts = step.data_s + fwd_s + bwd_s + step.sync_s + opt_s;
   const double overhead = step.total_s - parts;
@@ -151,8 +180,8 @@ int run_bench_step(const Options& o) {
               "loader.next() back to back", ms(loader_s * accum));
   std::printf("%-22s %10.1f %7.1f%%   %-34s %10.1f\n", "forward", ms(step.forward_s), pct(step.forward_s),
               "processor+forward+objective", ms(fwd_s));
-  std::printf("%-22s %10s %8s   %-34s %10.1f\n", "", "", "", "  of which processor (pair_inputs)",
-              ms(accum * processor_s));
+  std::printf("%-22s %10.1f %7.1f%%   %-34s %10.1f\n", "  of which input prep", ms(step.input_s),
+              pct(step.input_s), "  of which pair_inputs (this batch)", ms(accum * processor_s));
   std::printf("%-22s %10s %8s   %-34s %10.1f\n", "", "", "", "  of which model forward",
               ms(accum * model_fwd_s));
   std::printf("%-22s %10.1f %7.1f%%   %-34s %10.1f\n", "backward", ms(step.backward_s), pct(step.backward_s),
@@ -166,6 +195,23 @@ int run_bench_step(const Options& o) {
   std::printf(
       "%-22s %10.1f %7.1f%%   (step - data wait - fwd+bwd alone - sync - optimizer alone; target < 5%%)\n",
       "framework overhead", ms(overhead), pct(overhead));
+  std::printf(
+      "\ninput prep on training thread: %.1f ms (%.1f%% of step; processor %s); the whole processor from "
+      "frames on that thread would be %.1f ms (%.1f%%)\n",
+      ms(step.input_s), pct(step.input_s),
+      o.prepare_on_training_thread ? "on the training thread" : "in the loader workers, collate here",
+      ms(accum * full_processor_s), pct(accum * full_processor_s));
+  std::printf("data wait: %.1f ms (%.1f%% of step)\n", ms(step.data_s), pct(step.data_s));
+  std::printf(
+      "padding: tokens computed / tokens real = %.3f over 20 batches (padded batches; no packing yet)\n",
+      tokens_computed / std::max(1.0, tokens_real));
+  std::printf("host syncs: %lld per step (%d micro-batches), %lld in the model forward; by site:\n",
+              static_cast<long long>(step_syncs), accum, static_cast<long long>(forward_syncs));
+  for (const auto& [site, n] : sites_after) {
+    auto it = sites_before.find(site);
+    const int64_t d = n - (it == sites_before.end() ? 0 : it->second);
+    if (d > 0) std::printf("  %-52s %lld\n", site.c_str(), static_cast<long long>(d));
+  }
   std::printf("\nthroughput: %.2f samples/s, %.1f frames/s, %.0f tokens/s (%.0f tokens per micro-batch)\n",
               samples / step.total_s, samples * 2 * K / step.total_s, tokens * accum / step.total_s, tokens);
   return 0;
@@ -186,6 +232,8 @@ Benchmark step_benchmark() {
             sub.add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str();
             sub.add_option("--repeats", o->repeats, "repetitions of each isolated measurement")
                 ->capture_default_str();
+            sub.add_flag("--prepare-on-training-thread", o->prepare_on_training_thread,
+                         "run the processor inside the step as before (the loader workers do it by default)");
             sub.callback([o, &exit_code] { exit_code = run_bench_step(*o); });
           }};
 }

@@ -122,15 +122,27 @@ void csr(const std::vector<uint32_t>& group_of, uint32_t groups, std::vector<uin
     if (group_of[i] != skip) pos[fill[group_of[i]]++] = static_cast<int64_t>(i);
 }
 
-// Appends sections to one buffer, 8-byte aligned, and records the section table.
+// The section table and the pieces of the body, 8-byte aligned. The pieces point into the
+// builder's buffers: nothing is copied until they are written (a 1M-trajectory index is 160 MB,
+// and a second copy of it was most of `data index`'s peak memory).
 struct Layout {
   std::vector<SectionEntry> sections;
-  std::string body;  // everything after header + section table (offsets fixed up later)
+  std::vector<std::pair<const char*, size_t>> pieces;
+  uint64_t body_size = 0;  // offsets are relative to the body until written
+  void pad() {
+    static const char zeros[8] = {};
+    if (body_size % 8) {
+      const size_t n = 8 - body_size % 8;
+      pieces.emplace_back(zeros, n);
+      body_size += n;
+    }
+  }
   template <class T>
   void add(uint32_t id, const T* data, size_t count) {
-    while (body.size() % 8) body.push_back('\0');
-    sections.push_back({id, static_cast<uint32_t>(sizeof(T)), body.size(), count});
-    body.append(reinterpret_cast<const char*>(data), count * sizeof(T));
+    pad();
+    sections.push_back({id, static_cast<uint32_t>(sizeof(T)), body_size, count});
+    pieces.emplace_back(reinterpret_cast<const char*>(data), count * sizeof(T));
+    body_size += count * sizeof(T);
   }
   template <class T>
   void add(uint32_t id, const std::vector<T>& v) {
@@ -174,6 +186,12 @@ ManifestStamp stamp_manifest(const std::string& dir, bool with_hash) {
 // ------------------------------------------------------------------------------------ builder
 
 IndexBuilder::IndexBuilder(std::string base_dir) : base_dir_(std::move(base_dir)) {}
+
+void IndexBuilder::reserve(int64_t trajectories) {
+  if (trajectories <= 0) return;
+  records_.reserve(static_cast<size_t>(trajectories));
+  lines_.reserve(static_cast<size_t>(trajectories));
+}
 
 uint64_t IndexBuilder::put(std::string_view s) {
   const uint64_t off = strings_.size();
@@ -220,6 +238,16 @@ void IndexBuilder::add(const Trajectory& t, int64_t line) {
 
 std::string IndexBuilder::finish(const std::string& name, const ManifestStamp& stamp,
                                  const std::string& where) {
+  std::string out;
+  finish(name, stamp, where, [&out](const char* p, size_t n) {
+    if (out.empty()) out.reserve(reinterpret_cast<const FileHeader*>(p)->file_size);
+    out.append(p, n);
+  });
+  return out;
+}
+
+void IndexBuilder::finish(const std::string& name, const ManifestStamp& stamp, const std::string& where,
+                          const std::function<void(const char*, size_t)>& write) {
   const size_t n = records_.size();
   // Tasks and sources get their rank by name as id (the order the samplers iterate them in).
   auto ranks = [](const std::vector<std::string>& names) {
@@ -351,20 +379,22 @@ std::string IndexBuilder::finish(const std::string& name, const ManifestStamp& s
   L.add(kSourceFrames, source_frames);
   L.add(kTaskFrames, task_frames);
   L.add(kQualityStats, quality_stats);
-  while (L.body.size() % 8) L.body.push_back('\0');
+  L.pad();
 
   h.num_sections = static_cast<uint32_t>(L.sections.size());
   const uint64_t body_start = sizeof(FileHeader) + L.sections.size() * sizeof(SectionEntry);
-  for (auto& s : L.sections) s.offset += body_start;
-  std::string out;
-  out.reserve(body_start + L.body.size());
-  out.append(reinterpret_cast<const char*>(&h), sizeof h);
-  out.append(reinterpret_cast<const char*>(L.sections.data()), L.sections.size() * sizeof(SectionEntry));
-  out += L.body;
-  FileHeader* hp = reinterpret_cast<FileHeader*>(out.data());
-  hp->file_size = out.size();
-  hp->body_hash = hash_bytes(out.data() + sizeof(FileHeader), out.size() - sizeof(FileHeader));
-  return out;
+  for (auto& sec : L.sections) sec.offset += body_start;
+  h.file_size = body_start + L.body_size;
+  // The body hash covers everything after the header: hashed piece by piece, then written.
+  const auto* table = reinterpret_cast<const char*>(L.sections.data());
+  const size_t table_size = L.sections.size() * sizeof(SectionEntry);
+  Hasher hasher;
+  hasher.update(table, table_size);
+  for (const auto& [p, len] : L.pieces) hasher.update(p, len);
+  h.body_hash = hasher.final();
+  write(reinterpret_cast<const char*>(&h), sizeof h);
+  write(table, table_size);
+  for (const auto& [p, len] : L.pieces) write(p, len);
 }
 
 // ------------------------------------------------------------------------------------ reader
@@ -578,12 +608,16 @@ int64_t build_index(const std::string& dir_arg) {
   const std::string records = (fs::path(header.dir) / "trajectories.jsonl").string();
   const ManifestStamp before = stamp_manifest(header.dir, true);
   IndexBuilder b(header.dir);
+  // The header's count is not trusted for the allocation: a JSONL record is well over 16 bytes.
+  b.reserve(std::min<int64_t>(header.num_trajectories, static_cast<int64_t>(before.records_size / 16)));
   for_each_record(header, [&](Trajectory&& t, const nlohmann::json&, int64_t line) { b.add(t, line); });
-  const std::string bytes = b.finish(header.name, before, records);
+  // Streamed into place: nothing is visible at the index path before commit().
+  io::AtomicFileWriter out((fs::path(header.dir) / kIndexFileName).string());
+  b.finish(header.name, before, records, [&out](const char* p, size_t n) { out.write(p, n); });
   if (!stamp_manifest(header.dir, false).same_files(before))
     throw Error(header.dir + ": the manifest changed while it was being indexed; run `robometer data index " +
                 header.dir + "` again");
-  io::write_file_atomic((fs::path(header.dir) / kIndexFileName).string(), bytes);
+  out.commit();
   return b.size();
 }
 

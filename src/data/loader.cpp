@@ -219,8 +219,9 @@ Loader::Built Loader::build_sample(int64_t epoch, int64_t gi) const {
     // must depend on the file alone, not on which samples this process happened to see first
     // (resume and worker timing would change the data otherwise), and one bad episode of a
     // shared LeRobot v3.0 file must not disable the others.
+    std::optional<Built> built;
     try {
-      return Built{assemble_pair(*impl_->index, plan, o.resize, o.autorotate), attempt};
+      built.emplace(Built{assemble_pair(*impl_->index, plan, o.resize, o.autorotate), attempt});
     } catch (const ConfigError&) {
       throw;
     } catch (const FormatError& e) {
@@ -228,6 +229,11 @@ Loader::Built Loader::build_sample(int64_t epoch, int64_t gi) const {
       std::lock_guard<std::mutex> lk(impl_->bad_mu);
       if (impl_->bad_paths.insert(e.path()).second)
         spdlog::warn("loader: skipping bad video {} ({})", e.path(), e.what());
+    }
+    if (built) {
+      // Outside the try: a processor error is not a bad video and must not trigger a redraw.
+      if (o.prepare) built->sample.prepared = o.prepare(built->sample);
+      return std::move(*built);
     }
   }
   throw Error("loader: sample " + std::to_string(gi) + " of epoch " + std::to_string(epoch) + ": " +

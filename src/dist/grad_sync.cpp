@@ -1,5 +1,6 @@
 #include "robometer/dist/grad_sync.h"
 #include "robometer/core/compat.h"
+#include "robometer/core/host_sync.h"
 
 #include <spdlog/spdlog.h>
 
@@ -132,7 +133,8 @@ void BucketedGradSync::finish() {
   for (auto& b : buckets_) {
     b.work->wait();
     b.work.reset();
-    auto flags = b.flat.slice(0, b.grad_numel).to(at::kCPU, at::kFloat);
+    auto flags = core::host_copy(b.flat.slice(0, b.grad_numel), "grad sync: which parameters have gradients")
+                     .to(at::kFloat);
     b.flat.slice(0, 0, b.grad_numel).mul_(inv);
     for (size_t k = 0; k < b.slots.size(); ++k) {
       auto& s = slots_[b.slots[k]];

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "robometer/core/error.h"
+#include "robometer/core/host_sync.h"
 #include "robometer/dist/c10d_compat.h"
 
 namespace robometer::dist {
@@ -182,7 +183,7 @@ void C10dWorld::barrier() {
 bool C10dWorld::any(bool flag) {
   auto t = at::full({1}, flag ? 1.0f : 0.0f, at::TensorOptions().device(device()));
   all_reduce_async(t, "any (stop flag)")->wait();
-  return t.item<float>() > 0;
+  return core::host_value<float>(t, "dist: any") > 0;
 }
 
 void C10dWorld::reduce_scatter_sum(at::Tensor flat, at::Tensor out) {

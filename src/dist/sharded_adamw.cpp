@@ -1,5 +1,6 @@
 #include "robometer/dist/sharded_adamw.h"
 #include "robometer/core/compat.h"
+#include "robometer/core/host_sync.h"
 
 #include <spdlog/spdlog.h>
 
@@ -119,7 +120,7 @@ void ShardedAdamW::reduce_grads() {
   }
   std::vector<at::Tensor> f{flags};
   world_->all_reduce_sum(f);
-  auto flags_cpu = flags.to(at::kCPU);
+  auto flags_cpu = core::host_copy(flags, "sharded AdamW: which parameters have gradients");
   for (size_t i = 0; i < params_.size(); ++i)
     has_grad_[i] = flags_cpu[static_cast<int64_t>(i)].item<float>() > 0;
   auto shard = at::empty({shard_size_}, flat.options());
@@ -136,7 +137,7 @@ double ShardedAdamW::clip_grad_norm(double max_norm) {
   sq[0] = grad_shard_.pow(2).sum();
   std::vector<at::Tensor> v{sq};
   world_->all_reduce_sum(v);
-  const double norm = std::sqrt(sq.item<double>());
+  const double norm = std::sqrt(core::host_value<double>(sq, "sharded AdamW: gradient norm"));
   if (!std::isfinite(norm) || max_norm <= 0) return norm;
   const double coef = max_norm / (norm + 1e-6);
   if (coef < 1.0) grad_shard_.mul_(static_cast<float>(coef));

@@ -1,5 +1,6 @@
 #include "robometer/dist/sharded_grad_sync.h"
 #include "robometer/core/compat.h"
+#include "robometer/core/host_sync.h"
 
 #include <spdlog/spdlog.h>
 
@@ -145,7 +146,8 @@ void ShardedGradSync::drain_oldest() {
       dst.add_(part.to(at::kFloat));
   }
   const int64_t n = b.hi - b.lo;
-  auto flags = b.flat.slice(0, n).to(at::kCPU, at::kFloat);
+  auto flags = core::host_copy(b.flat.slice(0, n), "sharded grad sync: which parameters have gradients")
+                   .to(at::kFloat);
   for (size_t k = 0; k < b.slots.size(); ++k)
     if (flags[static_cast<int64_t>(k)].item<float>() > 0) has_grad_[slots_[b.slots[k]].entry] = true;
   b.flat = at::Tensor();  // back to the allocator

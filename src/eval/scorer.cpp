@@ -69,10 +69,10 @@ Scorer::Scorer(model::ModelBundle& bundle, ScorerOptions opts) : bundle_(bundle)
 }
 
 model::ModelInputs Scorer::to_device(model::ModelInputs in) const {
-  if (device_.is_cpu()) return in;
-  for (at::Tensor* t : {&in.input_ids, &in.attention_mask, &in.pixel_values, &in.image_grid_thw,
-                        &in.prog_positions, &in.pref_positions})
-    if (t->defined()) *t = t->to(device_);
+  // Only the pixels: the model copies ids, masks and positions itself and reads them on the
+  // host where the processor made them (no device-to-host round trip per batch).
+  if (device_.is_cpu() || !in.pixel_values.defined()) return in;
+  in.pixel_values = in.pixel_values.to(device_);
   return in;
 }
 

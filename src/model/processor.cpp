@@ -249,85 +249,110 @@ std::vector<int64_t> preprocess_frames(const at::Tensor& frames, const Processor
 
 }  // namespace
 
+int64_t PreparedPrompt::num_patches() const {
+  int64_t n = 0;
+  for (const auto& im : images) n += im.pixel_values.size(0);
+  return n;
+}
+
 ModelInputs Processor::progress_inputs(const std::vector<ProgressQuery>& queries) const {
   if (queries.empty()) throw Error("processor: empty batch");
-  std::vector<std::string> prompts;
-  std::vector<ImagePatches> images;
-  std::vector<int64_t> pad_totals;
+  std::vector<PreparedPrompt> prepared;
   for (size_t i = 0; i < queries.size(); ++i) {
     check_frames(queries[i].frames, "progress query " + std::to_string(i));
     check_task(*tok_, queries[i].task, i);
+    std::vector<ImagePatches> images;
     const auto pads = preprocess_frames(queries[i].frames, opts_, images);
-    prompts.push_back(render_progress_prompt(queries[i].task, pads));
-    pad_totals.push_back(std::accumulate(pads.begin(), pads.end(), int64_t{0}));
+    prepared.push_back(tokenize(render_progress_prompt(queries[i].task, pads), std::move(images),
+                                std::accumulate(pads.begin(), pads.end(), int64_t{0}), i));
   }
-  return assemble(prompts, images, pad_totals);
+  std::vector<const PreparedPrompt*> ptrs;
+  for (const auto& p : prepared) ptrs.push_back(&p);
+  return collate(ptrs);
+}
+
+PreparedPrompt Processor::prepare_pair(const PairQuery& query, size_t index) const {
+  check_frames(query.frames_a, "pair query " + std::to_string(index) + " trajectory A");
+  check_frames(query.frames_b, "pair query " + std::to_string(index) + " trajectory B");
+  check_task(*tok_, query.task, index);
+  std::vector<ImagePatches> images;
+  const auto pads_a = preprocess_frames(query.frames_a, opts_, images);
+  const auto pads_b = preprocess_frames(query.frames_b, opts_, images);
+  const int64_t pads = std::accumulate(pads_a.begin(), pads_a.end(), int64_t{0}) +
+                       std::accumulate(pads_b.begin(), pads_b.end(), int64_t{0});
+  return tokenize(render_pair_prompt(query.task, pads_a, pads_b, opts_.predict_pref_progress),
+                  std::move(images), pads, index);
 }
 
 ModelInputs Processor::pair_inputs(const std::vector<PairQuery>& queries) const {
   if (queries.empty()) throw Error("processor: empty batch");
-  std::vector<std::string> prompts;
-  std::vector<ImagePatches> images;
-  std::vector<int64_t> pad_totals;
-  for (size_t i = 0; i < queries.size(); ++i) {
-    check_frames(queries[i].frames_a, "pair query " + std::to_string(i) + " trajectory A");
-    check_frames(queries[i].frames_b, "pair query " + std::to_string(i) + " trajectory B");
-    check_task(*tok_, queries[i].task, i);
-    const auto pads_a = preprocess_frames(queries[i].frames_a, opts_, images);
-    const auto pads_b = preprocess_frames(queries[i].frames_b, opts_, images);
-    prompts.push_back(render_pair_prompt(queries[i].task, pads_a, pads_b, opts_.predict_pref_progress));
-    pad_totals.push_back(std::accumulate(pads_a.begin(), pads_a.end(), int64_t{0}) +
-                         std::accumulate(pads_b.begin(), pads_b.end(), int64_t{0}));
-  }
-  return assemble(prompts, images, pad_totals);
+  std::vector<PreparedPrompt> prepared;
+  for (size_t i = 0; i < queries.size(); ++i) prepared.push_back(prepare_pair(queries[i], i));
+  std::vector<const PreparedPrompt*> ptrs;
+  for (const auto& p : prepared) ptrs.push_back(&p);
+  return collate(ptrs);
 }
 
-ModelInputs Processor::assemble(const std::vector<std::string>& prompts,
-                                const std::vector<ImagePatches>& images,
-                                const std::vector<int64_t>& image_pads) const {
-  const int64_t B = static_cast<int64_t>(prompts.size());
-  std::vector<std::vector<int64_t>> ids(B);
-  int64_t L = 0, T = 0;
-  std::vector<std::vector<int64_t>> prog(B);
-  std::vector<int64_t> pref(B, -1);
-  for (int64_t b = 0; b < B; ++b) {
-    ids[b] = tok_->encode(prompts[b]);
-    // Sanity check (HF raises the same way): one <|image_pad|> per vision token.
-    const int64_t pads = std::count(ids[b].begin(), ids[b].end(), image_pad_id_);
-    if (pads != image_pads[b])
-      throw Error("processor: sample " + std::to_string(b) + " has " + std::to_string(pads) +
-                  " <|image_pad|> tokens for " + std::to_string(image_pads[b]) +
-                  " image positions (does the task text contain special tokens?)");
-    L = std::max<int64_t>(L, static_cast<int64_t>(ids[b].size()));
-    for (size_t i = 0; i < ids[b].size(); ++i) {
-      if (ids[b][i] == prog_id_) prog[b].push_back(static_cast<int64_t>(i));
-      if (ids[b][i] == pref_id_) pref[b] = static_cast<int64_t>(i);
-    }
-    T = std::max<int64_t>(T, static_cast<int64_t>(prog[b].size()));
+PreparedPrompt Processor::tokenize(const std::string& prompt, std::vector<ImagePatches> images,
+                                   int64_t image_pads, size_t index) const {
+  PreparedPrompt out;
+  out.ids = tok_->encode(prompt);
+  // Sanity check (HF raises the same way): one <|image_pad|> per vision token.
+  const int64_t pads = std::count(out.ids.begin(), out.ids.end(), image_pad_id_);
+  if (pads != image_pads)
+    throw Error("processor: sample " + std::to_string(index) + " has " + std::to_string(pads) +
+                " <|image_pad|> tokens for " + std::to_string(image_pads) +
+                " image positions (does the task text contain special tokens?)");
+  for (size_t i = 0; i < out.ids.size(); ++i) {
+    if (out.ids[i] == prog_id_) out.prog.push_back(static_cast<int64_t>(i));
+    if (out.ids[i] == pref_id_) out.pref = static_cast<int64_t>(i);
   }
+  out.images = std::move(images);
+  return out;
+}
+
+ModelInputs Processor::collate(const std::vector<const PreparedPrompt*>& prompts, bool pinned) const {
+  if (prompts.empty()) throw Error("processor: empty batch");
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  int64_t L = 0, T = 0, rows = 0, images = 0, width = 0;
+  for (const PreparedPrompt* p : prompts) {
+    L = std::max<int64_t>(L, static_cast<int64_t>(p->ids.size()));
+    T = std::max<int64_t>(T, static_cast<int64_t>(p->prog.size()));
+    rows += p->num_patches();
+    images += static_cast<int64_t>(p->images.size());
+    for (const auto& im : p->images) width = im.pixel_values.size(1);
+  }
+  const auto host = at::TensorOptions().dtype(at::kLong).pinned_memory(pinned);
   ModelInputs in;
-  in.input_ids = at::full({B, L}, pad_id_, at::kLong);
-  in.attention_mask = at::zeros({B, L}, at::kLong);
-  in.prog_positions = at::full({B, T}, -1, at::kLong);
-  in.pref_positions = at::tensor(pref, at::kLong);
+  in.input_ids = at::full({B, L}, pad_id_, host);
+  in.attention_mask = at::zeros({B, L}, host);
+  in.prog_positions = at::full({B, T}, -1, host);
+  in.pref_positions = at::empty({B}, host);
+  in.image_grid_thw = at::empty({images, 3}, host);
   auto ids_a = in.input_ids.accessor<int64_t, 2>();
   auto mask_a = in.attention_mask.accessor<int64_t, 2>();
   auto prog_a = in.prog_positions.accessor<int64_t, 2>();
+  auto pref_a = in.pref_positions.accessor<int64_t, 1>();
+  auto grid_a = in.image_grid_thw.accessor<int64_t, 2>();
+  std::vector<at::Tensor> pixels;
+  pixels.reserve(static_cast<size_t>(images));
+  int64_t image = 0;
   for (int64_t b = 0; b < B; ++b) {
-    for (size_t i = 0; i < ids[b].size(); ++i) {
-      ids_a[b][i] = ids[b][i];
+    const PreparedPrompt& p = *prompts[static_cast<size_t>(b)];
+    for (size_t i = 0; i < p.ids.size(); ++i) {
+      ids_a[b][i] = p.ids[i];
       mask_a[b][i] = 1;
     }
-    for (size_t t = 0; t < prog[b].size(); ++t) prog_a[b][t] = prog[b][t];
+    for (size_t t = 0; t < p.prog.size(); ++t) prog_a[b][t] = p.prog[t];
+    pref_a[b] = p.pref;
+    for (const auto& im : p.images) {
+      pixels.push_back(im.pixel_values);
+      for (int d = 0; d < 3; ++d) grid_a[image][d] = im.grid_thw[d];
+      ++image;
+    }
   }
-  std::vector<at::Tensor> pixels;
-  in.image_grid_thw = at::empty({static_cast<int64_t>(images.size()), 3}, at::kLong);
-  auto grid_a = in.image_grid_thw.accessor<int64_t, 2>();
-  for (size_t i = 0; i < images.size(); ++i) {
-    pixels.push_back(images[i].pixel_values);
-    for (int d = 0; d < 3; ++d) grid_a[i][d] = images[i].grid_thw[d];
-  }
-  in.pixel_values = at::cat(pixels, 0);
+  in.pixel_values = at::empty({rows, width}, at::TensorOptions().dtype(at::kFloat).pinned_memory(pinned));
+  if (!pixels.empty()) at::cat_out(in.pixel_values, pixels, 0);
   return in;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "robometer/core/error.h"
+#include "robometer/core/host_sync.h"
 #include "robometer/model/heads.h"
 #include "robometer/model/rotary.h"
 
@@ -32,25 +33,32 @@ BackboneOutput Qwen3VLBackboneImpl::forward(const ModelInputs& in, const Checkpo
   if (!in.input_ids.defined() || in.input_ids.dim() != 2)
     throw Error("model: input_ids must be int64 [B, L]");
   const auto device = language_model->embed_tokens->weight.device();
-  auto ids = in.input_ids.to(device, at::kLong);
-  if (ids.numel() > 0 && (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= cfg_.text.vocab_size))
+  // Checks and the M-RoPE positions read ids, mask and grids on the host: inputs from the
+  // processor are there already (no sync); inputs given on a device are copied back, counted.
+  const at::Tensor ids_h = core::on_host(in.input_ids, "model: input_ids on the host").to(at::kLong);
+  const at::Tensor mask_h = core::on_host(in.attention_mask, "model: attention_mask on the host");
+  const at::Tensor grid_h = core::on_host(in.image_grid_thw, "model: image_grid_thw on the host");
+  if (ids_h.numel() > 0 &&
+      (ids_h.min().item<int64_t>() < 0 || ids_h.max().item<int64_t>() >= cfg_.text.vocab_size))
     throw Error("model: input_ids hold a token id outside [0, " + std::to_string(cfg_.text.vocab_size) + ")");
+  auto ids = in.input_ids.to(device, at::kLong, /*non_blocking=*/true);
   BackboneOutput out;
   auto embeds = language_model->embed_tokens->forward(ids);
 
   at::Tensor visual_mask;
   if (in.pixel_values.defined() && in.pixel_values.numel() > 0) {
     VisionOutput vis;
-    auto pixels = in.pixel_values.to(device, visual->patch_embed->proj->weight.scalar_type());
+    auto pixels =
+        in.pixel_values.to(device, visual->patch_embed->proj->weight.scalar_type(), /*non_blocking=*/true);
     if (all_frozen(*visual)) {
       // A frozen tower keeps no graph (as Robometer wraps it in no_grad).
       robometer::compat::NoGradGuard ng;
-      vis = visual->forward(pixels, in.image_grid_thw);
+      vis = visual->forward(pixels, grid_h);
     } else {
-      vis = visual->forward(pixels, in.image_grid_thw, checkpointing);
+      vis = visual->forward(pixels, grid_h, checkpointing);
     }
     visual_mask = ids.eq(cfg_.image_token_id);
-    const int64_t n_tokens = visual_mask.sum().item<int64_t>();
+    const int64_t n_tokens = ids_h.eq(cfg_.image_token_id).sum().item<int64_t>();
     if (n_tokens != vis.embeds.size(0))
       throw Error("model: image features and image tokens do not match: tokens " + std::to_string(n_tokens) +
                   ", features " + std::to_string(vis.embeds.size(0)));
@@ -59,11 +67,11 @@ BackboneOutput Qwen3VLBackboneImpl::forward(const ModelInputs& in, const Checkpo
     out.image_embeds = vis.embeds;
     out.deepstack = std::move(vis.deepstack);
   }
-  out.position_ids = mrope_position_ids(ids, in.attention_mask, in.image_grid_thw, cfg_);
+  out.position_ids = mrope_position_ids(ids_h, mask_h, grid_h, cfg_);
   std::vector<at::Tensor>* layers = keep_layer_outputs ? &out.layer_outputs : nullptr;
-  at::Tensor mask = in.attention_mask.defined() ? in.attention_mask.to(device) : at::Tensor();
-  out.last_hidden_state = language_model->forward(embeds, out.position_ids.to(device), mask, visual_mask,
-                                                  out.deepstack, checkpointing, layers);
+  // The decoder moves the mask itself, after deciding on the host whether there is padding.
+  out.last_hidden_state = language_model->forward(embeds, out.position_ids.to(device, /*non_blocking=*/true),
+                                                  mask_h, visual_mask, out.deepstack, checkpointing, layers);
   return out;
 }
 
@@ -110,9 +118,11 @@ RewardOutputs RewardModelImpl::heads(const at::Tensor& last_hidden, const at::Te
   const int64_t B = last_hidden.size(0), L = last_hidden.size(1), H = last_hidden.size(2);
   const auto dev = last_hidden.device();
   if (prog_positions.defined() && prog_positions.numel() > 0) {
-    auto pos = prog_positions.to(dev, at::kLong);
-    if (pos.dim() != 2 || pos.size(0) != B) throw Error("model: prog_positions must be [B, T]");
-    if (pos.max().item<int64_t>() >= L) throw Error("model: prog_positions beyond sequence length");
+    if (prog_positions.dim() != 2 || prog_positions.size(0) != B)
+      throw Error("model: prog_positions must be [B, T]");
+    if (core::on_host(prog_positions, "model: prog_positions on the host").max().item<int64_t>() >= L)
+      throw Error("model: prog_positions beyond sequence length");
+    auto pos = prog_positions.to(dev, at::kLong, /*non_blocking=*/true);
     r.prog_valid = pos.ge(0);
     auto idx = pos.clamp_min(0).unsqueeze(-1).expand({B, pos.size(1), H});
     auto g = last_hidden.gather(1, idx);  // [B, T, H]
@@ -127,10 +137,12 @@ RewardOutputs RewardModelImpl::heads(const at::Tensor& last_hidden, const at::Te
     r.success_logits = success_head->forward(g).squeeze(-1);
   }
   if (pref_positions.defined() && pref_positions.numel() > 0) {
-    auto pos = pref_positions.to(dev, at::kLong).view({-1});
-    if (pos.size(0) != B) throw Error("model: pref_positions must be [B]");
-    if (pos.max().item<int64_t>() >= L) throw Error("model: pref_positions beyond sequence length");
-    if (pos.max().item<int64_t>() >= 0) {
+    if (pref_positions.numel() != B) throw Error("model: pref_positions must be [B]");
+    const int64_t last =
+        core::on_host(pref_positions, "model: pref_positions on the host").max().item<int64_t>();
+    if (last >= L) throw Error("model: pref_positions beyond sequence length");
+    auto pos = pref_positions.to(dev, at::kLong, /*non_blocking=*/true).view({-1});
+    if (last >= 0) {
       auto idx = pos.clamp_min(0).view({B, 1, 1}).expand({B, 1, H});
       auto g = last_hidden.gather(1, idx).squeeze(1);  // [B, H]
       r.preference_logit = preference_head->forward(g).squeeze(-1);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "robometer/core/error.h"
+#include "robometer/core/host_sync.h"
 
 namespace robometer::model {
 
@@ -95,10 +96,12 @@ std::pair<at::Tensor, at::Tensor> apply_text_rotary(const at::Tensor& q, const a
 
 at::Tensor mrope_position_ids(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                               const at::Tensor& image_grid_thw, const Qwen3VLConfig& cfg) {
-  auto ids = input_ids.to(at::kCPU, at::kLong).contiguous();
+  auto ids = core::on_host(input_ids, "mrope: input_ids on the host").to(at::kLong).contiguous();
   const int64_t B = ids.size(0), L = ids.size(1);
-  auto mask = attention_mask.defined() ? attention_mask.to(at::kCPU, at::kLong).contiguous()
-                                       : at::ones({B, L}, at::kLong);
+  auto mask =
+      attention_mask.defined()
+          ? core::on_host(attention_mask, "mrope: attention_mask on the host").to(at::kLong).contiguous()
+          : at::ones({B, L}, at::kLong);
   auto pos = at::ones({3, B, L}, at::kLong);
   auto P = pos.accessor<int64_t, 3>();
   auto I = ids.accessor<int64_t, 2>();
@@ -106,7 +109,7 @@ at::Tensor mrope_position_ids(const at::Tensor& input_ids, const at::Tensor& att
   at::Tensor grid;
   int64_t n_grids = 0;
   if (image_grid_thw.defined() && image_grid_thw.numel() > 0) {
-    grid = image_grid_thw.to(at::kCPU, at::kLong).contiguous();
+    grid = core::on_host(image_grid_thw, "mrope: image_grid_thw on the host").to(at::kLong).contiguous();
     n_grids = grid.size(0);
   }
   const int64_t merge = cfg.vision.spatial_merge_size;

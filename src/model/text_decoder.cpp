@@ -7,6 +7,7 @@
 
 #include "robometer/core/compat.h"
 #include "robometer/core/error.h"
+#include "robometer/core/host_sync.h"
 #include "robometer/model/checkpointing.h"
 #include "robometer/model/rotary.h"
 
@@ -92,10 +93,18 @@ at::Tensor TextModelImpl::forward(const at::Tensor& inputs_embeds, const at::Ten
       text_mrope_cos_sin(position_ids.to(inputs_embeds.device()), cfg_, inputs_embeds.scalar_type());
   // Causal + key padding mask; without padding the causal flag alone lets SDPA use fused kernels.
   at::Tensor mask;
-  if (attention_mask.defined() && !attention_mask.to(at::kBool).all().item<bool>()) {
+  // Decided on the host: free for the processor's mask, a counted read for one on a device.
+  bool padded = false;
+  if (attention_mask.defined()) {
+    const at::Tensor all = attention_mask.to(at::kBool).all();
+    padded = !(attention_mask.is_cpu() ? all.item<bool>()
+                                       : core::host_value<bool>(all, "text decoder: padding check"));
+  }
+  if (padded) {
     auto opts = inputs_embeds.options().dtype(at::kBool);
     auto causal = at::ones({L, L}, opts).tril();
-    auto keys = attention_mask.to(inputs_embeds.device()).to(at::kBool).view({B, 1, 1, L});
+    auto keys =
+        attention_mask.to(inputs_embeds.device(), /*non_blocking=*/true).to(at::kBool).view({B, 1, 1, L});
     mask = causal.view({1, 1, L, L}).logical_and(keys);
     // A query with no visible key (left padding) attends to itself so no row is all -inf.
     auto empty_rows = mask.any(-1, /*keepdim=*/true).logical_not();

@@ -8,6 +8,7 @@
 
 #include "robometer/core/compat.h"
 #include "robometer/core/error.h"
+#include "robometer/core/host_sync.h"
 #include "robometer/model/checkpointing.h"
 #include "robometer/model/rotary.h"
 
@@ -225,7 +226,7 @@ std::pair<at::Tensor, at::Tensor> VisionModelImpl::rotary_cos_sin(const at::Tens
 
 VisionOutput VisionModelImpl::forward(const at::Tensor& pixel_values, const at::Tensor& grid_thw,
                                       const CheckpointPlan& checkpointing) {
-  auto grid = grid_thw.to(at::kCPU, at::kLong).contiguous();
+  auto grid = core::on_host(grid_thw, "vision: image_grid_thw on the host").to(at::kLong).contiguous();
   int64_t total = 0;
   std::vector<int64_t> chunks;  // attention runs within each frame of each image
   for (int64_t i = 0; i < grid.size(0); ++i) {

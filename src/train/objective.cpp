@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "robometer/core/error.h"
+#include "robometer/core/host_sync.h"
 
 namespace robometer::train {
 
@@ -99,7 +100,7 @@ at::Tensor progress_loss(const at::Tensor& logits, const at::Tensor& target, con
   auto q = at::where(keep, target.to(z.device(), at::kFloat), at::zeros({}, z.options()));
   auto ce = -(q * at::log_softmax(z, -1)).sum(-1);  // [B, K]
   auto weighted = (ce * w).mean(1);                 // [B]
-  const double msum = w.mean(1).sum().item<double>();
+  const double msum = core::host_value<double>(w.mean(1).sum(), "objective: progress weight sum");
   if (msum <= 0) return graph_zero(z);
   double denom = denominator > 0 ? denominator : msum;
   if (scale == ProgressLossScale::Reference) denom *= static_cast<double>(K);
@@ -116,7 +117,7 @@ at::Tensor success_loss(const at::Tensor& logits, const at::Tensor& label, const
   // Excluded frames are zeroed before the BCE so that NaN there cannot reach loss or gradient.
   auto s = at::where(inc, at::clamp(logits.to(at::kFloat), -clamp, clamp), zero);
   auto y = at::where(inc, label.to(s.device(), at::kFloat), zero);
-  const int64_t n = inc.sum().item<int64_t>();
+  const int64_t n = core::host_value<int64_t>(inc.sum(), "objective: success frame count");
   if (n == 0) return graph_zero(s);
   auto bce = at::binary_cross_entropy_with_logits(s, y, {}, {}, at::Reduction::None);
   return (bce * inc.to(at::kFloat)).sum() / (denominator > 0 ? denominator : static_cast<double>(n));
@@ -126,7 +127,7 @@ double preference_accuracy(const at::Tensor& logit, const at::Tensor& label) {
   if (!logit.defined() || logit.numel() == 0) return 0.0;
   auto pred = logit.detach().to(at::kFloat) > 0;
   auto y = label.to(pred.device(), at::kFloat) > 0.5;
-  return (pred == y).to(at::kFloat).mean().item<double>();
+  return core::host_value<double>((pred == y).to(at::kFloat).mean(), "objective: preference accuracy");
 }
 
 LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Batch& batch,
@@ -136,7 +137,7 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
   at::Tensor total;
   auto add = [&](at::Tensor term, double weight, const char* name, bool& nan_flag, at::Tensor& slot,
                  double& value, bool supervised) {
-    const double v = term.detach().item<double>();
+    const double v = core::host_value<double>(term.detach(), "objective: loss term value");
     if (supervised && !std::isnan(v)) ++r.finite_components;
     if (std::isnan(v)) {
       nan_flag = true;
@@ -174,7 +175,8 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
               "progress_logits " + shape_str(z) + " do not cover progress_target_a " + shape_str(tgt) +
                   " (need [B, T >= K, bins])");
       auto za = z.narrow(1, 0, K);
-      r.progress_samples = (batch.progress_mask_a > 0).sum().item<int64_t>();
+      r.progress_samples =
+          core::host_value<int64_t>((batch.progress_mask_a > 0).sum(), "objective: supervised sample count");
       add(progress_loss(za, tgt, batch.progress_mask_a, cfg_.progress_scale, d.progress,
                         batch.progress_frame_mask_a),
           cfg_.progress_weight, "progress", r.progress_nan, r.progress, r.progress_value,
@@ -187,7 +189,8 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
               "success_logits " + shape_str(s) + " do not cover success_a [B=" + std::to_string(B) +
                   ", K=" + std::to_string(K) + "]");
       auto sa = s.narrow(1, 0, K);
-      r.success_frames = (batch.success_mask_a > 0).sum().item<int64_t>();
+      r.success_frames =
+          core::host_value<int64_t>((batch.success_mask_a > 0).sum(), "objective: supervised frame count");
       add(success_loss(sa, batch.success_a, batch.success_mask_a, cfg_.logit_clamp, d.success),
           cfg_.success_weight, "success", r.success_nan, r.success, r.success_value, r.success_frames > 0);
       device_ref = s;
@@ -206,7 +209,7 @@ LossTerms Objective::operator()(const model::RewardOutputs& out, const data::Bat
     spdlog::warn("objective: NaN in the progress loss drops the whole pair loss (train.nan_rule = original)");
   }
   r.total = total.defined() ? total : zero();
-  r.total_value = r.total.detach().item<double>();
+  r.total_value = core::host_value<double>(r.total.detach(), "objective: total loss value");
   return r;
 }
 

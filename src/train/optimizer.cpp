@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "robometer/core/error.h"
+#include "robometer/core/host_sync.h"
 
 namespace robometer::train {
 
@@ -99,10 +100,10 @@ double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
   // As torch: norm of the per-tensor norms, coefficient computed in fp32.
   for (auto& n : norms) n = n.to(norms.front().device());  // (parameters on several devices)
   auto total = at::norm(at::stack(norms), 2);
-  const double total_value = total.item<double>();
+  const double total_value = core::host_value<double>(total, "optimizer: gradient norm");
   if (!std::isfinite(total_value) || max_norm <= 0) return total_value;
   auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
-  const double c = coef.item<double>();
+  const double c = core::host_value<double>(coef, "optimizer: clip coefficient");
   if (c < 1.0) {
     if (all_cuda)
       at::_foreach_mul_(grads, static_cast<double>(static_cast<float>(c)));  // the fp32 coefficient

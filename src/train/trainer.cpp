@@ -12,6 +12,7 @@
 #include "robometer/config/loader.h"
 #include "robometer/core/compat.h"
 #include "robometer/core/error.h"
+#include "robometer/core/host_sync.h"
 #include "robometer/data/manifest.h"
 #include "robometer/data/options_from_config.h"
 #include "robometer/data/run_options.h"
@@ -63,23 +64,38 @@ std::shared_ptr<const data::TrajectoryIndex> load_index(const std::vector<config
   return index;
 }
 
-model::ModelInputs pair_inputs(const model::Processor& processor, const data::Batch& batch,
-                               const at::Device& device) {
+model::ModelInputs host_pair_inputs(const model::Processor& processor, const data::Batch& batch,
+                                    bool pinned) {
+  std::vector<const model::PreparedPrompt*> prepared;
+  prepared.reserve(batch.samples.size());
+  for (const auto& s : batch.samples)
+    if (const auto* p = std::any_cast<model::PreparedPrompt>(&s.prepared)) prepared.push_back(p);
+  if (!prepared.empty() && prepared.size() == batch.samples.size())
+    return processor.collate(prepared, pinned);
   std::vector<model::PairQuery> queries;
   queries.reserve(batch.samples.size());
   for (const auto& s : batch.samples) queries.push_back({s.task, s.a.frames, s.b.frames});
-  model::ModelInputs in = processor.pair_inputs(queries);
+  return processor.pair_inputs(queries);
+}
+
+model::ModelInputs inputs_to(model::ModelInputs in, const at::Device& device) {
   if (device.is_cpu()) return in;
-  auto to = [&](at::Tensor& t) {
-    if (t.defined()) t = t.to(device, /*non_blocking=*/true);
-  };
-  to(in.input_ids);
-  to(in.attention_mask);
-  to(in.pixel_values);
-  to(in.image_grid_thw);
-  to(in.prog_positions);
-  to(in.pref_positions);
+  for (at::Tensor* t : {&in.input_ids, &in.attention_mask, &in.pixel_values, &in.image_grid_thw,
+                        &in.prog_positions, &in.pref_positions})
+    if (t->defined()) *t = t->to(device, /*non_blocking=*/true);
   return in;
+}
+
+model::ModelInputs pair_inputs(const model::Processor& processor, const data::Batch& batch,
+                               const at::Device& device) {
+  return inputs_to(host_pair_inputs(processor, batch, device.is_cuda()), device);
+}
+
+std::function<std::any(const data::PairSample&)> prepare_pair_prompt(const model::Processor& processor) {
+  const model::Processor* proc = &processor;
+  return [proc](const data::PairSample& s) -> std::any {
+    return proc->prepare_pair({s.task, s.a.frames, s.b.frames});
+  };
 }
 
 static data::Batch batch_to(data::Batch b, const at::Device& device) {
@@ -137,8 +153,7 @@ struct Trainer::Impl {
     objective = Objective(objective_config_from_config(cfg));
 
     train_index = load_index(cfg.data.train, "train", data::parse_index_policy(cfg.data.index), &cfg.data);
-    loader = std::make_unique<data::Loader>(
-        train_index, data::loader_options_from_config(cfg, false, world.rank(), world.size()));
+    loader = std::make_unique<data::Loader>(train_index, loader_options(false));
     if (!cfg.data.eval.empty())
       eval_index = load_index(cfg.data.eval, "eval", data::parse_index_policy(cfg.data.index), &cfg.data);
     checkpointer =
@@ -153,6 +168,12 @@ struct Trainer::Impl {
                  train_index->sources().size(), eval_index ? eval_index->size() : 0);
   }
 
+  data::LoaderOptions loader_options(bool is_eval) const {
+    data::LoaderOptions o = data::loader_options_from_config(cfg, is_eval, world.rank(), world.size());
+    if (setup.prepare_in_loader) o.prepare = prepare_pair_prompt(*bundle.processor);
+    return o;
+  }
+
   // Next training batch; rolls over to the next epoch when one is exhausted.
   data::Batch next_batch() {
     for (int tries = 0; tries < 2; ++tries) {
@@ -164,9 +185,13 @@ struct Trainer::Impl {
   }
 
   LossTerms forward_loss(const data::Batch& batch, int64_t* tokens,
-                         const LossDenominators* denominators = nullptr) {
-    const auto in = pair_inputs(*bundle.processor, batch, device);
-    if (tokens) *tokens += in.attention_mask.sum().item<int64_t>();
+                         const LossDenominators* denominators = nullptr, double* input_s = nullptr) {
+    const auto ti = Clock::now();
+    // Host tensors (page-locked with CUDA): the model copies them without blocking and reads
+    // ids, masks and grids where they are, so the forward needs no host sync.
+    const model::ModelInputs in = host_pair_inputs(*bundle.processor, batch, device.is_cuda());
+    if (tokens) *tokens += in.attention_mask.sum().item<int64_t>();  // host data
+    if (input_s) *input_s += seconds_since(ti);
     if (autocast_bf16) compat::set_autocast(device.type(), true);
     auto out = bundle.model->forward(in);
     if (autocast_bf16) compat::set_autocast(device.type(), false);
@@ -186,7 +211,7 @@ struct Trainer::Impl {
     if (world.size() > 1) {
       std::vector<at::Tensor> t{at::tensor(c, at::kDouble)};  // World moves it to its device
       world.all_reduce_sum(t);
-      auto back = t[0].cpu();
+      auto back = core::host_copy(t[0], "trainer: loss denominators");
       for (int i = 0; i < 3; ++i) c[i] = back[i].item<double>();
     }
     const double shares = static_cast<double>(world.size()) * static_cast<double>(micro.size());
@@ -195,6 +220,7 @@ struct Trainer::Impl {
 
   StepResult train_step() {
     StepResult res;
+    const int64_t syncs_before = core::HostSyncCounter::instance().total();
     StepTimes& t = res.times;
     const auto t0 = Clock::now();
     const int accum = cfg.train.grad_accum;
@@ -207,7 +233,7 @@ struct Trainer::Impl {
     for (int micro = 0; micro < accum; ++micro) {
       const data::Batch& batch = batches[static_cast<size_t>(micro)];
       auto tf = Clock::now();
-      LossTerms terms = forward_loss(batch, &res.tokens, &denominators);
+      LossTerms terms = forward_loss(batch, &res.tokens, &denominators, &t.input_s);
       if (setup.loss_hook) setup.loss_hook(state.step, terms);
       t.forward_s += seconds_since(tf);
 
@@ -250,6 +276,7 @@ struct Trainer::Impl {
     t.optimizer_s = seconds_since(to);
     ++state.step;  // a skipped step still consumes its data and schedule position
     t.total_s = seconds_since(t0);
+    res.host_syncs = core::HostSyncCounter::instance().total() - syncs_before;
     return res;
   }
 
@@ -258,8 +285,7 @@ struct Trainer::Impl {
     if (!eval_index) return nlohmann::json::object();
     torch::NoGradGuard no_grad;
     bundle.model->eval();
-    data::Loader eval_loader(eval_index,
-                             data::loader_options_from_config(cfg, true, world.rank(), world.size()));
+    data::Loader eval_loader(eval_index, loader_options(true));
     LossTerms sum;
     int64_t n = 0;
     for (int i = 0; i < cfg.train.eval_batches; ++i) {
@@ -371,6 +397,7 @@ TrainSummary Trainer::fit() {
                           {"frames_per_s", samples_per_step * 2 * K / t.total_s},
                           {"tokens_per_s", r[5].item<double>() * m.world.size() / t.total_s},
                           {"data_wait_share", t.data_s / t.total_s},
+                          {"input_prep_share", t.input_s / t.total_s},
                           {"time_forward_s", t.forward_s},
                           {"time_backward_s", t.backward_s},
                           {"time_sync_s", t.sync_s},

@@ -5,14 +5,18 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/test_util.h"
 #include "robometer/config/loader.h"
 #include "robometer/core/error.h"
+#include "robometer/core/host_sync.h"
+#include "robometer/data/options_from_config.h"
 #include "robometer/data/synth.h"
 #include "robometer/io/xxhash64.h"
 #include "robometer/train/metrics_log.h"
@@ -291,6 +295,123 @@ TEST_F(TrainerTest, DamagedCheckpointIsSkippedAndAllDamagedRefusesResumeAuto) {
   const auto fresh = run(b.path(), 3, "none");
   EXPECT_EQ(fresh.first_step, 0);
   EXPECT_EQ(fresh.last_step, 3);
+}
+
+// The processor's per-sample half runs in the loader's workers; whatever the worker count, the
+// model sees the same bytes as when the training thread processed the raw frames itself.
+TEST_F(TrainerTest, InputsPreparedInLoaderWorkersAreByteIdenticalWithAnyWorkerCount) {
+  TempDir run;
+  const auto cfg = config(run.path(), 1);
+  train::TrainerSetup setup;
+  setup.progress_bar = false;
+  train::Trainer t(cfg, std::move(setup));
+  const auto& proc = *t.model().processor;
+  const auto index = train::load_index(cfg.data.train, "train");
+  auto batches = [&](int workers, bool prepare) {
+    auto o = robometer::data::loader_options_from_config(cfg, false, 0, 1);
+    o.num_workers = workers;
+    o.batch_size = 2;
+    if (prepare) o.prepare = train::prepare_pair_prompt(proc);
+    robometer::data::Loader loader(index, o);
+    std::vector<robometer::model::ModelInputs> out;
+    for (int i = 0; i < 3; ++i) {
+      auto b = loader.next();
+      EXPECT_TRUE(b.has_value());
+      if (!b) break;
+      for (const auto& smp : b->samples) EXPECT_EQ(smp.prepared.has_value(), prepare);
+      out.push_back(train::host_pair_inputs(proc, *b));
+    }
+    return out;
+  };
+  const auto reference = batches(0, false);  // the processor on this thread, from the frames
+  ASSERT_EQ(reference.size(), 3u);
+  for (int workers : {0, 1, 4}) {
+    const auto got = batches(workers, true);
+    ASSERT_EQ(got.size(), reference.size()) << workers << " workers";
+    for (size_t i = 0; i < got.size(); ++i) {
+      const auto &a = got[i], &b = reference[i];
+      SCOPED_TRACE("workers " + std::to_string(workers) + ", batch " + std::to_string(i));
+      for (auto [x, y] :
+           {std::pair{a.input_ids, b.input_ids}, std::pair{a.attention_mask, b.attention_mask},
+            std::pair{a.pixel_values, b.pixel_values}, std::pair{a.image_grid_thw, b.image_grid_thw},
+            std::pair{a.prog_positions, b.prog_positions}, std::pair{a.pref_positions, b.pref_positions}}) {
+        ASSERT_EQ(x.sizes(), y.sizes());
+        ASSERT_EQ(x.scalar_type(), y.scalar_type());
+        EXPECT_EQ(std::memcmp(x.data_ptr(), y.data_ptr(), x.nbytes()), 0);
+      }
+    }
+  }
+}
+
+// The same run with the processor in the loader and on the training thread: bitwise the same
+// losses, gradient norms and final weights.
+TEST_F(TrainerTest, ProcessorInTheLoaderTrainsBitwiseLikeTheProcessorOnTheTrainingThread) {
+  auto run = [&](bool in_loader, int workers) {
+    TempDir dir;
+    train::TrainerSetup setup;
+    setup.progress_bar = false;
+    setup.prepare_in_loader = in_loader;
+    train::Trainer t(config(dir.path(), 6, {"data.num_workers=" + std::to_string(workers)}),
+                     std::move(setup));
+    std::vector<double> trace;
+    for (int i = 0; i < 6; ++i) {
+      const auto r = t.step_once();
+      trace.push_back(r.terms.total_value);
+      trace.push_back(r.grad_norm);
+      trace.push_back(static_cast<double>(r.tokens));
+      EXPECT_GE(r.times.input_s, 0.0);
+      EXPECT_LE(r.times.input_s, r.times.forward_s);
+    }
+    return std::pair{trace, snapshot(t)};
+  };
+  const auto before = run(false, 1);
+  const auto after = run(true, 2);
+  ASSERT_EQ(before.first.size(), after.first.size());
+  for (size_t i = 0; i < before.first.size(); ++i)
+    EXPECT_EQ(before.first[i], after.first[i]) << "value " << i % 3 << " of step " << i / 3;
+  EXPECT_TRUE(same(before.second, after.second));
+}
+
+// The host-read budget of a training step (core::HostSyncCounter): the model forward on the
+// processor's host inputs reads nothing back; what the objective and optimizer still read is
+// listed here, so a new host read in the step (a sync per read on a GPU) fails this test.
+TEST_F(TrainerTest, TheForwardReadsNothingBackAndTheStepStaysWithinItsHostReadBudget) {
+  TempDir dir;
+  train::TrainerSetup setup;
+  setup.progress_bar = false;
+  train::Trainer t(config(dir.path(), 3, {"train.grad_accum=2"}), std::move(setup));
+  auto& counter = robometer::core::HostSyncCounter::instance();
+  t.step_once();  // warm-up (first-use paths)
+
+  auto batch = t.train_loader().next();
+  ASSERT_TRUE(batch.has_value());
+  const auto in = train::host_pair_inputs(*t.model().processor, *batch);
+  const int64_t before_forward = counter.total();
+  const auto out = t.model().model->forward(in);
+  EXPECT_TRUE(out.progress.defined());
+  EXPECT_EQ(counter.total() - before_forward, 0) << "the model forward read a computed value on the host";
+
+  const auto sites_before = counter.by_site();
+  const auto r = t.step_once();
+  std::map<std::string, int64_t> got;
+  for (const auto& [site, n] : counter.by_site()) {
+    const auto it = sites_before.find(site);
+    const int64_t d = n - (it == sites_before.end() ? 0 : it->second);
+    if (d > 0) got[site] = d;
+  }
+  int64_t sum = 0;
+  for (const auto& [site, n] : got) sum += n;
+  EXPECT_EQ(r.host_syncs, sum);
+  // Per micro-batch (2 here): the objective's loss values and counts; per step: the optimizer's
+  // gradient norm and clip coefficient (the NaN guard and the log need them on the host).
+  const std::map<std::string, int64_t> budget = {
+      {"objective: loss term value", 2 * 3},    {"objective: preference accuracy", 2},
+      {"objective: progress weight sum", 2},    {"objective: success frame count", 2},
+      {"objective: supervised frame count", 2}, {"objective: supervised sample count", 2},
+      {"objective: total loss value", 2},       {"optimizer: clip coefficient", 1},
+      {"optimizer: gradient norm", 1}};
+  EXPECT_EQ(got, budget);
+  for (const auto& [site, n] : got) EXPECT_EQ(site.rfind("model", 0), std::string::npos) << site;
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 // sorted by id, per-source flags and frame counts.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -81,8 +82,12 @@ class IndexBuilder {
   // `line` (the record's line in trajectories.jsonl, 0 when unknown) names duplicates.
   void add(const Trajectory& t, int64_t line = 0);
   int64_t size() const { return static_cast<int64_t>(records_.size()); }
+  void reserve(int64_t trajectories);  // the manifest header's count: no regrowth while adding
   // Throws ConfigError on a duplicated trajectory id, naming `where` and the lines.
   std::string finish(const std::string& name, const ManifestStamp& stamp, const std::string& where);
+  // The same bytes handed to `write` in pieces, without building the image in memory.
+  void finish(const std::string& name, const ManifestStamp& stamp, const std::string& where,
+              const std::function<void(const char*, size_t)>& write);
 
  private:
   uint64_t put(std::string_view s);

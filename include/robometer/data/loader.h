@@ -20,7 +20,9 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <any>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -46,6 +48,11 @@ struct LoaderOptions {
   double max_bad_fraction = 0.05;
   int64_t min_draws_before_abort = 20;
   int max_attempts_per_sample = 16;
+  // Run on each sample right after it is decoded, in the worker that built it (on the calling
+  // thread with 0 workers); its result goes to PairSample::prepared. The trainer puts the
+  // processor here so that tokenising, resizing and patching happen off the training thread.
+  // It must be a pure function of the sample (determinism) and thread-safe.
+  std::function<std::any(const PairSample&)> prepare;
 };
 
 // Where a loader stands: JSON-serialisable, restore() continues exactly from here.

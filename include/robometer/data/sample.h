@@ -3,6 +3,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <any>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -42,6 +43,9 @@ struct PairSample {
   float preference = 1.f;  // 1 if A is the chosen (better) trajectory
   Strategy strategy = Strategy::Rewind;
   bool different_task = false;
+  // What LoaderOptions::prepare made of this sample in the worker (for the trainer: the
+  // processed prompt); empty without a prepare hook. The data layer only carries it.
+  std::any prepared;
 };
 
 // A collated batch. Labels are stacked; frames stay per sample (sizes may differ by source).

@@ -58,6 +58,16 @@ ImagePatches patchify(const at::Tensor& resized, const ProcessorOptions& opts);
 // fetch_image resize + patchify for one frame.
 ImagePatches preprocess_image(const at::Tensor& image, const ProcessorOptions& opts);
 
+// One prompt made ready for the model, before batching: what a loader worker computes for a
+// sample (Processor::prepare_pair) so that the training thread only collates.
+struct PreparedPrompt {
+  std::vector<int64_t> ids;          // the tokenized prompt, unpadded
+  std::vector<int64_t> prog;         // positions of <|prog_token|> in ids
+  int64_t pref = -1;                 // position of <|pref_token|>, -1 = none
+  std::vector<ImagePatches> images;  // in prompt order
+  int64_t num_patches() const;       // rows of all images' pixel_values
+};
+
 class Processor {
  public:
   explicit Processor(const Tokenizer& tokenizer, ProcessorOptions opts = {});
@@ -65,15 +75,22 @@ class Processor {
   ModelInputs progress_inputs(const std::vector<ProgressQuery>& queries) const;
   ModelInputs pair_inputs(const std::vector<PairQuery>& queries) const;
 
+  // pair_inputs in two halves: prepare_pair per sample (pure, thread-safe: loader workers call
+  // it), collate per batch. collate(prepare_pair(q_0..q_n)) is pair_inputs(q) byte for byte.
+  // `index` only names the sample in errors. `pinned`: pixel_values and ids in page-locked
+  // memory, for a non-blocking host-to-device copy (only where CUDA is present).
+  PreparedPrompt prepare_pair(const PairQuery& query, size_t index = 0) const;
+  ModelInputs collate(const std::vector<const PreparedPrompt*>& prompts, bool pinned = false) const;
+
   // <|image_pad|> count of one frame of size height x width (after smart_resize).
   int64_t image_pad_count(int64_t height, int64_t width) const;
   const ProcessorOptions& options() const { return opts_; }
   const Tokenizer& tokenizer() const { return *tok_; }
 
  private:
-  // Tokenizes the rendered prompts, right-pads, and finds the head positions.
-  ModelInputs assemble(const std::vector<std::string>& prompts, const std::vector<ImagePatches>& images,
-                       const std::vector<int64_t>& image_pads) const;
+  // Tokenizes one rendered prompt, checks its image pads, and finds the head positions.
+  PreparedPrompt tokenize(const std::string& prompt, std::vector<ImagePatches> images, int64_t image_pads,
+                          size_t index) const;
 
   const Tokenizer* tok_;
   ProcessorOptions opts_;

@@ -6,6 +6,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <any>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -32,19 +33,25 @@ struct TrainerSetup {
   bool progress_bar = true;
   // Test seam: called with each micro-batch's loss terms before backward (e.g. to inject NaN).
   std::function<void(int64_t step, LossTerms&)> loss_hook;
+  // The processor runs in the loader's workers (LoaderOptions::prepare); false = on the
+  // training thread, as before (kept for the before/after benchmark and the equality test).
+  bool prepare_in_loader = true;
 };
 
 struct StepTimes {
   double data_s = 0, forward_s = 0, backward_s = 0, sync_s = 0, optimizer_s = 0, total_s = 0;
+  double input_s = 0;  // of forward_s: model inputs made on the training thread (collate or the
+                       // whole processor, and the host-to-device copies issued)
 };
 
 // What one optimizer step did (Trainer::step_once).
 struct StepResult {
   StepTimes times;
-  LossTerms terms;       // detached values averaged over the micro-batches (this rank)
-  double grad_norm = 0;  // before clipping
-  int64_t tokens = 0;    // attention-mask tokens of this rank's micro-batches
-  bool skipped = false;  // non-finite: no update (counts toward train.nan_abort_after)
+  LossTerms terms;         // detached values averaged over the micro-batches (this rank)
+  double grad_norm = 0;    // before clipping
+  int64_t tokens = 0;      // attention-mask tokens of this rank's micro-batches
+  bool skipped = false;    // non-finite: no update (counts toward train.nan_abort_after)
+  int64_t host_syncs = 0;  // computed values read on the host (core::HostSyncCounter) in the step
 };
 
 struct TrainSummary {
@@ -81,8 +88,17 @@ class Trainer {
 };
 
 // Model-agnostic conversion of a data batch into model inputs (the Processor's pair prompt).
+// Samples the loader already prepared (prepare_in_loader) are only collated; `pinned` puts the
+// collated tensors in page-locked memory. host_pair_inputs stays on the host.
+model::ModelInputs host_pair_inputs(const model::Processor& processor, const data::Batch& batch,
+                                    bool pinned = false);
 model::ModelInputs pair_inputs(const model::Processor& processor, const data::Batch& batch,
                                const at::Device& device);
+// Non-blocking copies of every defined input to `device` (no-op on the CPU).
+model::ModelInputs inputs_to(model::ModelInputs in, const at::Device& device);
+// LoaderOptions::prepare for the pair prompt: the processor's per-sample half in the workers.
+// `processor` must outlive the loader.
+std::function<std::any(const data::PairSample&)> prepare_pair_prompt(const model::Processor& processor);
 
 // Builds a trajectory index from config dataset entries (manifest dirs + weights). With
 // `filters`, the original's dataset filters (data.min_frames for "train", and
