@@ -93,6 +93,10 @@ int run_bench_step(const Options& o) {
     throw Error("bench step: the loader yields no batch");
   };
   train::Objective objective(train::objective_config_from_config(cfg));
+  // What the trainer hands the model: host tensors, packed under train.packing.
+  auto inputs_of = [&](const data::Batch& b) {
+    return train::host_pair_inputs(*bundle.processor, b, device.is_cuda(), cfg.train.packing);
+  };
 
   // Real steps and the same work measured alone, interleaved round by round so that drift in
   // machine speed (other processes, frequency) hits both sides alike. Each round: one real
@@ -115,7 +119,7 @@ int run_bench_step(const Options& o) {
     for (int micro = 0; micro < accum; ++micro) {
       const data::Batch b = next();
       auto t0 = Clock::now();
-      auto terms = objective(bundle.model->forward(train::pair_inputs(*bundle.processor, b, device)), b);
+      auto terms = objective(bundle.model->forward(inputs_of(b)), b);
       fwd_s += since(t0);
       t0 = Clock::now();
       if (terms.requires_grad()) (terms.total / accum).backward();
@@ -136,16 +140,15 @@ int run_bench_step(const Options& o) {
 
   // Informational break-downs, on one pre-fetched batch.
   const data::Batch batch = next();
-  model::ModelInputs in = train::pair_inputs(*bundle.processor, batch, device);
-  const double tokens = in.attention_mask.sum().item<double>();
-  const double processor_s =
-      time_mean(o.repeats, [&] { in = train::pair_inputs(*bundle.processor, batch, device); });
+  model::ModelInputs in = inputs_of(batch);
+  const double tokens = in.attention_mask.defined() ? in.attention_mask.sum().item<double>()
+                                                    : static_cast<double>(in.input_ids.numel());
+  const double processor_s = time_mean(o.repeats, [&] { in = inputs_of(batch); });
   // The whole processor from the frames, as the training thread ran it before the loader's
   // workers took it over: the "before" figure beside the in-step "after".
   data::Batch raw = batch;
   for (auto& smp : raw.samples) smp.prepared.reset();
-  const double full_processor_s =
-      time_mean(o.repeats, [&] { in = train::pair_inputs(*bundle.processor, raw, device); });
+  const double full_processor_s = time_mean(o.repeats, [&] { in = inputs_of(raw); });
   const double model_fwd_s = time_mean(o.repeats, [&] { bundle.model->forward(in); });
   const double clip_s = time_mean(o.repeats, [&] { opt->clip_grad_norm(cfg.train.max_grad_norm); });
   const double loader_s = time_mean(o.repeats * accum, [&] { next(); });
@@ -156,15 +159,17 @@ int run_bench_step(const Options& o) {
   const int64_t step_syncs = trainer.step_once().host_syncs;
   const auto sites_after = syncs.by_site();
   const int64_t fwd_before = syncs.total();
-  bundle.model->forward(train::host_pair_inputs(*bundle.processor, batch, device.is_cuda()));
+  bundle.model->forward(inputs_of(batch));
   const int64_t forward_syncs = syncs.total() - fwd_before;
 
-  // Padding waste over real batches: tokens the decoder computes (B x longest) per real token.
-  double tokens_real = 0, tokens_computed = 0;
+  // Padding waste over real batches: tokens the decoder computes per real token, padded (B x
+  // longest) and packed (what model::pack_inputs leaves: the real tokens end to end).
+  double tokens_real = 0, tokens_padded = 0, tokens_packed = 0;
   for (int i = 0; i < 20; ++i) {
-    const auto m = train::host_pair_inputs(*bundle.processor, next()).attention_mask;
-    tokens_real += m.sum().item<double>();
-    tokens_computed += static_cast<double>(m.numel());
+    const auto in = train::host_pair_inputs(*bundle.processor, next());
+    tokens_real += in.attention_mask.sum().item<double>();
+    tokens_padded += static_cast<double>(in.input_ids.numel());
+    tokens_packed += static_cast<double>(model::pack_inputs(in).input_ids.numel());
   }
 
   const double parts = step.data_s + fwd_s + bwd_s + step.sync_s + opt_s;
@@ -203,8 +208,9 @@ int run_bench_step(const Options& o) {
       ms(accum * full_processor_s), pct(accum * full_processor_s));
   std::printf("data wait: %.1f ms (%.1f%% of step)\n", ms(step.data_s), pct(step.data_s));
   std::printf(
-      "padding: tokens computed / tokens real = %.3f over 20 batches (padded batches; no packing yet)\n",
-      tokens_computed / std::max(1.0, tokens_real));
+      "padding: tokens computed / tokens real over 20 batches = %.3f padded, %.3f packed (this run: %s)\n",
+      tokens_padded / std::max(1.0, tokens_real), tokens_packed / std::max(1.0, tokens_real),
+      cfg.train.packing ? "train.packing=true" : "padded");
   std::printf("host syncs: %lld per step (%d micro-batches), %lld in the model forward; by site:\n",
               static_cast<long long>(step_syncs), accum, static_cast<long long>(forward_syncs));
   for (const auto& [site, n] : sites_after) {

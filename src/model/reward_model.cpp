@@ -3,6 +3,7 @@
 
 #include <c10/core/DefaultDtype.h>
 
+#include <algorithm>
 #include <string>
 
 #include "robometer/core/error.h"
@@ -67,11 +68,30 @@ BackboneOutput Qwen3VLBackboneImpl::forward(const ModelInputs& in, const Checkpo
     out.image_embeds = vis.embeds;
     out.deepstack = std::move(vis.deepstack);
   }
-  out.position_ids = mrope_position_ids(ids_h, mask_h, grid_h, cfg_);
+  const std::vector<int64_t> segments = packed_lengths(in);
+  if (segments.empty()) {
+    out.position_ids = mrope_position_ids(ids_h, mask_h, grid_h, cfg_);
+  } else {
+    // Packed: each sequence's M-RoPE positions as in a padded batch (they restart per sequence).
+    const int64_t B = static_cast<int64_t>(segments.size());
+    const int64_t L = *std::max_element(segments.begin(), segments.end());
+    at::Tensor ids_p = at::zeros({B, L}, at::kLong), mask_p = at::zeros({B, L}, at::kLong);
+    int64_t at_token = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t n = segments[static_cast<size_t>(b)];
+      ids_p[b].narrow(0, 0, n).copy_(ids_h[0].narrow(0, at_token, n));
+      mask_p[b].narrow(0, 0, n).fill_(1);
+      at_token += n;
+    }
+    out.position_ids = mrope_position_ids(ids_p, mask_p, grid_h, cfg_)
+                           .masked_select(mask_p.to(at::kBool).unsqueeze(0))
+                           .view({3, 1, -1});
+  }
   std::vector<at::Tensor>* layers = keep_layer_outputs ? &out.layer_outputs : nullptr;
   // The decoder moves the mask itself, after deciding on the host whether there is padding.
-  out.last_hidden_state = language_model->forward(embeds, out.position_ids.to(device, /*non_blocking=*/true),
-                                                  mask_h, visual_mask, out.deepstack, checkpointing, layers);
+  out.last_hidden_state =
+      language_model->forward(embeds, out.position_ids.to(device, /*non_blocking=*/true), mask_h, visual_mask,
+                              out.deepstack, checkpointing, layers, segments);
   return out;
 }
 
@@ -115,17 +135,23 @@ int64_t expected_parameter_count(const RewardModelConfig& cfg) {
 RewardOutputs RewardModelImpl::heads(const at::Tensor& last_hidden, const at::Tensor& prog_positions,
                                      const at::Tensor& pref_positions) {
   RewardOutputs r;
-  const int64_t B = last_hidden.size(0), L = last_hidden.size(1), H = last_hidden.size(2);
+  const int64_t rows = last_hidden.size(0), L = last_hidden.size(1), H = last_hidden.size(2);
   const auto dev = last_hidden.device();
+  // One row holding every sequence (packed inputs): the positions index that row, for B samples.
+  const bool packed = rows == 1;
   if (prog_positions.defined() && prog_positions.numel() > 0) {
-    if (prog_positions.dim() != 2 || prog_positions.size(0) != B)
+    if (prog_positions.dim() != 2 || (!packed && prog_positions.size(0) != rows))
       throw Error("model: prog_positions must be [B, T]");
     if (core::on_host(prog_positions, "model: prog_positions on the host").max().item<int64_t>() >= L)
       throw Error("model: prog_positions beyond sequence length");
     auto pos = prog_positions.to(dev, at::kLong, /*non_blocking=*/true);
+    const int64_t B = pos.size(0), T = pos.size(1);
     r.prog_valid = pos.ge(0);
-    auto idx = pos.clamp_min(0).unsqueeze(-1).expand({B, pos.size(1), H});
-    auto g = last_hidden.gather(1, idx);  // [B, T, H]
+    at::Tensor g;  // [B, T, H]
+    if (packed)
+      g = last_hidden[0].index_select(0, pos.clamp_min(0).reshape({-1})).view({B, T, H});
+    else
+      g = last_hidden.gather(1, pos.clamp_min(0).unsqueeze(-1).expand({B, T, H}));
     auto pl = progress_head->forward(g);
     if (cfg_.progress_bins > 1) {
       r.progress_logits = pl;
@@ -137,14 +163,18 @@ RewardOutputs RewardModelImpl::heads(const at::Tensor& last_hidden, const at::Te
     r.success_logits = success_head->forward(g).squeeze(-1);
   }
   if (pref_positions.defined() && pref_positions.numel() > 0) {
-    if (pref_positions.numel() != B) throw Error("model: pref_positions must be [B]");
+    const int64_t B = pref_positions.numel();
+    if (!packed && B != rows) throw Error("model: pref_positions must be [B]");
     const int64_t last =
         core::on_host(pref_positions, "model: pref_positions on the host").max().item<int64_t>();
     if (last >= L) throw Error("model: pref_positions beyond sequence length");
     auto pos = pref_positions.to(dev, at::kLong, /*non_blocking=*/true).view({-1});
     if (last >= 0) {
-      auto idx = pos.clamp_min(0).view({B, 1, 1}).expand({B, 1, H});
-      auto g = last_hidden.gather(1, idx).squeeze(1);  // [B, H]
+      at::Tensor g;  // [B, H]
+      if (packed)
+        g = last_hidden[0].index_select(0, pos.clamp_min(0));
+      else
+        g = last_hidden.gather(1, pos.clamp_min(0).view({B, 1, 1}).expand({B, 1, H})).squeeze(1);
       r.preference_logit = preference_head->forward(g).squeeze(-1);
     }
   }

@@ -37,7 +37,7 @@ TextAttentionImpl::TextAttentionImpl(const TextConfig& c)
 }
 
 at::Tensor TextAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                      const at::Tensor& mask) {
+                                      const at::Tensor& mask, const std::vector<int64_t>& segments) {
   const int64_t B = x.size(0), L = x.size(1);
   auto q = q_norm->forward(q_proj->forward(x).view({B, L, heads_, head_dim_})).transpose(1, 2);
   auto k = k_norm->forward(k_proj->forward(x).view({B, L, kv_heads_, head_dim_})).transpose(1, 2);
@@ -46,8 +46,24 @@ at::Tensor TextAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos
   // GQA (fewer K/V heads than query heads) is handled by the attention call: natively on 2.5+
   // CUDA, by HF's repeat_kv elsewhere. Inside checkpoint_selective the call is taped.
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
-  auto o = mask.defined() ? tape_sdpa(q, k, v, mask, /*is_causal=*/false, scale)
-                          : tape_sdpa(q, k, v, {}, /*is_causal=*/true, scale);
+  at::Tensor o;
+  if (!segments.empty()) {
+    // Packed: block-diagonal causal attention as one causal call per sequence (no padding, and
+    // no N x N mask that would leave the fused kernels).
+    std::vector<at::Tensor> parts;
+    parts.reserve(segments.size());
+    int64_t at_token = 0;
+    for (const int64_t n : segments) {
+      parts.push_back(tape_sdpa(q.narrow(2, at_token, n), k.narrow(2, at_token, n), v.narrow(2, at_token, n),
+                                {},
+                                /*is_causal=*/true, scale));
+      at_token += n;
+    }
+    o = at::cat(parts, 2);
+  } else {
+    o = mask.defined() ? tape_sdpa(q, k, v, mask, /*is_causal=*/false, scale)
+                       : tape_sdpa(q, k, v, {}, /*is_causal=*/true, scale);
+  }
   o = o.transpose(1, 2).reshape({B, L, heads_ * head_dim_});
   return o_proj->forward(o);
 }
@@ -71,8 +87,8 @@ TextDecoderLayerImpl::TextDecoderLayerImpl(const TextConfig& c) {
 }
 
 at::Tensor TextDecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                         const at::Tensor& mask) {
-  auto h = x + self_attn->forward(input_layernorm->forward(x), cos, sin, mask);
+                                         const at::Tensor& mask, const std::vector<int64_t>& segments) {
+  auto h = x + self_attn->forward(input_layernorm->forward(x), cos, sin, mask, segments);
   return h + mlp->forward(post_attention_layernorm->forward(h));
 }
 
@@ -87,8 +103,16 @@ TextModelImpl::TextModelImpl(const TextConfig& c) : cfg_(c) {
 at::Tensor TextModelImpl::forward(const at::Tensor& inputs_embeds, const at::Tensor& position_ids,
                                   const at::Tensor& attention_mask, const at::Tensor& visual_pos_mask,
                                   const std::vector<at::Tensor>& deepstack, const CheckpointPlan& plan,
-                                  std::vector<at::Tensor>* layer_outputs) {
+                                  std::vector<at::Tensor>* layer_outputs,
+                                  const std::vector<int64_t>& segments) {
   const int64_t B = inputs_embeds.size(0), L = inputs_embeds.size(1);
+  if (!segments.empty()) {
+    int64_t n = 0;
+    for (const int64_t s : segments) n += s;
+    if (B != 1 || n != L || attention_mask.defined())
+      throw Error("text decoder: packed inputs are one row of " + std::to_string(L) +
+                  " tokens without an attention mask; the segments cover " + std::to_string(n));
+  }
   auto [cos, sin] =
       text_mrope_cos_sin(position_ids.to(inputs_embeds.device()), cfg_, inputs_embeds.scalar_type());
   // Causal + key padding mask; without padding the causal flag alone lets SDPA use fused kernels.
@@ -113,15 +137,16 @@ at::Tensor TextModelImpl::forward(const at::Tensor& inputs_embeds, const at::Ten
   at::Tensor h = inputs_embeds;
   for (size_t i = 0; i < layers->size(); ++i) {
     auto layer = layers->ptr<TextDecoderLayerImpl>(i);
-    BlockFn fn = [layer, cos = cos, sin = sin, mask](const at::Tensor& x) {
-      return layer->forward(x, cos, sin, mask);
+    BlockFn fn = [layer, cos = cos, sin = sin, mask,
+                  segments](const at::Tensor& x) {  // copies: replayed in backward
+      return layer->forward(x, cos, sin, mask, segments);
     };
     if (plan.full_at(static_cast<int64_t>(i))) {
       h = checkpoint(fn, h, layer->parameters());
     } else if (plan.selective_at(static_cast<int64_t>(i))) {
       h = checkpoint_selective(fn, h, layer->parameters());
     } else {
-      h = layer->forward(h, cos, sin, mask);
+      h = layer->forward(h, cos, sin, mask, segments);
     }
     if (layer_outputs) layer_outputs->push_back(h);
     if (i < deepstack.size() && visual_pos_mask.defined()) {

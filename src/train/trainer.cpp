@@ -64,18 +64,22 @@ std::shared_ptr<const data::TrajectoryIndex> load_index(const std::vector<config
   return index;
 }
 
-model::ModelInputs host_pair_inputs(const model::Processor& processor, const data::Batch& batch,
-                                    bool pinned) {
+model::ModelInputs host_pair_inputs(const model::Processor& processor, const data::Batch& batch, bool pinned,
+                                    bool packing) {
   std::vector<const model::PreparedPrompt*> prepared;
   prepared.reserve(batch.samples.size());
   for (const auto& s : batch.samples)
     if (const auto* p = std::any_cast<model::PreparedPrompt>(&s.prepared)) prepared.push_back(p);
-  if (!prepared.empty() && prepared.size() == batch.samples.size())
-    return processor.collate(prepared, pinned);
-  std::vector<model::PairQuery> queries;
-  queries.reserve(batch.samples.size());
-  for (const auto& s : batch.samples) queries.push_back({s.task, s.a.frames, s.b.frames});
-  return processor.pair_inputs(queries);
+  model::ModelInputs in;
+  if (!prepared.empty() && prepared.size() == batch.samples.size()) {
+    in = processor.collate(prepared, pinned);
+  } else {
+    std::vector<model::PairQuery> queries;
+    queries.reserve(batch.samples.size());
+    for (const auto& s : batch.samples) queries.push_back({s.task, s.a.frames, s.b.frames});
+    in = processor.pair_inputs(queries);
+  }
+  return packing ? model::pack_inputs(in) : in;
 }
 
 model::ModelInputs inputs_to(model::ModelInputs in, const at::Device& device) {
@@ -189,8 +193,11 @@ struct Trainer::Impl {
     const auto ti = Clock::now();
     // Host tensors (page-locked with CUDA): the model copies them without blocking and reads
     // ids, masks and grids where they are, so the forward needs no host sync.
-    const model::ModelInputs in = host_pair_inputs(*bundle.processor, batch, device.is_cuda());
-    if (tokens) *tokens += in.attention_mask.sum().item<int64_t>();  // host data
+    const model::ModelInputs in =
+        host_pair_inputs(*bundle.processor, batch, device.is_cuda(), cfg.train.packing);
+    // Real tokens, from host data: every token when packed, the mask's ones when padded.
+    if (tokens)
+      *tokens += in.attention_mask.defined() ? in.attention_mask.sum().item<int64_t>() : in.input_ids.numel();
     if (input_s) *input_s += seconds_since(ti);
     if (autocast_bf16) compat::set_autocast(device.type(), true);
     auto out = bundle.model->forward(in);

@@ -175,6 +175,7 @@ struct TrainConfig {
   int max_steps = 1000;
   int batch_size = 16;  // pairs per device per micro-step
   int grad_accum = 1;
+  bool packing = false;  // the batch's sequences end to end in one row: no padding computed
   double lr = 2e-5;
   double head_lr = 0;    // 0 = lr
   double vision_lr = 0;  // 0 = lr (only when vision layers are trainable)
@@ -202,6 +203,8 @@ struct TrainConfig {
     v("max_steps", max_steps, doc("optimizer steps").range(1, 1e9));
     v("batch_size", batch_size, doc("pairs per device per micro-step").range(1, 1e6));
     v("grad_accum", grad_accum, doc("micro-steps per optimizer step").range(1, 1e6));
+    v("packing", packing,
+      doc("lay each batch's sequences end to end (each attends only to itself): no padding computed"));
     v("lr", lr, doc("peak learning rate").range(0, 1));
     v("head_lr", head_lr, doc("heads' lr (0 = lr)").range(0, 1));
     v("vision_lr", vision_lr, doc("trainable vision layers' lr (0 = lr)").range(0, 1));

@@ -14,7 +14,16 @@ struct ModelInputs {
   // Filled by Processor for the heads' gathering (spec §1.4):
   at::Tensor prog_positions;  // int64 [B, T] index of each <|prog_token|>, -1 = none
   at::Tensor pref_positions;  // int64 [B] index of <|pref_token|>, -1 = none
+  // Packed (model::pack_inputs): the B sequences laid end to end in one row. input_ids is then
+  // [1, sum of seq_lens], attention_mask undefined, and the positions above index that row.
+  at::Tensor seq_lens;  // int64 [B] on the host; undefined = padded
 };
+
+// Padded host inputs -> packed: no padding token is computed, each sequence attends only to
+// itself, and its M-RoPE positions restart as in the padded batch (the same outputs per sequence).
+ModelInputs pack_inputs(const ModelInputs& padded);
+// seq_lens as a vector (empty when the inputs are padded).
+std::vector<int64_t> packed_lengths(const ModelInputs& in);
 
 // Outputs of the three heads at the gathered positions.
 struct RewardOutputs {

@@ -30,8 +30,10 @@ class TextAttentionImpl : public torch::nn::Module {
  public:
   explicit TextAttentionImpl(const TextConfig& cfg);
   // x [B, L, H]; cos/sin [B, L, D]; mask: bool [B, 1, L, L] (true = attend) or undefined = causal.
+  // segments (packed inputs, B = 1): lengths of the sequences laid end to end in x; each attends
+  // causally within itself only (one attention call per sequence, fused causal kernels).
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                     const at::Tensor& mask);
+                     const at::Tensor& mask, const std::vector<int64_t>& segments = {});
   LoraLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   RMSNorm q_norm{nullptr}, k_norm{nullptr};
 
@@ -51,8 +53,10 @@ TORCH_MODULE(TextMLP);
 class TextDecoderLayerImpl : public torch::nn::Module {
  public:
   explicit TextDecoderLayerImpl(const TextConfig& cfg);
+  // segments (packed inputs, B = 1): lengths of the sequences laid end to end in x; each attends
+  // causally within itself only (one attention call per sequence, fused causal kernels).
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                     const at::Tensor& mask);
+                     const at::Tensor& mask, const std::vector<int64_t>& segments = {});
   TextAttention self_attn{nullptr};
   TextMLP mlp{nullptr};
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -67,10 +71,12 @@ class TextModelImpl : public torch::nn::Module {
   // undefined; visual_pos_mask bool [B, L] and deepstack[i] [N_visual, H] are added after layer i.
   // plan: which layers run under activation checkpointing (full or selective).
   // layer_outputs (optional) receives each layer's output before DeepStack injection.
+  // segments: packed inputs (B = 1, no attention_mask), the lengths of the sequences in order.
   at::Tensor forward(const at::Tensor& inputs_embeds, const at::Tensor& position_ids,
                      const at::Tensor& attention_mask, const at::Tensor& visual_pos_mask,
                      const std::vector<at::Tensor>& deepstack, const CheckpointPlan& plan,
-                     std::vector<at::Tensor>* layer_outputs = nullptr);
+                     std::vector<at::Tensor>* layer_outputs = nullptr,
+                     const std::vector<int64_t>& segments = {});
 
   torch::nn::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};

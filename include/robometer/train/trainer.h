@@ -90,8 +90,9 @@ class Trainer {
 // Model-agnostic conversion of a data batch into model inputs (the Processor's pair prompt).
 // Samples the loader already prepared (prepare_in_loader) are only collated; `pinned` puts the
 // collated tensors in page-locked memory. host_pair_inputs stays on the host.
+// `packing` (train.packing): the sequences end to end (model::pack_inputs).
 model::ModelInputs host_pair_inputs(const model::Processor& processor, const data::Batch& batch,
-                                    bool pinned = false);
+                                    bool pinned = false, bool packing = false);
 model::ModelInputs pair_inputs(const model::Processor& processor, const data::Batch& batch,
                                const at::Device& device);
 // Non-blocking copies of every defined input to `device` (no-op on the CPU).
