@@ -158,6 +158,8 @@ class IngestWriter : public TrajectorySink {
   };
   IngestWriter(const std::string& out_dir, Options opts);
   ~IngestWriter() override;
+  IngestWriter(const IngestWriter&) = delete;  // owns the temp manifest files
+  IngestWriter& operator=(const IngestWriter&) = delete;
 
   void begin(const std::string& format, const std::string& root, int64_t rows) override;
   void trajectory(Trajectory&& t) override;
