@@ -351,10 +351,10 @@ TEST_F(TrainerTest, ProcessorInTheLoaderTrainsBitwiseLikeTheProcessorOnTheTraini
     train::TrainerSetup setup;
     setup.progress_bar = false;
     setup.prepare_in_loader = in_loader;
-    train::Trainer t(config(dir.path(), 6, {"data.num_workers=" + std::to_string(workers)}),
+    train::Trainer t(config(dir.path(), 20, {"data.num_workers=" + std::to_string(workers)}),
                      std::move(setup));
     std::vector<double> trace;
-    for (int i = 0; i < 6; ++i) {
+    for (int i = 0; i < 20; ++i) {
       const auto r = t.step_once();
       trace.push_back(r.terms.total_value);
       trace.push_back(r.grad_norm);
@@ -421,10 +421,10 @@ TEST_F(TrainerTest, PackingTrainsLikeThePaddedBatch) {
     TempDir dir;
     train::TrainerSetup setup;
     setup.progress_bar = false;
-    train::Trainer t(config(dir.path(), 5, {std::string("train.packing=") + (packing ? "true" : "false")}),
+    train::Trainer t(config(dir.path(), 20, {std::string("train.packing=") + (packing ? "true" : "false")}),
                      std::move(setup));
     std::vector<double> losses;
-    for (int i = 0; i < 5; ++i) losses.push_back(t.step_once().terms.total_value);
+    for (int i = 0; i < 20; ++i) losses.push_back(t.step_once().terms.total_value);
     return losses;
   };
   const auto padded = run(false), packed = run(true);
