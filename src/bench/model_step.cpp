@@ -1,6 +1,8 @@
 // `robometer bench model-step`: one training step of the reward model on a synthetic batch
-// (random uint8 frames of the given size, a fixed task string): processor -> model ->
-// objective -> backward -> clip -> AdamW step, built from the same pieces the trainer uses.
+// (random uint8 frames of the given size, a fixed task string), or with --real-data DIR on the
+// first batch the sampler and processor make from that dataset exactly as training does (real
+// frames, different prompt lengths; padded, or packed under train.packing): processor -> model
+// -> objective -> backward -> clip -> AdamW step, built from the same pieces the trainer uses.
 // Prints step time, samples/s, tokens/s, model FLOPs utilisation and peak device memory, and the
 // token/patch counts so that scripts/gpu/hf_step.py can time HF transformers on the same shapes.
 //
@@ -9,8 +11,9 @@
 // + 4·N_llm_frozen·T      frozen LLM matmul weights on the gradient path (LoRA base weights)
 // + 2·N_vis·P + 2·N_merge·P/4   frozen vision tower, forward only (P patches; mergers act on
 //                               merged tokens)
-// + 6·n_layers·L²·d_attn·B    causal text attention: forward 2·L²·d_attn per layer and sequence
-//                               (QK^T and AV over half the L×L square), ×3 for training
+// + 6·n_layers·Σ L_i²·d_attn   causal text attention: forward 2·L_i²·d_attn per layer and sequence
+//                               of L_i real tokens (QK^T and AV over half the square), ×3 for
+//                               training; padding is not counted (it is not model work)
 // + 4·depth·S²·d_vis per image  vision attention (full, per image of S patches), forward only
 // divided by step time × peak (989 TFLOP/s = H100 SXM dense bf16; --peak-tflops to change).
 // N_* count only weights of matmuls (dim >= 2), not the embedding tables (a lookup, no matmul).
@@ -40,12 +43,16 @@
 #include "robometer/config/loader.h"
 #include "robometer/core/compat.h"
 #include "robometer/core/error.h"
+#include "robometer/data/loader.h"
+#include "robometer/data/options_from_config.h"
 #include "robometer/data/sample.h"
+#include "robometer/data/trajectory_index.h"
 #include "robometer/model/checkpointing.h"
 #include "robometer/model/factory.h"
 #include "robometer/train/objective.h"
 #include "robometer/train/options_from_config.h"
 #include "robometer/train/param_optimizer.h"
+#include "robometer/train/trainer.h"
 
 namespace robometer::bench {
 namespace {
@@ -72,6 +79,7 @@ struct Options {
   double peak_tflops = 989.0;
   std::string json_out;
   uint64_t seed = 0;
+  std::string real_data;  // a dataset directory: the first training batch from it instead
 };
 
 using Clock = std::chrono::steady_clock;
@@ -101,6 +109,32 @@ data::Batch synthetic_batch(const Options& o) {
   return b;
 }
 
+// Real tokens of each sequence: the packed lengths, or the attention mask's row sums.
+std::vector<int64_t> sequence_lengths(const model::ModelInputs& in) {
+  if (in.seq_lens.defined()) return model::packed_lengths(in);
+  std::vector<int64_t> out;
+  const auto rows = in.attention_mask.sum(1).to(at::kCPU, at::kLong).contiguous();
+  out.assign(rows.data_ptr<int64_t>(), rows.data_ptr<int64_t>() + rows.numel());
+  return out;
+}
+
+// The first training batch of `dir` as the trainer makes it (sampler, frame decoding, labels,
+// the processor's per-sample half in the loader's workers), batch size `pairs`.
+data::Batch real_batch(config::RunConfig cfg, const std::string& dir, int pairs,
+                       const model::Processor& proc) {
+  cfg.data.train = {{dir, 1.0}};
+  cfg.train.batch_size = pairs;
+  auto index = data::open_trajectory_index({{dir, 1.0}}, data::parse_index_policy(cfg.data.index));
+  data::LoaderOptions lo = data::loader_options_from_config(cfg, false, 0, 1);
+  lo.prepare = train::prepare_pair_prompt(proc);
+  data::Loader loader(index, lo);
+  auto b = loader.next();
+  if (!b)
+    throw ConfigError("bench model-step: --real-data " + dir + " yields no batch of " +
+                      std::to_string(pairs) + " pairs (" + std::to_string(index->size()) + " trajectories)");
+  return std::move(*b);
+}
+
 struct FlopCount {
   int64_t n_train_llm = 0, n_frozen_llm = 0, n_vis = 0, n_merge = 0;
   double per_step = 0;
@@ -119,14 +153,17 @@ FlopCount count_flops(model::RewardModel& m, const model::ModelInputs& in) {
     }
   }
   const auto& bc = m->config().backbone;
-  const double T = static_cast<double>(in.attention_mask.sum().item<int64_t>());
+  const std::vector<int64_t> lengths = sequence_lengths(in);
+  double T = 0, sum_l2 = 0;
+  for (const int64_t l : lengths) {
+    T += static_cast<double>(l);
+    sum_l2 += static_cast<double>(l) * static_cast<double>(l);
+  }
   const double P = static_cast<double>(in.pixel_values.size(0));
-  const double B = static_cast<double>(in.input_ids.size(0));
-  const double L = static_cast<double>(in.input_ids.size(1));
   const double d_attn = static_cast<double>(bc.text.num_attention_heads * bc.text.head_dim);
   double flops = 6.0 * f.n_train_llm * T + 4.0 * f.n_frozen_llm * T;
   flops += 2.0 * f.n_vis * P + 2.0 * f.n_merge * P / 4.0;
-  flops += 3.0 * 2.0 * L * L * d_attn * bc.text.num_hidden_layers * B;  // causal: half of 4·L²·d
+  flops += 3.0 * 2.0 * sum_l2 * d_attn * bc.text.num_hidden_layers;  // causal: half of 4·L²·d
   auto grid = in.image_grid_thw.to(at::kCPU);
   const auto g = grid.accessor<int64_t, 2>();
   for (int64_t i = 0; i < grid.size(0); ++i) {
@@ -160,12 +197,14 @@ int run_bench_model_step(const Options& o) {
     throw ConfigError("bench model-step: --device auto|cpu|cuda");
   const bool autocast_bf16 = train::bf16_autocast_from_config(cfg, device);
 
-  std::printf(
-      "bench model-step: %s, %d pairs x 2 x %d frames of %dx%d, dtype %s%s, checkpointing %s, %s, device "
-      "%s\n",
-      o.config.c_str(), o.pairs, o.frames, o.width, o.height, cfg.model.dtype.c_str(),
-      autocast_bf16 ? " (bf16 autocast)" : "", cfg.model.activation_checkpointing.c_str(),
-      o.lora > 0 ? ("LoRA r=" + std::to_string(o.lora)).c_str() : "full LLM", device.str().c_str());
+  const std::string shape = o.real_data.empty() ? std::to_string(o.frames) + " frames of " +
+                                                      std::to_string(o.width) + "x" + std::to_string(o.height)
+                                                : std::to_string(cfg.data.frames_per_trajectory) +
+                                                      " frames (data.resize) of " + o.real_data;
+  std::printf("bench model-step: %s, %d pairs x 2 x %s, dtype %s%s, checkpointing %s, %s, device %s\n",
+              o.config.c_str(), o.pairs, shape.c_str(), cfg.model.dtype.c_str(),
+              autocast_bf16 ? " (bf16 autocast)" : "", cfg.model.activation_checkpointing.c_str(),
+              o.lora > 0 ? ("LoRA r=" + std::to_string(o.lora)).c_str() : "full LLM", device.str().c_str());
   std::fflush(stdout);
 
   auto t_build = Clock::now();
@@ -184,21 +223,32 @@ int run_bench_model_step(const Options& o) {
 
   // Inputs: processed once (timed separately: the loader/processor run on CPU threads ahead of
   // the GPU in training), then reused every step.
-  data::Batch batch = synthetic_batch(o);
-  std::vector<model::PairQuery> queries;
-  for (const auto& s : batch.samples) queries.push_back({s.task, s.a.frames, s.b.frames});
+  const bool real = !o.real_data.empty();
+  data::Batch batch = real ? real_batch(cfg, o.real_data, o.pairs, *mb.processor) : synthetic_batch(o);
   auto t_proc = Clock::now();
-  model::ModelInputs in = mb.processor->pair_inputs(queries);
+  model::ModelInputs in;
+  if (real) {
+    in = train::host_pair_inputs(*mb.processor, batch, device.is_cuda(), cfg.train.packing);
+  } else {
+    std::vector<model::PairQuery> queries;
+    for (const auto& s : batch.samples) queries.push_back({s.task, s.a.frames, s.b.frames});
+    in = mb.processor->pair_inputs(queries);
+  }
   const double processor_s = since(t_proc);
+  // Host-side figures before the move (seq_lens stays on the host).
+  const std::vector<int64_t> lengths = sequence_lengths(in);
+  int64_t tokens = 0;
+  for (const int64_t l : lengths) tokens += l;
+  const int64_t computed_tokens = in.input_ids.numel();
   for (at::Tensor* t : {&in.input_ids, &in.attention_mask, &in.pixel_values, &in.image_grid_thw,
                         &in.prog_positions, &in.pref_positions})
     if (t->defined()) *t = t->to(device);
-  for (at::Tensor* t : {&batch.preference, &batch.progress_a, &batch.progress_target_a,
-                        &batch.progress_mask_a, &batch.success_a, &batch.success_mask_a})
-    *t = t->to(device);
+  for (at::Tensor* t :
+       {&batch.preference, &batch.progress_a, &batch.progress_target_a, &batch.progress_mask_a,
+        &batch.progress_frame_mask_a, &batch.success_a, &batch.success_mask_a})
+    if (t->defined()) *t = t->to(device);
 
-  const int64_t seq_len = in.input_ids.size(1);
-  const int64_t tokens = in.attention_mask.sum().item<int64_t>();
+  const int64_t seq_len = *std::max_element(lengths.begin(), lengths.end());
   const int64_t patches = in.pixel_values.size(0);
   const int64_t images = in.image_grid_thw.size(0);
   auto grid0 = in.image_grid_thw[0].to(at::kCPU);
@@ -209,6 +259,11 @@ int run_bench_model_step(const Options& o) {
       "pixel patches %lld\n",
       (long long)seq_len, (long long)tokens, (long long)(tokens / o.pairs), (long long)images, (long long)gt,
       (long long)gh, (long long)gw, (long long)patches);
+  std::printf("data: %s; tokens computed / tokens real = %lld / %lld = %.3f (%s)\n",
+              real ? ("real, first batch of " + o.real_data).c_str() : "synthetic (identical prompts)",
+              (long long)computed_tokens, (long long)tokens,
+              static_cast<double>(computed_tokens) / static_cast<double>(std::max<int64_t>(1, tokens)),
+              in.seq_lens.defined() ? "packed" : "padded");
   std::printf(
       "params: %.1f M total, %.1f M trainable; matmul weights: LLM trainable %.1f M, LLM frozen %.1f M, "
       "vision %.1f M + mergers %.1f M; %.1f TFLOP per step (model FLOPs)\n",
@@ -381,10 +436,12 @@ int run_bench_model_step(const Options& o) {
       "%.1f TFLOP/s, MFU %.1f%% of %.0f TFLOP/s, peak memory %.2f GiB allocated / %.2f GiB reserved\n",
       o.lora > 0 ? ("lora" + std::to_string(o.lora)).c_str() : "full", median, o.steps, mean, samples_s,
       tokens_s, tflops, 100 * mfu, o.peak_tflops, peak_alloc_gb, peak_reserved_gb);
-  std::printf(
-      "HF_SHAPES --pairs %d --images-per-seq %lld --seq-len %lld --tokens %lld --grid-h %lld --grid-w %lld\n",
-      o.pairs, (long long)(images / o.pairs), (long long)seq_len, (long long)tokens, (long long)gh,
-      (long long)gw);
+  if (!real)  // HF's step script rebuilds identical synthetic prompts from these
+    std::printf(
+        "HF_SHAPES --pairs %d --images-per-seq %lld --seq-len %lld --tokens %lld --grid-h %lld --grid-w "
+        "%lld\n",
+        o.pairs, (long long)(images / o.pairs), (long long)seq_len, (long long)tokens, (long long)gh,
+        (long long)gw);
   std::fflush(stdout);
 
   if (!o.json_out.empty()) {
@@ -400,6 +457,9 @@ int run_bench_model_step(const Options& o) {
                         {"device", device.str()},
                         {"seq_len", seq_len},
                         {"tokens", tokens},
+                        {"tokens_computed", computed_tokens},
+                        {"packed", in.seq_lens.defined()},
+                        {"real_data", o.real_data},
                         {"pixel_patches", patches},
                         {"images", images},
                         {"grid_thw", {gt, gh, gw}},
@@ -469,6 +529,9 @@ Benchmark model_step_benchmark() {
         sub.add_option("--peak-tflops", o->peak_tflops, "device peak for MFU")->capture_default_str();
         sub.add_option("--json", o->json_out, "write the figures to this JSON file");
         sub.add_option("--seed", o->seed, "init and data seed")->capture_default_str();
+        sub.add_option("--real-data", o->real_data,
+                       "dataset dir: the first training batch from it (sampler + processor as in training; "
+                       "--set train.packing=true packs it) instead of synthetic prompts");
         sub.callback([o, &exit_code] { exit_code = run_bench_model_step(*o); });
       }};
 }

@@ -107,8 +107,12 @@ int run_bench_step(const Options& o) {
   train::StepTimes step;
   double fwd_s = 0, bwd_s = 0, opt_s = 0;
   const int accum = cfg.train.grad_accum;
+  int64_t forwards = 0, largest_forward = 0;
   for (int i = 0; i < o.steps; ++i) {
-    const auto t = trainer.step_once().times;
+    const auto r = trainer.step_once();
+    const auto& t = r.times;
+    forwards += r.forwards;
+    largest_forward = std::max(largest_forward, r.max_forward_tokens);
     step.data_s += t.data_s;
     step.forward_s += t.forward_s;
     step.backward_s += t.backward_s;
@@ -211,6 +215,11 @@ int run_bench_step(const Options& o) {
       "padding: tokens computed / tokens real over 20 batches = %.3f padded, %.3f packed (this run: %s)\n",
       tokens_padded / std::max(1.0, tokens_real), tokens_packed / std::max(1.0, tokens_real),
       cfg.train.packing ? "train.packing=true" : "padded");
+  std::printf(
+      "forwards per step: %.2f (%d micro-batches; train.max_tokens_per_batch = %d), largest forward %lld "
+      "tokens computed\n",
+      static_cast<double>(forwards) / n, accum, cfg.train.max_tokens_per_batch,
+      static_cast<long long>(largest_forward));
   std::printf("host syncs: %lld per step (%d micro-batches), %lld in the model forward; by site:\n",
               static_cast<long long>(step_syncs), accum, static_cast<long long>(forward_syncs));
   for (const auto& [site, n] : sites_after) {

@@ -1,4 +1,5 @@
 #include <string>
+#include <utility>
 
 #include "robometer/core/error.h"
 #include "robometer/data/sample.h"
@@ -84,6 +85,31 @@ Batch collate(std::vector<PairSample> samples) {
   b.success_mask_b = at::stack(mb);
   b.samples = std::move(samples);
   return b;
+}
+
+Batch slice_batch(const Batch& batch, int64_t begin, int64_t end) {
+  if (begin < 0 || end <= begin || end > batch.size())
+    throw Error("slice_batch: samples [" + std::to_string(begin) + ", " + std::to_string(end) +
+                ") of a batch of " + std::to_string(batch.size()));
+  Batch s;
+  s.samples.assign(batch.samples.begin() + begin, batch.samples.begin() + end);
+  const std::pair<const at::Tensor*, at::Tensor*> fields[] = {
+      {&batch.preference, &s.preference},
+      {&batch.progress_a, &s.progress_a},
+      {&batch.progress_target_a, &s.progress_target_a},
+      {&batch.progress_mask_a, &s.progress_mask_a},
+      {&batch.progress_frame_mask_a, &s.progress_frame_mask_a},
+      {&batch.success_a, &s.success_a},
+      {&batch.success_mask_a, &s.success_mask_a},
+      {&batch.progress_b, &s.progress_b},
+      {&batch.progress_target_b, &s.progress_target_b},
+      {&batch.progress_mask_b, &s.progress_mask_b},
+      {&batch.progress_frame_mask_b, &s.progress_frame_mask_b},
+      {&batch.success_b, &s.success_b},
+      {&batch.success_mask_b, &s.success_mask_b}};
+  for (const auto& [from, to] : fields)
+    if (from->defined()) *to = from->narrow(0, begin, end - begin);
+  return s;
 }
 
 }  // namespace robometer::data

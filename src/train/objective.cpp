@@ -56,6 +56,16 @@ void LossTerms::add_scaled_values(const LossTerms& other, double scale) {
   preference_accuracy += other.preference_accuracy * scale;
 }
 
+void LossTerms::add_part(const LossTerms& part, double sample_fraction) {
+  total_value += part.total_value;
+  preference_value += part.preference_value;
+  progress_value += part.progress_value;
+  success_value += part.success_value;
+  preference_accuracy += part.preference_accuracy * sample_fraction;
+  progress_samples += part.progress_samples;
+  success_frames += part.success_frames;
+}
+
 LossDenominators loss_counts(const data::Batch& batch) {
   LossDenominators d;
   if (batch.preference.defined()) d.preference = static_cast<double>(batch.preference.numel());

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <any>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -22,6 +24,7 @@
 #include "robometer/train/lr_schedule.h"
 #include "robometer/train/options_from_config.h"
 #include "robometer/train/run_log.h"
+#include "robometer/train/token_budget.h"
 
 namespace robometer::train {
 namespace fs = std::filesystem;
@@ -128,6 +131,7 @@ struct Trainer::Impl {
   std::unique_ptr<TrainCheckpointer> checkpointer;
   TrainState state;  // step (optimizer steps done), non-finite step counters
   bool autocast_bf16 = false;
+  bool warned_over_budget = false;
   nlohmann::json last_eval = nlohmann::json::object();
 
   Impl(config::RunConfig c, TrainerSetup s) : cfg(std::move(c)), setup(std::move(s)), world(*setup.world) {}
@@ -189,7 +193,8 @@ struct Trainer::Impl {
   }
 
   LossTerms forward_loss(const data::Batch& batch, int64_t* tokens,
-                         const LossDenominators* denominators = nullptr, double* input_s = nullptr) {
+                         const LossDenominators* denominators = nullptr, double* input_s = nullptr,
+                         int64_t* computed_tokens = nullptr) {
     const auto ti = Clock::now();
     // Host tensors (page-locked with CUDA): the model copies them without blocking and reads
     // ids, masks and grids where they are, so the forward needs no host sync.
@@ -198,6 +203,7 @@ struct Trainer::Impl {
     // Real tokens, from host data: every token when packed, the mask's ones when padded.
     if (tokens)
       *tokens += in.attention_mask.defined() ? in.attention_mask.sum().item<int64_t>() : in.input_ids.numel();
+    if (computed_tokens) *computed_tokens = in.input_ids.numel();
     if (input_s) *input_s += seconds_since(ti);
     if (autocast_bf16) compat::set_autocast(device.type(), true);
     auto out = bundle.model->forward(in);
@@ -205,9 +211,42 @@ struct Trainer::Impl {
     return objective(out, batch_to(batch, device), denominators);
   }
 
+  // Token lengths of a batch's samples (prepared in the loader, or here when it did not).
+  std::vector<int64_t> sample_lengths(data::Batch& batch, double* input_s) {
+    const auto ti = Clock::now();
+    std::vector<int64_t> lengths;
+    lengths.reserve(batch.samples.size());
+    for (auto& s : batch.samples) {
+      if (!std::any_cast<model::PreparedPrompt>(&s.prepared))
+        s.prepared = bundle.processor->prepare_pair({s.task, s.a.frames, s.b.frames});
+      lengths.push_back(static_cast<int64_t>(std::any_cast<model::PreparedPrompt>(&s.prepared)->ids.size()));
+    }
+    if (input_s) *input_s += seconds_since(ti);
+    return lengths;
+  }
+
+  // The forwards one micro-batch runs as (train.max_tokens_per_batch), at least min_parts.
+  std::vector<SampleRange> forward_parts(data::Batch& batch, size_t min_parts, double* input_s) {
+    if (cfg.train.max_tokens_per_batch <= 0) return {SampleRange{0, batch.samples.size()}};
+    const std::vector<int64_t> lengths = sample_lengths(batch, input_s);
+    auto parts = split_by_token_budget(lengths, cfg.train.max_tokens_per_batch, cfg.train.packing, min_parts);
+    for (const auto& r : parts)
+      if (r.size() == 1 && lengths[r.begin] > cfg.train.max_tokens_per_batch && !warned_over_budget) {
+        warned_over_budget = true;
+        spdlog::warn(
+            "train.max_tokens_per_batch = {} is below one sample's {} tokens; such a sample runs "
+            "alone in its forward (warned once)",
+            cfg.train.max_tokens_per_batch, lengths[r.begin]);
+      }
+    return parts;
+  }
+
   // Denominators that make every micro-batch on every rank a share of one mean over the global
   // batch (see LossDenominators): counts summed over this step's micro-batches and all ranks.
-  LossDenominators global_denominators(const std::vector<data::Batch>& micro) {
+  // With a token budget, also how many forwards each micro-batch runs: the most any rank needs,
+  // so that every rank runs as many backwards (each one communicates under dist.shard gradients).
+  LossDenominators global_denominators(std::vector<data::Batch>& micro, std::vector<size_t>* parts_per_micro,
+                                       double* input_s) {
     std::vector<double> c(3, 0.0);
     for (const auto& b : micro) {
       const auto d = loss_counts(b);
@@ -215,12 +254,30 @@ struct Trainer::Impl {
       c[1] += d.progress;
       c[2] += d.success;
     }
+    const bool budget = cfg.train.max_tokens_per_batch > 0;
+    const size_t slots = static_cast<size_t>(cfg.train.batch_size) + 1;
+    if (budget) {
+      // One histogram of forward counts per micro-batch; the all-reduce sums them, and the
+      // highest count with a non-zero sum is the most any rank needs.
+      for (auto& b : micro) {
+        const size_t n = forward_parts(b, 1, input_s).size();
+        std::vector<double> h(slots, 0.0);
+        h[std::min(n, slots - 1)] = 1.0;
+        c.insert(c.end(), h.begin(), h.end());
+      }
+    }
     if (world.size() > 1) {
       std::vector<at::Tensor> t{at::tensor(c, at::kDouble)};  // World moves it to its device
       world.all_reduce_sum(t);
       auto back = core::host_copy(t[0], "trainer: loss denominators");
-      for (int i = 0; i < 3; ++i) c[i] = back[i].item<double>();
+      const double* v = back.data_ptr<double>();
+      c.assign(v, v + back.numel());
     }
+    parts_per_micro->assign(micro.size(), 1);
+    if (budget)
+      for (size_t m = 0; m < micro.size(); ++m)
+        for (size_t n = 0; n < slots; ++n)
+          if (c[3 + m * slots + n] > 0) (*parts_per_micro)[m] = n;
     const double shares = static_cast<double>(world.size()) * static_cast<double>(micro.size());
     return {c[0] / shares, c[1] / shares, c[2] / shares};
   }
@@ -235,24 +292,43 @@ struct Trainer::Impl {
     std::vector<data::Batch> batches;
     auto td = Clock::now();
     for (int micro = 0; micro < accum; ++micro) batches.push_back(next_batch());
-    const LossDenominators denominators = global_denominators(batches);
-    t.data_s += seconds_since(td);
+    std::vector<size_t> parts_per_micro;
+    double budget_prep_s = 0;
+    const LossDenominators denominators = global_denominators(batches, &parts_per_micro, &budget_prep_s);
+    t.data_s += seconds_since(td) - budget_prep_s;
+    t.input_s += budget_prep_s;
     for (int micro = 0; micro < accum; ++micro) {
-      const data::Batch& batch = batches[static_cast<size_t>(micro)];
-      auto tf = Clock::now();
-      LossTerms terms = forward_loss(batch, &res.tokens, &denominators, &t.input_s);
-      if (setup.loss_hook) setup.loss_hook(state.step, terms);
-      t.forward_s += seconds_since(tf);
+      data::Batch& batch = batches[static_cast<size_t>(micro)];
+      const std::vector<SampleRange> parts =
+          parts_per_micro[static_cast<size_t>(micro)] > 1
+              ? forward_parts(batch, parts_per_micro[static_cast<size_t>(micro)], &t.input_s)
+              : std::vector<SampleRange>{{0, batch.samples.size()}};
+      LossTerms micro_terms;
+      for (size_t p = 0; p < parts.size(); ++p) {
+        const bool whole = parts.size() == 1;
+        const data::Batch part = whole ? data::Batch()
+                                       : data::slice_batch(batch, static_cast<int64_t>(parts[p].begin),
+                                                           static_cast<int64_t>(parts[p].end));
+        const data::Batch& run = whole ? batch : part;
+        auto tf = Clock::now();
+        int64_t computed = 0;
+        LossTerms terms = forward_loss(run, &res.tokens, &denominators, &t.input_s, &computed);
+        res.forwards += 1;
+        res.max_forward_tokens = std::max(res.max_forward_tokens, computed);
+        if (setup.loss_hook) setup.loss_hook(state.step, terms);
+        t.forward_s += seconds_since(tf);
 
-      // Non-finite: an infinite loss, or NaN in every term (nothing left to train on: the loss
-      // would read 0 and the gradient norm 0, hiding a diverged model).
-      if (terms.nothing_finite()) terms.total_value = std::numeric_limits<double>::quiet_NaN();
-      finite = finite && std::isfinite(terms.total_value);
-      auto tb = Clock::now();
-      setup.grad_sync->before_backward(micro == accum - 1);
-      if (terms.requires_grad() && finite) (terms.total / accum).backward();
-      t.backward_s += seconds_since(tb);
-      res.terms.add_scaled_values(terms, 1.0 / accum);
+        // Non-finite: an infinite loss, or NaN in every term (nothing left to train on: the loss
+        // would read 0 and the gradient norm 0, hiding a diverged model).
+        if (terms.nothing_finite()) terms.total_value = std::numeric_limits<double>::quiet_NaN();
+        finite = finite && std::isfinite(terms.total_value);
+        auto tb = Clock::now();
+        setup.grad_sync->before_backward(micro == accum - 1 && p + 1 == parts.size());
+        if (terms.requires_grad() && finite) (terms.total / accum).backward();
+        t.backward_s += seconds_since(tb);
+        micro_terms.add_part(terms, static_cast<double>(parts[p].size()) / static_cast<double>(batch.size()));
+      }
+      res.terms.add_scaled_values(micro_terms, 1.0 / accum);
     }
     auto ts = Clock::now();
     setup.grad_sync->finish();
@@ -287,6 +363,21 @@ struct Trainer::Impl {
     return res;
   }
 
+  // One eval batch's loss terms; within train.max_tokens_per_batch as training does (means over
+  // the whole batch).
+  LossTerms eval_loss(data::Batch& batch) {
+    const std::vector<SampleRange> parts = forward_parts(batch, 1, nullptr);
+    if (parts.size() == 1) return forward_loss(batch, nullptr);
+    const LossDenominators own = loss_counts(batch);
+    LossTerms sum;
+    for (const auto& r : parts)
+      sum.add_part(
+          forward_loss(data::slice_batch(batch, static_cast<int64_t>(r.begin), static_cast<int64_t>(r.end)),
+                       nullptr, &own),
+          static_cast<double>(r.size()) / static_cast<double>(batch.size()));
+    return sum;
+  }
+
   // Eval loss and preference accuracy over cfg.train.eval_batches fixed batches.
   nlohmann::json evaluate() {
     if (!eval_index) return nlohmann::json::object();
@@ -298,7 +389,7 @@ struct Trainer::Impl {
     for (int i = 0; i < cfg.train.eval_batches; ++i) {
       auto b = eval_loader.next();
       if (!b) break;
-      sum.add_scaled_values(forward_loss(*b, nullptr), 1.0);
+      sum.add_scaled_values(eval_loss(*b), 1.0);
       ++n;
     }
     // The evaluation issue's metrics (VOC, Kendall τ-a, success F1) on a bounded subset, on the

@@ -289,18 +289,22 @@ TEST(DistLaunch, ShardedRanksTrainLikeOneProcessWithTwiceTheBatch) {
   ASSERT_EQ(one.status, 0) << one.output;
   const auto a = losses(d + "/one/metrics.jsonl");
   ASSERT_EQ(a.size(), 4u) << one.output;
-  for (const std::string mode : {"optimizer", "gradients"}) {
+  // "gradients+budget": ZeRO-2 with train.max_tokens_per_batch below one sample, so every
+  // micro-batch runs as one forward and backward (one reduce-scatter) per sample.
+  for (const std::string variant : {"optimizer", "gradients", "gradients+budget"}) {
+    const std::string mode = variant.substr(0, variant.find('+'));
+    const std::string budget = variant == mode ? "" : "train.max_tokens_per_batch=1 ";
     auto two =
         run(in_source_dir() + robometer_binary().string() + " launch --nproc-per-node 2 --master-port 0 --" +
-            common + "train.batch_size=2 train.grad_accum=2 dist.shard=" + mode + " output.run_dir=" + d +
-            "/" + mode);
+            common + "train.batch_size=2 train.grad_accum=2 " + budget + "dist.shard=" + mode +
+            " output.run_dir=" + d + "/" + mode + (budget.empty() ? "" : "-budget"));
     ASSERT_EQ(two.status, 0) << two.output;
     EXPECT_NE(two.output.find(mode == "gradients" ? "ZeRO-2" : "ZeRO-1"), std::string::npos) << two.output;
-    const auto b = losses(d + "/" + mode + "/metrics.jsonl");
+    const auto b = losses(d + "/" + mode + (budget.empty() ? "" : "-budget") + "/metrics.jsonl");
     ASSERT_EQ(b.size(), 4u) << two.output;
     for (const auto& [step, loss] : a) {
-      ASSERT_TRUE(b.count(step)) << mode << " step " << step;
-      EXPECT_NEAR(b.at(step), loss, 1e-4 * std::max(1.0, std::abs(loss))) << mode << " step " << step;
+      ASSERT_TRUE(b.count(step)) << variant << " step " << step;
+      EXPECT_NEAR(b.at(step), loss, 1e-4 * std::max(1.0, std::abs(loss))) << variant << " step " << step;
     }
   }
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -431,6 +432,74 @@ TEST_F(TrainerTest, PackingTrainsLikeThePaddedBatch) {
   ASSERT_EQ(padded.size(), packed.size());
   for (size_t i = 0; i < padded.size(); ++i)
     EXPECT_NEAR(packed[i], padded[i], 1e-5 * std::abs(padded[i])) << "step " << i + 1;
+}
+
+// train.max_tokens_per_batch: a micro-batch over the budget runs as several forwards within it,
+// and the step is that of the whole micro-batch (the same sums over the same denominators, to
+// summation order), padded and packed, with gradient accumulation.
+TEST_F(TrainerTest, ATokenBudgetSplitsTheMicroBatchAndTrainsLikeTheWholeBatch) {
+  // Without head dropout: its masks are drawn per forward, so more forwards draw other masks
+  // (the same distribution, not the same numbers).
+  TempDir models;
+  std::string model_json;
+  {
+    std::ifstream f(robometer::test::source_dir() / "configs" / "models" / "tiny.json");
+    model_json.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  const std::string drop = "\"head_dropout\": 0.1";
+  const auto at = model_json.find(drop);
+  ASSERT_NE(at, std::string::npos) << "configs/models/tiny.json changed: update this test";
+  model_json.replace(at, drop.size(), "\"head_dropout\": 0.0");
+  const fs::path nodrop = models.path() / "tiny_nodrop.json";
+  std::ofstream(nodrop) << model_json;
+  for (const bool packing : {false, true}) {
+    const std::string pack = std::string("train.packing=") + (packing ? "true" : "false");
+    auto run = [&](int64_t budget, int64_t* forwards, int64_t* largest) {
+      TempDir dir;
+      train::TrainerSetup setup;
+      setup.progress_bar = false;
+      train::Trainer t(config(dir.path(), 8,
+                              {pack, "model.config_json=" + nodrop.string(), "train.batch_size=4",
+                               "train.grad_accum=2", "train.max_tokens_per_batch=" + std::to_string(budget)}),
+                       std::move(setup));
+      std::vector<double> trace;
+      for (int i = 0; i < 8; ++i) {
+        const auto r = t.step_once();
+        trace.push_back(r.terms.total_value);
+        trace.push_back(r.terms.preference_accuracy);
+        trace.push_back(r.grad_norm);
+        trace.push_back(static_cast<double>(r.tokens));
+        *forwards = std::max(*forwards, r.forwards);
+        *largest = std::max(*largest, r.max_forward_tokens);
+      }
+      return std::pair{trace, snapshot(t)};
+    };
+    int64_t whole_forwards = 0, whole_tokens = 0;
+    const auto whole = run(0, &whole_forwards, &whole_tokens);
+    EXPECT_EQ(whole_forwards, 2) << pack;  // one per micro-batch
+    // A budget of about half the largest whole forward: every micro-batch needs two or more.
+    const int64_t budget = whole_tokens / 2;
+    int64_t split_forwards = 0, split_tokens = 0;
+    const auto split = run(budget, &split_forwards, &split_tokens);
+    EXPECT_GE(split_forwards, 4) << pack;
+    EXPECT_LE(split_tokens, budget) << pack;
+    ASSERT_EQ(whole.first.size(), split.first.size());
+    for (size_t i = 0; i < whole.first.size(); ++i)
+      EXPECT_NEAR(split.first[i], whole.first[i], 1e-5 * std::max(1.0, std::abs(whole.first[i])))
+          << pack << ": value " << i % 4 << " of step " << i / 4 + 1;
+    // Weights after 8 AdamW steps at lr 1e-3: within 1% of one step's update (Adam's normalised
+    // step turns a rounding-level gradient difference on a near-zero gradient into ~1e-6).
+    ASSERT_EQ(whole.second.size(), split.second.size());
+    for (size_t i = 0; i < whole.second.size(); ++i)
+      EXPECT_TRUE(at::allclose(split.second[i], whole.second[i], 1e-4, 1e-5))
+          << pack << ": parameter " << i << " max |diff| "
+          << (split.second[i] - whole.second[i]).abs().max().item<double>() << " max |p| "
+          << whole.second[i].abs().max().item<double>() << " numel " << whole.second[i].numel();
+    // Below one sample: each sample runs alone.
+    int64_t single_forwards = 0, single_tokens = 0;
+    run(1, &single_forwards, &single_tokens);
+    EXPECT_EQ(single_forwards, 8) << pack;
+  }
 }
 
 }  // namespace

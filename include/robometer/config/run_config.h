@@ -175,7 +175,8 @@ struct TrainConfig {
   int max_steps = 1000;
   int batch_size = 16;  // pairs per device per micro-step
   int grad_accum = 1;
-  bool packing = false;  // the batch's sequences end to end in one row: no padding computed
+  bool packing = false;          // the batch's sequences end to end in one row: no padding computed
+  int max_tokens_per_batch = 0;  // tokens per forward; a larger micro-batch runs as several (0: any)
   double lr = 2e-5;
   double head_lr = 0;    // 0 = lr
   double vision_lr = 0;  // 0 = lr (only when vision layers are trainable)
@@ -205,6 +206,10 @@ struct TrainConfig {
     v("grad_accum", grad_accum, doc("micro-steps per optimizer step").range(1, 1e6));
     v("packing", packing,
       doc("lay each batch's sequences end to end (each attends only to itself): no padding computed"));
+    v("max_tokens_per_batch", max_tokens_per_batch,
+      doc("tokens one forward may compute (packed: the sum of lengths; padded: rows x longest); a "
+          "micro-batch that needs more runs as several forwards with the same loss; 0 = no limit")
+          .range(0, 1e9));
     v("lr", lr, doc("peak learning rate").range(0, 1));
     v("head_lr", head_lr, doc("heads' lr (0 = lr)").range(0, 1));
     v("vision_lr", vision_lr, doc("trainable vision layers' lr (0 = lr)").range(0, 1));

@@ -72,4 +72,8 @@ struct Batch {
 // Stacks the label tensors of `samples` (all with the same K). Throws Error on mismatched K.
 Batch collate(std::vector<PairSample> samples);
 
+// Samples [begin, end) of `batch` with their label tensors (views, no copy). Throws Error on an
+// empty or out-of-range slice.
+Batch slice_batch(const Batch& batch, int64_t begin, int64_t end);
+
 }  // namespace robometer::data

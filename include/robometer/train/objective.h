@@ -57,6 +57,10 @@ struct LossTerms {
   bool nothing_finite() const { return pair_dropped || (nan_components() > 0 && finite_components == 0); }
   // this += other · scale on the detached values (the accumulation over micro-batches).
   void add_scaled_values(const LossTerms& other, double scale);
+  // this += one forward's share of a micro-batch (train.max_tokens_per_batch): loss values add
+  // (each part divides by the whole batch's denominators), the accuracy is weighted by the part's
+  // share of the samples, counts add.
+  void add_part(const LossTerms& part, double sample_fraction);
   // False when every term was zeroed/absent: the loop must skip backward() for this batch.
   bool requires_grad() const { return total.defined() && total.requires_grad(); }
 };

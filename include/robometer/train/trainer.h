@@ -47,11 +47,13 @@ struct StepTimes {
 // What one optimizer step did (Trainer::step_once).
 struct StepResult {
   StepTimes times;
-  LossTerms terms;         // detached values averaged over the micro-batches (this rank)
-  double grad_norm = 0;    // before clipping
-  int64_t tokens = 0;      // attention-mask tokens of this rank's micro-batches
-  bool skipped = false;    // non-finite: no update (counts toward train.nan_abort_after)
-  int64_t host_syncs = 0;  // computed values read on the host (core::HostSyncCounter) in the step
+  LossTerms terms;                 // detached values averaged over the micro-batches (this rank)
+  double grad_norm = 0;            // before clipping
+  int64_t tokens = 0;              // attention-mask tokens of this rank's micro-batches
+  int64_t forwards = 0;            // forward passes (micro-batches, more under train.max_tokens_per_batch)
+  int64_t max_forward_tokens = 0;  // tokens computed by the largest forward (padding included)
+  bool skipped = false;            // non-finite: no update (counts toward train.nan_abort_after)
+  int64_t host_syncs = 0;          // computed values read on the host (core::HostSyncCounter) in the step
 };
 
 struct TrainSummary {
