@@ -7,6 +7,8 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/cuda.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
