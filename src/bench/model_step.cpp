@@ -49,6 +49,7 @@
 #include "robometer/data/trajectory_index.h"
 #include "robometer/model/checkpointing.h"
 #include "robometer/model/factory.h"
+#include "robometer/model/fused_kernels.h"
 #include "robometer/train/objective.h"
 #include "robometer/train/options_from_config.h"
 #include "robometer/train/param_optimizer.h"
@@ -272,6 +273,7 @@ int run_bench_model_step(const Options& o) {
   std::printf("build %.1f s, processor %.3f s per batch (CPU)\n", build_s, processor_s);
   std::printf("fused paths compiled: %s; switched %s\n", compat::fused_paths_compiled().c_str(),
               compat::fused_enabled() ? "on" : "off");
+  std::printf("%s\n", model::project_kernels_summary().c_str());
   std::fflush(stdout);
 
   // phases (optional): forward+loss, backward, clip+optimizer seconds, each ended by a device
@@ -477,6 +479,7 @@ int run_bench_model_step(const Options& o) {
                                                   : nlohmann::json()},
                         {"grad_norm", grad_norm},
                         {"fused_compiled", compat::fused_paths_compiled()},
+                        {"project_kernels", model::project_kernels_summary()},
                         {"fused_enabled", compat::fused_enabled()},
                         {"step_s_all", times},
                         {"forward_s_mean", phases[0]},

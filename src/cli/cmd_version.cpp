@@ -12,6 +12,8 @@ extern "C" {
 #endif
 
 #include "robometer/cli/command.h"
+#include "robometer/core/compat.h"
+#include "robometer/model/fused_kernels.h"
 
 namespace robometer::cli {
 namespace {
@@ -28,6 +30,8 @@ int run_version() {
 #else
   std::printf("nccl      not compiled in (CPU build: Gloo only)\n");
 #endif
+  std::printf("fused     %s\n", compat::fused_paths_compiled().c_str());
+  std::printf("kernels   %s\n", model::project_kernels_summary().c_str());
 #ifndef ROBOMETER_NO_VIDEO
   std::printf("ffmpeg    %s (libavcodec %d.%d.%d)\n", av_version_info(), LIBAVCODEC_VERSION_MAJOR,
               LIBAVCODEC_VERSION_MINOR, LIBAVCODEC_VERSION_MICRO);

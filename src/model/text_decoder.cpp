@@ -3,15 +3,32 @@
 #include <torch/nn/modules/embedding.h>
 
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 
 #include "robometer/core/compat.h"
 #include "robometer/core/error.h"
 #include "robometer/core/host_sync.h"
 #include "robometer/model/checkpointing.h"
+#include "robometer/model/fused_kernels.h"
 #include "robometer/model/rotary.h"
 
 namespace robometer::model {
+
+namespace {
+
+// The project's CUDA kernels (fused_kernels.h) take over when they are compiled and switched on
+// (ROBOMETER_CUDA_KERNELS=1) and every operand is a CUDA tensor of one dtype on one device;
+// any other case (CPU, mixed dtypes under autocast) keeps the eager ops.
+bool project_kernels_for(std::initializer_list<at::Tensor> ts) {
+  const at::Tensor& a = *ts.begin();
+  if (!use_project_kernels(a)) return false;
+  for (const auto& t : ts)
+    if (t.scalar_type() != a.scalar_type() || t.device() != a.device()) return false;
+  return true;
+}
+
+}  // namespace
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
   weight = register_parameter("weight", at::ones({dim}));
@@ -39,10 +56,18 @@ TextAttentionImpl::TextAttentionImpl(const TextConfig& c)
 at::Tensor TextAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                       const at::Tensor& mask, const std::vector<int64_t>& segments) {
   const int64_t B = x.size(0), L = x.size(1);
-  auto q = q_norm->forward(q_proj->forward(x).view({B, L, heads_, head_dim_})).transpose(1, 2);
-  auto k = k_norm->forward(k_proj->forward(x).view({B, L, kv_heads_, head_dim_})).transpose(1, 2);
+  auto q = q_proj->forward(x).view({B, L, heads_, head_dim_});
+  auto k = k_proj->forward(x).view({B, L, kv_heads_, head_dim_});
   auto v = v_proj->forward(x).view({B, L, kv_heads_, head_dim_}).transpose(1, 2);
-  std::tie(q, k) = apply_text_rotary(q, k, cos, sin);
+  if (project_kernels_for({q, k, q_norm->weight, k_norm->weight, cos, sin})) {
+    // One kernel per tensor: per-head RMSNorm and the rotary, on the [B, L, H, D] view.
+    q = fused_rms_norm_rotary(q, q_norm->weight, cos, sin, q_norm->eps()).transpose(1, 2);
+    k = fused_rms_norm_rotary(k, k_norm->weight, cos, sin, k_norm->eps()).transpose(1, 2);
+  } else {
+    q = q_norm->forward(q).transpose(1, 2);
+    k = k_norm->forward(k).transpose(1, 2);
+    std::tie(q, k) = apply_text_rotary(q, k, cos, sin);
+  }
   // GQA (fewer K/V heads than query heads) is handled by the attention call: natively on 2.5+
   // CUDA, by HF's repeat_kv elsewhere. Inside checkpoint_selective the call is taped.
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
@@ -75,6 +100,11 @@ TextMLPImpl::TextMLPImpl(const TextConfig& c) {
 }
 
 at::Tensor TextMLPImpl::forward(const at::Tensor& x) {
+  if (use_project_kernels(x)) {
+    auto g = gate_proj->forward(x);
+    auto u = up_proj->forward(x);
+    return down_proj->forward(project_kernels_for({g, u}) ? fused_swiglu(g, u) : at::silu(g) * u);
+  }
   return down_proj->forward(at::silu(gate_proj->forward(x)) * up_proj->forward(x));
 }
 
@@ -88,7 +118,14 @@ TextDecoderLayerImpl::TextDecoderLayerImpl(const TextConfig& c) {
 
 at::Tensor TextDecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                          const at::Tensor& mask, const std::vector<int64_t>& segments) {
-  auto h = x + self_attn->forward(input_layernorm->forward(x), cos, sin, mask, segments);
+  auto a = self_attn->forward(input_layernorm->forward(x), cos, sin, mask, segments);
+  const auto& w = post_attention_layernorm->weight;
+  if (project_kernels_for({x, a, w})) {
+    // The residual add and the post-attention RMSNorm in one pass over the hidden states.
+    auto [h, y] = fused_add_rms_norm(x, a, w, post_attention_layernorm->eps());
+    return h + mlp->forward(y);
+  }
+  auto h = x + a;
   return h + mlp->forward(post_attention_layernorm->forward(h));
 }
 

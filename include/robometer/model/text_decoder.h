@@ -19,6 +19,7 @@ class RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, double eps);
   at::Tensor forward(const at::Tensor& x);
+  double eps() const { return eps_; }
   at::Tensor weight;
 
  private:
